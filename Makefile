@@ -1,0 +1,88 @@
+# dsq build. Objects and binaries go to build/ (build-san/ with SAN=1).
+#   make            the dsq binary and every test program
+#   make test       build and run the test suite
+#   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make demo       convert a shipped fixture and inspect it
+#   make bench      conversion benchmark (prints numbers, asserts nothing)
+#   make fuzz       libFuzzer targets (clang)
+# CUDA sources build with nvcc when it is found; CUDA_ARCHS picks the targets.
+
+CC      ?= gcc
+NVCC    ?= $(shell command -v nvcc 2>/dev/null)
+CUDA_ARCHS ?= 80 86 89 90
+
+ifeq ($(SAN),1)
+BUILD   := build-san
+OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD   := build
+OPT     := -O2 -g
+endif
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -MMD -MP -I. -Iformats -Iquant -Iconvert -Iruntime
+LDFLAGS += $(OPT) -fopenmp
+LDLIBS  += -ljansson -lzstd -lxxhash -lm
+
+LIB_SRCS  := $(wildcard formats/*.c quant/*.c convert/*.c runtime/*.c)
+LIB_SRCS  := $(filter-out runtime/main.c,$(LIB_SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_SRCS := $(filter-out tests/test_main.c,$(TEST_SRCS))
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+CUDA_SRCS := $(wildcard cuda/*.cu tests/gpu/*.cu)
+CUDA_OBJS := $(if $(NVCC),$(CUDA_SRCS:%.cu=$(BUILD)/%.o))
+NVFLAGS   := -O2 -std=c++17 -I. -Iformats -Iquant -Iruntime -Icuda \
+             $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+             -Xcompiler -Wall,-Wextra,-Werror
+
+.PHONY: all test demo bench fuzz format clean cuda
+all: $(BUILD)/dsq $(TEST_BINS) cuda
+
+$(BUILD)/libdsq.a: $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/dsq: $(BUILD)/runtime/main.o $(BUILD)/libdsq.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_main.o $(BUILD)/libdsq.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+
+cuda: $(CUDA_OBJS)
+ifeq ($(NVCC),)
+	@echo "nvcc not found: CUDA sources not built"
+endif
+
+test: all
+	tests/run.sh $(BUILD)
+
+demo: $(BUILD)/dsq
+	scripts/demo.sh $(BUILD)/dsq
+
+bench: $(BUILD)/dsq
+	scripts/bench-convert.sh $(BUILD)/dsq
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+fuzz: $(FUZZ_BINS)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp=libgomp \
+	    -I. -Iformats -Iquant -Iconvert -Iruntime -o $@ $< $(LIB_SRCS) $(LDLIBS) -lgomp
+
+format:
+	clang-format -i $(wildcard */*.c */*.h */*.cu tests/*/*.c)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

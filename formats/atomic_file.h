@@ -1,0 +1,24 @@
+/* Output files that appear whole or not at all: written under a temporary name in the target's
+ * folder, then fsynced and renamed. A SIGINT/SIGTERM while writing removes the temporary file. */
+#ifndef DSQ_ATOMIC_FILE_H
+#define DSQ_ATOMIC_FILE_H
+
+#include "error.h"
+
+typedef struct {
+    char *final_path;
+    char *tmp_path;
+    int fd;
+    int created; /* the temporary file exists and is ours to remove */
+} atomic_file;
+
+/* Creates the temporary file next to path. Fails naming path if its folder is not writable. */
+int atomic_file_create(atomic_file *af, const char *path, dsq_error *err);
+
+/* Flushes to disk, renames onto the final path, syncs the folder. Closes the file. */
+int atomic_file_commit(atomic_file *af, dsq_error *err);
+
+/* Closes and removes the temporary file; safe to call after commit or on a zeroed struct. */
+void atomic_file_abort(atomic_file *af);
+
+#endif
