@@ -30,14 +30,17 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_SRCS := $(filter-out tests/test_main.c,$(TEST_SRCS))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-CUDA_SRCS := $(wildcard cuda/*.cu tests/gpu/*.cu)
+CUDA_SRCS := $(wildcard cuda/*.cu)
 CUDA_OBJS := $(if $(NVCC),$(CUDA_SRCS:%.cu=$(BUILD)/%.o))
+GPU_TESTS := $(if $(NVCC),$(patsubst tests/gpu/%.cu,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.cu)))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 NVFLAGS   := -O2 -std=c++17 -I. -Iformats -Iquant -Iruntime -Icuda \
              $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
              -Xcompiler -Wall,-Wextra,-Werror
 
 .PHONY: all test demo bench fuzz format clean cuda
-all: $(BUILD)/dsq $(TEST_BINS) cuda
+all: $(BUILD)/dsq $(TEST_BINS) $(FUZZ_REPLAY) cuda
 
 $(BUILD)/libdsq.a: $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -49,15 +52,33 @@ $(BUILD)/dsq: $(BUILD)/runtime/main.o $(BUILD)/libdsq.a
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/test_main.o $(BUILD)/libdsq.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# fuzz targets also link against a small driver that replays files, so gcc builds run them
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay_main.o $(BUILD)/libdsq.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/gpu/%: tests/gpu/%.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -MMD -MP -o $@ $<
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# fuzz targets also link against a small driver that replays files, so gcc builds run them
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay_main.o $(BUILD)/libdsq.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/gpu/%: tests/gpu/%.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -MMD -MP -o $@ $<
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
-cuda: $(CUDA_OBJS)
+cuda: $(CUDA_OBJS) $(GPU_TESTS)
 ifeq ($(NVCC),)
 	@echo "nvcc not found: CUDA sources not built"
 endif
@@ -71,7 +92,6 @@ demo: $(BUILD)/dsq
 bench: $(BUILD)/dsq
 	scripts/bench-convert.sh $(BUILD)/dsq
 
-FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 fuzz: $(FUZZ_BINS)
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)

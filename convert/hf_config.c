@@ -2,6 +2,8 @@
  * unsupported variant refused by name. */
 #include "hf_config.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -280,7 +282,11 @@ int hf_config_load(dsq_model_config *c, char *source_dtype, size_t dtype_cap, co
                    dsq_error *err)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dsq_fail(err, DSQ_EINPUT, "%s: cannot read config: %s", path, strerror(errno));
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(f);
     if (!root)
         return dsq_fail(err, DSQ_EINPUT, "%s: cannot read config: %s (line %d, column %d)", path,
                         jerr.text, jerr.line, jerr.column);

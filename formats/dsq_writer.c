@@ -122,8 +122,8 @@ int dsq_writer_begin_data(dsq_writer *w, dsq_error *err)
     int rc = posix_fallocate(w->out.fd, 0, (off_t)w->data_end);
     if (rc == ENOSPC || rc == EFBIG || rc == EDQUOT)
         return dsq_fail(err, DSQ_ERESOURCE,
-                        "%s: not enough disk space for %.2f GB of tensor data: %s",
-                        w->out.final_path, w->data_end / 1e9, strerror(rc));
+                        "%s: not enough disk space for %.1f MB of tensor data: %s",
+                        w->out.final_path, (double)w->data_end / 1e6, strerror(rc));
     return DSQ_OK; /* other failures (no fallocate support) surface at write time */
 }
 

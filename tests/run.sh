@@ -1,17 +1,18 @@
 #!/bin/sh
-# Runs every test program in BUILD/tests and the CLI tests; prints one "N passed, N failed" line.
+# Runs every test program in BUILD/tests (GPU tests skip themselves where no device exists) and
+# the CLI tests; prints one "N passed, N failed" line.
 build=${1:-build}
 passed=0
 failed=0
-for t in "$build"/tests/test_*; do
-    case "$t" in *.o | *.d) continue ;; esac
+for t in "$build"/tests/test_* "$build"/tests/gpu/test_*; do
+    case "$t" in *.o | *.d | *"*"*) continue ;; esac
     [ -x "$t" ] || continue
     out=$("$t" 2>&1)
     status=$?
     printf '%s\n' "$out"
     line=$(printf '%s\n' "$out" | tail -n 1)
-    p=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-    f=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    p=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*$/\1/p')
+    f=$(printf '%s' "$line" | sed -n 's/.*: \([0-9]*\) passed, \([0-9]*\) failed.*$/\2/p')
     if [ -z "$p" ]; then
         echo "$t: crashed or printed no summary (exit $status)"
         failed=$((failed + 1))

@@ -1,0 +1,410 @@
+/* dsq convert: config -> plan -> checkpoint check -> streamed tensor data -> metadata. */
+#include "convert.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "dsq_writer.h"
+#include "float16.h"
+#include "hf_config.h"
+#include "safetensors.h"
+#include "tensor_map.h"
+#include "tokenizer_import.h"
+#include "types.h"
+#include "version.h"
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors and .dsq are little-endian; this converter assumes a little-endian host"
+#endif
+
+#define CHUNK_BYTES (32u << 20) /* source bytes converted per step: bounds memory */
+
+/* Storage type of each class in the bf16 preset. */
+static uint32_t bf16_preset_type(tensor_class cls)
+{
+    return cls == TC_NORM || cls == TC_ROUTER ? DSQ_TYPE_F32 : DSQ_TYPE_BF16;
+}
+
+static const char *bf16_preset_reason(tensor_class cls)
+{
+    return cls == TC_NORM     ? "norm weights stay f32: tiny, and exact for bf16 sources"
+           : cls == TC_ROUTER ? "router stays f32: expert choice is sensitive to it"
+                              : "bf16 preset: stored as in the checkpoint";
+}
+
+static int ignorable_extra(const char *hf_name)
+{
+    const char *suffix = ".rotary_emb.inv_freq"; /* a buffer some exporters save; derivable */
+    size_t n = strlen(hf_name), m = strlen(suffix);
+    return n > m && strcmp(hf_name + n - m, suffix) == 0;
+}
+
+/* Appends "name" to a bounded list of names for an error message. */
+static void list_name(char *buf, size_t cap, int *count, const char *name)
+{
+    size_t len = strlen(buf);
+    if (*count < 6 && len + strlen(name) + 3 < cap)
+        snprintf(buf + len, cap - len, "%s%s", *count ? ", " : "", name);
+    (*count)++;
+}
+
+/* Matches the checkpoint to the plan: src[i] is the source of plan[i]. Every missing, mis-shaped
+ * and unexpected tensor is named (the first few of each kind) in one error. */
+static int match_checkpoint(const st_checkpoint *ck, const planned_tensor *plan, int n_plan,
+                            const st_tensor **src, const char *dir, dsq_error *err)
+{
+    char missing[512] = "", shapes[768] = "", extra[512] = "";
+    int n_missing = 0, n_shapes = 0, n_extra = 0;
+    for (int i = 0; i < n_plan; i++) {
+        const st_tensor *t = st_find(ck, plan[i].hf_name);
+        src[i] = t;
+        if (!t) {
+            list_name(missing, sizeof missing, &n_missing, plan[i].hf_name);
+            continue;
+        }
+        int ok = t->ndim == (int)plan[i].ndim && t->shape[0] == plan[i].shape[0] &&
+                 (plan[i].ndim == 1 || t->shape[1] == plan[i].shape[1]);
+        if (!ok) {
+            char desc[200], got[64] = "";
+            for (int d = 0; d < t->ndim && d < 4; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", d ? "x" : "",
+                         (unsigned long long)t->shape[d]);
+            if (plan[i].ndim == 2)
+                snprintf(desc, sizeof desc, "%s is %s, expected %llux%llu", plan[i].hf_name, got,
+                         (unsigned long long)plan[i].shape[0],
+                         (unsigned long long)plan[i].shape[1]);
+            else
+                snprintf(desc, sizeof desc, "%s is %s, expected %llu", plan[i].hf_name, got,
+                         (unsigned long long)plan[i].shape[0]);
+            list_name(shapes, sizeof shapes, &n_shapes, desc);
+        }
+    }
+    int matched = 0;
+    for (int i = 0; i < n_plan; i++)
+        matched += src[i] != NULL;
+    if (matched + n_extra < ck->n_tensors) {
+        /* find the unexpected ones: names in the checkpoint that no plan entry claimed */
+        char *claimed = calloc((size_t)ck->n_tensors, 1);
+        if (!claimed)
+            return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+        for (int i = 0; i < n_plan; i++)
+            if (src[i])
+                claimed[src[i] - ck->tensors] = 1;
+        for (int j = 0; j < ck->n_tensors; j++)
+            if (!claimed[j] && !ignorable_extra(ck->tensors[j].name))
+                list_name(extra, sizeof extra, &n_extra, ck->tensors[j].name);
+        free(claimed);
+    }
+    if (!n_missing && !n_shapes && !n_extra)
+        return DSQ_OK;
+    char msg[2048];
+    int len = snprintf(msg, sizeof msg, "%s: checkpoint does not match its config.json:", dir);
+    if (n_missing)
+        len += snprintf(msg + len, sizeof msg - (size_t)len, " %d missing tensor%s (%s%s)",
+                        n_missing, n_missing > 1 ? "s" : "", missing, n_missing > 6 ? ", ..." : "");
+    if (n_shapes && len < (int)sizeof msg)
+        len += snprintf(msg + len, sizeof msg - (size_t)len, "%s %d wrong shape%s (%s%s)",
+                        n_missing ? ";" : "", n_shapes,
+                        n_shapes > 1 ? "s" : "", shapes, n_shapes > 6 ? ", ..." : "");
+    if (n_extra && len < (int)sizeof msg)
+        snprintf(msg + len, sizeof msg - (size_t)len, "%s %d unexpected tensor%s (%s%s)",
+                 n_missing || n_shapes ? ";" : "", n_extra,
+                 n_extra > 1 ? "s" : "", extra, n_extra > 6 ? ", ..." : "");
+    return dsq_fail(err, DSQ_EINPUT, "%s", msg);
+}
+
+/* Converts n elements from a safetensors dtype to a dsq float type. */
+static void convert_elements(st_dtype from, const void *src, uint32_t to, void *dst, size_t n)
+{
+    if ((from == ST_BF16 && to == DSQ_TYPE_BF16) || (from == ST_F32 && to == DSQ_TYPE_F32) ||
+        (from == ST_F16 && to == DSQ_TYPE_F16)) {
+        memcpy(dst, src, n * st_dtype_size(from));
+        return;
+    }
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t i = 0; i < n; i++) {
+        float v = from == ST_F32    ? ((const float *)src)[i]
+                  : from == ST_BF16 ? dsq_bf16_to_f32(((const uint16_t *)src)[i])
+                                    : dsq_f16_to_f32(((const uint16_t *)src)[i]);
+        if (to == DSQ_TYPE_F32)
+            ((float *)dst)[i] = v;
+        else if (to == DSQ_TYPE_BF16)
+            ((uint16_t *)dst)[i] = dsq_f32_to_bf16(v);
+        else
+            ((uint16_t *)dst)[i] = dsq_f32_to_f16(v);
+    }
+}
+
+static int read_shard_bytes(const st_shard *s, uint64_t off, void *buf, size_t len,
+                            dsq_error *err)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(s->fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return dsq_fail(err, DSQ_EINPUT, "%s: read failed at offset %llu: %s", s->path,
+                            (unsigned long long)off, n < 0 ? strerror(errno) : "unexpected end");
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return DSQ_OK;
+}
+
+typedef struct {
+    const convert_options *opt;
+    const st_checkpoint *ck;
+    dsq_writer *w;
+    uint8_t *in, *out; /* chunk buffers */
+    uint64_t done, total;
+    XXH3_state_t *file_hash; /* whole-shard hash, fed in file order */
+    uint64_t *shard_hashes;
+} stream_state;
+
+/* Feeds [from, to) of shard s into the shard hash (headers and any gaps between tensors). */
+static int hash_gap(stream_state *s, const st_shard *sh, uint64_t from, uint64_t to,
+                    dsq_error *err)
+{
+    while (from < to) {
+        size_t n = to - from < CHUNK_BYTES ? (size_t)(to - from) : CHUNK_BYTES;
+        int rc = read_shard_bytes(sh, from, s->in, n, err);
+        if (rc)
+            return rc;
+        XXH3_64bits_update(s->file_hash, s->in, n);
+        from += n;
+    }
+    return DSQ_OK;
+}
+
+/* Streams one source tensor into dsq tensor `index` (or only hashes it if index < 0). */
+static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_error *err)
+{
+    const dsq_tensor_info *info = index >= 0 ? dsq_writer_tensor(s->w, (uint32_t)index) : NULL;
+    size_t esize = st_dtype_size(t->dtype);
+    uint64_t row_elems = t->ndim ? t->shape[t->ndim - 1] : 1;
+    uint64_t row_bytes = row_elems * esize;
+    uint64_t rows_per_chunk = row_bytes ? CHUNK_BYTES / row_bytes : 1;
+    /* whole rows per step (quantizers need them); a row longer than a chunk is split, which
+     * element-wise float conversion allows */
+    uint64_t step = rows_per_chunk ? rows_per_chunk * row_bytes : CHUNK_BYTES - CHUNK_BYTES % esize;
+    for (uint64_t off = 0; off < t->size; off += step) {
+        size_t n = (size_t)(t->size - off < step ? t->size - off : step);
+        int rc = st_read(s->ck, t, off, s->in, n, err);
+        if (rc)
+            return rc;
+        XXH3_64bits_update(s->file_hash, s->in, n);
+        if (info) {
+            size_t elems = n / esize;
+            size_t out_bytes = elems * dsq_type_info(info->type)->block_bytes;
+            convert_elements(t->dtype, s->in, info->type, s->out, elems);
+            if ((rc = dsq_writer_write(s->w, (uint32_t)index, s->out, out_bytes, err)))
+                return rc;
+        }
+        s->done += n;
+        if (s->opt->progress)
+            s->opt->progress(s->opt->progress_ctx, s->done, s->total);
+    }
+    return DSQ_OK;
+}
+
+/* Reads every shard front to back, writing each planned tensor; hashes whole shards. */
+static int stream_shards(stream_state *s, const int *dest, dsq_error *err)
+{
+    const st_checkpoint *ck = s->ck;
+    int ti = 0, rc = DSQ_OK;
+    for (int sh = 0; sh < ck->n_shards && !rc; sh++) {
+        const st_shard *shard = &ck->shards[sh];
+        uint64_t pos = 0;
+        XXH3_64bits_reset(s->file_hash);
+        for (; ti < ck->n_tensors && ck->tensors[ti].shard == sh && !rc; ti++) {
+            const st_tensor *t = &ck->tensors[ti];
+            rc = hash_gap(s, shard, pos, t->offset, err);
+            if (!rc)
+                rc = stream_tensor(s, t, dest[ti], err);
+            pos = t->offset + t->size;
+        }
+        if (!rc)
+            rc = hash_gap(s, shard, pos, shard->file_size, err);
+        s->shard_hashes[sh] = XXH3_64bits_digest(s->file_hash);
+    }
+    return rc;
+}
+
+/* {"name", "size", "xxh3"} of a small file in the checkpoint folder, or NULL if absent. */
+static json_t *describe_small_file(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    XXH3_state_t *h = XXH3_createState();
+    XXH3_64bits_reset(h);
+    char buf[65536];
+    size_t n, size = 0;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        XXH3_64bits_update(h, buf, n);
+        size += n;
+    }
+    fclose(f);
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)XXH3_64bits_digest(h));
+    XXH3_freeState(h);
+    return json_pack("{s:s, s:I, s:s}", "name", name, "size", (json_int_t)size, "xxh3", hex);
+}
+
+static json_t *build_provenance(const convert_options *o, const st_checkpoint *ck,
+                                const uint64_t *shard_hashes)
+{
+    json_t *files = json_array();
+    const char *small[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                           "generation_config.json", "model.safetensors.index.json"};
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+        json_t *d = describe_small_file(o->hf_dir, small[i]);
+        if (d)
+            json_array_append_new(files, d);
+    }
+    for (int i = 0; i < ck->n_shards; i++) {
+        const char *base = strrchr(ck->shards[i].path, '/');
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)shard_hashes[i]);
+        json_array_append_new(files, json_pack("{s:s, s:I, s:s}", "name",
+                                               base ? base + 1 : ck->shards[i].path, "size",
+                                               (json_int_t)ck->shards[i].file_size, "xxh3", hex));
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:o}", "tool", "dsq", "version", DSQ_TOOL_VERSION,
+                     "command", o->command_line ? o->command_line : "", "source_dir", o->hf_dir,
+                     "source_files", files);
+}
+
+static json_t *build_recipe(void)
+{
+    json_t *rules = json_array();
+    for (int c = 0; c < TC_COUNT; c++)
+        json_array_append_new(rules, json_pack("{s:s, s:s, s:s}", "class",
+                                               tensor_class_name((tensor_class)c), "type",
+                                               dsq_type_info(bf16_preset_type((tensor_class)c))->name,
+                                               "why", bf16_preset_reason((tensor_class)c)));
+    return json_pack("{s:s, s:o}", "preset", "bf16", "rules", rules);
+}
+
+/* Declares every planned tensor to the writer, in plan order; dest maps source -> dsq index. */
+static int declare_tensors(dsq_writer *w, const st_checkpoint *ck, const planned_tensor *plan,
+                           int n_plan, const st_tensor **src, int *dest, dsq_error *err)
+{
+    for (int j = 0; j < ck->n_tensors; j++)
+        dest[j] = -1;
+    for (int i = 0; i < n_plan; i++) {
+        uint32_t idx;
+        int rc = dsq_writer_add(w, plan[i].name, bf16_preset_type(plan[i].cls), plan[i].ndim,
+                                plan[i].shape, 0, &idx, err);
+        if (rc)
+            return rc;
+        dest[src[i] - ck->tensors] = (int)idx;
+    }
+    return DSQ_OK;
+}
+
+int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
+{
+    char path[4096], dtype[32];
+    dsq_model_config cfg;
+    planned_tensor *plan = NULL;
+    int n_plan = 0;
+    st_checkpoint ck = {0};
+    json_t *tokenizer = NULL, *chat_template = NULL, *meta = NULL;
+    const st_tensor **src = NULL;
+    int *dest = NULL;
+    dsq_writer *w = NULL;
+    stream_state s = {.opt = o, .ck = &ck};
+    char *meta_text = NULL;
+    memset(stats, 0, sizeof *stats);
+    if (o->threads > 0)
+        omp_set_num_threads(o->threads);
+
+    struct stat st;
+    if (stat(o->hf_dir, &st) != 0)
+        return dsq_fail(err, DSQ_EINPUT, "%s: %s", o->hf_dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return dsq_fail(err, DSQ_EINPUT, "%s: not a folder (give the checkpoint's folder)",
+                        o->hf_dir);
+    snprintf(path, sizeof path, "%s/config.json", o->hf_dir);
+    int rc = hf_config_load(&cfg, dtype, sizeof dtype, path, err);
+    if (!rc)
+        rc = tensor_plan_build(&cfg, &plan, &n_plan, err);
+    if (!rc)
+        rc = st_open_dir(&ck, o->hf_dir, err);
+    if (!rc) {
+        src = calloc((size_t)n_plan, sizeof *src);
+        dest = calloc((size_t)ck.n_tensors + 1, sizeof *dest);
+        if (!src || !dest)
+            rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    if (!rc)
+        rc = match_checkpoint(&ck, plan, n_plan, src, o->hf_dir, err);
+    if (!rc)
+        rc = tokenizer_import(o->hf_dir, cfg.bos_token_id, cfg.eos_token_id, cfg.vocab_size,
+                              &tokenizer, &chat_template, err);
+    if (!rc)
+        rc = dsq_writer_create(&w, o->out_path, err);
+    if (!rc)
+        rc = declare_tensors(w, &ck, plan, n_plan, src, dest, err);
+    if (!rc)
+        rc = dsq_writer_begin_data(w, err);
+    if (!rc) {
+        s.w = w;
+        s.in = malloc(CHUNK_BYTES);
+        s.out = malloc(2 * (size_t)CHUNK_BYTES); /* bf16 -> f32 doubles the bytes */
+        s.file_hash = XXH3_createState();
+        s.shard_hashes = calloc((size_t)ck.n_shards, sizeof *s.shard_hashes);
+        for (int j = 0; j < ck.n_tensors; j++)
+            s.total += ck.tensors[j].size;
+        if (!s.in || !s.out || !s.file_hash || !s.shard_hashes)
+            rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory for conversion buffers");
+    }
+    if (!rc)
+        rc = stream_shards(&s, dest, err);
+    if (!rc) {
+        json_t *model = model_config_to_json(&cfg);
+        json_object_set_new(model, "source_dtype", json_string(dtype));
+        meta = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "format", "dsq", "model", model,
+                         "tokenizer", tokenizer, "chat_template", chat_template, "recipe",
+                         build_recipe(), "provenance",
+                         build_provenance(o, &ck, s.shard_hashes));
+        tokenizer = chat_template = NULL; /* owned by meta now */
+        meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+        if (!meta_text)
+            rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory for metadata");
+    }
+    if (!rc)
+        rc = dsq_writer_finish(w, meta_text, strlen(meta_text), err);
+    if (!rc) {
+        stats->bytes_read = 0;
+        for (int i = 0; i < ck.n_shards; i++)
+            stats->bytes_read += ck.shards[i].file_size;
+        stats->bytes_written = dsq_writer_data_bytes(w);
+        stats->n_tensors = n_plan;
+    }
+    dsq_writer_free(w);
+    free(meta_text);
+    json_decref(meta);
+    json_decref(tokenizer);
+    json_decref(chat_template);
+    free(s.in);
+    free(s.out);
+    XXH3_freeState(s.file_hash);
+    free(s.shard_hashes);
+    free(src);
+    free(dest);
+    st_close(&ck);
+    free(plan);
+    return rc;
+}

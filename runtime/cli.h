@@ -1,0 +1,27 @@
+/* Subcommands of the dsq binary and the helpers they share. Exit codes: 0 ok, 1 usage,
+ * 2 bad input, 3 resource (memory, disk, device). */
+#ifndef DSQ_CLI_H
+#define DSQ_CLI_H
+
+#include <stdbool.h>
+
+#include "error.h"
+
+int cmd_convert(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+/* Prints "dsq <cmd>: message" to stderr and returns the error's exit code. */
+int cli_report(const char *cmd, const dsq_error *err);
+
+/* Prints a usage error with a pointer to --help; returns 1. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses an integer option value in [lo, hi]; false (with a message) otherwise. */
+bool cli_parse_int(const char *cmd, const char *opt, const char *text, long lo, long hi,
+                   long *out);
+
+/* The whole command line as one string, for provenance (malloc'd). */
+char *cli_command_line(int argc, char **argv);
+
+#endif
