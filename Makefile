@@ -40,6 +40,7 @@ NVFLAGS   := -O2 -std=c++17 -I. -Iformats -Iquant -Iruntime -Icuda \
              -Xcompiler -Wall,-Wextra,-Werror
 
 .PHONY: all test demo bench fuzz format clean cuda
+.SECONDARY:
 all: $(BUILD)/dsq $(TEST_BINS) $(FUZZ_REPLAY) cuda
 
 $(BUILD)/libdsq.a: $(LIB_OBJS)
