@@ -1,0 +1,240 @@
+/* Attention: MHA with NeoX RoPE (DeepSeek-MoE) and MLA (DeepSeek-V2) in two forms over one
+ * latent cache: expanded (K, V rebuilt by kv_b) and absorbed (W_UK folded into the query,
+ * W_UV applied after the weighted sum of latents). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "ops.h"
+
+/* Causal attention of one query over cached positions 0..last; out gets the weighted values.
+ * key(s) and value(s) give the cached vectors; scores are scaled dot products. */
+static void mha_head(const float *q, const float *keys, size_t key_stride, const float *values,
+                     size_t value_stride, int dim, int last, float scale, float *scores,
+                     float *out)
+{
+    for (int s = 0; s <= last; s++) {
+        const float *k = keys + (size_t)s * key_stride;
+        float dot = 0;
+        for (int i = 0; i < dim; i++)
+            dot += q[i] * k[i];
+        scores[s] = dot * scale;
+    }
+    ops_softmax(scores, last + 1);
+    memset(out, 0, (size_t)dim * sizeof(float));
+    for (int s = 0; s <= last; s++) {
+        const float *v = values + (size_t)s * value_stride;
+        for (int i = 0; i < dim; i++)
+            out[i] += scores[s] * v[i];
+    }
+}
+
+static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
+{
+    const dsq_model_config *c = m->cfg;
+    const layer_weights *lw = &m->w.layers[layer];
+    const int hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, group = nh / nkv;
+    const size_t stride = m->cache_a_stride;
+    float *keys = m->cache_a + (size_t)layer * m->ctx * stride;
+    float *values = m->cache_b + (size_t)layer * m->ctx * stride;
+    float *q = malloc((size_t)n * nh * hd * sizeof(float));
+    float *attn = malloc((size_t)n * nh * hd * sizeof(float));
+    if (!q || !attn) {
+        free(q);
+        free(attn);
+        return DSQ_ERESOURCE;
+    }
+    /* new keys and values go straight into the cache at their positions */
+    m->be->matmul(&lw->wq, xn, q, n);
+    m->be->matmul(&lw->wk, xn, keys + (size_t)m->n_past * stride, n);
+    m->be->matmul(&lw->wv, xn, values + (size_t)m->n_past * stride, n);
+    for (int t = 0; t < n; t++) {
+        int pos = m->n_past + t;
+        for (int h = 0; h < nh; h++)
+            rope_apply(&m->rope, q + ((size_t)t * nh + h) * hd, pos);
+        for (int h = 0; h < nkv; h++)
+            rope_apply(&m->rope, keys + (size_t)pos * stride + (size_t)h * hd, pos);
+    }
+#pragma omp parallel
+    {
+        float *scores = malloc((size_t)(m->n_past + n) * sizeof(float));
+#pragma omp for collapse(2) schedule(static)
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < nh; h++) {
+                size_t kv_off = (size_t)(h / group) * hd;
+                mha_head(q + ((size_t)t * nh + h) * hd, keys + kv_off, stride, values + kv_off,
+                         stride, hd, m->n_past + t, m->softmax_scale, scores,
+                         attn + ((size_t)t * nh + h) * hd);
+            }
+        free(scores);
+    }
+    m->be->matmul(&lw->wo, attn, out, n);
+    free(q);
+    free(attn);
+    return DSQ_OK;
+}
+
+/* MLA, expanded: per head, k = [W_UK c ; k_pe], v = W_UV c for every cached position. */
+static void mla_expanded(model *m, int layer, const float *q, int n, float *attn, float *kv,
+                         float *scores_all)
+{
+    const dsq_model_config *c = m->cfg;
+    const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+    const int vd = c->v_head_dim, qk = nope + rope, kvw = nope + vd;
+    const float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
+    const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
+    const int total = m->n_past + n;
+    m->be->matmul(&m->w.layers[layer].kv_b, latent, kv, total); /* (total, nh * (nope + v)) */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < nh; h++) {
+            const float *qh = q + ((size_t)t * nh + h) * qk;
+            float *scores = scores_all + ((size_t)t * nh + h) * total;
+            int last = m->n_past + t;
+            for (int s = 0; s <= last; s++) {
+                const float *k = kv + (size_t)s * nh * kvw + (size_t)h * kvw;
+                const float *kpe = pe + (size_t)s * rope;
+                float dot = 0;
+                for (int i = 0; i < nope; i++)
+                    dot += qh[i] * k[i];
+                for (int i = 0; i < rope; i++)
+                    dot += qh[nope + i] * kpe[i];
+                scores[s] = dot * m->softmax_scale;
+            }
+            ops_softmax(scores, last + 1);
+            float *o = attn + ((size_t)t * nh + h) * vd;
+            memset(o, 0, (size_t)vd * sizeof(float));
+            for (int s = 0; s <= last; s++) {
+                const float *v = kv + (size_t)s * nh * kvw + (size_t)h * kvw + nope;
+                for (int i = 0; i < vd; i++)
+                    o[i] += scores[s] * v[i];
+            }
+        }
+}
+
+/* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c).
+ * kv_b rows are widened one at a time and applied to every token. */
+static void mla_absorbed(model *m, int layer, const float *q, int n, float *attn, float *q_lat,
+                         float *o_lat, float *scores_all)
+{
+    const dsq_model_config *c = m->cfg;
+    const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+    const int vd = c->v_head_dim, qk = nope + rope, kvr = c->kv_lora_rank, kvw = nope + vd;
+    const dsq_matrix *kv_b = &m->w.layers[layer].kv_b;
+    const float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
+    const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
+    const int total = m->n_past + n;
+    memset(q_lat, 0, (size_t)n * nh * kvr * sizeof(float));
+#pragma omp parallel
+    {
+        float *row = malloc((size_t)kvr * sizeof(float));
+#pragma omp for schedule(static)
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < nope; i++) {
+                m->be->get_row(kv_b, h * kvw + i, row);
+                for (int t = 0; t < n; t++) {
+                    float qi = q[((size_t)t * nh + h) * qk + i];
+                    float *ql = q_lat + ((size_t)t * nh + h) * kvr;
+                    for (int j = 0; j < kvr; j++)
+                        ql[j] += qi * row[j];
+                }
+            }
+#pragma omp for collapse(2) schedule(static)
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < nh; h++) {
+                const float *ql = q_lat + ((size_t)t * nh + h) * kvr;
+                const float *qpe = q + ((size_t)t * nh + h) * qk + nope;
+                float *scores = scores_all + ((size_t)t * nh + h) * total;
+                int last = m->n_past + t;
+                for (int s = 0; s <= last; s++) {
+                    const float *cs = latent + (size_t)s * kvr, *kpe = pe + (size_t)s * rope;
+                    float dot = 0;
+                    for (int j = 0; j < kvr; j++)
+                        dot += ql[j] * cs[j];
+                    for (int i = 0; i < rope; i++)
+                        dot += qpe[i] * kpe[i];
+                    scores[s] = dot * m->softmax_scale;
+                }
+                ops_softmax(scores, last + 1);
+                float *ol = o_lat + ((size_t)t * nh + h) * kvr;
+                memset(ol, 0, (size_t)kvr * sizeof(float));
+                for (int s = 0; s <= last; s++)
+                    for (int j = 0; j < kvr; j++)
+                        ol[j] += scores[s] * latent[(size_t)s * kvr + j];
+            }
+#pragma omp for schedule(static)
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < vd; i++) {
+                m->be->get_row(kv_b, h * kvw + nope + i, row);
+                for (int t = 0; t < n; t++) {
+                    const float *ol = o_lat + ((size_t)t * nh + h) * kvr;
+                    float dot = 0;
+                    for (int j = 0; j < kvr; j++)
+                        dot += row[j] * ol[j];
+                    attn[((size_t)t * nh + h) * vd + i] = dot;
+                }
+            }
+        free(row);
+    }
+}
+
+static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
+{
+    const dsq_model_config *c = m->cfg;
+    const layer_weights *lw = &m->w.layers[layer];
+    const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+    const int qk = nope + rope, kvr = c->kv_lora_rank, total = m->n_past + n;
+    const bool expanded = m->mode == ATTN_EXPANDED || (m->mode == ATTN_AUTO && n > 1);
+    float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
+    float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
+    size_t q_size = (size_t)n * nh * qk;
+    size_t lat_size = expanded ? (size_t)total * nh * (nope + c->v_head_dim)
+                               : 2 * (size_t)n * nh * kvr;
+    float *q = malloc(q_size * sizeof(float));
+    float *ckv = malloc((size_t)n * (kvr + rope) * sizeof(float));
+    float *qa = c->q_lora_rank ? malloc((size_t)n * c->q_lora_rank * sizeof(float)) : NULL;
+    float *attn = malloc((size_t)n * nh * c->v_head_dim * sizeof(float));
+    float *work = malloc(lat_size * sizeof(float));
+    float *scores = malloc((size_t)n * nh * total * sizeof(float));
+    int rc = q && ckv && attn && work && scores && (qa || !c->q_lora_rank) ? DSQ_OK
+                                                                              : DSQ_ERESOURCE;
+    if (!rc) {
+        if (c->q_lora_rank) { /* the reference builds q_a_layernorm with its default eps 1e-6 */
+            m->be->matmul(&lw->q_a, xn, qa, n);
+            for (int t = 0; t < n; t++)
+                ops_rmsnorm(qa + (size_t)t * c->q_lora_rank, qa + (size_t)t * c->q_lora_rank,
+                            lw->q_a_norm, c->q_lora_rank, 1e-6f);
+            m->be->matmul(&lw->q_b, qa, q, n);
+        } else {
+            m->be->matmul(&lw->wq, xn, q, n);
+        }
+        m->be->matmul(&lw->kv_a, xn, ckv, n);
+        for (int t = 0; t < n; t++) {
+            int pos = m->n_past + t;
+            const float *row = ckv + (size_t)t * (kvr + rope);
+            ops_rmsnorm(latent + (size_t)pos * kvr, row, lw->kv_a_norm, kvr, 1e-6f); /* ditto */
+            memcpy(pe + (size_t)pos * rope, row + kvr, (size_t)rope * sizeof(float));
+            rope_apply(&m->rope, pe + (size_t)pos * rope, pos);
+            for (int h = 0; h < nh; h++)
+                rope_apply(&m->rope, q + ((size_t)t * nh + h) * qk + nope, pos);
+        }
+        if (expanded)
+            mla_expanded(m, layer, q, n, attn, work, scores);
+        else
+            mla_absorbed(m, layer, q, n, attn, work, work + (size_t)n * nh * kvr, scores);
+        m->be->matmul(&lw->wo, attn, out, n);
+    }
+    free(q);
+    free(ckv);
+    free(qa);
+    free(attn);
+    free(work);
+    free(scores);
+    return rc;
+}
+
+int attention_forward(model *m, int layer, const float *xn, int n, float *out)
+{
+    return m->cfg->family == DSQ_FAMILY_V1 ? mha_forward(m, layer, xn, n, out)
+                                           : mla_forward(m, layer, xn, n, out);
+}

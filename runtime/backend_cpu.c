@@ -1,0 +1,55 @@
+/* CPU backend: rows are widened to f32 once and dotted with every token, fp32 accumulation,
+ * rows split across OpenMP threads. Clear first; fast paths come with the quant types. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "float16.h"
+#include "types.h"
+
+static void widen_row(const dsq_matrix *w, int r, float *out)
+{
+    const size_t n = (size_t)w->cols;
+    if (w->type == DSQ_TYPE_F32) {
+        memcpy(out, (const float *)w->data + (size_t)r * n, n * sizeof(float));
+    } else if (w->type == DSQ_TYPE_BF16) {
+        const uint16_t *src = (const uint16_t *)w->data + (size_t)r * n;
+        for (size_t k = 0; k < n; k++)
+            out[k] = dsq_bf16_to_f32(src[k]);
+    } else {
+        const uint16_t *src = (const uint16_t *)w->data + (size_t)r * n;
+        for (size_t k = 0; k < n; k++)
+            out[k] = dsq_f16_to_f32(src[k]);
+    }
+}
+
+static float dot(const float *a, const float *b, int n)
+{
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int k = 0; k < n; k++)
+        sum += a[k] * b[k];
+    return sum;
+}
+
+static void cpu_matmul(const dsq_matrix *w, const float *x, float *y, int n)
+{
+    const int rows = w->rows, cols = w->cols;
+#pragma omp parallel if ((long)rows * cols * n > 32768)
+    {
+        float *row = malloc((size_t)cols * sizeof(float));
+#pragma omp for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            widen_row(w, r, row);
+            for (int t = 0; t < n; t++)
+                y[(size_t)t * rows + r] = dot(row, x + (size_t)t * cols, cols);
+        }
+        free(row);
+    }
+}
+
+const dsq_backend dsq_backend_cpu = {
+    .name = "cpu",
+    .matmul = cpu_matmul,
+    .get_row = widen_row,
+};

@@ -1,0 +1,129 @@
+/* Model lifetime, KV cache and the layer loop of the forward pass. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+size_t model_cache_bytes(const dsq_model_config *c, int ctx)
+{
+    size_t per_token = c->family == DSQ_FAMILY_V1
+                           ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim
+                           : (size_t)c->kv_lora_rank + (size_t)c->qk_rope_head_dim;
+    return (size_t)c->n_layers * (size_t)ctx * per_token * sizeof(float);
+}
+
+int model_open(model *m, const char *path, int ctx, dsq_error *err)
+{
+    memset(m, 0, sizeof *m);
+    int rc = model_file_open(&m->file, path, err);
+    if (rc)
+        return rc;
+    const dsq_model_config *c = m->cfg = &m->file.config;
+    m->be = &dsq_backend_cpu;
+    if (ctx < 1 || ctx > c->max_position_embeddings) {
+        model_close(m);
+        return dsq_fail(err, DSQ_EUSAGE, "--ctx %d out of range: the model takes 1..%d tokens",
+                        ctx, c->max_position_embeddings);
+    }
+    size_t need = model_cache_bytes(c, ctx);
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if ((double)need > have * 0.9) {
+        model_close(m);
+        return dsq_fail(err, DSQ_ERESOURCE,
+                        "--ctx %d needs %.1f GB of KV cache; this machine has %.1f GB of memory",
+                        ctx, (double)need / 1e9, have / 1e9);
+    }
+    m->ctx = ctx;
+    if (c->family == DSQ_FAMILY_V1) {
+        m->cache_a_stride = m->cache_b_stride = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+        m->softmax_scale = 1.0f / sqrtf((float)c->head_dim);
+    } else {
+        m->cache_a_stride = (size_t)c->kv_lora_rank;
+        m->cache_b_stride = (size_t)c->qk_rope_head_dim;
+        double scale = 1.0 / sqrt((double)(c->qk_nope_head_dim + c->qk_rope_head_dim));
+        if (c->rope_yarn && c->yarn_mscale_all_dim != 0) {
+            double ms = rope_yarn_mscale(c->yarn_factor, c->yarn_mscale_all_dim);
+            scale *= ms * ms;
+        }
+        m->softmax_scale = (float)scale;
+    }
+    size_t per_layer_a = (size_t)ctx * m->cache_a_stride, per_layer_b = (size_t)ctx * m->cache_b_stride;
+    m->cache_a = malloc((size_t)c->n_layers * per_layer_a * sizeof(float));
+    m->cache_b = malloc((size_t)c->n_layers * per_layer_b * sizeof(float));
+    if (!m->cache_a || !m->cache_b) {
+        model_close(m);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
+    }
+    if ((rc = weights_build(&m->w, &m->file, err)) || (rc = rope_init(&m->rope, c, ctx, err))) {
+        model_close(m);
+        return rc;
+    }
+    return DSQ_OK;
+}
+
+void model_close(model *m)
+{
+    weights_free(&m->w);
+    rope_free(&m->rope);
+    free(m->cache_a);
+    free(m->cache_b);
+    model_file_close(&m->file);
+    memset(m, 0, sizeof *m);
+}
+
+int model_forward(model *m, const int *tokens, int n, float *logits, bool all_logits,
+                  dsq_error *err)
+{
+    const dsq_model_config *c = m->cfg;
+    const int h = c->hidden_size;
+    if (n < 1 || m->n_past + n > m->ctx)
+        return dsq_fail(err, DSQ_EUSAGE, "context full: %d + %d tokens exceed --ctx %d", m->n_past,
+                        n, m->ctx);
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
+            return dsq_fail(err, DSQ_EINPUT, "token id %d outside the vocabulary (%d)", tokens[t],
+                            c->vocab_size);
+    float *x = malloc((size_t)n * h * sizeof(float));
+    float *xn = malloc((size_t)n * h * sizeof(float));
+    float *y = malloc((size_t)n * h * sizeof(float));
+    int rc = x && xn && y ? DSQ_OK : dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    for (int t = 0; !rc && t < n; t++)
+        m->be->get_row(&m->w.embed, tokens[t], x + (size_t)t * h);
+    for (int l = 0; !rc && l < c->n_layers; l++) {
+        const layer_weights *lw = &m->w.layers[l];
+        for (int t = 0; t < n; t++)
+            ops_rmsnorm(xn + (size_t)t * h, x + (size_t)t * h, lw->attn_norm, h,
+                        (float)c->rms_norm_eps);
+        if ((rc = attention_forward(m, l, xn, n, y))) {
+            dsq_fail(err, DSQ_ERESOURCE, "out of memory in layer %d attention", l);
+            break;
+        }
+        for (size_t i = 0; i < (size_t)n * h; i++)
+            x[i] += y[i];
+        for (int t = 0; t < n; t++)
+            ops_rmsnorm(xn + (size_t)t * h, x + (size_t)t * h, lw->ffn_norm, h,
+                        (float)c->rms_norm_eps);
+        if ((rc = ffn_forward(m, l, xn, n, y))) {
+            dsq_fail(err, DSQ_ERESOURCE, "out of memory in layer %d feed-forward", l);
+            break;
+        }
+        for (size_t i = 0; i < (size_t)n * h; i++)
+            x[i] += y[i];
+    }
+    if (!rc) {
+        int first = all_logits ? 0 : n - 1;
+        for (int t = first; t < n; t++)
+            ops_rmsnorm(xn + (size_t)t * h, x + (size_t)t * h, m->w.norm, h,
+                        (float)c->rms_norm_eps);
+        m->be->matmul(&m->w.output, xn + (size_t)first * h, logits, n - first);
+        m->n_past += n;
+    }
+    free(x);
+    free(xn);
+    free(y);
+    return rc;
+}

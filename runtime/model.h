@@ -1,0 +1,57 @@
+/* A model ready to run: the mapped file, weight views, RoPE tables and the KV cache, and the
+ * forward pass over a batch of tokens at the next positions. */
+#ifndef DSQ_MODEL_H
+#define DSQ_MODEL_H
+
+#include <stdbool.h>
+
+#include "backend.h"
+#include "model_file.h"
+#include "rope.h"
+#include "weights.h"
+
+/* MLA attention form: expanded (K and V rebuilt from the cached latent; prefill) or absorbed
+ * (scores and values computed in the 512-d latent; decode). Both read the same cache. */
+typedef enum { ATTN_AUTO, ATTN_EXPANDED, ATTN_ABSORBED } attn_mode;
+
+typedef struct {
+    model_file file;
+    model_weights w;
+    const dsq_model_config *cfg; /* = &file.config */
+    const dsq_backend *be;
+    rope_table rope;
+    int ctx;    /* KV cache capacity in tokens */
+    int n_past; /* tokens already in the cache */
+    attn_mode mode;
+    float softmax_scale;
+    /* KV cache, per layer. MHA: keys and values, (ctx, kv_heads * head_dim) each.
+     * MLA: RMSNorm(c_kv), (ctx, kv_lora_rank), and the roped shared key, (ctx, rope). */
+    float *cache_a, *cache_b;
+    size_t cache_a_stride, cache_b_stride; /* floats per token */
+} model;
+
+/* Bytes of KV cache a context of ctx tokens takes. */
+size_t model_cache_bytes(const dsq_model_config *c, int ctx);
+
+/* Opens path and allocates a cache of ctx tokens (1..max_position_embeddings); a cache larger
+ * than the machine's memory is refused before allocating. */
+int model_open(model *m, const char *path, int ctx, dsq_error *err);
+void model_close(model *m);
+
+/* Forgets the cache (a new sequence starts at position 0). */
+static inline void model_reset(model *m)
+{
+    m->n_past = 0;
+}
+
+/* Runs n tokens at positions n_past..n_past+n-1 and appends them to the cache. logits receives
+ * vocab floats per token if all_logits, else for the last token only. */
+int model_forward(model *m, const int *tokens, int n, float *logits, bool all_logits,
+                  dsq_error *err);
+
+/* Per-layer pieces of the forward pass (runtime/attention.c, runtime/moe.c). xn is n rows of
+ * hidden; out receives n rows of hidden. */
+int attention_forward(model *m, int layer, const float *xn, int n, float *out);
+int ffn_forward(const model *m, int layer, const float *xn, int n, float *out);
+
+#endif

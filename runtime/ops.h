@@ -1,0 +1,14 @@
+/* Small fp32 operations of the forward pass that do not touch weights. */
+#ifndef DSQ_OPS_H
+#define DSQ_OPS_H
+
+/* out = x / sqrt(mean(x^2) + eps) * weight, over n elements (out may alias x). */
+void ops_rmsnorm(float *out, const float *x, const float *weight, int n, float eps);
+
+/* In-place softmax over n elements. */
+void ops_softmax(float *x, int n);
+
+/* gate[i] = silu(gate[i]) * up[i] */
+void ops_swiglu(float *gate, const float *up, int n);
+
+#endif
