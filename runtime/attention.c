@@ -7,6 +7,9 @@
 #include "model.h"
 #include "ops.h"
 
+/* Attention work (query-key pairs times head size) below which threads do not pay. */
+#define PARALLEL_MIN_WORK (1l << 18)
+
 /* Causal attention of one query over cached positions 0..last; out gets the weighted values.
  * key(s) and value(s) give the cached vectors; scores are scaled dot products. */
 static void mha_head(const float *q, const float *keys, size_t key_stride, const float *values,
@@ -55,7 +58,7 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
         for (int h = 0; h < nkv; h++)
             rope_apply(&m->rope, keys + (size_t)pos * stride + (size_t)h * hd, pos);
     }
-#pragma omp parallel
+#pragma omp parallel if ((long)n * nh * (m->n_past + n) * hd > PARALLEL_MIN_WORK)
     {
         float *scores = malloc((size_t)(m->n_past + n) * sizeof(float));
 #pragma omp for collapse(2) schedule(static)
@@ -85,7 +88,8 @@ static void mla_expanded(model *m, int layer, const float *q, int n, float *attn
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n;
     m->be->matmul(&m->w.layers[layer].kv_b, latent, kv, total); /* (total, nh * (nope + v)) */
-#pragma omp parallel for collapse(2) schedule(static)
+    const bool threads = (long)n * nh * total * qk > PARALLEL_MIN_WORK;
+#pragma omp parallel for collapse(2) schedule(static) if (threads)
     for (int t = 0; t < n; t++)
         for (int h = 0; h < nh; h++) {
             const float *qh = q + ((size_t)t * nh + h) * qk;
@@ -125,7 +129,7 @@ static void mla_absorbed(model *m, int layer, const float *q, int n, float *attn
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n;
     memset(q_lat, 0, (size_t)n * nh * kvr * sizeof(float));
-#pragma omp parallel
+#pragma omp parallel if ((long)n * nh * (total + nope + vd) * kvr > PARALLEL_MIN_WORK)
     {
         float *row = malloc((size_t)kvr * sizeof(float));
 #pragma omp for schedule(static)

@@ -7,6 +7,10 @@
 #include "float16.h"
 #include "types.h"
 
+/* Below this many multiply-adds a parallel region costs more than it saves (and on a busy
+ * machine spinning threads wait for descheduled ones). */
+#define PARALLEL_MIN_WORK (1l << 20)
+
 static void widen_row(const dsq_matrix *w, int r, float *out)
 {
     const size_t n = (size_t)w->cols;
@@ -35,7 +39,7 @@ static float dot(const float *a, const float *b, int n)
 static void cpu_matmul(const dsq_matrix *w, const float *x, float *y, int n)
 {
     const int rows = w->rows, cols = w->cols;
-#pragma omp parallel if ((long)rows * cols * n > 32768)
+#pragma omp parallel if ((long)rows * cols * n > PARALLEL_MIN_WORK)
     {
         float *row = malloc((size_t)cols * sizeof(float));
 #pragma omp for schedule(static)

@@ -9,13 +9,17 @@ static const char usage[] =
     "usage: dsq <command> [options]\n"
     "\n"
     "Converts DeepSeek mixture-of-experts checkpoints (DeepSeek-MoE, DeepSeek-V2, V2-Lite) from\n"
-    "Hugging Face safetensors into one self-describing .dsq file, and inspects such files.\n"
+    "Hugging Face safetensors into one self-describing .dsq file, inspects it, and runs it.\n"
     "\n"
     "commands:\n"
     "  convert HF_DIR -o OUT.dsq   convert a checkpoint folder (config.json, tokenizer.json,\n"
     "                              *.safetensors with or without an index)\n"
     "  info    FILE.dsq            model config, parameter counts, sizes, tokenizer, provenance\n"
     "  verify  FILE.dsq            check every checksum and bound; names the first bad tensor\n"
+    "  run     FILE.dsq -p TEXT    continue TEXT (greedy or sampled), streaming to stdout\n"
+    "  chat    FILE.dsq            chat in the model's template; one user turn per stdin line\n"
+    "  ppl     FILE.dsq --text F   perplexity over a text file; KL-divergence against a base\n"
+    "  bench   FILE.dsq            prefill and decode speed next to a memory-read baseline\n"
     "\n"
     "'dsq <command> --help' describes a command's options.\n"
     "exit codes: 0 ok, 1 usage error, 2 bad input file, 3 out of memory or disk\n";
@@ -41,6 +45,14 @@ int main(int argc, char **argv)
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify"))
         return cmd_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run"))
+        return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat"))
+        return cmd_chat(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ppl"))
+        return cmd_ppl(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "dsq: unknown command '%s'\n\n%s", cmd, usage);
     return 1;
 }

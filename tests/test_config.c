@@ -216,3 +216,13 @@ TEST(plan_orders_experts_contiguously)
     CHECK(strcmp(plan[n - 1].hf_name, "lm_head.weight") == 0);
     free(plan);
 }
+
+TEST(metadata_of_unknown_family_is_refused)
+{
+    dsq_model_config c;
+    dsq_error err;
+    json_t *j = json_pack("{s:s}", "family", "deepseek-v9");
+    CHECK(model_config_from_json(&c, j, "m.dsq", &err) == DSQ_EINPUT);
+    CHECK_STR_CONTAINS(err.msg, "m.dsq: model family 'deepseek-v9' unknown to this dsq");
+    json_decref(j);
+}

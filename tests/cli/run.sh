@@ -156,6 +156,95 @@ run "fuzz replay dsq" 0 -- "$FUZZ/fuzz_dsq" "$good" "$tmp/flip-data.dsq" "$tmp/f
 run "fuzz replay safetensors" 0 -- "$FUZZ/fuzz_safetensors" "$DATA"/tiny-*/*.safetensors \
     "$tmp"/*/model-0000*.safetensors && pass
 
+run "fuzz replay tokenizer" 0 -- "$FUZZ/fuzz_tokenizer" README.md formats/FORMAT.md \
+    "$DATA/tokenizer-cases.json" && pass
+
+# --- run, chat, bench ----------------------------------------------------------------------------
+v2="$tmp/out.d/tiny-v2.dsq"
+run "run greedy" 0 -- "$DSQ" run "$v2" -p "Hello" -n 8 && expect_output "run greedy" "Hello"
+"$DSQ" run "$v2" -p "Hello" -n 12 --temp 0.9 --top-p 0.95 --seed 5 >"$tmp/s1" 2>/dev/null
+"$DSQ" run "$v2" -p "Hello" -n 12 --temp 0.9 --top-p 0.95 --seed 5 >"$tmp/s2" 2>/dev/null
+if cmp -s "$tmp/s1" "$tmp/s2"; then pass; else fail "run seeded" "same seed, different text"; fi
+run "run stats" 0 -- "$DSQ" run "$v2" -p "Hi" -n 4 &&
+    if grep -q "tok/s" "$tmp/err"; then pass; else fail "run stats" "no tokens/s on stderr"; fi
+expect_error "run prompt longer than context" 1 "the prompt needs" "" -- \
+    "$DSQ" run "$v2" -p "a prompt that is longer than eight tokens for sure" --ctx 8
+expect_error "run ctx 0" 1 "--ctx must be an integer from 1" "" -- "$DSQ" run "$v2" -p x --ctx 0
+expect_error "run ctx huge" 1 "--ctx 16777216 out of range" "" -- "$DSQ" run "$v2" -p x --ctx 16777216
+expect_error "run top-p 0" 1 "--top-p" "" -- "$DSQ" run "$v2" -p x --top-p 0
+expect_error "run backend" 1 "--backend cuda" "" -- "$DSQ" run "$v2" -p x --backend cuda
+expect_error "run without prompt" 1 "missing -p" "" -- "$DSQ" run "$v2"
+printf 'Hi there\nAnd again\n' | "$DSQ" chat "$v2" -n 6 --system "Be brief." >"$tmp/chat" 2>"$tmp/err"
+if [ $? -eq 0 ] && [ "$(wc -l <"$tmp/chat")" -eq 2 ]; then pass; else
+    fail "chat two turns" "exit or line count: $(cat "$tmp/err")"; fi
+run "bench" 0 -- "$DSQ" bench "$v2" --prompt 16 --gen 4 && expect_output "bench" "decode"
+
+# --- ppl: perplexity and KL-divergence ---------------------------------------------------------
+lite="$tmp/out.d/tiny-v2-lite.dsq"
+text="$tmp/ppl.txt"
+i=0
+: >"$text"
+while [ $i -lt 40 ]; do
+    echo "Sentence $i: the quick brown fox jumps over the lazy dog." >>"$text"
+    i=$((i + 1))
+done
+run "ppl" 0 -- "$DSQ" ppl "$lite" --text "$text" --ctx 32 &&
+    expect_output "ppl" "PPL =" && expect_output "ppl running" "[1]" &&
+    expect_output "ppl counts" "scored tokens"
+run "ppl --json" 0 -- "$DSQ" ppl "$lite" --text "$text" --ctx 32 --json &&
+    if python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ctx"] == 32 and d["scored_per_chunk"] == 15, d
+assert d["scored"] == d["n_chunk"] * 15 and len(d["chunk_ppl"]) == d["n_chunk"]
+assert abs(d["chunk_ppl"][-1] - d["ppl"]) < 1e-9 * d["ppl"] and d["ppl_stderr"] > 0
+' "$tmp/out"; then pass; else fail "ppl --json" "JSON content"; fi
+run "ppl --save-logits" 0 -- "$DSQ" ppl "$lite" --text "$text" --ctx 32 --save-logits "$tmp/base.logits" &&
+    expect_output "ppl --save-logits" "PPL ="
+run "ppl --kld-base" 0 -- "$DSQ" ppl "$lite" --text "$text" --kld-base "$tmp/base.logits" &&
+    expect_output "kld same top" "Same top p: 100.000" && expect_output "kld mean" "Mean    KLD:   0.000000" &&
+    expect_output "kld percentiles" "99.0%   KLD:"
+run "ppl --kld-base --json" 0 -- "$DSQ" ppl "$tmp/out.d/tiny-v2.dsq" --text "$text" --kld-base "$tmp/base.logits" --json &&
+    if python3 -c '
+import json, sys
+k = json.load(open(sys.argv[1]))["kld"]
+assert k["kld"]["mean"] > 0.01 and k["kld"]["min"] <= k["kld"]["median"] <= k["kld"]["max"], k
+assert 0 <= k["same_top"]["value"] < 1 and k["delta_p_abs_mean"] > 0
+' "$tmp/out"; then pass; else fail "ppl --kld-base --json" "JSON content"; fi
+run "ppl both" 0 -- "$DSQ" ppl "$lite" --text "$text" --kld-base "$tmp/base.logits" --save-logits "$tmp/again.logits" &&
+    if cmp -s "$tmp/base.logits" "$tmp/again.logits"; then pass; else fail "ppl both" "the files differ"; fi
+printf 'abc\000def' >"$tmp/binary.txt"
+: >"$tmp/empty.txt"
+expect_error "ppl without --text" 1 "missing --text" "" -- "$DSQ" ppl "$lite"
+expect_error "ppl text missing" 2 "nothing.txt: cannot read the text" "" -- "$DSQ" ppl "$lite" --text "$tmp/nothing.txt"
+expect_error "ppl text empty" 2 "empty.txt: the text is empty: no tokens" "" -- "$DSQ" ppl "$lite" --text "$tmp/empty.txt"
+expect_error "ppl text binary" 2 "binary.txt: contains a NUL byte at offset 3" "" -- "$DSQ" ppl "$lite" --text "$tmp/binary.txt"
+expect_error "ppl text short" 2 "needs at least 4096 tokens, has" "$tmp/out.d/short.logits" -- \
+    "$DSQ" ppl "$lite" --text "$text" --ctx 4096 --save-logits "$tmp/out.d/short.logits"
+expect_error "ppl ctx 0" 1 "--ctx 0 is too small" "" -- "$DSQ" ppl "$lite" --text "$text" --ctx 0
+expect_error "ppl ctx 2" 1 "--ctx 2 is too small" "" -- "$DSQ" ppl "$lite" --text "$text" --ctx 2
+expect_error "ppl ctx odd" 1 "--ctx 33 is odd" "" -- "$DSQ" ppl "$lite" --text "$text" --ctx 33
+expect_error "ppl ctx over max" 1 "--ctx 6000 exceeds the model's maximum context of 5120" "" -- \
+    "$DSQ" ppl "$lite" --text "$text" --ctx 6000
+expect_error "ppl ctx not a number" 1 "not 'big'" "" -- "$DSQ" ppl "$lite" --text "$text" --ctx big
+expect_error "kld-base other ctx" 2 "base.logits: made with --ctx 32, this run uses --ctx 16" "" -- \
+    "$DSQ" ppl "$lite" --text "$text" --ctx 16 --kld-base "$tmp/base.logits"
+head -n 30 "$text" >"$tmp/other.txt"
+expect_error "kld-base other text" 2 "base.logits: made from another text" "" -- \
+    "$DSQ" ppl "$lite" --text "$tmp/other.txt" --kld-base "$tmp/base.logits"
+head -c 100000 "$tmp/base.logits" >"$tmp/short.logits"
+expect_error "kld-base truncated" 2 "short.logits: truncated" "" -- \
+    "$DSQ" ppl "$lite" --text "$text" --kld-base "$tmp/short.logits"
+expect_error "kld-base not logits" 2 "not a dsq logits file" "" -- \
+    "$DSQ" ppl "$lite" --text "$text" --kld-base "$lite"
+expect_error "kld-base missing" 2 "nothing.logits: cannot open" "" -- \
+    "$DSQ" ppl "$lite" --text "$text" --kld-base "$tmp/nothing.logits"
+expect_error "save and base the same" 1 "name the same file" "" -- \
+    "$DSQ" ppl "$lite" --text "$text" --kld-base "$tmp/base.logits" --save-logits "$tmp/base.logits"
+expect_error "save-logits folder missing" 2 "cannot create output file" "" -- \
+    "$DSQ" ppl "$lite" --text "$text" --ctx 32 --save-logits "$tmp/missing-folder/x.logits"
+run "ppl help" 0 -- "$DSQ" ppl --help && expect_output "ppl help" "usage: dsq ppl"
+
 rm -rf "$tmp"
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,131 @@
+/* dsq bench: prefill and decode speed on the CPU backend, next to a memory-read baseline
+ * measured in the same run (decode streams the active weights once per token). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "model.h"
+#include "progress.h"
+
+static const char help[] =
+    "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--json]\n"
+    "\n"
+    "Times a prefill of N prompt tokens and N greedy decode steps (token ids drawn from a fixed\n"
+    "seed, so runs compare), and, as a baseline in the same run, one read of the weight bytes a\n"
+    "decode step touches. Prints tokens/s, the bytes per token and the effective bandwidth.\n"
+    "\n"
+    "options:\n"
+    "  --prompt N   prompt tokens (default 128)\n"
+    "  --gen N      decode steps (default 32)\n"
+    "  --json       one JSON object on stdout\n"
+    "  -h, --help   this text\n";
+
+/* Bytes of weights one decode token reads: everything but the unused routed experts and all
+ * of the embedding table but one row. */
+static double bytes_per_token(const model *m)
+{
+    const dsq_model_config *c = m->cfg;
+    double total = 0;
+    for (int i = 0; i < m->file.n_plan; i++) {
+        double b = (double)m->file.tensors[i]->size;
+        if (m->file.plan[i].cls == TC_ROUTED_EXPERT)
+            b *= (double)c->n_experts_per_tok / c->n_routed_experts;
+        else if (m->file.plan[i].cls == TC_EMBEDDING)
+            b /= c->vocab_size;
+        total += b;
+    }
+    return total;
+}
+
+/* Reads every tensor byte (a sum, so the reads cannot be skipped), repeated until a quarter
+ * second has passed so small models time reliably; returns GB/s. */
+static double read_bandwidth(const model *m)
+{
+    volatile uint64_t sink = 0;
+    double bytes = 0, t0 = progress_now();
+    do {
+        for (uint32_t i = 0; i < m->file.file.n_tensors; i++) {
+            const dsq_tensor_info *t = &m->file.file.tensors[i];
+            const uint64_t *p = dsq_file_data(&m->file.file, t);
+            uint64_t n = t->size / 8, acc = 0;
+#pragma omp parallel for reduction(+ : acc) if (n > (1u << 16))
+            for (uint64_t k = 0; k < n; k++)
+                acc += p[k];
+            sink += acc;
+            bytes += (double)t->size;
+        }
+    } while (progress_now() - t0 < 0.25);
+    (void)sink;
+    return bytes / (progress_now() - t0) / 1e9;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {{"prompt", required_argument, 0, 'p'},
+                                         {"gen", required_argument, 0, 'g'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    long n_prompt = 128, n_gen = 32;
+    int as_json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'p' && !cli_parse_int("bench", "--prompt", optarg, 1, 1 << 20, &n_prompt))
+            return DSQ_EUSAGE;
+        if (c == 'g' && !cli_parse_int("bench", "--gen", optarg, 1, 1 << 20, &n_gen))
+            return DSQ_EUSAGE;
+        if (c == 'j')
+            as_json = 1;
+        if (c == 'h') {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (c == '?')
+            return cli_usage_error("bench", "unknown option");
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("bench", "expected exactly one .dsq file");
+    model m;
+    dsq_error err = {0};
+    if (model_open(&m, argv[optind], (int)(n_prompt + n_gen), &err))
+        return cli_report("bench", &err);
+    const int vocab = m.cfg->vocab_size;
+    int *tokens = malloc((size_t)(n_prompt + n_gen) * sizeof(int));
+    float *logits = malloc((size_t)vocab * sizeof(float));
+    uint64_t rng = 12345;
+    for (long i = 0; i < n_prompt + n_gen; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        tokens[i] = (int)((rng >> 33) % (uint64_t)vocab);
+    }
+    double baseline = read_bandwidth(&m); /* also brings the file into the page cache */
+    double t0 = progress_now();
+    int rc = model_forward(&m, tokens, (int)n_prompt, logits, false, &err);
+    double t1 = progress_now();
+    for (long i = 0; !rc && i < n_gen; i++)
+        rc = model_forward(&m, &tokens[n_prompt + i], 1, logits, false, &err);
+    double t2 = progress_now();
+    if (!rc) {
+        double prefill = n_prompt / (t1 - t0), decode = n_gen / (t2 - t1);
+        double per_token = bytes_per_token(&m), effective = per_token * decode / 1e9;
+        if (as_json)
+            printf("{\"model\": \"%s\", \"backend\": \"%s\", \"prompt_tokens\": %ld, "
+                   "\"prefill_tok_s\": %.3f, \"gen_tokens\": %ld, \"decode_tok_s\": %.3f, "
+                   "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
+                   "\"read_baseline_gb_s\": %.3f}\n",
+                   argv[optind], m.be->name, n_prompt, prefill, n_gen, decode, per_token,
+                   effective, baseline);
+        else
+            printf("%s (backend %s)\n"
+                   "prefill  %ld tokens: %.2f tok/s\n"
+                   "decode   %ld tokens: %.2f tok/s, %.1f MB of weights per token, %.2f GB/s\n"
+                   "baseline one read of every weight byte: %.2f GB/s (decode reaches %.0f%%)\n",
+                   argv[optind], m.be->name, n_prompt, prefill, n_gen, decode, per_token / 1e6,
+                   effective, baseline, 100 * effective / baseline);
+    }
+    free(tokens);
+    free(logits);
+    model_close(&m);
+    return rc ? cli_report("bench", &err) : 0;
+}
