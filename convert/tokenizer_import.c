@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "pretokenizer_import.h"
 
@@ -230,19 +231,10 @@ typedef struct {
     size_t mask;
 } pair_map;
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* Returns the slot of key, empty or holding it. */
 static size_t pair_slot(const pair_map *m, uint64_t key)
 {
-    size_t i = (size_t)mix64(key) & m->mask;
+    size_t i = (size_t)XXH3_64bits(&key, sizeof key) & m->mask;
     while (m->key[i] && m->key[i] != key)
         i = (i + 1) & m->mask;
     return i;

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 struct bpe_symbol {
     int32_t c;    /* token id */
@@ -41,27 +42,10 @@ int byte_level_byte(uint32_t cp)
     return cp == 256 + 33 + 34 ? 0xAD : -1;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
+/* xxHash is already a dependency; XXH3 is fast on the short strings tokens are. */
 uint32_t str_hash(const char *s, size_t len)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-    for (; len >= 8; s += 8, len -= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s, len);
-    return (uint32_t)mix64(h ^ w);
+    return (uint32_t)XXH3_64bits(s, len);
 }
 
 static size_t table_size(size_t n)
@@ -143,7 +127,7 @@ int bpe_alloc_merges(bpe_model *m, size_t n)
 
 static size_t pair_slot(const pair_map *p, uint64_t key)
 {
-    size_t i = (size_t)mix64(key) & p->mask;
+    size_t i = (size_t)XXH3_64bits(&key, sizeof key) & p->mask;
     while (p->slot[i].key != PAIR_EMPTY && p->slot[i].key != key)
         i = (i + 1) & p->mask;
     return i;

@@ -4,28 +4,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "model.h"
-#include "test.h"
+#include "fixture_model.h"
 
 static const char *families[] = {"tiny-v1", "tiny-v2-lite", "tiny-v2"};
 static const int prompt[] = {510, 72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33, 260, 300, 17};
 #define N_PROMPT (int)(sizeof prompt / sizeof prompt[0])
-
-/* Converts a fixture once per test program and opens it with a 64-token cache. */
-static void open_fixture(const char *family, model *m)
-{
-    char dir[512], out[512];
-    snprintf(dir, sizeof dir, "%s/%s", test_data_dir(), family);
-    snprintf(out, sizeof out, "%s/%s.dsq", test_tmp_dir(), family);
-    dsq_error err = {0};
-    if (access(out, F_OK) != 0) {
-        convert_options o = {.hf_dir = dir, .out_path = out, .threads = 2};
-        convert_stats st;
-        CHECK_MSG(dsq_convert(&o, &st, &err) == DSQ_OK, "%s", err.msg);
-    }
-    CHECK_MSG(model_open(m, out, 64, &err) == DSQ_OK, "%s", err.msg);
-}
 
 /* Largest |a - b| over n floats, relative to the largest |a|. */
 static double rel_diff(const float *a, const float *b, size_t n)
@@ -47,7 +30,7 @@ TEST(prefill_equals_decode)
 {
     for (int f = 0; f < 3; f++) {
         model m;
-        open_fixture(families[f], &m);
+        open_fixture_model(families[f], 64, &m);
         int vocab = m.cfg->vocab_size;
         float *all = malloc((size_t)N_PROMPT * vocab * sizeof(float));
         float *one = malloc((size_t)vocab * sizeof(float));
@@ -71,7 +54,7 @@ TEST(mla_absorbed_equals_expanded)
 {
     for (int f = 1; f < 3; f++) {
         model m;
-        open_fixture(families[f], &m);
+        open_fixture_model(families[f], 64, &m);
         int vocab = m.cfg->vocab_size;
         float *a = malloc((size_t)N_PROMPT * vocab * sizeof(float));
         float *b = malloc((size_t)N_PROMPT * vocab * sizeof(float));
@@ -93,7 +76,7 @@ TEST(mla_absorbed_equals_expanded)
 TEST(context_limits)
 {
     model m;
-    open_fixture("tiny-v2", &m);
+    open_fixture_model("tiny-v2", 64, &m);
     float *logits = malloc((size_t)m.cfg->vocab_size * sizeof(float));
     dsq_error err;
     int toks[64] = {0};

@@ -5,9 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "convert.h"
-#include "model.h"
-#include "test.h"
+#include "fixture_model.h"
 
 /* |C - golden| bound on every logit. Both approximate the exact value: the golden run is
  * within 4.9e-6 of a float64 run and a reordered float32 run within 7.5e-6 (README there);
@@ -26,20 +24,6 @@ static json_t *load_golden(const char *family)
     json_t *g = json_load_file(path, 0, &jerr);
     CHECK_MSG(g != NULL, "%s: %s", path, jerr.text);
     return g;
-}
-
-static void open_fixture(const char *family, model *m)
-{
-    char dir[512], out[512];
-    snprintf(dir, sizeof dir, "%s/%s", test_data_dir(), family);
-    snprintf(out, sizeof out, "%s/%s.dsq", test_tmp_dir(), family);
-    dsq_error err = {0};
-    if (access(out, F_OK) != 0) {
-        convert_options o = {.hf_dir = dir, .out_path = out, .threads = 2};
-        convert_stats st;
-        CHECK_MSG(dsq_convert(&o, &st, &err) == DSQ_OK, "%s", err.msg);
-    }
-    CHECK_MSG(model_open(m, out, 64, &err) == DSQ_OK, "%s", err.msg);
 }
 
 /* Largest |ours - golden| over one row of logits. */
@@ -68,7 +52,7 @@ static void run_golden(const char *family, attn_mode mode)
     if (!g)
         return;
     model m;
-    open_fixture(family, &m);
+    open_fixture_model(family, 64, &m);
     m.mode = mode;
     const int vocab = m.cfg->vocab_size;
     const json_t *prompt = json_object_get(g, "prompt_ids");

@@ -5,38 +5,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "scratch_input.h"
+
 #include "runtime/model_file.h"
-
-static char path[64];
-static int fd = -1;
-
-static void remove_scratch(void)
-{
-    unlink(path);
-}
-
-static void write_input(const uint8_t *data, size_t size)
-{
-    if (fd < 0) {
-        snprintf(path, sizeof path, "/tmp/fuzz-dsq-XXXXXX");
-        fd = mkstemp(path);
-        if (fd < 0)
-            abort();
-        atexit(remove_scratch);
-    }
-    if (ftruncate(fd, 0) != 0)
-        abort();
-    for (size_t done = 0; done < size;) {
-        ssize_t r = pwrite(fd, data + done, size - done, (off_t)done);
-        if (r <= 0)
-            abort();
-        done += (size_t)r;
-    }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    write_input(data, size);
+    const char *path = scratch_write("fuzz-dsq", data, size);
     dsq_error err = {0};
     dsq_file f;
     if (dsq_file_open(&f, path, &err) != DSQ_OK) {

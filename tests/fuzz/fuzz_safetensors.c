@@ -6,41 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "scratch_input.h"
+
 #include "formats/safetensors.h"
-
-static char path[64];
-static int fd = -1;
-
-/* One scratch file per process, rewritten for each input; removed at exit. */
-static void remove_scratch(void)
-{
-    unlink(path);
-}
-
-static void write_input(const uint8_t *data, size_t size)
-{
-    if (fd < 0) {
-        snprintf(path, sizeof path, "/tmp/fuzz-safetensors-XXXXXX");
-        fd = mkstemp(path);
-        if (fd < 0) {
-            perror("mkstemp");
-            abort();
-        }
-        atexit(remove_scratch);
-    }
-    if (ftruncate(fd, 0) != 0)
-        abort();
-    for (size_t done = 0; done < size;) {
-        ssize_t r = pwrite(fd, data + done, size - done, (off_t)done);
-        if (r <= 0)
-            abort();
-        done += (size_t)r;
-    }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    write_input(data, size);
+    const char *path = scratch_write("fuzz-safetensors", data, size);
     st_checkpoint ck;
     dsq_error err = {0};
     if (st_open_file(&ck, path, &err) != 0) {
