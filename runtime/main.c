@@ -1,4 +1,5 @@
 /* dsq: one binary, subcommands. */
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,9 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
+    /* Let OpenMP use fewer threads when the machine is busy: a parallel region's barrier
+     * otherwise waits on threads the kernel has descheduled, which costs more than it saves. */
+    omp_set_dynamic(1);
     if (argc < 2) {
         fputs(usage, stderr);
         return 1;
