@@ -119,14 +119,15 @@ static int match_checkpoint(const st_checkpoint *ck, const planned_tensor *plan,
     return dsq_fail(err, DSQ_EINPUT, "%s", msg);
 }
 
-/* Converts n elements from a safetensors dtype to a dsq float type. */
+static int same_type(st_dtype from, uint32_t to)
+{
+    return (from == ST_BF16 && to == DSQ_TYPE_BF16) || (from == ST_F32 && to == DSQ_TYPE_F32) ||
+           (from == ST_F16 && to == DSQ_TYPE_F16);
+}
+
+/* Converts n elements from a safetensors dtype to another dsq float type. */
 static void convert_elements(st_dtype from, const void *src, uint32_t to, void *dst, size_t n)
 {
-    if ((from == ST_BF16 && to == DSQ_TYPE_BF16) || (from == ST_F32 && to == DSQ_TYPE_F32) ||
-        (from == ST_F16 && to == DSQ_TYPE_F16)) {
-        memcpy(dst, src, n * st_dtype_size(from));
-        return;
-    }
 #pragma omp parallel for schedule(static) if (n > (1u << 16))
     for (size_t i = 0; i < n; i++) {
         float v = from == ST_F32    ? ((const float *)src)[i]
@@ -204,8 +205,12 @@ static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_err
         if (info) {
             size_t elems = n / esize;
             size_t out_bytes = elems * dsq_type_info(info->type)->block_bytes;
-            convert_elements(t->dtype, s->in, info->type, s->out, elems);
-            if ((rc = dsq_writer_write(s->w, (uint32_t)index, s->out, out_bytes, err)))
+            const void *stored = s->in; /* same type: written straight from the read buffer */
+            if (!same_type(t->dtype, info->type)) {
+                convert_elements(t->dtype, s->in, info->type, s->out, elems);
+                stored = s->out;
+            }
+            if ((rc = dsq_writer_write(s->w, (uint32_t)index, stored, out_bytes, err)))
                 return rc;
         }
         s->done += n;
