@@ -204,7 +204,7 @@ static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_err
         XXH3_64bits_update(s->file_hash, s->in, n);
         if (info) {
             size_t elems = n / esize;
-            size_t out_bytes = elems * dsq_type_info(info->type)->block_bytes;
+            size_t out_bytes = elems * dsq_type_info(info->type)->elem_bytes;
             const void *stored = s->in; /* same type: written straight from the read buffer */
             if (!same_type(t->dtype, info->type)) {
                 convert_elements(t->dtype, s->in, info->type, s->out, elems);

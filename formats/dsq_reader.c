@@ -197,10 +197,13 @@ static int load_record(dsq_file *f, const header_fields *h, uint32_t i, char **n
         }
     }
     uint64_t expect;
-    if (!dsq_type_nbytes(t->type, rows, t->shape[t->ndim - 1], &expect) || expect != t->size)
+    if (!dsq_type_nbytes(t->type, rows, t->shape[t->ndim - 1], t->group_size, &expect) ||
+        expect != t->size)
         return dsq_fail(err, DSQ_EINPUT,
-                        "%s: tensor %s: stored size %llu does not match its shape and type %s",
-                        path, t->name, (unsigned long long)t->size, dsq_type_info(t->type)->name);
+                        "%s: tensor %s: stored size %llu does not match its shape, type %s and "
+                        "group size %u",
+                        path, t->name, (unsigned long long)t->size, dsq_type_info(t->type)->name,
+                        t->group_size);
     if (t->offset % DSQ_ALIGN != 0 ||
         !range_inside(t->offset, t->size, h->data_off, h->data_off + h->data_size))
         return dsq_fail(err, DSQ_EINPUT,

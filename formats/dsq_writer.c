@@ -99,10 +99,10 @@ int dsq_writer_add(dsq_writer *w, const char *name, uint32_t type, uint32_t ndim
     t->info.group_size = group_size;
     uint64_t rows, cols;
     dsq_tensor_rows_cols(&t->info, &rows, &cols);
-    if (!dsq_type_nbytes(type, rows, cols, &t->info.size)) {
+    if (!dsq_type_nbytes(type, rows, cols, group_size, &t->info.size)) {
         free((char *)t->info.name);
-        return dsq_fail(err, DSQ_EINPUT, "%s: tensor %s: shape does not fit type %u", path, name,
-                        type);
+        return dsq_fail(err, DSQ_EINPUT, "%s: tensor %s: shape does not fit type %u (group %u)",
+                        path, name, type, group_size);
     }
     *index = w->n_tensors++;
     return DSQ_OK;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "backend.h"
-#include "float16.h"
+#include "dequant.h"
 #include "types.h"
 
 /* Below this many multiply-adds a parallel region costs more than it saves (and on a busy
@@ -13,18 +13,8 @@
 
 static void widen_row(const dsq_matrix *w, int r, float *out)
 {
-    const size_t n = (size_t)w->cols;
-    if (w->type == DSQ_TYPE_F32) {
-        memcpy(out, (const float *)w->data + (size_t)r * n, n * sizeof(float));
-    } else if (w->type == DSQ_TYPE_BF16) {
-        const uint16_t *src = (const uint16_t *)w->data + (size_t)r * n;
-        for (size_t k = 0; k < n; k++)
-            out[k] = dsq_bf16_to_f32(src[k]);
-    } else {
-        const uint16_t *src = (const uint16_t *)w->data + (size_t)r * n;
-        for (size_t k = 0; k < n; k++)
-            out[k] = dsq_f16_to_f32(src[k]);
-    }
+    dsq_dequant_row(w->type, w->data, (uint64_t)w->rows, (uint64_t)w->cols, w->group,
+                    (uint64_t)r, out);
 }
 
 static float dot(const float *a, const float *b, int n)

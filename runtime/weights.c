@@ -56,7 +56,8 @@ static const float **norm_slot(model_weights *w, const planned_tensor *p)
 static dsq_matrix view(const model_file *m, int i)
 {
     const dsq_tensor_info *t = m->tensors[i];
-    return (dsq_matrix){dsq_file_data(&m->file, t), t->type, (int)t->shape[0], (int)t->shape[1]};
+    return (dsq_matrix){dsq_file_data(&m->file, t), t->type, (int)t->shape[0], (int)t->shape[1],
+                        t->group_size};
 }
 
 int weights_build(model_weights *w, const model_file *m, dsq_error *err)

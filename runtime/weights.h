@@ -13,6 +13,7 @@ typedef struct {
     uint32_t type; /* enum dsq_type */
     int rows;      /* out_features */
     int cols;      /* in_features; rows are contiguous */
+    uint32_t group; /* quantization group along a row (0 for float types) */
 } dsq_matrix;
 
 typedef struct {
