@@ -1,0 +1,179 @@
+/* AVX2 + FMA + F16C dot kernels, the fast versions of dsq_dot_row_ref (quant/dot.h). Compiled for
+ * those features function by function so the binary still runs on any x86-64; dot.c calls them
+ * only when the CPU has them. Eight lanes of fp32 partial sums, so the order differs from the
+ * reference; tests/test_dot.c bounds the difference. */
+#include "dot.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include "float16.h"
+#include "q4.h"
+#include "q8.h"
+#include "types.h"
+
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+
+TARGET static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+TARGET static inline float sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+/* Eight weights as f32, one loader per plain float type. */
+TARGET static inline __m256 load_f32(const void *w, uint64_t k)
+{
+    return _mm256_loadu_ps((const float *)w + k);
+}
+
+TARGET static inline __m256 load_bf16(const void *w, uint64_t k)
+{
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + k));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+TARGET static inline __m256 load_f16(const void *w, uint64_t k)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
+}
+
+/* The plain float kernels: four accumulators of eight lanes, then a scalar tail. */
+#define DOT_FLOAT(name, load, scalar)                                                              \
+    TARGET static float name(const void *w, uint64_t cols, const float *x)                         \
+    {                                                                                              \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                \
+        uint64_t k = 0;                                                                            \
+        for (; k + 32 <= cols; k += 32) {                                                          \
+            a0 = _mm256_fmadd_ps(load(w, k), _mm256_loadu_ps(x + k), a0);                          \
+            a1 = _mm256_fmadd_ps(load(w, k + 8), _mm256_loadu_ps(x + k + 8), a1);                  \
+            a2 = _mm256_fmadd_ps(load(w, k + 16), _mm256_loadu_ps(x + k + 16), a2);                \
+            a3 = _mm256_fmadd_ps(load(w, k + 24), _mm256_loadu_ps(x + k + 24), a3);                \
+        }                                                                                          \
+        for (; k + 8 <= cols; k += 8)                                                              \
+            a0 = _mm256_fmadd_ps(load(w, k), _mm256_loadu_ps(x + k), a0);                          \
+        float sum = sum4(a0, a1, a2, a3);                                                          \
+        for (; k < cols; k++)                                                                      \
+            sum += scalar * x[k];                                                                  \
+        return sum;                                                                                \
+    }
+
+DOT_FLOAT(dot_f32, load_f32, ((const float *)w)[k])
+DOT_FLOAT(dot_bf16, load_bf16, dsq_bf16_to_f32(((const uint16_t *)w)[k]))
+DOT_FLOAT(dot_f16, load_f16, dsq_f16_to_f32(((const uint16_t *)w)[k]))
+
+/* Eight int8 codes as f32. */
+TARGET static inline __m256 load_q8(const int8_t *q)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
+}
+
+/* Per group: four accumulators of q * x, then d times their sum into one of two running totals
+ * (two, so consecutive groups do not wait on each other's FMA). */
+TARGET static float dot_q8(const int8_t *q, const uint16_t *d, uint64_t groups, uint32_t group,
+                           const float *x)
+{
+    __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+    for (uint64_t g = 0; g < groups; g++) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (uint32_t k = 0; k < group; k += 32, q += 32, x += 32) {
+            a0 = _mm256_fmadd_ps(load_q8(q), _mm256_loadu_ps(x), a0);
+            a1 = _mm256_fmadd_ps(load_q8(q + 8), _mm256_loadu_ps(x + 8), a1);
+            a2 = _mm256_fmadd_ps(load_q8(q + 16), _mm256_loadu_ps(x + 16), a2);
+            a3 = _mm256_fmadd_ps(load_q8(q + 24), _mm256_loadu_ps(x + 24), a3);
+        }
+        const __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        const __m256 t = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(d[g])), s, t1);
+        t1 = t0;
+        t0 = t;
+    }
+    return hsum(_mm256_add_ps(t0, t1));
+}
+
+TARGET static float sum_f32(const float *x, uint32_t n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (uint32_t k = 0; k < n; k += 32) {
+        a0 = _mm256_add_ps(_mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_add_ps(_mm256_loadu_ps(x + k + 8), a1);
+        a2 = _mm256_add_ps(_mm256_loadu_ps(x + k + 16), a2);
+        a3 = _mm256_add_ps(_mm256_loadu_ps(x + k + 24), a3);
+    }
+    return sum4(a0, a1, a2, a3);
+}
+
+/* q4: 16 bytes hold 32 nibbles, element 2j low and 2j + 1 high in byte j. The bytes are broadcast
+ * to both 128-bit halves; a byte shuffle puts byte j / 2 in the low byte of 32-bit lane j of each
+ * eight-element chunk, and a mask keeps the low nibble in even lanes and the high nibble, still
+ * shifted by 4, in odd lanes. Odd lanes therefore sum 16 * q * x; the total is scaled by 1/16 in
+ * those lanes once at the end (exact: a power of two). */
+#define Q4_SEL(c)                                                                                  \
+    _mm256_setr_epi8(4 * c, -1, -1, -1, 4 * c, -1, -1, -1, 4 * c + 1, -1, -1, -1, 4 * c + 1, -1,   \
+                     -1, -1, 4 * c + 2, -1, -1, -1, 4 * c + 2, -1, -1, -1, 4 * c + 3, -1, -1, -1,  \
+                     4 * c + 3, -1, -1, -1)
+
+TARGET static float dot_q4(const uint8_t *q, const uint16_t *dm, uint64_t groups, uint32_t group,
+                           const float *x, const float *xsum)
+{
+    const __m256i sel0 = Q4_SEL(0), sel1 = Q4_SEL(1), sel2 = Q4_SEL(2), sel3 = Q4_SEL(3);
+    const __m256i nib = _mm256_setr_epi32(0x0f, 0xf0, 0x0f, 0xf0, 0x0f, 0xf0, 0x0f, 0xf0);
+    __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+    float msum = 0;
+    for (uint64_t g = 0; g < groups; g++) {
+        const float xs = xsum ? xsum[g] : sum_f32(x, group);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (uint32_t k = 0; k < group; k += 32, q += 16, x += 32) {
+            const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+            const __m256 w0 =
+                _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_shuffle_epi8(b, sel0), nib));
+            const __m256 w1 =
+                _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_shuffle_epi8(b, sel1), nib));
+            const __m256 w2 =
+                _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_shuffle_epi8(b, sel2), nib));
+            const __m256 w3 =
+                _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_shuffle_epi8(b, sel3), nib));
+            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), a0);
+            a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), a1);
+            a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + 16), a2);
+            a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + 24), a3);
+        }
+        const __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        const __m256 t = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dm[2 * g])), s, t1);
+        t1 = t0;
+        t0 = t;
+        msum += _cvtsh_ss(dm[2 * g + 1]) * xs;
+    }
+    const __m256 unshift = _mm256_setr_ps(1, 0.0625f, 1, 0.0625f, 1, 0.0625f, 1, 0.0625f);
+    return hsum(_mm256_mul_ps(_mm256_add_ps(t0, t1), unshift)) + msum;
+}
+
+TARGET float dsq_dot_row_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                              uint32_t group, uint64_t r, const float *x, const float *xsum)
+{
+    switch (type) {
+    case DSQ_TYPE_F32:
+        return dot_f32((const float *)base + r * cols, cols, x);
+    case DSQ_TYPE_BF16:
+        return dot_bf16((const uint16_t *)base + r * cols, cols, x);
+    case DSQ_TYPE_F16:
+        return dot_f16((const uint16_t *)base + r * cols, cols, x);
+    case DSQ_TYPE_Q8:
+        return dot_q8((const int8_t *)base + r * cols,
+                      dsq_q8_scales(base, rows, cols) + r * (cols / group), cols / group, group, x);
+    case DSQ_TYPE_Q4:
+        return dot_q4((const uint8_t *)base + r * cols / 2,
+                      dsq_q4_scales(base, rows, cols) + 2 * r * (cols / group), cols / group, group,
+                      x, xsum);
+    default: /* unreachable: the reader refuses unknown types */
+        return 0;
+    }
+}
+
+#endif
