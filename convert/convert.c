@@ -2,6 +2,7 @@
 #include "convert.h"
 
 #include <errno.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,10 @@
 #include "dsq_writer.h"
 #include "float16.h"
 #include "hf_config.h"
+#include "recipe.h"
 #include "safetensors.h"
 #include "tensor_map.h"
+#include "tensor_sink.h"
 #include "tokenizer_import.h"
 #include "types.h"
 #include "version.h"
@@ -24,19 +27,6 @@
 #endif
 
 #define CHUNK_BYTES (32u << 20) /* source bytes converted per step: bounds memory */
-
-/* Storage type of each class in the bf16 preset. */
-static uint32_t bf16_preset_type(tensor_class cls)
-{
-    return cls == TC_NORM || cls == TC_ROUTER ? DSQ_TYPE_F32 : DSQ_TYPE_BF16;
-}
-
-static const char *bf16_preset_reason(tensor_class cls)
-{
-    return cls == TC_NORM     ? "norm weights stay f32: tiny, and exact for bf16 sources"
-           : cls == TC_ROUTER ? "router stays f32: expert choice is sensitive to it"
-                              : "bf16 preset: stored as in the checkpoint";
-}
 
 static int ignorable_extra(const char *hf_name)
 {
@@ -163,6 +153,8 @@ static int read_shard_bytes(const st_shard *s, uint64_t off, void *buf, size_t l
 typedef struct {
     const convert_options *opt;
     const st_checkpoint *ck;
+    const planned_tensor *plan; /* plan[i] is writer tensor i */
+    quant_stats class_error[TC_COUNT];
     dsq_writer *w;
     uint8_t *in, *out; /* chunk buffers */
     uint64_t done, total;
@@ -185,10 +177,23 @@ static int hash_gap(stream_state *s, const st_shard *sh, uint64_t from, uint64_t
     return DSQ_OK;
 }
 
+/* Writes one chunk of whole rows of a quantized tensor: widened to f32, then quantized. */
+static int quantize_chunk(stream_state *s, tensor_sink *sink, const st_tensor *t, size_t elems,
+                          dsq_error *err)
+{
+    const float *rows = (const float *)s->in;
+    if (t->dtype != ST_F32) {
+        convert_elements(t->dtype, s->in, DSQ_TYPE_F32, s->out, elems);
+        rows = (const float *)s->out;
+    }
+    return tensor_sink_rows(sink, rows, elems / sink->cols, err);
+}
+
 /* Streams one source tensor into dsq tensor `index` (or only hashes it if index < 0). */
 static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_error *err)
 {
     const dsq_tensor_info *info = index >= 0 ? dsq_writer_tensor(s->w, (uint32_t)index) : NULL;
+    const int quantized = info && dsq_type_info(info->type)->quantized;
     size_t esize = st_dtype_size(t->dtype);
     uint64_t row_elems = t->ndim ? t->shape[t->ndim - 1] : 1;
     uint64_t row_bytes = row_elems * esize;
@@ -196,13 +201,16 @@ static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_err
     /* whole rows per step (quantizers need them); a row longer than a chunk is split, which
      * element-wise float conversion allows */
     uint64_t step = rows_per_chunk ? rows_per_chunk * row_bytes : CHUNK_BYTES - CHUNK_BYTES % esize;
-    for (uint64_t off = 0; off < t->size; off += step) {
+    tensor_sink sink = {0};
+    int rc = quantized ? tensor_sink_begin(&sink, s->w, (uint32_t)index, rows_per_chunk, err) : 0;
+    for (uint64_t off = 0; !rc && off < t->size; off += step) {
         size_t n = (size_t)(t->size - off < step ? t->size - off : step);
-        int rc = st_read(s->ck, t, off, s->in, n, err);
-        if (rc)
-            return rc;
+        if ((rc = st_read(s->ck, t, off, s->in, n, err)))
+            break;
         XXH3_64bits_update(s->file_hash, s->in, n);
-        if (info) {
+        if (quantized) {
+            rc = quantize_chunk(s, &sink, t, n / esize, err);
+        } else if (info) {
             size_t elems = n / esize;
             size_t out_bytes = elems * dsq_type_info(info->type)->elem_bytes;
             const void *stored = s->in; /* same type: written straight from the read buffer */
@@ -210,14 +218,23 @@ static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_err
                 convert_elements(t->dtype, s->in, info->type, s->out, elems);
                 stored = s->out;
             }
-            if ((rc = dsq_writer_write(s->w, (uint32_t)index, stored, out_bytes, err)))
-                return rc;
+            rc = dsq_writer_write(s->w, (uint32_t)index, stored, out_bytes, err);
         }
         s->done += n;
         if (s->opt->progress)
             s->opt->progress(s->opt->progress_ctx, s->done, s->total);
     }
-    return DSQ_OK;
+    if (quantized && !rc) {
+        quant_stats *e = &s->class_error[s->plan[index].cls];
+        e->sum_sq_err += sink.stats.sum_sq_err;
+        e->sum_sq += sink.stats.sum_sq;
+        e->count += sink.stats.count;
+        e->max_abs_err = e->max_abs_err > sink.stats.max_abs_err ? e->max_abs_err
+                                                                 : sink.stats.max_abs_err;
+        rc = tensor_sink_end(&sink, err);
+    }
+    tensor_sink_free(&sink);
+    return rc;
 }
 
 /* Reads every shard front to back, writing each planned tensor; hashes whole shards. */
@@ -290,27 +307,33 @@ static json_t *build_provenance(const convert_options *o, const st_checkpoint *c
                      "source_files", files);
 }
 
-static json_t *build_recipe(void)
+/* Per tensor class that was quantized: relative RMS error, max abs error, weights. */
+json_t *quant_error_json(const quant_stats *by_class)
 {
-    json_t *rules = json_array();
+    json_t *o = json_object();
     for (int c = 0; c < TC_COUNT; c++)
-        json_array_append_new(rules, json_pack("{s:s, s:s, s:s}", "class",
-                                               tensor_class_name((tensor_class)c), "type",
-                                               dsq_type_info(bf16_preset_type((tensor_class)c))->name,
-                                               "why", bf16_preset_reason((tensor_class)c)));
-    return json_pack("{s:s, s:o}", "preset", "bf16", "rules", rules);
+        if (by_class[c].count)
+            json_object_set_new(
+                o, tensor_class_name((tensor_class)c),
+                json_pack("{s:f, s:f, s:I}", "relative_rmse",
+                          by_class[c].sum_sq > 0 ? sqrt(by_class[c].sum_sq_err / by_class[c].sum_sq)
+                                                 : 0.0,
+                          "max_abs_error", by_class[c].max_abs_err, "weights",
+                          (json_int_t)by_class[c].count));
+    return o;
 }
 
 /* Declares every planned tensor to the writer, in plan order; dest maps source -> dsq index. */
 static int declare_tensors(dsq_writer *w, const st_checkpoint *ck, const planned_tensor *plan,
-                           int n_plan, const st_tensor **src, int *dest, dsq_error *err)
+                           const tensor_choice *choices, int n_plan, const st_tensor **src,
+                           int *dest, dsq_error *err)
 {
     for (int j = 0; j < ck->n_tensors; j++)
         dest[j] = -1;
     for (int i = 0; i < n_plan; i++) {
         uint32_t idx;
-        int rc = dsq_writer_add(w, plan[i].name, bf16_preset_type(plan[i].cls), plan[i].ndim,
-                                plan[i].shape, 0, &idx, err);
+        int rc = dsq_writer_add(w, plan[i].name, choices[i].type, plan[i].ndim, plan[i].shape,
+                                choices[i].group, &idx, err);
         if (rc)
             return rc;
         dest[src[i] - ck->tensors] = (int)idx;
@@ -331,6 +354,12 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     dsq_writer *w = NULL;
     stream_state s = {.opt = o, .ck = &ck};
     char *meta_text = NULL;
+    tensor_choice *choices = NULL;
+    recipe_options recipe = o->recipe;
+    if (!recipe.preset)
+        recipe.preset = "bf16";
+    if (!recipe.group_size)
+        recipe.group_size = RECIPE_DEFAULT_GROUP;
     memset(stats, 0, sizeof *stats);
     if (o->threads > 0)
         omp_set_num_threads(o->threads);
@@ -345,6 +374,10 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     int rc = hf_config_load(&cfg, dtype, sizeof dtype, path, err);
     if (!rc)
         rc = tensor_plan_build(&cfg, &plan, &n_plan, err);
+    if (!rc && !(choices = calloc((size_t)n_plan, sizeof *choices)))
+        rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    if (!rc)
+        rc = recipe_resolve(&recipe, plan, n_plan, choices, &stats->unused_overrides, err);
     if (!rc)
         rc = st_open_dir(&ck, o->hf_dir, err);
     if (!rc) {
@@ -361,11 +394,12 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     if (!rc)
         rc = dsq_writer_create(&w, o->out_path, err);
     if (!rc)
-        rc = declare_tensors(w, &ck, plan, n_plan, src, dest, err);
+        rc = declare_tensors(w, &ck, plan, choices, n_plan, src, dest, err);
     if (!rc)
         rc = dsq_writer_begin_data(w, err);
     if (!rc) {
         s.w = w;
+        s.plan = plan;
         s.in = malloc(CHUNK_BYTES);
         s.out = malloc(2 * (size_t)CHUNK_BYTES); /* bf16 -> f32 doubles the bytes */
         s.file_hash = XXH3_createState();
@@ -380,10 +414,11 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     if (!rc) {
         json_t *model = model_config_to_json(&cfg);
         json_object_set_new(model, "source_dtype", json_string(dtype));
+        json_t *recipe_json = recipe_to_json(&recipe, plan, n_plan, choices);
+        json_object_set_new(recipe_json, "error", quant_error_json(s.class_error));
         meta = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "format", "dsq", "model", model,
                          "tokenizer", tokenizer, "chat_template", chat_template, "recipe",
-                         build_recipe(), "provenance",
-                         build_provenance(o, &ck, s.shard_hashes));
+                         recipe_json, "provenance", build_provenance(o, &ck, s.shard_hashes));
         tokenizer = chat_template = NULL; /* owned by meta now */
         meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
         if (!meta_text)
@@ -409,6 +444,7 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     free(s.shard_hashes);
     free(src);
     free(dest);
+    free(choices);
     st_close(&ck);
     free(plan);
     return rc;

@@ -5,6 +5,8 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "quantize.h"
+#include "recipe.h"
 
 typedef void (*convert_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
@@ -15,13 +17,18 @@ typedef struct {
     const char *command_line; /* recorded in the provenance */
     convert_progress_fn progress; /* may be NULL */
     void *progress_ctx;
+    recipe_options recipe; /* preset NULL: bf16; group_size 0: RECIPE_DEFAULT_GROUP */
 } convert_options;
 
 typedef struct {
     uint64_t bytes_read;    /* every byte of every shard */
     uint64_t bytes_written; /* tensor data */
     int n_tensors;
+    char *unused_overrides; /* overrides that matched no tensor (a warning), or NULL; free() */
 } convert_stats;
+
+/* The recipe's "error" object from per-class quantization errors (indexed by tensor_class). */
+json_t *quant_error_json(const quant_stats *by_class);
 
 /* Checks the checkpoint completely against the model's tensor plan before writing anything,
  * then streams shards in file order; memory stays bounded by a few chunk buffers. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dot.h"
 #include "model.h"
 #include "progress.h"
 
@@ -110,18 +111,19 @@ int cmd_bench(int argc, char **argv)
         double prefill = n_prompt / (t1 - t0), decode = n_gen / (t2 - t1);
         double per_token = bytes_per_token(&m), effective = per_token * decode / 1e9;
         if (as_json)
-            printf("{\"model\": \"%s\", \"backend\": \"%s\", \"prompt_tokens\": %ld, "
+            printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"prompt_tokens\": %ld, "
                    "\"prefill_tok_s\": %.3f, \"gen_tokens\": %ld, \"decode_tok_s\": %.3f, "
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
                    "\"read_baseline_gb_s\": %.3f}\n",
-                   argv[optind], m.be->name, n_prompt, prefill, n_gen, decode, per_token,
-                   effective, baseline);
+                   argv[optind], m.be->name, dsq_dot_path(), n_prompt, prefill, n_gen, decode,
+                   per_token, effective, baseline);
         else
-            printf("%s (backend %s)\n"
+            printf("%s (backend %s, %s kernels)\n"
                    "prefill  %ld tokens: %.2f tok/s\n"
                    "decode   %ld tokens: %.2f tok/s, %.1f MB of weights per token, %.2f GB/s\n"
                    "baseline one read of every weight byte: %.2f GB/s (decode reaches %.0f%%)\n",
-                   argv[optind], m.be->name, n_prompt, prefill, n_gen, decode, per_token / 1e6,
+                   argv[optind], m.be->name, dsq_dot_path(), n_prompt, prefill, n_gen, decode,
+                   per_token / 1e6,
                    effective, baseline, 100 * effective / baseline);
     }
     free(tokens);

@@ -35,7 +35,19 @@ static const char *human_count(uint64_t n, char buf[32])
 typedef struct {
     int tensors;
     uint64_t params, bytes;
+    uint32_t types; /* bit per type id (ids < 32) used in the class */
 } class_total;
+
+/* "q4", or "q4+q8" when a class mixes types (overrides). */
+static const char *class_types(uint32_t bits, char buf[32])
+{
+    buf[0] = 0;
+    for (uint32_t t = 0; t < 32; t++)
+        if (bits & (1u << t))
+            snprintf(buf + strlen(buf), 32 - strlen(buf), "%s%s", buf[0] ? "+" : "",
+                     dsq_type_info(t)->name);
+    return buf;
+}
 
 static void sum_classes(const model_file *m, class_total *by_class, class_total *all)
 {
@@ -47,6 +59,7 @@ static void sum_classes(const model_file *m, class_total *by_class, class_total 
         c->tensors++;
         c->params += n;
         c->bytes += m->tensors[i]->size;
+        c->types |= 1u << (m->tensors[i]->type & 31);
         all->tensors++;
         all->params += n;
         all->bytes += m->tensors[i]->size;
@@ -79,14 +92,16 @@ static int print_json(const model_file *m, int list_tensors)
     uint64_t total, active;
     tensor_plan_params(&m->config, m->plan, m->n_plan, &total, &active);
     json_t *classes = json_object();
+    char types[32];
     for (int c = 0; c < TC_COUNT; c++) {
         if (!by_class[c].tensors)
             continue;
         json_object_set_new(
             classes, tensor_class_name((tensor_class)c),
-            json_pack("{s:i, s:I, s:I, s:f}", "tensors", by_class[c].tensors, "params",
-                      (json_int_t)by_class[c].params, "bytes", (json_int_t)by_class[c].bytes,
-                      "bits_per_weight", 8.0 * (double)by_class[c].bytes / (double)by_class[c].params));
+            json_pack("{s:s, s:i, s:I, s:I, s:f}", "type", class_types(by_class[c].types, types),
+                      "tensors", by_class[c].tensors, "params", (json_int_t)by_class[c].params,
+                      "bytes", (json_int_t)by_class[c].bytes, "bits_per_weight",
+                      8.0 * (double)by_class[c].bytes / (double)by_class[c].params));
     }
     size_t ntok, nmerge, nadded;
     const json_t *tok = json_object_get(m->file.meta, "tokenizer");
@@ -165,14 +180,23 @@ static void print_text(const model_file *m, int list_tensors)
     char total_text[32], active_text[32];
     printf("params      %s total, %s active per token\n", human_count(total, total_text),
            human_count(active, active_text));
-    printf("\n%-14s %8s %15s %15s %8s\n", "class", "tensors", "params", "bytes", "bits/w");
-    for (int c = 0; c < TC_COUNT; c++)
-        if (by_class[c].tensors)
-            printf("%-14s %8d %15llu %15llu %8.3f\n", tensor_class_name((tensor_class)c),
-                   by_class[c].tensors, (unsigned long long)by_class[c].params,
-                   (unsigned long long)by_class[c].bytes,
-                   8.0 * (double)by_class[c].bytes / (double)by_class[c].params);
-    printf("%-14s %8d %15llu %15llu %8.3f\n\n", "total", all.tensors,
+    const json_t *errors = json_object_get(json_object_get(m->file.meta, "recipe"), "error");
+    printf("\n%-14s %-7s %8s %15s %15s %8s %10s\n", "class", "type", "tensors", "params",
+           "bytes", "bits/w", "rel. RMSE");
+    for (int c = 0; c < TC_COUNT; c++) {
+        if (!by_class[c].tensors)
+            continue;
+        const char *name = tensor_class_name((tensor_class)c);
+        const json_t *e = json_object_get(json_object_get(errors, name), "relative_rmse");
+        char types[32], err_text[16] = "-";
+        if (json_is_number(e))
+            snprintf(err_text, sizeof err_text, "%.5f", json_number_value(e));
+        printf("%-14s %-7s %8d %15llu %15llu %8.3f %10s\n", name,
+               class_types(by_class[c].types, types), by_class[c].tensors,
+               (unsigned long long)by_class[c].params, (unsigned long long)by_class[c].bytes,
+               8.0 * (double)by_class[c].bytes / (double)by_class[c].params, err_text);
+    }
+    printf("%-14s %-7s %8d %15llu %15llu %8.3f\n\n", "total", "", all.tensors,
            (unsigned long long)all.params, (unsigned long long)all.bytes,
            8.0 * (double)all.bytes / (double)all.params);
     size_t ntok, nmerge, nadded;
@@ -181,7 +205,14 @@ static void print_text(const model_file *m, int list_tensors)
     printf("tokenizer   byte-level BPE, %zu tokens, %zu merges, %zu added tokens; chat template %s\n",
            ntok, nmerge, nadded, json_is_string(tmpl) ? "present" : "absent");
     const json_t *recipe = json_object_get(m->file.meta, "recipe");
-    printf("recipe      preset %s\n", json_string_value(json_object_get(recipe, "preset")));
+    const json_t *overrides = json_object_get(recipe, "overrides");
+    printf("recipe      preset %s", json_string_value(json_object_get(recipe, "preset")));
+    if (json_integer_value(json_object_get(recipe, "group_size")))
+        printf(", group size %lld",
+               (long long)json_integer_value(json_object_get(recipe, "group_size")));
+    for (size_t i = 0; i < json_array_size(overrides); i++)
+        printf(", override %s", json_string_value(json_array_get(overrides, i)));
+    printf("\n");
     const json_t *prov = json_object_get(m->file.meta, "provenance");
     printf("provenance  %s %s: %s\n", json_string_value(json_object_get(prov, "tool")),
            json_string_value(json_object_get(prov, "version")),

@@ -14,7 +14,8 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  convert HF_DIR -o OUT.dsq   convert a checkpoint folder (config.json, tokenizer.json,\n"
-    "                              *.safetensors with or without an index)\n"
+    "                              *.safetensors with or without an index); --quant q8|q4|...\n"
+    "  quantize IN.dsq -o OUT.dsq  re-encode a .dsq under another recipe (--quant PRESET)\n"
     "  info    FILE.dsq            model config, parameter counts, sizes, tokenizer, provenance\n"
     "  verify  FILE.dsq            check every checksum and bound; names the first bad tensor\n"
     "  run     FILE.dsq -p TEXT    continue TEXT (greedy or sampled), streaming to stdout\n"
@@ -45,6 +46,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "convert"))
         return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize"))
+        return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify"))

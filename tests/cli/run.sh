@@ -179,6 +179,32 @@ if [ $? -eq 0 ] && [ "$(wc -l <"$tmp/chat")" -eq 2 ]; then pass; else
     fail "chat two turns" "exit or line count: $(cat "$tmp/err")"; fi
 run "bench" 0 -- "$DSQ" bench "$v2" --prompt 16 --gen 4 && expect_output "bench" "decode"
 
+# --- quantization: convert --quant, quantize, recipes -----------------------------------------
+lite="$DATA/tiny-v2-lite"
+q4="$tmp/out.d/lite-q4.dsq"
+run "convert q4" 0 -- "$DSQ" convert "$lite" -o "$q4" --quant q4 --group-size 32 && pass
+run "info q4" 0 -- "$DSQ" info "$q4" && expect_output "info q4" "routed_expert  q4"
+run "verify q4" 0 -- "$DSQ" verify "$q4" && pass
+run "run q4" 0 -- "$DSQ" run "$q4" -p "Hello" -n 4 && pass
+run "quantize bf16 to q8" 0 -- "$DSQ" quantize "$tmp/out.d/tiny-v2-lite.dsq" -o "$tmp/out.d/lite-q8.dsq" \
+    --quant q8 -g 32 && pass
+run "info q8" 0 -- "$DSQ" info "$tmp/out.d/lite-q8.dsq" && expect_output "info q8" "attention      q8"
+expect_error "requantize q4 to q8" 1 "is stored as q4; re-encoding it as q8" "$tmp/out.d/requant.dsq" -- \
+    "$DSQ" quantize "$q4" -o "$tmp/out.d/requant.dsq" --quant q8 -g 32
+expect_error "unknown preset" 1 "unknown preset 'q3'" "$tmp/out.d/q3.dsq" -- \
+    "$DSQ" convert "$lite" -o "$tmp/out.d/q3.dsq" --quant q3
+expect_error "group size does not divide" 1 "tensor layers.0.attn.kv_b (rows of 32) cannot be stored as q8 with group size 64" \
+    "$tmp/out.d/g64.dsq" -- "$DSQ" convert "$lite" -o "$tmp/out.d/g64.dsq" --quant q8
+expect_error "quantize without preset" 1 "missing --quant" "" -- \
+    "$DSQ" quantize "$q4" -o "$tmp/out.d/x.dsq"
+run "override matching nothing warns" 0 -- "$DSQ" convert "$lite" -o "$tmp/out.d/warn.dsq" \
+    --quant q4 -g 32 --override "layers.*.mlp.nothing=q8" &&
+    if grep -qF "warning: --override matched no tensor: layers.*.mlp.nothing=q8" "$tmp/err"; then
+        pass; else fail "override warning" "no warning: $(cat "$tmp/err")"; fi
+run "override experts to q8" 0 -- "$DSQ" convert "$lite" -o "$tmp/out.d/ovr.dsq" --quant q4 -g 32 \
+    --override "layers.*.mlp.experts.*=q8" &&
+    run "info override" 0 -- "$DSQ" info "$tmp/out.d/ovr.dsq" && expect_output "info override" "routed_expert  q8"
+
 # --- ppl: perplexity and KL-divergence ---------------------------------------------------------
 lite="$tmp/out.d/tiny-v2-lite.dsq"
 text="$tmp/ppl.txt"
