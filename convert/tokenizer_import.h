@@ -15,7 +15,8 @@
  *     "pre_tokenizer": [ steps applied in order to every piece produced so far ]
  *        {"type": "split", "regex": R, "behavior": B, "invert": bool}
  *             R: a regex with Unicode properties (\p{L}, \p{N}, ...), as HF writes it
- *             (Oniguruma syntax; runtime/tokenizer_split.c translates it for PCRE2). Every match of R in a piece is a delimiter; B says what becomes of it:
+ *             (Oniguruma syntax; runtime/tokenizer_split.c translates it for PCRE2).
+ *             Every match of R in a piece is a delimiter; B says what becomes of it:
  *             "isolated" (own piece), "removed", "merged_with_previous", "merged_with_next",
  *             "contiguous" (adjacent delimiters form one piece). invert: the non-matches are the
  *             delimiters instead. HF's String patterns, Digits and Punctuation are converted:
