@@ -123,9 +123,14 @@ int dsq_requantize(const requantize_options *o, convert_stats *stats, dsq_error 
                 !(rows = malloc(CHUNK_ELEMS * sizeof(float) + 65536 * sizeof(float))) ||
                 !(narrowed = malloc(CHUNK_ELEMS * sizeof(float) + 65536 * sizeof(float)))))
         rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
-    for (int i = 0; !rc && i < n_plan; i++)
+    for (int i = 0; !rc && i < n_plan; i++) {
         if (!(src[i] = dsq_file_find(&f, plan[i].name)))
             rc = dsq_fail(err, DSQ_EINPUT, "%s: tensor %s is missing", o->in_path, plan[i].name);
+        else if (src[i]->ndim != plan[i].ndim || src[i]->shape[0] != plan[i].shape[0] ||
+                 (plan[i].ndim == 2 && src[i]->shape[1] != plan[i].shape[1]))
+            rc = dsq_fail(err, DSQ_EINPUT, "%s: tensor %s has the wrong shape for its config",
+                          o->in_path, plan[i].name);
+    }
     if (!rc)
         rc = recipe_resolve(&recipe, plan, n_plan, choices, &stats->unused_overrides, err);
     if (!rc)
