@@ -135,7 +135,11 @@ CASES = [
 ]
 
 
-def build_tokenizer():
+def train_deepseek_tokenizer(texts, vocab_size, min_frequency, check_texts):
+    """A byte-level BPE trained on texts with DeepSeek's tokenizer.json pipeline (normalizer,
+    split regexes, digits, byte level, decoder, BOS post-processor) and its two special tokens
+    at the last ids. Returns (tokenizer.json text in DeepSeek's layout, reloaded Tokenizer)."""
+    bos_id, eos_id = vocab_size - 2, vocab_size - 1
     tok = Tokenizer(models.BPE(byte_fallback=False))
     tok.normalizer = normalizers.Sequence([])
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -144,18 +148,18 @@ def build_tokenizer():
            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE - 2, min_frequency=0, show_progress=False, special_tokens=[],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    if tok.get_vocab_size(with_added_tokens=False) != VOCAB_SIZE - 2:
-        sys.exit("make_fixtures: the corpus gave %d BPE tokens, need %d; add training text"
-                 % (tok.get_vocab_size(with_added_tokens=False), VOCAB_SIZE - 2))
+        vocab_size=vocab_size - 2, min_frequency=min_frequency, show_progress=False,
+        special_tokens=[], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    if tok.get_vocab_size(with_added_tokens=False) != vocab_size - 2:
+        sys.exit("the BPE trainer gave %d tokens, need %d; add training text"
+                 % (tok.get_vocab_size(with_added_tokens=False), vocab_size - 2))
     tok.add_special_tokens([AddedToken(BOS, special=True, normalized=True),
                             AddedToken(EOS, special=True, normalized=True)])
-    assert tok.token_to_id(BOS) == BOS_ID and tok.token_to_id(EOS) == EOS_ID
+    assert tok.token_to_id(BOS) == bos_id and tok.token_to_id(EOS) == eos_id
     tok.post_processor = processors.TemplateProcessing(
         single=BOS + ":0 $A:0", pair=BOS + ":0 $A:0 " + BOS + ":1 $B:1",
-        special_tokens=[(BOS, BOS_ID)])
+        special_tokens=[(BOS, bos_id)])
 
     # Serialize in the layout of DeepSeek's own tokenizer.json (written by an
     # older `tokenizers`): merges as "left right" strings, no ignore_merges key.
@@ -174,9 +178,13 @@ def build_tokenizer():
     text = json.dumps(d, indent=2, ensure_ascii=False) + "\n"
     # The rewritten file must tokenize exactly like the trained object.
     reloaded = Tokenizer.from_str(text)
-    for s in CORPUS + CASES:
+    for s in check_texts:
         assert reloaded.encode(s).ids == tok.encode(s).ids, s
     return text, reloaded
+
+
+def build_tokenizer():
+    return train_deepseek_tokenizer(CORPUS, VOCAB_SIZE, 0, CORPUS + CASES)
 
 
 def tokenizer_config():

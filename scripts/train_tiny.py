@@ -189,43 +189,9 @@ def join_cookies(cookies):
 # ---------------------------------------------------------------------------
 
 def build_tokenizer(train_cookies):
-    tok = Tokenizer(models.BPE(byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([])
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(r), behavior="isolated", invert=False) for r in fx.DS_SPLITS]
-        + [pre_tokenizers.Digits(individual_digits=True),
-           pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)])
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE - 2, min_frequency=2, show_progress=False, special_tokens=[],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(train_cookies, trainer=trainer)
-    if tok.get_vocab_size(with_added_tokens=False) != VOCAB_SIZE - 2:
-        sys.exit("train_tiny: the BPE trainer gave %d tokens, expected %d"
-                 % (tok.get_vocab_size(with_added_tokens=False), VOCAB_SIZE - 2))
-    tok.add_special_tokens([AddedToken(BOS, special=True, normalized=True),
-                            AddedToken(EOS, special=True, normalized=True)])
-    assert tok.token_to_id(BOS) == BOS_ID and tok.token_to_id(EOS) == EOS_ID
-    tok.post_processor = processors.TemplateProcessing(
-        single=BOS + ":0 $A:0", pair=BOS + ":0 $A:0 " + BOS + ":1 $B:1",
-        special_tokens=[(BOS, BOS_ID)])
-    # Serialize in the layout of DeepSeek's own tokenizer.json: merges as "left right".
-    d = json.loads(tok.to_str())
-    m = d["model"]
-    merges = []
-    for pair in m["merges"]:
-        a, b = pair if isinstance(pair, list) else pair.split(" ")
-        assert " " not in a and " " not in b
-        merges.append(a + " " + b)
-    d["model"] = {
-        "type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-        "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
-        "vocab": m["vocab"], "merges": merges,
-    }
-    text = json.dumps(d, indent=2, ensure_ascii=False) + "\n"
-    reloaded = Tokenizer.from_str(text)
-    for s in train_cookies[:200] + ["The ", "Hello world", "  x  ", "12345"]:
-        assert reloaded.encode(s).ids == tok.encode(s).ids, s
+    checks = train_cookies[:200] + ["The ", "Hello world", "  x  ", "12345"]
+    text, reloaded = fx.train_deepseek_tokenizer(train_cookies, VOCAB_SIZE, 2, checks)
+    for s in checks:
         assert reloaded.decode(reloaded.encode(s, add_special_tokens=False).ids) == s, s
     return text, reloaded
 
