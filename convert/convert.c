@@ -225,12 +225,7 @@ static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_err
             s->opt->progress(s->opt->progress_ctx, s->done, s->total);
     }
     if (quantized && !rc) {
-        quant_stats *e = &s->class_error[s->plan[index].cls];
-        e->sum_sq_err += sink.stats.sum_sq_err;
-        e->sum_sq += sink.stats.sum_sq;
-        e->count += sink.stats.count;
-        e->max_abs_err = e->max_abs_err > sink.stats.max_abs_err ? e->max_abs_err
-                                                                 : sink.stats.max_abs_err;
+        quant_stats_merge(&s->class_error[s->plan[index].cls], &sink.stats);
         rc = tensor_sink_end(&sink, err);
     }
     tensor_sink_free(&sink);

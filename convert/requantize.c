@@ -62,10 +62,7 @@ static int reencode(const dsq_file *f, const dsq_tensor_info *t, dsq_writer *w, 
         }
     }
     if (quantized && !rc) {
-        error->sum_sq_err += sink.stats.sum_sq_err;
-        error->sum_sq += sink.stats.sum_sq;
-        error->count += sink.stats.count;
-        error->max_abs_err = fmax(error->max_abs_err, sink.stats.max_abs_err);
+        quant_stats_merge(error, &sink.stats);
         rc = tensor_sink_end(&sink, err);
     }
     tensor_sink_free(&sink);

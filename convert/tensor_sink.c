@@ -56,12 +56,7 @@ int tensor_sink_rows(tensor_sink *s, const float *rows, uint64_t n_rows, dsq_err
                              NULL, s->codes + r * s->code_row_bytes,
                              s->scales + (s->rows_done + r) * s->scale_row_entries, &mine);
 #pragma omp critical
-        {
-            total.sum_sq_err += mine.sum_sq_err;
-            total.sum_sq += mine.sum_sq;
-            total.count += mine.count;
-            total.max_abs_err = fmax(total.max_abs_err, mine.max_abs_err);
-        }
+        quant_stats_merge(&total, &mine);
     }
     s->stats = total;
     s->rows_done += n_rows;

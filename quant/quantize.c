@@ -409,3 +409,12 @@ void dsq_quantize_row_absmax(uint32_t type, const float *x, uint64_t cols, uint3
 {
     quantize_row(type, x, cols, group, NULL, false, codes, scales, stats);
 }
+
+void quant_stats_merge(quant_stats *into, const quant_stats *from)
+{
+    into->sum_sq_err += from->sum_sq_err;
+    into->sum_sq += from->sum_sq;
+    into->count += from->count;
+    if (from->max_abs_err > into->max_abs_err)
+        into->max_abs_err = from->max_abs_err;
+}

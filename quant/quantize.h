@@ -13,6 +13,9 @@ typedef struct {
     uint64_t count;
 } quant_stats;
 
+/* Adds the errors of `from` into `into`. */
+void quant_stats_merge(quant_stats *into, const quant_stats *from);
+
 /* Quantizes x[cols] (one row) to `type` (DSQ_TYPE_Q8 or DSQ_TYPE_Q4) with group size `group`.
  * codes receives the row's part of the q plane (cols bytes for q8, cols / 2 for q4); scales
  * the row's part of the scale plane (cols / group f16 for q8, 2 * cols / group for q4).

@@ -133,60 +133,60 @@ static void report(const char *cmd, const char *output, const convert_stats *st,
             secs, secs > 0 ? (double)st->bytes_read / 1e9 / secs : 0.0);
 }
 
-int cmd_convert(int argc, char **argv)
+typedef int (*write_fn)(const write_options *w, const char *cmdline, progress_bar *bar,
+                        convert_stats *st, dsq_error *err);
+
+static int run_convert(const write_options *w, const char *cmdline, progress_bar *bar,
+                       convert_stats *st, dsq_error *err)
+{
+    convert_options o = {.hf_dir = w->input, .out_path = w->output, .threads = (int)w->threads,
+                         .command_line = cmdline, .recipe = w->recipe,
+                         .progress = w->quiet ? NULL : on_progress, .progress_ctx = bar};
+    return dsq_convert(&o, st, err);
+}
+
+static int run_requantize(const write_options *w, const char *cmdline, progress_bar *bar,
+                          convert_stats *st, dsq_error *err)
+{
+    requantize_options o = {.in_path = w->input, .out_path = w->output,
+                            .threads = (int)w->threads, .command_line = cmdline,
+                            .recipe = w->recipe, .progress = w->quiet ? NULL : on_progress,
+                            .progress_ctx = bar};
+    return dsq_requantize(&o, st, err);
+}
+
+/* Parses, runs fn with a progress bar, reports; default_preset NULL makes --quant required. */
+static int write_command(const char *cmd, const char *help, const char *label,
+                         const char *default_preset, write_fn fn, int argc, char **argv)
 {
     char *cmdline = cli_command_line(argc, argv); /* before getopt reorders argv */
-    write_options w = {.recipe.preset = "bf16"};
-    int rc = parse("convert", convert_help, argc, argv, &w);
+    write_options w = {.recipe.preset = default_preset};
+    int rc = parse(cmd, help, argc, argv, &w);
     if (rc >= 0) {
         free(cmdline);
         return rc;
     }
     progress_bar bar;
-    progress_init(&bar, "converting");
-    convert_options o = {.hf_dir = w.input, .out_path = w.output, .threads = (int)w.threads,
-                         .command_line = cmdline, .recipe = w.recipe};
-    if (!w.quiet) {
-        o.progress = on_progress;
-        o.progress_ctx = &bar;
-    }
-    convert_stats st;
+    progress_init(&bar, label);
+    convert_stats st = {0};
     dsq_error err = {0};
     double t0 = progress_now();
-    rc = dsq_convert(&o, &st, &err);
+    rc = fn(&w, cmdline, &bar, &st, &err);
     progress_finish(&bar);
     if (!rc)
-        report("convert", w.output, &st, progress_now() - t0);
+        report(cmd, w.output, &st, progress_now() - t0);
     free(st.unused_overrides);
     free(cmdline);
-    return rc ? cli_report("convert", &err) : 0;
+    return rc ? cli_report(cmd, &err) : 0;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    return write_command("convert", convert_help, "converting", "bf16", run_convert, argc, argv);
 }
 
 int cmd_quantize(int argc, char **argv)
 {
-    char *cmdline = cli_command_line(argc, argv);
-    write_options w = {0};
-    int rc = parse("quantize", quantize_help, argc, argv, &w);
-    if (rc >= 0) {
-        free(cmdline);
-        return rc;
-    }
-    progress_bar bar;
-    progress_init(&bar, "quantizing");
-    requantize_options o = {.in_path = w.input, .out_path = w.output, .threads = (int)w.threads,
-                            .command_line = cmdline, .recipe = w.recipe};
-    if (!w.quiet) {
-        o.progress = on_progress;
-        o.progress_ctx = &bar;
-    }
-    convert_stats st;
-    dsq_error err = {0};
-    double t0 = progress_now();
-    rc = dsq_requantize(&o, &st, &err);
-    progress_finish(&bar);
-    if (!rc)
-        report("quantize", w.output, &st, progress_now() - t0);
-    free(st.unused_overrides);
-    free(cmdline);
-    return rc ? cli_report("quantize", &err) : 0;
+    return write_command("quantize", quantize_help, "quantizing", NULL, run_requantize, argc,
+                         argv);
 }
