@@ -2,6 +2,7 @@
 #include "recipe.h"
 
 #include <fnmatch.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,10 +95,14 @@ int recipe_resolve(const recipe_options *o, const planned_tensor *plan, int n,
         char glob[256];
         int type, matched = 0;
         split_override(o->overrides[k], glob, sizeof glob, &type);
+        const bool wildcard = strpbrk(glob, "*?[") != NULL;
         for (int i = 0; i < n; i++) {
             if (fnmatch(glob, plan[i].name, 0) != 0)
                 continue;
             matched = 1;
+            /* a glob that sweeps over a norm leaves it f32; naming one exactly is refused below */
+            if (wildcard && plan[i].ndim == 1 && dsq_type_info((uint32_t)type)->quantized)
+                continue;
             choices[i].type = (uint32_t)type;
             snprintf(choices[i].why, sizeof choices[i].why, "override %s", o->overrides[k]);
         }

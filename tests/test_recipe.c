@@ -131,4 +131,15 @@ TEST(bad_options_are_refused)
     CHECK_STR_CONTAINS(err.msg, "tensor layers.3.attn_norm is 1-D");
     free(choices);
     free(plan);
+    /* a glob over the MLA attention sweeps over its 1-D kv_a_norm, which stays f32 */
+    plan = plan_of("configs/deepseek-v2-lite.json", &n);
+    choices = calloc((size_t)n, sizeof *choices);
+    o = (recipe_options){.preset = "q4", .group_size = 64, .n_overrides = 1,
+                         .overrides = {"layers.*.attn.*=q4"}};
+    CHECK_MSG(recipe_resolve(&o, plan, n, choices, &unused, &err) == DSQ_OK, "%s", err.msg);
+    for (int i = 0; i < n; i++)
+        if (strstr(plan[i].name, ".attn."))
+            CHECK_EQ_INT(choices[i].type, plan[i].ndim == 1 ? DSQ_TYPE_F32 : DSQ_TYPE_Q4);
+    free(choices);
+    free(plan);
 }
