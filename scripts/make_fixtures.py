@@ -423,22 +423,10 @@ def write(path, data):
         f.write(data.encode() if isinstance(data, str) else data)
 
 
-def make_fixture(out, name, template, overrides, extra_keys, tok_json, tok_cfg):
-    d = os.path.join(out, name)
-    cfg = model_config(template, overrides, extra_keys)
-    write(os.path.join(d, "config.json"), json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    write(os.path.join(d, "generation_config.json"),
-          json.dumps(GENERATION[template], indent=2) + "\n")
-    write(os.path.join(d, "tokenizer.json"), tok_json)
-    write(os.path.join(d, "tokenizer_config.json"), tok_cfg)
-
-    tensors = []
-    for tname, shape, kind in tensor_specs(cfg):
-        x = init_tensor(name, tname, shape, kind, cfg["hidden_size"])
-        tensors.append((tname, shape, f32_to_bf16_bits(x)))
-    tensors.sort(key=lambda t: t[0])
+def write_two_shards(d, tensors):
+    """Writes (name, shape, bf16 bits) tensors, in name order, as two safetensors shards split
+    roughly in half (a layer may straddle) plus model.safetensors.index.json, as HF does."""
     total = sum(t[2].nbytes for t in tensors)
-    # Two shards, split roughly in half in name order (a layer may straddle).
     acc, cut = 0, len(tensors)
     for i, t in enumerate(tensors):
         if acc >= total / 2:
@@ -458,6 +446,23 @@ def make_fixture(out, name, template, overrides, extra_keys, tok_json, tok_cfg):
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     write(os.path.join(d, "model.safetensors.index.json"),
           json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def make_fixture(out, name, template, overrides, extra_keys, tok_json, tok_cfg):
+    d = os.path.join(out, name)
+    cfg = model_config(template, overrides, extra_keys)
+    write(os.path.join(d, "config.json"), json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    write(os.path.join(d, "generation_config.json"),
+          json.dumps(GENERATION[template], indent=2) + "\n")
+    write(os.path.join(d, "tokenizer.json"), tok_json)
+    write(os.path.join(d, "tokenizer_config.json"), tok_cfg)
+
+    tensors = []
+    for tname, shape, kind in tensor_specs(cfg):
+        x = init_tensor(name, tname, shape, kind, cfg["hidden_size"])
+        tensors.append((tname, shape, f32_to_bf16_bits(x)))
+    tensors.sort(key=lambda t: t[0])
+    write_two_shards(d, tensors)
 
 
 def generate(out):

@@ -518,22 +518,7 @@ def save_checkpoint(model, out, tok_json, train_info):
         x = sd[name].detach().float().numpy()
         assert list(x.shape) == expect[name], (name, x.shape, expect[name])
         tensors.append((name, list(x.shape), fx.f32_to_bf16_bits(x)))
-    total = sum(t[2].nbytes for t in tensors)
-    acc, cut = 0, len(tensors)
-    for i, t in enumerate(tensors):
-        if acc >= total / 2:
-            cut = i
-            break
-        acc += t[2].nbytes
-    weight_map = {}
-    for i, sh in enumerate([tensors[:cut], tensors[cut:]]):
-        fname = "model-%05d-of-%05d.safetensors" % (i + 1, 2)
-        fx.write(os.path.join(out, fname), fx.safetensors_bytes(sh))
-        for name, _, _ in sh:
-            weight_map[name] = fname
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    fx.write(os.path.join(out, "model.safetensors.index.json"),
-             json.dumps(index, indent=2, sort_keys=True) + "\n")
+    fx.write_two_shards(out, tensors)
     return cfg
 
 

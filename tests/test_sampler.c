@@ -65,43 +65,38 @@ TEST(distribution_follows_softmax)
     sampler_free(&s);
 }
 
+/* Draws 5000 tokens from base (4 logits) with p, counting each token. */
+static void draw_counts(sampler_params p, const float *base, int seen[4])
+{
+    sampler s = make(p, 4);
+    memset(seen, 0, 4 * sizeof(int));
+    for (int d = 0; d < 5000; d++) {
+        float logits[4] = {base[0], base[1], base[2], base[3]};
+        seen[sampler_sample(&s, logits, NULL, 0)]++;
+    }
+    sampler_free(&s);
+}
+
 TEST(filters_cut_the_tail)
 {
     /* probabilities ~ 0.6, 0.25, 0.1, 0.05 */
-    float base[4] = {logf(0.6f), logf(0.25f), logf(0.1f), logf(0.05f)};
+    const float base[4] = {logf(0.6f), logf(0.25f), logf(0.1f), logf(0.05f)};
+    int seen[4];
     sampler_params p = sampler_defaults();
     p.temperature = 1;
     p.top_p = 0.8f; /* 0.6 + 0.25 reaches 0.8: tokens 2 and 3 are never drawn */
-    sampler s = make(p, 4);
-    int seen[4] = {0};
-    for (int d = 0; d < 5000; d++) {
-        float logits[4] = {base[0], base[1], base[2], base[3]};
-        seen[sampler_sample(&s, logits, NULL, 0)]++;
-    }
+    draw_counts(p, base, seen);
     CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] == 0 && seen[3] == 0);
-    sampler_free(&s);
     p = sampler_defaults();
     p.temperature = 1;
     p.min_p = 0.3f; /* keeps p >= 0.18: tokens 0 and 1 */
-    s = make(p, 4);
-    memset(seen, 0, sizeof seen);
-    for (int d = 0; d < 5000; d++) {
-        float logits[4] = {base[0], base[1], base[2], base[3]};
-        seen[sampler_sample(&s, logits, NULL, 0)]++;
-    }
+    draw_counts(p, base, seen);
     CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] == 0 && seen[3] == 0);
-    sampler_free(&s);
     p = sampler_defaults();
     p.temperature = 1;
     p.top_k = 3;
-    s = make(p, 4);
-    memset(seen, 0, sizeof seen);
-    for (int d = 0; d < 5000; d++) {
-        float logits[4] = {base[0], base[1], base[2], base[3]};
-        seen[sampler_sample(&s, logits, NULL, 0)]++;
-    }
+    draw_counts(p, base, seen);
     CHECK(seen[2] > 0 && seen[3] == 0);
-    sampler_free(&s);
 }
 
 TEST(same_seed_same_stream)
