@@ -7,10 +7,9 @@
 #include <string.h>
 
 #include "dequant.h"
-#include "dsq_reader.h"
+#include "model_file.h"
 #include "dsq_writer.h"
 #include "float16.h"
-#include "tensor_map.h"
 #include "tensor_sink.h"
 #include "types.h"
 
@@ -91,16 +90,12 @@ static char *new_metadata(const dsq_file *f, json_t *recipe, const requantize_op
 
 int dsq_requantize(const requantize_options *o, convert_stats *stats, dsq_error *err)
 {
-    dsq_file f;
-    dsq_model_config cfg;
-    planned_tensor *plan = NULL;
+    model_file m;
     tensor_choice *choices = NULL;
-    const dsq_tensor_info **src = NULL;
     dsq_writer *w = NULL;
     float *rows = NULL;
     void *narrowed = NULL;
     char *meta = NULL;
-    int n_plan = 0;
     quant_stats error[TC_COUNT];
     memset(error, 0, sizeof error);
     memset(stats, 0, sizeof *stats);
@@ -109,25 +104,15 @@ int dsq_requantize(const requantize_options *o, convert_stats *stats, dsq_error 
         recipe.group_size = RECIPE_DEFAULT_GROUP;
     if (o->threads > 0)
         omp_set_num_threads(o->threads);
-    int rc = dsq_file_open(&f, o->in_path, err);
+    int rc = model_file_open(&m, o->in_path, err); /* config, plan, every tensor checked */
     if (rc)
         return rc;
-    rc = model_config_from_json(&cfg, json_object_get(f.meta, "model"), o->in_path, err);
-    if (!rc)
-        rc = tensor_plan_build(&cfg, &plan, &n_plan, err);
-    if (!rc && (!(choices = calloc((size_t)n_plan, sizeof *choices)) ||
-                !(src = calloc((size_t)n_plan, sizeof *src)) ||
-                !(rows = malloc(CHUNK_ELEMS * sizeof(float) + 65536 * sizeof(float))) ||
-                !(narrowed = malloc(CHUNK_ELEMS * sizeof(float) + 65536 * sizeof(float)))))
+    const planned_tensor *plan = m.plan;
+    const int n_plan = m.n_plan;
+    if (!(choices = calloc((size_t)n_plan, sizeof *choices)) ||
+        !(rows = malloc(CHUNK_ELEMS * sizeof(float) + 65536 * sizeof(float))) ||
+        !(narrowed = malloc(CHUNK_ELEMS * sizeof(float) + 65536 * sizeof(float))))
         rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
-    for (int i = 0; !rc && i < n_plan; i++) {
-        if (!(src[i] = dsq_file_find(&f, plan[i].name)))
-            rc = dsq_fail(err, DSQ_EINPUT, "%s: tensor %s is missing", o->in_path, plan[i].name);
-        else if (src[i]->ndim != plan[i].ndim || src[i]->shape[0] != plan[i].shape[0] ||
-                 (plan[i].ndim == 2 && src[i]->shape[1] != plan[i].shape[1]))
-            rc = dsq_fail(err, DSQ_EINPUT, "%s: tensor %s has the wrong shape for its config",
-                          o->in_path, plan[i].name);
-    }
     if (!rc)
         rc = recipe_resolve(&recipe, plan, n_plan, choices, &stats->unused_overrides, err);
     if (!rc)
@@ -140,18 +125,19 @@ int dsq_requantize(const requantize_options *o, convert_stats *stats, dsq_error 
     if (!rc)
         rc = dsq_writer_begin_data(w, err);
     uint64_t total = 0, done = 0;
-    for (int i = 0; i < n_plan && src && src[i]; i++)
-        total += src[i]->size;
+    for (int i = 0; i < n_plan; i++)
+        total += m.tensors[i]->size;
     for (int i = 0; !rc && i < n_plan; i++) {
-        rc = reencode(&f, src[i], w, (uint32_t)i, rows, narrowed, &error[plan[i].cls], err);
-        done += src[i]->size;
+        rc = reencode(&m.file, m.tensors[i], w, (uint32_t)i, rows, narrowed,
+                      &error[plan[i].cls], err);
+        done += m.tensors[i]->size;
         if (o->progress)
             o->progress(o->progress_ctx, done, total);
     }
     if (!rc) {
         json_t *recipe_json = recipe_to_json(&recipe, plan, n_plan, choices);
         json_object_set_new(recipe_json, "error", quant_error_json(error));
-        if (!(meta = new_metadata(&f, recipe_json, o)))
+        if (!(meta = new_metadata(&m.file, recipe_json, o)))
             rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory for metadata");
     }
     if (!rc)
@@ -165,9 +151,7 @@ int dsq_requantize(const requantize_options *o, convert_stats *stats, dsq_error 
     free(meta);
     free(rows);
     free(narrowed);
-    free(src);
     free(choices);
-    free(plan);
-    dsq_file_close(&f);
+    model_file_close(&m);
     return rc;
 }

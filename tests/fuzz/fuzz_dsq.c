@@ -7,7 +7,7 @@
 
 #include "scratch_input.h"
 
-#include "runtime/model_file.h"
+#include "convert/model_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

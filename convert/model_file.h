@@ -1,5 +1,5 @@
 /* A .dsq file opened as a model: the normalized config and every planned tensor found in the
- * file with the shape the config implies. The runtime's weight views start from this. */
+ * file with the shape the config implies. dsq quantize and the runtime both start from this. */
 #ifndef DSQ_MODEL_FILE_H
 #define DSQ_MODEL_FILE_H
 
