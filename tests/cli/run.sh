@@ -3,62 +3,7 @@
 # suite. Each failure case must exit with the documented code, print a message naming the file
 # and the problem, and leave neither the output file nor a temporary file behind.
 set -u
-DSQ=${DSQ:-build/dsq}
-DATA=${DSQ_TEST_DATA:-tests/data}
-HERE=$(dirname "$0")
-tmp=$(mktemp -d /tmp/dsq-cli-XXXXXX)
-passed=0
-failed=0
-
-pass() { passed=$((passed + 1)); }
-fail() {
-    echo "FAIL $1: $2"
-    failed=$((failed + 1))
-}
-
-# run NAME EXPECTED_EXIT -- command...: runs it, output in $tmp/out and $tmp/err
-run() {
-    name=$1
-    want=$2
-    shift 3
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    rc=$?
-    if [ "$rc" -ne "$want" ]; then
-        fail "$name" "exit $rc, expected $want; stderr: $(head -c 600 "$tmp/err")"
-        return 1
-    fi
-    return 0
-}
-
-# expect_error NAME EXIT MESSAGE OUTPUT -- command...: fails cleanly, names the problem
-expect_error() {
-    name=$1
-    want=$2
-    msg=$3
-    output=$4
-    shift 5
-    run "$name" "$want" -- "$@" || return
-    if ! grep -qF -- "$msg" "$tmp/err"; then
-        fail "$name" "message lacks '$msg': $(head -c 600 "$tmp/err")"
-        return
-    fi
-    if [ -n "$output" ]; then
-        if [ -e "$output" ]; then
-            fail "$name" "output $output was left behind"
-            return
-        fi
-        if ls -A "$(dirname "$output")" 2>/dev/null | grep -q '\.tmp-'; then
-            fail "$name" "a temporary file was left in $(dirname "$output")"
-            return
-        fi
-    fi
-    pass
-}
-
-# expect_output NAME TEXT: the last command's stdout contains TEXT
-expect_output() {
-    if grep -qF -- "$2" "$tmp/out"; then pass; else fail "$1" "stdout lacks '$2'"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 mkdir -p "$tmp/out.d"
 
@@ -271,6 +216,4 @@ expect_error "save-logits folder missing" 2 "cannot create output file" "" -- \
     "$DSQ" ppl "$lite" --text "$text" --ctx 32 --save-logits "$tmp/missing-folder/x.logits"
 run "ppl help" 0 -- "$DSQ" ppl --help && expect_output "ppl help" "usage: dsq ppl"
 
-rm -rf "$tmp"
-echo "cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+cli_summary cli
