@@ -4,10 +4,15 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
-/* True if a failed json_load* ran out of memory. jansson reports that by code in some places
- * and in others leaves the error as it started (empty text, line -1): every malformed-input
- * path sets a message. */
+/* True if a failed json_load* ran out of memory. jansson says so by code in a few places only:
+ * elsewhere it leaves the error empty (line -1), and a string it cannot copy reads as a syntax
+ * error. So jansson allocates through a wrapper (installed when the program starts) that
+ * notes every failure; this reports, and forgets, a failure since its last call. */
 bool dsq_json_out_of_memory(const json_error_t *je);
+
+/* The allocator behind that wrapper: malloc, or one a test makes fail. */
+extern void *(*dsq_json_malloc)(size_t);
 
 #endif
