@@ -98,19 +98,28 @@ def main():
         with open(os.path.join(dst, "chat_template.jinja"), "wb") as f:
             f.write(b"{{ bos_token }}User: \x00{{ m }}")
     elif case.startswith("variant:"):
-        # a tokenizer variant of tests/data/tokenizer-cases/variants.json applied to this
-        # fixture's tokenizer.json (top-level keys replaced, keys under "model" set in it)
+        # the tokenizer the tokenizer tests use (tokenizer-cases/deepseek-llm, BOS 420, EOS 421)
+        # with one variant of tokenizer-cases/variants.json applied as those tests apply it
+        # (top-level keys replaced, keys under "model" set in it); "variant:base" applies none
         name = case.split(":", 1)[1]
-        with open(os.path.join(src, "..", "tokenizer-cases", "variants.json")) as f:
-            variant = next(v for v in json.load(f)["variants"] if v["name"] == name)
+        cases = os.path.join(src, "..", "tokenizer-cases")
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(cases, "deepseek-llm", f), os.path.join(dst, f))
 
-        def apply(t):
-            for key, value in variant["override"].items():
-                if key == "model":
-                    t["model"].update(value)
-                else:
-                    t[key] = value
-        edit_json(os.path.join(dst, "tokenizer.json"), apply)
+        def ids(c):
+            c["bos_token_id"], c["eos_token_id"] = 420, 421
+        edit_json(config, ids)
+        if name != "base":
+            with open(os.path.join(cases, "variants.json")) as f:
+                variant = next(v for v in json.load(f)["variants"] if v["name"] == name)
+
+            def apply(t):
+                for key, value in variant["override"].items():
+                    if key == "model":
+                        t["model"].update(value)
+                    else:
+                        t[key] = value
+            edit_json(os.path.join(dst, "tokenizer.json"), apply)
     elif case == "config_large_json":
         # a valid config with 600 KB of empty objects: parsing it takes some 40 MB (jansson
         # makes a hash table for each), more than the suite's 30 MB limit on the process
