@@ -111,8 +111,9 @@ static int match_checkpoint(const st_checkpoint *ck, const planned_tensor *plan,
     return dsq_fail(err, DSQ_EINPUT, "%s", msg);
 }
 
-/* A config promising more tensors than the checkpoint holds fails here, before anything is
- * allocated per planned tensor (a few bytes of config could otherwise ask for gigabytes). */
+/* A config promising far more tensors than the checkpoint holds (TENSOR_PLAN_MAX) fails here,
+ * before anything is allocated per planned tensor: a few bytes of config could otherwise ask
+ * for gigabytes. Below that bound the plan is built and match_checkpoint names what is missing. */
 static int plan_fits_checkpoint(const dsq_model_config *cfg, const st_checkpoint *ck,
                                 const char *dir, dsq_error *err)
 {
@@ -228,6 +229,18 @@ static int check_finite(const st_tensor *t, const char *name, const void *buf, s
     return DSQ_OK;
 }
 
+/* Prefixes a refused value with the shard and the tensor's name there, which the checks do not
+ * know. */
+static int in_source(const stream_state *s, const st_tensor *t, int rc, dsq_error *err)
+{
+    if (rc == DSQ_EINPUT && err) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        dsq_fail(err, rc, "%s: %s: %s", s->ck->shards[t->shard].path, t->name, msg);
+    }
+    return rc;
+}
+
 /* Streams one source tensor into dsq tensor `index` (or only hashes it if index < 0). */
 static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_error *err)
 {
@@ -248,10 +261,11 @@ static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_err
             break;
         XXH3_64bits_update(s->file_hash, s->in, n);
         if (quantized) {
-            rc = quantize_chunk(s, &sink, t, n / esize, err);
+            rc = in_source(s, t, quantize_chunk(s, &sink, t, n / esize, err), err);
         } else if (info) {
             size_t elems = n / esize;
-            if ((rc = check_finite(t, info->name, s->in, elems, off / esize, row_elems, err)))
+            rc = check_finite(t, info->name, s->in, elems, off / esize, row_elems, err);
+            if (in_source(s, t, rc, err))
                 break;
             size_t out_bytes = elems * dsq_type_info(info->type)->elem_bytes;
             const void *stored = s->in; /* same type: written straight from the read buffer */

@@ -83,15 +83,15 @@ bad_convert layers_1e19 "\"num_hidden_layers\" must be a non-negative integer"
 # --- non-finite weights are refused in every preset, naming tensor and row ----------------------
 for preset in bf16 q8 q4; do
     python3 "$CASES" "$lite" "$tmp/nan-out-$preset" nan_output_row_7 >/dev/null
-    expect_error "NaN in output ($preset)" 2 "tensor output: row 7 holds a NaN or infinity" \
+    expect_error "NaN in output ($preset)" 2 "model-00001-of-00002.safetensors: lm_head.weight: tensor output: row 7 holds a NaN or infinity" \
         "$tmp/out.d/nan-$preset.dsq" -- \
         "$DSQ" convert "$tmp/nan-out-$preset" -o "$tmp/out.d/nan-$preset.dsq" --quant "$preset" -g 32
     python3 "$CASES" "$lite" "$tmp/inf-emb-$preset" inf_embedding_row_300 >/dev/null
-    expect_error "infinity in embedding ($preset)" 2 "tensor embed: row 300 holds a NaN or infinity" \
+    expect_error "infinity in embedding ($preset)" 2 "model.embed_tokens.weight: tensor embed: row 300 holds a NaN or infinity" \
         "$tmp/out.d/inf-$preset.dsq" -- \
         "$DSQ" convert "$tmp/inf-emb-$preset" -o "$tmp/out.d/inf-$preset.dsq" --quant "$preset" -g 32
 done
-bad_convert nan_norm "tensor layers.1.attn_norm: row 0 holds a NaN or infinity"
+bad_convert nan_norm "model.layers.1.input_layernorm.weight: tensor layers.1.attn_norm: row 0 holds a NaN or infinity"
 
 # --- a model that computes a non-finite logit stops every command (exit 2, names the file) ------
 good="$tmp/out.d/tiny-v2-bf16.dsq"
