@@ -13,7 +13,9 @@ CUDA_ARCHS ?= 80 86 89 90
 
 ifeq ($(SAN),1)
 BUILD   := build-san
-OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# float-cast-overflow: an out-of-range double -> integer cast, which gcc's undefined omits
+OPT     := -O1 -g -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined,float-cast-overflow
 else
 BUILD   := build
 OPT     := -O2 -g

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "chat_template.h"
 #include "dsq_writer.h"
 #include "float16.h"
 #include "hf_config.h"
@@ -18,6 +19,7 @@
 #include "safetensors.h"
 #include "tensor_map.h"
 #include "tensor_sink.h"
+#include "tokenizer.h" /* the runtime's own loader, to refuse what it would refuse */
 #include "tokenizer_import.h"
 #include "types.h"
 #include "version.h"
@@ -109,6 +111,23 @@ static int match_checkpoint(const st_checkpoint *ck, const planned_tensor *plan,
     return dsq_fail(err, DSQ_EINPUT, "%s", msg);
 }
 
+/* A config promising far more tensors than the checkpoint holds (TENSOR_PLAN_MAX) fails here,
+ * before anything is allocated per planned tensor: a few bytes of config could otherwise ask
+ * for gigabytes. Below that bound the plan is built and match_checkpoint names what is missing. */
+static int plan_fits_checkpoint(const dsq_model_config *cfg, const st_checkpoint *ck,
+                                const char *dir, dsq_error *err)
+{
+    uint64_t planned = tensor_plan_count(cfg);
+    if (planned <= TENSOR_PLAN_MAX(ck->n_tensors))
+        return DSQ_OK;
+    return dsq_fail(err, DSQ_EINPUT,
+                    "%s: checkpoint does not match its config.json: the config's %d layers and "
+                    "%d routed experts need %llu tensors, the checkpoint holds %d (%llu missing "
+                    "tensors)",
+                    dir, cfg->n_layers, cfg->n_routed_experts, (unsigned long long)planned,
+                    ck->n_tensors, (unsigned long long)(planned - (uint64_t)ck->n_tensors));
+}
+
 static int same_type(st_dtype from, uint32_t to)
 {
     return (from == ST_BF16 && to == DSQ_TYPE_BF16) || (from == ST_F32 && to == DSQ_TYPE_F32) ||
@@ -189,6 +208,39 @@ static int quantize_chunk(stream_state *s, tensor_sink *sink, const st_tensor *t
     return tensor_sink_rows(sink, rows, elems / sink->cols, err);
 }
 
+/* True if the element is a NaN or an infinity (all exponent bits set, in every float type). */
+static int element_non_finite(st_dtype dtype, const void *buf, size_t i)
+{
+    if (dtype == ST_F32)
+        return !isfinite(((const float *)buf)[i]);
+    uint16_t x = ((const uint16_t *)buf)[i];
+    return dtype == ST_BF16 ? (x & 0x7f80) == 0x7f80 : (x & 0x7c00) == 0x7c00;
+}
+
+/* Stored tensors must hold finite values, as the quantizers already demand of theirs: a NaN
+ * would turn every logit into NaN. first is the index of buf's first element in the tensor. */
+static int check_finite(const st_tensor *t, const char *name, const void *buf, size_t elems,
+                        uint64_t first, uint64_t row_elems, dsq_error *err)
+{
+    for (size_t i = 0; i < elems; i++)
+        if (element_non_finite(t->dtype, buf, i))
+            return dsq_fail(err, DSQ_EINPUT, "tensor %s: row %llu holds a NaN or infinity",
+                            name, (unsigned long long)((first + i) / row_elems));
+    return DSQ_OK;
+}
+
+/* Prefixes a refused value with the shard and the tensor's name there, which the checks do not
+ * know. */
+static int in_source(const stream_state *s, const st_tensor *t, int rc, dsq_error *err)
+{
+    if (rc == DSQ_EINPUT && err) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        dsq_fail(err, rc, "%s: %s: %s", s->ck->shards[t->shard].path, t->name, msg);
+    }
+    return rc;
+}
+
 /* Streams one source tensor into dsq tensor `index` (or only hashes it if index < 0). */
 static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_error *err)
 {
@@ -209,9 +261,12 @@ static int stream_tensor(stream_state *s, const st_tensor *t, int index, dsq_err
             break;
         XXH3_64bits_update(s->file_hash, s->in, n);
         if (quantized) {
-            rc = quantize_chunk(s, &sink, t, n / esize, err);
+            rc = in_source(s, t, quantize_chunk(s, &sink, t, n / esize, err), err);
         } else if (info) {
             size_t elems = n / esize;
+            rc = check_finite(t, info->name, s->in, elems, off / esize, row_elems, err);
+            if (in_source(s, t, rc, err))
+                break;
             size_t out_bytes = elems * dsq_type_info(info->type)->elem_bytes;
             const void *stored = s->in; /* same type: written straight from the read buffer */
             if (!same_type(t->dtype, info->type)) {
@@ -318,6 +373,32 @@ json_t *quant_error_json(const quant_stats *by_class)
     return o;
 }
 
+/* What the commands that open the output will demand of the tokenizer and the chat template,
+ * checked by the code they use before anything is written: the tokenizer builds (its split
+ * regexes compile with PCRE2 as the runtime compiles them), the template passes the reader's
+ * limits, and the metadata fits the reader's cap. */
+static int check_commands_accept(const char *dir, const json_t *tok, const json_t *tmpl,
+                                 dsq_error *err)
+{
+    char where[4200];
+    snprintf(where, sizeof where, "%s/tokenizer.json", dir);
+    tokenizer *t = NULL;
+    int rc = tokenizer_load(&t, tok, where, err);
+    tokenizer_free(t);
+    if (rc)
+        return rc;
+    snprintf(where, sizeof where, "%s (tokenizer_config.json or chat_template.jinja)", dir);
+    if ((rc = chat_template_check(tmpl, where, err)))
+        return rc;
+    size_t bytes = json_dumpb(tok, NULL, 0, JSON_COMPACT) + json_string_length(tmpl);
+    if (bytes > DSQ_MAX_META_RAW)
+        return dsq_fail(err, DSQ_EINPUT,
+                        "%s: the tokenizer and chat template take %zu bytes of metadata, more "
+                        "than the %llu MiB a reader accepts",
+                        dir, bytes, DSQ_MAX_META_RAW >> 20);
+    return DSQ_OK;
+}
+
 /* Declares every planned tensor to the writer, in plan order; dest maps source -> dsq index. */
 static int declare_tensors(dsq_writer *w, const st_checkpoint *ck, const planned_tensor *plan,
                            const tensor_choice *choices, int n_plan, const st_tensor **src,
@@ -343,7 +424,7 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     planned_tensor *plan = NULL;
     int n_plan = 0;
     st_checkpoint ck = {0};
-    json_t *tokenizer = NULL, *chat_template = NULL, *meta = NULL;
+    json_t *tok_json = NULL, *chat_template = NULL, *meta = NULL;
     const st_tensor **src = NULL;
     int *dest = NULL;
     dsq_writer *w = NULL;
@@ -368,13 +449,15 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     snprintf(path, sizeof path, "%s/config.json", o->hf_dir);
     int rc = hf_config_load(&cfg, dtype, sizeof dtype, path, err);
     if (!rc)
+        rc = st_open_dir(&ck, o->hf_dir, err);
+    if (!rc)
+        rc = plan_fits_checkpoint(&cfg, &ck, o->hf_dir, err);
+    if (!rc)
         rc = tensor_plan_build(&cfg, &plan, &n_plan, err);
     if (!rc && !(choices = calloc((size_t)n_plan, sizeof *choices)))
         rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     if (!rc)
         rc = recipe_resolve(&recipe, plan, n_plan, choices, &stats->unused_overrides, err);
-    if (!rc)
-        rc = st_open_dir(&ck, o->hf_dir, err);
     if (!rc) {
         src = calloc((size_t)n_plan, sizeof *src);
         dest = calloc((size_t)ck.n_tensors + 1, sizeof *dest);
@@ -385,7 +468,9 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
         rc = match_checkpoint(&ck, plan, n_plan, src, o->hf_dir, err);
     if (!rc)
         rc = tokenizer_import(o->hf_dir, cfg.bos_token_id, cfg.eos_token_id, cfg.vocab_size,
-                              &tokenizer, &chat_template, err);
+                              &tok_json, &chat_template, err);
+    if (!rc)
+        rc = check_commands_accept(o->hf_dir, tok_json, chat_template, err);
     if (!rc)
         rc = dsq_writer_create(&w, o->out_path, err);
     if (!rc)
@@ -412,9 +497,9 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
         json_t *recipe_json = recipe_to_json(&recipe, plan, n_plan, choices);
         json_object_set_new(recipe_json, "error", quant_error_json(s.class_error));
         meta = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "format", "dsq", "model", model,
-                         "tokenizer", tokenizer, "chat_template", chat_template, "recipe",
+                         "tokenizer", tok_json, "chat_template", chat_template, "recipe",
                          recipe_json, "provenance", build_provenance(o, &ck, s.shard_hashes));
-        tokenizer = chat_template = NULL; /* owned by meta now */
+        tok_json = chat_template = NULL; /* owned by meta now */
         meta_text = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
         if (!meta_text)
             rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory for metadata");
@@ -431,7 +516,7 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     dsq_writer_free(w);
     free(meta_text);
     json_decref(meta);
-    json_decref(tokenizer);
+    json_decref(tok_json);
     json_decref(chat_template);
     free(s.in);
     free(s.out);

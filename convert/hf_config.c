@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json_error.h"
+
 typedef struct {
     const json_t *root;
     const char *where;
@@ -23,10 +25,11 @@ static int get_int(reader *r, const char *key, int def, int required, int *out)
         *out = def;
         return DSQ_OK;
     }
+    /* range first: casting a double outside the integer's range is undefined */
     double value = json_is_number(v) ? json_number_value(v) : -2;
-    if (value != (double)(long long)value || value < 0 || value > (double)(1 << 30))
-        return dsq_fail(r->err, DSQ_EINPUT, "%s: \"%s\" must be a non-negative integer", r->where,
-                        key);
+    if (!(value >= 0 && value <= (double)(1 << 30)) || value != (double)(int)value)
+        return dsq_fail(r->err, DSQ_EINPUT, "%s: \"%s\" must be a non-negative integer (at most %d)",
+                        r->where, key, 1 << 30);
     *out = (int)value;
     return DSQ_OK;
 }
@@ -123,9 +126,11 @@ static int parse_rope(reader *r, dsq_model_config *c)
         (rc = get_number(r, src, "mscale", 1.0, &c->yarn_mscale)) ||
         (rc = get_number(r, src, "mscale_all_dim", 0.0, &c->yarn_mscale_all_dim)))
         return rc;
-    if (orig <= 0 || orig > (1 << 30))
+    if (!(orig >= 1 && orig <= (1 << 30)) || orig != (double)(int)orig)
         return dsq_fail(r->err, DSQ_EINPUT,
-                        "%s: rope yarn needs original_max_position_embeddings", r->where);
+                        "%s: rope yarn needs original_max_position_embeddings, an integer from 1 "
+                        "to %d",
+                        r->where, 1 << 30);
     c->yarn_original_max_position = (int)orig;
     return DSQ_OK;
 }
@@ -287,6 +292,8 @@ int hf_config_load(dsq_model_config *c, char *source_dtype, size_t dtype_cap, co
         return dsq_fail(err, DSQ_EINPUT, "%s: cannot read config: %s", path, strerror(errno));
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
     fclose(f);
+    if (!root && dsq_json_out_of_memory(&jerr))
+        return dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory reading the config", path);
     if (!root)
         return dsq_fail(err, DSQ_EINPUT, "%s: cannot read config: %s (line %d, column %d)", path,
                         jerr.text, jerr.line, jerr.column);

@@ -78,13 +78,48 @@ int model_config_check(const dsq_model_config *c, const char *where, dsq_error *
                     c->n_experts_per_tok);
         }
     }
-    REQUIRE(c->rms_norm_eps > 0 && c->rms_norm_eps < 1, "%s: rms_norm_eps %g out of range", where,
-            c->rms_norm_eps);
-    REQUIRE(c->rope_theta > 0, "%s: rope_theta %g must be positive", where, c->rope_theta);
-    if (c->rope_yarn)
-        REQUIRE(c->yarn_factor >= 1 && c->yarn_original_max_position > 0,
-                "%s: rope_scaling yarn needs factor >= 1 and original_max_position_embeddings",
-                where);
+    /* Ranges of the numeric choices: generous around what the published DeepSeek models use
+     * (in brackets), excluding values that make the arithmetic meaningless. Written so that a
+     * NaN fails too. */
+    REQUIRE(c->rms_norm_eps >= 1e-12 && c->rms_norm_eps <= 1e-2,
+            "%s: rms_norm_eps %g outside [1e-12, 0.01] (published: 1e-6)", where, c->rms_norm_eps);
+    REQUIRE(c->rope_theta >= 100 && c->rope_theta <= 1e9,
+            "%s: rope_theta %g outside [100, 1e9] (published: 10000)", where, c->rope_theta);
+    REQUIRE(c->max_position_embeddings >= 1 && c->max_position_embeddings <= (1 << 24),
+            "%s: max_position_embeddings %d outside [1, 16777216] (published: 4096 to 163840)",
+            where, c->max_position_embeddings);
+    REQUIRE(c->routed_scaling_factor > 0 && c->routed_scaling_factor <= 100,
+            "%s: routed_scaling_factor %g outside (0, 100] (published: 1 to 16)", where,
+            c->routed_scaling_factor);
+    REQUIRE(c->n_group >= 1 && c->n_group <= 4096, "%s: n_group %d outside [1, 4096]", where,
+            c->n_group);
+    REQUIRE(c->topk_group >= 1 && c->topk_group <= c->n_group,
+            "%s: topk_group %d outside [1, n_group %d]", where, c->topk_group, c->n_group);
+    REQUIRE(c->first_k_dense_replace <= c->n_layers,
+            "%s: first_k_dense_replace %d exceeds num_hidden_layers %d", where,
+            c->first_k_dense_replace, c->n_layers);
+    if (c->rope_yarn) {
+        REQUIRE(c->yarn_factor >= 1 && c->yarn_factor <= 1024,
+                "%s: rope_scaling.factor %g outside [1, 1024] (published: 40)", where,
+                c->yarn_factor);
+        REQUIRE(c->yarn_original_max_position >= 1 &&
+                    c->yarn_original_max_position <= c->max_position_embeddings,
+                "%s: rope_scaling.original_max_position_embeddings %d outside [1, "
+                "max_position_embeddings %d] (published: 4096)",
+                where, c->yarn_original_max_position, c->max_position_embeddings);
+        REQUIRE(c->yarn_beta_fast > 0 && c->yarn_beta_fast <= 1024,
+                "%s: rope_scaling.beta_fast %g outside (0, 1024] (published: 32)", where,
+                c->yarn_beta_fast);
+        REQUIRE(c->yarn_beta_slow > 0 && c->yarn_beta_slow < c->yarn_beta_fast,
+                "%s: rope_scaling.beta_slow %g outside (0, beta_fast %g) (published: 1)", where,
+                c->yarn_beta_slow, c->yarn_beta_fast);
+        REQUIRE(c->yarn_mscale >= 0 && c->yarn_mscale <= 10,
+                "%s: rope_scaling.mscale %g outside [0, 10] (published: 0.707)", where,
+                c->yarn_mscale);
+        REQUIRE(c->yarn_mscale_all_dim >= 0 && c->yarn_mscale_all_dim <= 10,
+                "%s: rope_scaling.mscale_all_dim %g outside [0, 10] (published: 0.707)", where,
+                c->yarn_mscale_all_dim);
+    }
     REQUIRE(c->bos_token_id >= 0 && c->bos_token_id < c->vocab_size,
             "%s: bos_token_id %d outside the vocabulary", where, c->bos_token_id);
     REQUIRE(c->eos_token_id >= 0 && c->eos_token_id < c->vocab_size,

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_template.h"
+
 int model_file_open(model_file *m, const char *path, dsq_error *err)
 {
     memset(m, 0, sizeof *m);
@@ -15,6 +17,12 @@ int model_file_open(model_file *m, const char *path, dsq_error *err)
         rc = dsq_fail(err, DSQ_EINPUT, "%s: metadata \"format\" is not \"dsq\"", path);
     if (!rc)
         rc = model_config_from_json(&m->config, json_object_get(m->file.meta, "model"), path, err);
+    if (!rc)
+        rc = chat_template_check(json_object_get(m->file.meta, "chat_template"), path, err);
+    /* before the plan is allocated: a hand-made config may promise millions of tensors */
+    if (!rc && tensor_plan_count(&m->config) > TENSOR_PLAN_MAX(m->file.n_tensors))
+        rc = dsq_fail(err, DSQ_EINPUT, "%s: %u tensors stored, but the model has %llu", path,
+                      m->file.n_tensors, (unsigned long long)tensor_plan_count(&m->config));
     if (!rc)
         rc = tensor_plan_build(&m->config, &m->plan, &m->n_plan, err);
     if (!rc && !(m->tensors = calloc((size_t)m->n_plan, sizeof *m->tensors)))

@@ -123,6 +123,16 @@ static int add_ffn(plan_builder *b, const dsq_model_config *c, int layer)
     return rc;
 }
 
+uint64_t tensor_plan_count(const dsq_model_config *c)
+{
+    const uint64_t attention = c->family == DSQ_FAMILY_V1 ? 4 : (c->q_lora_rank ? 3 : 1) + 4;
+    const uint64_t moe = 1 + (c->n_shared_experts > 0 ? 3 : 0) + 3 * (uint64_t)c->n_routed_experts;
+    uint64_t n = 3; /* embedding, final norm, output */
+    for (int l = 0; l < c->n_layers; l++)
+        n += 2 + attention + (model_layer_is_moe(c, l) ? moe : 3);
+    return n;
+}
+
 int tensor_plan_build(const dsq_model_config *c, planned_tensor **out, int *count, dsq_error *err)
 {
     plan_builder b = {.layer = -1, .expert = -1};

@@ -37,6 +37,15 @@ const char *tensor_class_name(tensor_class c);
  * final norm and output head. */
 int tensor_plan_build(const dsq_model_config *c, planned_tensor **out, int *count, dsq_error *err);
 
+/* The number of tensors tensor_plan_build makes, computed from the config alone, so a config
+ * can be checked against a file's tensor count before anything per tensor is allocated. */
+uint64_t tensor_plan_count(const dsq_model_config *c);
+
+/* The most tensors a plan may have before it is built for a file holding n_present: a larger
+ * plan would mostly name missing tensors, and could take gigabytes for a few bytes of config.
+ * Up to this bound the plan is built and every missing tensor named. */
+#define TENSOR_PLAN_MAX(n_present) (2 * (uint64_t)(n_present) + 1024)
+
 /* Parameters: total, and active per token (routed experts counted n_experts_per_tok times). */
 void tensor_plan_params(const dsq_model_config *c, const planned_tensor *plan, int count,
                         uint64_t *total, uint64_t *active);

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "chat_template.h"
+#include "json_error.h"
 #include "pretokenizer_import.h"
-
-#define CHAT_TEMPLATE_MAX (16u << 20)
 
 /* Parses s->path into *root, which must be an object. optional: a missing file gives NULL. */
 static int load_object(const src *s, int optional, json_t **root)
@@ -31,6 +31,8 @@ static int load_object(const src *s, int optional, json_t **root)
     json_error_t je;
     json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
+    if (!j && dsq_json_out_of_memory(&je))
+        return oom(s);
     if (!j)
         return bad(s, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
     if (!json_is_object(j)) {

@@ -12,6 +12,7 @@
 #include <zstd.h>
 
 #include "byteorder.h"
+#include "json_error.h"
 #include "types.h"
 
 uint64_t dsq_tensor_numel(const dsq_tensor_info *t)
@@ -111,9 +112,16 @@ static int load_metadata(dsq_file *f, const header_fields *h, dsq_error *err)
     size_t len = h->meta_size;
     f->meta_codec = h->codec;
     f->meta_stored_size = h->meta_size;
+    if (h->meta_raw > DSQ_MAX_META_RAW)
+        return dsq_fail(err, DSQ_EINPUT,
+                        "%s: header field meta_raw_size: metadata of %llu bytes exceeds the "
+                        "%llu MiB this dsq reads",
+                        path, (unsigned long long)h->meta_raw, DSQ_MAX_META_RAW >> 20);
     if (h->codec == DSQ_CODEC_ZSTD) {
+        /* the frame must declare exactly meta_raw bytes, and ZSTD_decompress never writes past
+         * the buffer of that size: inflation is bounded before it starts */
         unsigned long long declared = ZSTD_getFrameContentSize(text, h->meta_size);
-        if (declared != h->meta_raw || h->meta_raw > DSQ_MAX_META_RAW)
+        if (declared != h->meta_raw)
             return dsq_fail(err, DSQ_EINPUT, "%s: metadata: bad zstd frame size", path);
         inflated = malloc(h->meta_raw ? h->meta_raw : 1);
         if (!inflated)
@@ -131,6 +139,8 @@ static int load_metadata(dsq_file *f, const header_fields *h, dsq_error *err)
     json_error_t jerr;
     f->meta = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(inflated);
+    if (!f->meta && dsq_json_out_of_memory(&jerr))
+        return dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory reading the metadata", path);
     if (!f->meta || !json_is_object(f->meta))
         return dsq_fail(err, DSQ_EINPUT, "%s: metadata is not a JSON object (line %d: %s)", path,
                         jerr.line, f->meta ? "not an object" : jerr.text);

@@ -208,6 +208,11 @@ int dsq_writer_finish(dsq_writer *w, const char *meta_json, size_t meta_len, dsq
                             w->tensors[i].info.name, (unsigned long long)w->tensors[i].written,
                             (unsigned long long)w->tensors[i].info.size);
 
+    if (meta_len > DSQ_MAX_META_RAW)
+        return dsq_fail(err, DSQ_EINPUT,
+                        "%s: metadata of %zu bytes exceeds the %llu MiB a reader accepts (is the "
+                        "tokenizer or chat template that large?)",
+                        path, meta_len, DSQ_MAX_META_RAW >> 20);
     uint64_t index_size;
     uint8_t *index = build_index(w, &index_size);
     size_t zcap = ZSTD_compressBound(meta_len);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "byteorder.h"
+#include "json_error.h"
 
 /* The upstream safetensors library refuses larger headers, so no real file has one. */
 #define ST_MAX_HEADER 100000000u
@@ -135,6 +136,8 @@ static int read_header(st_shard *s, json_t **root, dsq_error *err)
     json_error_t je;
     *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
     free(text);
+    if (!*root && dsq_json_out_of_memory(&je))
+        return dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory reading the header JSON", s->path);
     if (!*root && json_error_code(&je) == json_error_duplicate_key)
         return dsq_fail(err, DSQ_EINPUT,
                         "%s: header names a tensor twice, at line %d, column %d: %s", s->path,

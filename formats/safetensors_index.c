@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json_error.h"
+
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
 
@@ -48,6 +50,8 @@ static int load_index(const char *index_path, json_t **root, json_t **weight_map
 {
     json_error_t je;
     *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &je);
+    if (!*root && dsq_json_out_of_memory(&je))
+        return dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory reading the JSON", index_path);
     if (!*root && json_error_code(&je) == json_error_cannot_open_file)
         return dsq_fail(err, DSQ_EINPUT, "%s: cannot read: %s", index_path, je.text);
     if (!*root && json_error_code(&je) == json_error_duplicate_key)

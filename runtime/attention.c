@@ -1,6 +1,7 @@
 /* Attention: MHA with NeoX RoPE (DeepSeek-MoE) and MLA (DeepSeek-V2) in two forms over one
  * latent cache: expanded (K, V rebuilt by kv_b) and absorbed (W_UK folded into the query,
  * W_UV applied after the weighted sum of latents). */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,9 +59,17 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
         for (int h = 0; h < nkv; h++)
             rope_apply(&m->rope, keys + (size_t)pos * stride + (size_t)h * hd, pos);
     }
+    /* each thread's scores row, allocated up front so a failure is reported, not dereferenced */
+    const size_t span = (size_t)(m->n_past + n);
+    float *scratch = malloc((size_t)omp_get_max_threads() * span * sizeof(float));
+    if (!scratch) {
+        free(q);
+        free(attn);
+        return DSQ_ERESOURCE;
+    }
 #pragma omp parallel if ((long)n * nh * (m->n_past + n) * hd > PARALLEL_MIN_WORK)
     {
-        float *scores = malloc((size_t)(m->n_past + n) * sizeof(float));
+        float *scores = scratch + (size_t)omp_get_thread_num() * span;
 #pragma omp for collapse(2) schedule(static)
         for (int t = 0; t < n; t++)
             for (int h = 0; h < nh; h++) {
@@ -69,8 +78,8 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
                          stride, hd, m->n_past + t, m->softmax_scale, scores,
                          attn + ((size_t)t * nh + h) * hd);
             }
-        free(scores);
     }
+    free(scratch);
     m->be->matmul(&lw->wo, attn, out, n);
     free(q);
     free(attn);
@@ -118,8 +127,8 @@ static void mla_expanded(model *m, int layer, const float *q, int n, float *attn
 
 /* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c).
  * kv_b rows are widened one at a time and applied to every token. */
-static void mla_absorbed(model *m, int layer, const float *q, int n, float *attn, float *q_lat,
-                         float *o_lat, float *scores_all)
+static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn, float *q_lat,
+                        float *o_lat, float *scores_all)
 {
     const dsq_model_config *c = m->cfg;
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
@@ -129,9 +138,12 @@ static void mla_absorbed(model *m, int layer, const float *q, int n, float *attn
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n;
     memset(q_lat, 0, (size_t)n * nh * kvr * sizeof(float));
+    float *rows = malloc((size_t)omp_get_max_threads() * kvr * sizeof(float)); /* one a thread */
+    if (!rows)
+        return DSQ_ERESOURCE;
 #pragma omp parallel if ((long)n * nh * (total + nope + vd) * kvr > PARALLEL_MIN_WORK)
     {
-        float *row = malloc((size_t)kvr * sizeof(float));
+        float *row = rows + (size_t)omp_get_thread_num() * kvr;
 #pragma omp for schedule(static)
         for (int h = 0; h < nh; h++)
             for (int i = 0; i < nope; i++) {
@@ -178,8 +190,9 @@ static void mla_absorbed(model *m, int layer, const float *q, int n, float *attn
                     attn[((size_t)t * nh + h) * vd + i] = dot;
                 }
             }
-        free(row);
     }
+    free(rows);
+    return DSQ_OK;
 }
 
 static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
@@ -225,9 +238,10 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
         if (expanded)
             mla_expanded(m, layer, q, n, attn, work, scores);
         else
-            mla_absorbed(m, layer, q, n, attn, work, work + (size_t)n * nh * kvr, scores);
-        m->be->matmul(&lw->wo, attn, out, n);
+            rc = mla_absorbed(m, layer, q, n, attn, work, work + (size_t)n * nh * kvr, scores);
     }
+    if (!rc)
+        m->be->matmul(&lw->wo, attn, out, n);
     free(q);
     free(ckv);
     free(qa);

@@ -100,6 +100,13 @@ int cmd_bench(int argc, char **argv)
     const int vocab = m.cfg->vocab_size;
     int *tokens = malloc((size_t)(n_prompt + n_gen) * sizeof(int));
     float *logits = malloc((size_t)vocab * sizeof(float));
+    if (!tokens || !logits) {
+        free(tokens);
+        free(logits);
+        model_close(&m);
+        fprintf(stderr, "dsq bench: out of memory\n");
+        return DSQ_ERESOURCE;
+    }
     uint64_t rng = 12345;
     for (long i = 0; i < n_prompt + n_gen; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;

@@ -38,6 +38,10 @@ static const char convert_help[] =
     "the recipe applied to each tensor and the quantization error per tensor class are stored\n"
     "in the file (dsq info shows them).\n"
     "\n"
+    "Also refused, leaving no output: config values outside the ranges the published models\n"
+    "use (the message names the key and the range), a tokenizer or chat template that the\n"
+    "other commands could not load, and any NaN or infinite weight (tensor and row named).\n"
+    "\n"
     "options:\n";
 
 static const char quantize_help[] =

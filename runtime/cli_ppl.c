@@ -210,7 +210,8 @@ static void clear_bar(const reporter *p)
 static void draw_bar(const reporter *p, const ppl_progress *g, double ppl)
 {
     const int done = g->chunk + 1, total = g->n_chunk;
-    const double left = g->seconds / done * (total - done);
+    double left = g->seconds / done * (total - done);
+    left = left >= 0 && left < 359999 ? left : 359999; /* keeps the cast to int defined */
     char bar[31];
     const int filled = (int)(30.0 * done / total);
     for (int i = 0; i < 30; i++)

@@ -1,5 +1,7 @@
 /* dsq run and dsq chat: text generation from the command line, with shared sampling options. */
+#include <float.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +41,8 @@ static bool parse_float(const char *cmd, const char *opt, const char *text, floa
 {
     char *end;
     double v = strtod(text, &end);
-    if (end == text || *end) {
-        cli_usage_error(cmd, "%s needs a number, not '%s'", opt, text);
+    if (end == text || *end || !(fabs(v) <= FLT_MAX)) { /* also NaN, inf, beyond float */
+        cli_usage_error(cmd, "%s needs a finite number, not '%s'", opt, text);
         return false;
     }
     *out = (float)v;

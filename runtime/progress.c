@@ -30,6 +30,7 @@ void progress_update(progress_bar *p, uint64_t done, uint64_t total)
     double elapsed = now - p->start;
     double rate = elapsed > 0 ? (double)done / elapsed : 0;
     double left = rate > 0 ? (double)(total - done) / rate : 0;
+    left = left < 359999 ? left : 359999; /* shown as minutes:seconds; keeps the cast defined */
     char bar[31];
     int filled = (int)(frac * 30);
     for (int i = 0; i < 30; i++)
