@@ -14,6 +14,8 @@
 #include "dsq_writer.h"
 #include "float16.h"
 #include "hf_config.h"
+#include "input_file.h"
+#include "output_path.h"
 #include "recipe.h"
 #include "safetensors.h"
 #include "tensor_map.h"
@@ -260,8 +262,8 @@ static json_t *describe_small_file(const char *dir, const char *name)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    FILE *f;
+    if (input_fopen(path, 1, &f, NULL) || !f)
         return NULL;
     XXH3_state_t *h = XXH3_createState();
     XXH3_64bits_reset(h);
@@ -316,6 +318,33 @@ json_t *quant_error_json(const quant_stats *by_class)
                           "max_abs_error", by_class[c].max_abs_err, "weights",
                           (json_int_t)by_class[c].count));
     return o;
+}
+
+/* Refuses an output that is one of the files this conversion reads (output_path.h). */
+static int check_output(const convert_options *o, const st_checkpoint *ck, dsq_error *err)
+{
+    static const char *small[] = {"config.json",         "tokenizer.json",
+                                  "tokenizer_config.json", "chat_template.jinja",
+                                  "generation_config.json", "model.safetensors.index.json"};
+    enum { N_SMALL = sizeof small / sizeof small[0] };
+    char *paths[N_SMALL] = {0};
+    const char **inputs = calloc(N_SMALL + (size_t)ck->n_shards, sizeof *inputs);
+    int rc = inputs ? DSQ_OK : dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    for (int i = 0; !rc && i < N_SMALL; i++)
+        if (asprintf(&paths[i], "%s/%s", o->hf_dir, small[i]) < 0) {
+            paths[i] = NULL;
+            rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+        } else {
+            inputs[i] = paths[i];
+        }
+    for (int i = 0; !rc && i < ck->n_shards; i++)
+        inputs[N_SMALL + i] = ck->shards[i].path;
+    if (!rc)
+        rc = output_path_check(o->out_path, inputs, N_SMALL + (size_t)ck->n_shards, err);
+    for (int i = 0; i < N_SMALL; i++)
+        free(paths[i]);
+    free(inputs);
+    return rc;
 }
 
 /* Declares every planned tensor to the writer, in plan order; dest maps source -> dsq index. */
@@ -375,6 +404,8 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
         rc = recipe_resolve(&recipe, plan, n_plan, choices, &stats->unused_overrides, err);
     if (!rc)
         rc = st_open_dir(&ck, o->hf_dir, err);
+    if (!rc)
+        rc = check_output(o, &ck, err);
     if (!rc) {
         src = calloc((size_t)n_plan, sizeof *src);
         dest = calloc((size_t)ck.n_tensors + 1, sizeof *dest);

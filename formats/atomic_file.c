@@ -11,27 +11,45 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "output_path.h"
+
 /* The one temporary file being written, for the signal handler (which may only call unlink). */
 static char pending_tmp[4096];
 static volatile sig_atomic_t pending_set;
 
-static void remove_pending_and_reraise(int sig)
+void atomic_file_remove_pending(void)
 {
     if (pending_set)
         unlink(pending_tmp);
-    signal(sig, SIG_DFL);
-    raise(sig);
 }
+
+static void remove_pending_and_reraise(int sig)
+{
+    atomic_file_remove_pending();
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered with the default action once the handler returns */
+}
+
+/* Every signal whose default action ends the process, but SIGBUS (mapped_file.c handles it and
+ * calls atomic_file_remove_pending too), SIGKILL and SIGSTOP (which cannot be caught). */
+static const int fatal_signals[] = {SIGHUP,  SIGINT,    SIGQUIT, SIGILL,  SIGTRAP, SIGABRT,
+                                    SIGFPE,  SIGUSR1,   SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM,
+                                    SIGTERM, SIGSTKFLT, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF,
+                                    SIGIO,   SIGPWR,    SIGSYS};
 
 static void track_pending(const char *tmp)
 {
     static int handlers_installed;
     if (!handlers_installed) {
-        struct sigaction sa = {.sa_handler = remove_pending_and_reraise};
+        struct sigaction sa = {.sa_handler = remove_pending_and_reraise}, old;
         sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
+        for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+            /* Only where the default action is in force: an ignored signal (nohup, a shell
+             * ignoring SIGPIPE) stays ignored, and a sanitizer's fault handler is kept. */
+            if (sigaction(fatal_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+                !(old.sa_flags & SA_SIGINFO))
+                sigaction(fatal_signals[i], &sa, NULL);
+        }
         handlers_installed = 1;
     }
     pending_set = 0;
@@ -55,6 +73,9 @@ int atomic_file_create(atomic_file *af, const char *path, dsq_error *err)
 {
     memset(af, 0, sizeof *af);
     af->fd = -1;
+    int rc = output_path_check(path, NULL, 0, err);
+    if (rc)
+        return rc;
     char *base_copy = strdup(path);
     af->final_path = strdup(path);
     af->tmp_path = malloc(strlen(path) + 32);
@@ -89,16 +110,18 @@ int atomic_file_commit(atomic_file *af, dsq_error *err)
     if (fsync(af->fd) != 0 || close(af->fd) != 0) {
         int e = errno;
         af->fd = -1;
-        atomic_file_abort(af);
-        return dsq_fail(err, dsq_status_from_errno(e), "%s: flushing to disk failed: %s",
-                        af->final_path, strerror(e));
+        dsq_fail(err, dsq_status_from_errno(e), "%s: flushing to disk failed: %s", af->final_path,
+                 strerror(e));
+        atomic_file_abort(af); /* frees final_path: the message is made first */
+        return dsq_status_from_errno(e);
     }
     af->fd = -1;
     if (rename(af->tmp_path, af->final_path) != 0) {
         int e = errno;
-        atomic_file_abort(af);
-        return dsq_fail(err, dsq_status_from_errno(e), "%s: cannot rename into place: %s",
-                        af->final_path, strerror(e));
+        dsq_fail(err, dsq_status_from_errno(e), "%s: cannot rename into place: %s", af->final_path,
+                 strerror(e));
+        atomic_file_abort(af); /* frees final_path: the message is made first */
+        return dsq_status_from_errno(e);
     }
     track_pending(NULL);
     char *dir = folder_of(af->final_path);
