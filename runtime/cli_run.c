@@ -233,7 +233,8 @@ static const char chat_help[] =
     "Multi-turn chat in the model's own template (BOS, optional system prompt, then\n"
     "'User: ...' and 'Assistant: ...<EOS>' turns). Each line on stdin is one user turn, so a\n"
     "conversation can be scripted: printf 'Hi\\nAnd then?\\n' | dsq chat model.dsq\n"
-    "The cache is kept across turns; chat stops when stdin ends or the context is full.\n"
+    "The cache is kept across turns; chat stops when stdin ends or the context is full. A line\n"
+    "longer than 1 MiB or with a NUL byte is refused (exit 2).\n"
     "\n"
     "options:\n"
     "      --system TEXT       system prompt\n";
