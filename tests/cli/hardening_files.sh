@@ -198,11 +198,12 @@ expect_error "damaged logits row" 2 "flipped.logits: row 2 of chunk 1 is damaged
 cp "$model" "$tmp/shrinking.dsq"
 mkfifo "$tmp/turns"
 exec 4<>"$tmp/turns" # read-write: opening never waits for the other end
+: >"$tmp/chat.out"     # there before the poll below reads it
 "$DSQ" chat "$tmp/shrinking.dsq" -n 2 <"$tmp/turns" >"$tmp/chat.out" 2>"$tmp/chat.err" &
 pid=$!
 echo "Hello" >&4
 n=0
-while [ $n -lt 400 ] && [ "$(wc -l <"$tmp/chat.out")" -lt 1 ]; do
+while [ $n -lt 400 ] && [ "$(wc -l <"$tmp/chat.out")" -eq 0 ]; do
     sleep 0.05
     n=$((n + 1))
 done
@@ -211,7 +212,9 @@ echo "Again" >&4
 exec 4>&-
 wait $pid
 status=$?
-if [ "$status" -ne 2 ]; then
+if [ $n -ge 400 ]; then
+    fail "dsq truncated while mapped" "the first turn was never answered"
+elif [ "$status" -ne 2 ]; then
     fail "dsq truncated while mapped" "exit $status, expected 2: $(cat "$tmp/chat.err")"
 elif ! grep -qF "shrinking.dsq changed while being read" "$tmp/chat.err"; then
     fail "dsq truncated while mapped" "message: $(cat "$tmp/chat.err")"
