@@ -47,8 +47,11 @@ static void on_sigbus(int sig, siginfo_t *info, void *uctx)
             _exit(2);
         }
     }
-    /* Not ours: the fault repeats under the handler that was there before (default, sanitizer). */
+    /* Not ours: a fault repeats under the handler that was there before (default, sanitizer);
+     * a SIGBUS sent by kill() is sent again. */
     sigaction(sig, &previous, NULL);
+    if (info->si_code <= 0)
+        raise(sig);
     (void)uctx;
 }
 

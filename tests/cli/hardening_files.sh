@@ -120,6 +120,16 @@ truncate -s 1073741825 "$tmp/huge.txt"
 expect_error "ppl --text over its cap" 2 "huge.txt: 1073741825 bytes, more than the 1073741824 bytes allowed for the text" "" -- \
     $T "$DSQ" ppl "$model" --text "$tmp/huge.txt" --ctx 32
 rm -f "$tmp/huge.txt"
+# under the cap but beyond the memory the process may take: exit 3, "out of memory" (skipped
+# where the binary cannot start under a 700 MB address-space limit, as under AddressSanitizer)
+truncate -s 900000000 "$tmp/large.txt"
+if sh -c "ulimit -v 700000 && '$DSQ' --version" >/dev/null 2>&1; then
+    expect_error "ppl --text beyond memory" 3 "large.txt: out of memory for the text" "" -- \
+        sh -c "ulimit -v 700000 && exec '$DSQ' ppl '$model' --text '$tmp/large.txt' --ctx 32"
+else
+    echo "skipped: ppl --text beyond memory (the binary does not start under ulimit -v)"
+fi
+rm -f "$tmp/large.txt"
 # stdin of chat: a line without end (/dev/zero, here through head so that a binary without the
 # cap cannot take unbounded memory) is refused at the cap
 expect_error "chat: endless line of NULs" 2 "stdin: line 1 is longer than 1048576 bytes" "" -- \
