@@ -157,17 +157,21 @@ while [ $i -lt 3000 ]; do
     echo "Sentence $i: the quick brown fox jumps over the lazy dog." >>"$long"
     i=$((i + 1))
 done
+# with_default SIG command...: execs the command with SIG's default action (a shell starts
+# background jobs with QUIT and INT ignored, a harness may ignore PIPE, and dsq keeps what is
+# ignored). It replaces the calling shell: use it in a subshell or a pipeline.
+with_default() {
+    exec python3 -c '
+import os, signal, sys
+signal.signal(getattr(signal, "SIG" + sys.argv[1]), signal.SIG_DFL)
+os.execv(sys.argv[2], sys.argv[2:])
+' "$@"
+}
 # NAME:NUMBER (Linux); exit status 128 + NUMBER when the signal ends the process
 for entry in PIPE:13 QUIT:3 USR1:10 USR2:12 ALRM:14 XCPU:24 XFSZ:25 VTALRM:26 PROF:27; do
     sig=${entry%:*}
     rm -rf "$tmp/sig" && mkdir -p "$tmp/sig"
-    # a shell starts background jobs with QUIT and INT ignored (and dsq keeps what is ignored):
-    # python3 gives the signal its default action back first
-    (ulimit -c 0; exec python3 -c '
-import os, signal, sys
-signal.signal(getattr(signal, "SIG" + sys.argv[1]), signal.SIG_DFL)
-os.execv(sys.argv[2], sys.argv[2:])
-' "$sig" "$DSQ" ppl "$model" --text "$long" --ctx 32 -t 1 \
+    (ulimit -c 0; with_default "$sig" "$DSQ" ppl "$model" --text "$long" --ctx 32 -t 1 \
         --save-logits "$tmp/sig/b.logits" >/dev/null 2>&1) &
     pid=$!
     n=0
@@ -191,8 +195,8 @@ os.execv(sys.argv[2], sys.argv[2:])
 done
 # the reported case: the reader of stdout goes away
 rm -rf "$tmp/sig" && mkdir -p "$tmp/sig"
-"$DSQ" ppl "$model" --text "$long" --ctx 32 -t 1 --save-logits "$tmp/sig/b.logits" 2>/dev/null |
-    head -c 10 >/dev/null
+with_default PIPE "$DSQ" ppl "$model" --text "$long" --ctx 32 -t 1 \
+    --save-logits "$tmp/sig/b.logits" 2>/dev/null | head -c 10 >/dev/null
 if ls -A "$tmp/sig" | grep -q .; then fail "ppl | head" "left behind: $(ls -A "$tmp/sig")"; else pass; fi
 
 # --- 7. integrity: logits rows carry checksums; a .dsq truncated while mapped --------------------
