@@ -15,6 +15,8 @@
 #include "dsq_writer.h"
 #include "float16.h"
 #include "hf_config.h"
+#include "input_file.h"
+#include "output_path.h"
 #include "recipe.h"
 #include "safetensors.h"
 #include "tensor_map.h"
@@ -315,8 +317,8 @@ static json_t *describe_small_file(const char *dir, const char *name)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    FILE *f;
+    if (input_fopen(path, 1, &f, NULL) || !f)
         return NULL;
     XXH3_state_t *h = XXH3_createState();
     XXH3_64bits_reset(h);
@@ -399,6 +401,33 @@ static int check_commands_accept(const char *dir, const json_t *tok, const json_
     return DSQ_OK;
 }
 
+/* Refuses an output that is one of the files this conversion reads (output_path.h). */
+static int check_output(const convert_options *o, const st_checkpoint *ck, dsq_error *err)
+{
+    static const char *small[] = {"config.json",         "tokenizer.json",
+                                  "tokenizer_config.json", "chat_template.jinja",
+                                  "generation_config.json", "model.safetensors.index.json"};
+    enum { N_SMALL = sizeof small / sizeof small[0] };
+    char *paths[N_SMALL] = {0};
+    const char **inputs = calloc(N_SMALL + (size_t)ck->n_shards, sizeof *inputs);
+    int rc = inputs ? DSQ_OK : dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    for (int i = 0; !rc && i < N_SMALL; i++)
+        if (asprintf(&paths[i], "%s/%s", o->hf_dir, small[i]) < 0) {
+            paths[i] = NULL;
+            rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+        } else {
+            inputs[i] = paths[i];
+        }
+    for (int i = 0; !rc && i < ck->n_shards; i++)
+        inputs[N_SMALL + i] = ck->shards[i].path;
+    if (!rc)
+        rc = output_path_check(o->out_path, inputs, N_SMALL + (size_t)ck->n_shards, err);
+    for (int i = 0; i < N_SMALL; i++)
+        free(paths[i]);
+    free(inputs);
+    return rc;
+}
+
 /* Declares every planned tensor to the writer, in plan order; dest maps source -> dsq index. */
 static int declare_tensors(dsq_writer *w, const st_checkpoint *ck, const planned_tensor *plan,
                            const tensor_choice *choices, int n_plan, const st_tensor **src,
@@ -450,6 +479,8 @@ int dsq_convert(const convert_options *o, convert_stats *stats, dsq_error *err)
     int rc = hf_config_load(&cfg, dtype, sizeof dtype, path, err);
     if (!rc)
         rc = st_open_dir(&ck, o->hf_dir, err);
+    if (!rc)
+        rc = check_output(o, &ck, err);
     if (!rc)
         rc = plan_fits_checkpoint(&cfg, &ck, o->hf_dir, err);
     if (!rc)

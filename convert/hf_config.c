@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+
+#include "input_file.h"
 
 #include "json_error.h"
 
@@ -287,11 +290,13 @@ int hf_config_load(dsq_model_config *c, char *source_dtype, size_t dtype_cap, co
                    dsq_error *err)
 {
     json_error_t jerr;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dsq_fail(err, DSQ_EINPUT, "%s: cannot read config: %s", path, strerror(errno));
-    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
-    fclose(f);
+    char *text;
+    size_t len;
+    int read_rc = input_read_all(path, INPUT_CAP_CONFIG, "config", 0, &text, &len, err);
+    if (read_rc)
+        return read_rc;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (!root && dsq_json_out_of_memory(&jerr))
         return dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory reading the config", path);
     if (!root)

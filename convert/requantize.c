@@ -8,6 +8,7 @@
 
 #include "dequant.h"
 #include "model_file.h"
+#include "output_path.h"
 #include "dsq_writer.h"
 #include "float16.h"
 #include "tensor_sink.h"
@@ -104,7 +105,11 @@ int dsq_requantize(const requantize_options *o, convert_stats *stats, dsq_error 
         recipe.group_size = RECIPE_DEFAULT_GROUP;
     if (o->threads > 0)
         omp_set_num_threads(o->threads);
-    int rc = model_file_open(&m, o->in_path, err); /* config, plan, every tensor checked */
+    const char *inputs[] = {o->in_path};
+    int rc = output_path_check(o->out_path, inputs, 1, err);
+    if (rc)
+        return rc;
+    rc = model_file_open(&m, o->in_path, err); /* config, plan, every tensor checked */
     if (rc)
         return rc;
     const planned_tensor *plan = m.plan;

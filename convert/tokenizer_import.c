@@ -11,26 +11,25 @@
 #include <xxhash.h>
 
 #include "chat_template.h"
+#include "input_file.h"
 #include "json_error.h"
 #include "pretokenizer_import.h"
 
-/* Parses s->path into *root, which must be an object. optional: a missing file gives NULL. */
-static int load_object(const src *s, int optional, json_t **root)
+/* Parses s->path (at most cap bytes) into *root, which must be an object. optional: a missing
+ * file gives NULL. */
+static int load_object(const src *s, int optional, size_t cap, json_t **root)
 {
     *root = NULL;
-    FILE *f = fopen(s->path, "rb");
-    if (!f) {
-        int e = errno;
-        if (e == ENOENT && optional)
-            return DSQ_OK;
-        if (e == ENOENT)
-            return bad(s, "file not found");
-        return dsq_fail(s->err, dsq_status_from_errno(e), "%s: cannot open: %s", s->path,
-                        strerror(e));
-    }
+    char *text;
+    size_t len;
+    int rc = input_read_all(s->path, cap, "a tokenizer file", 1, &text, &len, s->err);
+    if (rc)
+        return rc;
+    if (!text)
+        return optional ? DSQ_OK : bad(s, "file not found");
     json_error_t je;
-    json_t *j = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
-    fclose(f);
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!j && dsq_json_out_of_memory(&je))
         return oom(s);
     if (!j)
@@ -451,30 +450,27 @@ static int read_jinja(const char *dir, dsq_error *err, json_t **out)
     char path[4096];
     snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
     src s = {path, err};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) {
-            *out = json_null();
-            return DSQ_OK;
-        }
-        return dsq_fail(err, dsq_status_from_errno(errno), "%s: cannot open: %s", path,
-                        strerror(errno));
-    }
-    char *buf = malloc(CHAT_TEMPLATE_MAX + 1);
-    size_t len = buf ? fread(buf, 1, CHAT_TEMPLATE_MAX + 1, f) : 0;
-    int rd_err = ferror(f);
-    fclose(f);
-    int rc = DSQ_OK;
+    char *buf;
+    size_t len;
+    int rc = input_read_all(path, CHAT_TEMPLATE_MAX, "a chat template", 1, &buf, &len, err);
+    if (rc)
+        return rc;
     if (!buf)
-        rc = oom(&s);
-    else if (rd_err)
-        rc = bad(&s, "read error");
-    else if (len > CHAT_TEMPLATE_MAX)
-        rc = bad(&s, "larger than %u bytes", CHAT_TEMPLATE_MAX);
+        *out = json_null();
     else if (!(*out = json_stringn(buf, len)))
         rc = bad(&s, "not UTF-8 text without NUL bytes");
     free(buf);
     return rc;
+}
+
+/* The same cap for a template given in tokenizer_config.json as in chat_template.jinja. */
+static int capped_template(const src *s, const json_t *v, json_t **out)
+{
+    if (json_string_length(v) > CHAT_TEMPLATE_MAX)
+        return bad(s, "chat_template is %zu bytes, more than the %u bytes allowed",
+                   json_string_length(v), CHAT_TEMPLATE_MAX);
+    *out = json_incref((json_t *)v);
+    return DSQ_OK;
 }
 
 static int chat_template_of(const src *s, const json_t *cfg, const char *dir, json_t **out)
@@ -482,10 +478,8 @@ static int chat_template_of(const src *s, const json_t *cfg, const char *dir, js
     const json_t *v = json_object_get(cfg, "chat_template");
     if (!v || json_is_null(v))
         return read_jinja(dir, s->err, out);
-    if (json_is_string(v)) {
-        *out = json_incref((json_t *)v);
-        return DSQ_OK;
-    }
+    if (json_is_string(v))
+        return capped_template(s, v, out);
     if (!json_is_array(v))
         return bad(s, "chat_template must be a string or a list of {\"name\", \"template\"}");
     const json_t *pick = NULL;
@@ -503,8 +497,7 @@ static int chat_template_of(const src *s, const json_t *cfg, const char *dir, js
     }
     if (!pick)
         return read_jinja(dir, s->err, out);
-    *out = json_incref(json_object_get(pick, "template"));
-    return DSQ_OK;
+    return capped_template(s, json_object_get(pick, "template"), out);
 }
 
 /* add_bos_token / add_eos_token and the special-token names. DeepSeek's tokenizer_class is
@@ -519,7 +512,7 @@ static int read_config(const char *dir, importer *im, int bos, int eos, json_t *
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     src s = {path, err};
     json_t *cfg;
-    int rc = load_object(&s, 1, &cfg), add_bos = 1, add_eos = 0;
+    int rc = load_object(&s, 1, INPUT_CAP_TOKENIZER_CONFIG, &cfg), add_bos = 1, add_eos = 0;
     if (rc)
         return rc;
     if (!cfg) {
@@ -606,7 +599,7 @@ int tokenizer_import(const char *dir, int bos_token_id, int eos_token_id, int vo
                         vocab_size);
     importer im = {.s = {path, err}, .vocab_size = vocab_size};
     json_t *root, *o = json_object(), *tmpl = NULL;
-    int rc = o ? load_object(&im.s, 0, &root) : oom(&im.s);
+    int rc = o ? load_object(&im.s, 0, INPUT_CAP_TOKENIZER, &root) : oom(&im.s);
     if (rc) {
         json_decref(o);
         return rc;

@@ -13,6 +13,8 @@
 
 #include "byteorder.h"
 #include "json_error.h"
+#include "input_file.h"
+#include "map_guard.h"
 #include "types.h"
 
 uint64_t dsq_tensor_numel(const dsq_tensor_info *t)
@@ -265,18 +267,14 @@ int dsq_file_open(dsq_file *f, const char *path, dsq_error *err)
     f->path = strdup(path);
     if (!f->path)
         return dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        dsq_file_close(f);
-        return dsq_fail(err, e == ENOMEM ? DSQ_ERESOURCE : DSQ_EINPUT, "%s: cannot open: %s",
-                        path, strerror(e));
-    }
+    int fd;
     struct stat st;
-    int rc = DSQ_OK;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        rc = dsq_fail(err, DSQ_EINPUT, "%s: not a regular file", path);
-    else if (st.st_size < DSQ_HEADER_SIZE)
+    int rc = input_open(path, 0, &fd, &st, err);
+    if (rc) {
+        dsq_file_close(f);
+        return rc;
+    }
+    if (st.st_size < DSQ_HEADER_SIZE)
         rc = dsq_fail(err, DSQ_EINPUT, "%s: %lld bytes is too short for a .dsq file", path,
                       (long long)st.st_size);
     if (!rc) {
@@ -286,6 +284,8 @@ int dsq_file_open(dsq_file *f, const char *path, dsq_error *err)
             rc = dsq_fail(err, DSQ_ERESOURCE, "%s: mmap failed: %s", path, strerror(errno));
         else
             f->map = m;
+        if (f->map)
+            map_guard_add(f->map, f->size, path);
     }
     close(fd);
     header_fields h = {0};
@@ -302,8 +302,10 @@ int dsq_file_open(dsq_file *f, const char *path, dsq_error *err)
 
 void dsq_file_close(dsq_file *f)
 {
-    if (f->map)
+    if (f->map) {
+        map_guard_remove(f->map);
         munmap((void *)f->map, f->size);
+    }
     json_decref(f->meta);
     free(f->tensors);
     free(f->by_name);

@@ -13,6 +13,7 @@
 
 #include "byteorder.h"
 #include "json_error.h"
+#include "input_file.h"
 
 /* The upstream safetensors library refuses larger headers, so no real file has one. */
 #define ST_MAX_HEADER 100000000u
@@ -358,14 +359,10 @@ static st_shard *new_shard(st_checkpoint *ck, const char *path, dsq_error *err)
 
 static int open_shard(st_shard *s, dsq_error *err)
 {
-    s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0)
-        return dsq_fail(err, DSQ_EINPUT, "%s: cannot open: %s", s->path, strerror(errno));
     struct stat sb;
-    if (fstat(s->fd, &sb) != 0)
-        return dsq_fail(err, DSQ_EINPUT, "%s: cannot stat: %s", s->path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return dsq_fail(err, DSQ_EINPUT, "%s: not a regular file", s->path);
+    int rc = input_open(s->path, 0, &s->fd, &sb, err);
+    if (rc)
+        return rc;
     s->file_size = (uint64_t)sb.st_size;
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "json_error.h"
+#include "input_file.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
@@ -49,11 +50,15 @@ static int has_suffix(const char *s, const char *suffix)
 static int load_index(const char *index_path, json_t **root, json_t **weight_map, dsq_error *err)
 {
     json_error_t je;
-    *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &je);
+    char *text;
+    size_t len;
+    int rc = input_read_all(index_path, INPUT_CAP_INDEX, "an index", 0, &text, &len, err);
+    if (rc)
+        return rc;
+    *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
     if (!*root && dsq_json_out_of_memory(&je))
         return dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory reading the JSON", index_path);
-    if (!*root && json_error_code(&je) == json_error_cannot_open_file)
-        return dsq_fail(err, DSQ_EINPUT, "%s: cannot read: %s", index_path, je.text);
     if (!*root && json_error_code(&je) == json_error_duplicate_key)
         return dsq_fail(err, DSQ_EINPUT, "%s: a key appears twice, at line %d, column %d: %s",
                         index_path, je.line, je.column, je.text);

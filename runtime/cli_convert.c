@@ -20,7 +20,8 @@ static const char recipe_help[] =
     "                          (see dsq info --tensors). A GLOB matching nothing is a warning.\n"
     "  -g, --group-size N      quantization group along each row (default 64; multiple of 32\n"
     "                          dividing the row length of every quantized tensor)\n"
-    "  -o, --output FILE       the .dsq file to write (required)\n"
+    "  -o, --output FILE       the .dsq file to write (required; refused if it names an input\n"
+    "                          or an existing file that is not a regular file)\n"
     "  -t, --threads N         worker threads (default: all cores; 1..1024)\n"
     "  -q, --quiet             no progress bar (it is shown only on a terminal anyway)\n"
     "  -h, --help              this text\n";

@@ -14,8 +14,10 @@
 #include <xxhash.h>
 
 #include "cli.h"
+#include "input_file.h"
 #include "logits_file.h"
 #include "model.h"
+#include "output_path.h"
 #include "perplexity.h"
 #include "progress.h"
 #include "tokenizer.h"
@@ -35,11 +37,13 @@ static const char help[] =
     "statistics: PPL(Q) and PPL(base), KLD (mean, percentiles), dp = p_Q - p_base of the correct\n"
     "token (mean, percentiles, RMS, mean |dp|) and top-1 agreement ('Same top p'). The saved\n"
     "file holds 2 bytes per vocabulary entry per scored token (ctx/2 of every window): e.g.\n"
-    "~200 KB per token at vocab 102400. Both options together compare with BASE and save this\n"
-    "model's log-probs too (they must name different files).\n"
+    "~200 KB per token at vocab 102400, each row with a checksum. Both options together\n"
+    "compare with BASE and save this model's log-probs too. OUT must not be the model, the\n"
+    "text or BASE, nor an existing file that is not a regular file.\n"
     "\n"
     "options:\n"
-    "  -f, --text FILE         the text (UTF-8; a file with NUL bytes is refused)\n"
+    "  -f, --text FILE         the text (UTF-8, a regular file of at most 1 GiB; a file with\n"
+    "                          NUL bytes is refused)\n"
     "  -c, --ctx N             window in tokens: even, 4 .. the model's maximum (default 512,\n"
     "                          or the ctx of --kld-base)\n"
     "      --save-logits OUT   write the log-probs of every scored token (the base run)\n"
@@ -113,70 +117,34 @@ static int parse(int argc, char **argv, ppl_cli *o)
     o->model_path = argv[optind];
     if (!o->text_path)
         return cli_usage_error("ppl", "missing --text FILE");
-    if (o->save_path && o->base_path) {
-        struct stat a, b;
-        if (!strcmp(o->save_path, o->base_path) ||
-            (stat(o->save_path, &a) == 0 && stat(o->base_path, &b) == 0 && a.st_dev == b.st_dev &&
-             a.st_ino == b.st_ino))
-            return cli_usage_error("ppl", "--save-logits and --kld-base name the same file (%s)",
-                                   o->save_path);
+    if (o->save_path) { /* before any work: the log-probs must not replace an input */
+        const char *inputs[] = {o->model_path, o->text_path, o->base_path};
+        dsq_error err;
+        if (output_path_check(o->save_path, inputs, 3, &err))
+            return cli_usage_error("ppl", "--save-logits %s", err.msg);
     }
     return -1;
 }
 
-/* Reads the whole text; refuses a folder, an empty file and a file with NUL bytes. */
+/* Reads the whole text (a regular file of at most INPUT_CAP_TEXT bytes); refuses an empty
+ * file and a file with NUL bytes. */
 static int read_text(const char *path, char **out, size_t *len, dsq_error *err)
 {
-    *out = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return dsq_fail(err, DSQ_EINPUT, "%s: cannot read the text: %s", path, strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return dsq_fail(err, DSQ_EINPUT, "%s: is a folder, not a text file", path);
-    }
-    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536, n = 0;
-    char *buf = malloc(cap);
-    int rc = buf ? DSQ_OK : dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory", path);
-    while (!rc) {
-        if (n == cap) {
-            char *b = realloc(buf, cap * 2);
-            if (!b) {
-                rc = dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory", path);
-                break;
-            }
-            buf = b;
-            cap *= 2;
-        }
-        ssize_t k = read(fd, buf + n, cap - n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            rc = dsq_fail(err, DSQ_EINPUT, "%s: cannot read the text: %s", path, strerror(errno));
-        if (k <= 0)
-            break;
-        n += (size_t)k;
-    }
-    close(fd);
-    const char *nul = !rc ? memchr(buf, 0, n) : NULL;
-    if (!rc && n == 0)
+    int rc = input_read_all(path, INPUT_CAP_TEXT, "the text", 0, out, len, err);
+    if (rc)
+        return rc;
+    const char *nul = memchr(*out, 0, *len);
+    if (*len == 0)
         rc = dsq_fail(err, DSQ_EINPUT, "%s: the text is empty: no tokens", path);
     else if (nul)
         rc = dsq_fail(err, DSQ_EINPUT, "%s: contains a NUL byte at offset %zu: not a text file",
-                      path, (size_t)(nul - buf));
+                      path, (size_t)(nul - *out));
     if (rc) {
-        free(buf);
-        return rc;
+        free(*out);
+        *out = NULL;
+        *len = 0;
     }
-    *out = buf;
-    *len = n;
-    return DSQ_OK;
+    return rc;
 }
 
 /* XXH3-64 of the compact JSON of the tokenizer's "tokens" array: which vocabulary made a file. */

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "generate.h"
+#include "input_file.h"
 
 static const char sampling_help[] =
     "  -n, --n-predict N       tokens to generate at most (default 128; run stops at EOS)\n"
@@ -211,6 +212,8 @@ int cmd_run(int argc, char **argv)
             fprintf(stderr, " %d", ids[i]);
         fputc('\n', stderr);
     }
+    if (!rc) /* refused before anything is printed */
+        rc = generate_check_prompt(&m, (int)n, &err);
     if (!rc) {
         fputs(o.prompt, stdout);
         rc = generate(&m, tok, &s, ids, (int)n, (int)o.n_predict, write_stdout, NULL, &history,
@@ -232,7 +235,8 @@ static const char chat_help[] =
     "Multi-turn chat in the model's own template (BOS, optional system prompt, then\n"
     "'User: ...' and 'Assistant: ...<EOS>' turns). Each line on stdin is one user turn, so a\n"
     "conversation can be scripted: printf 'Hi\\nAnd then?\\n' | dsq chat model.dsq\n"
-    "The cache is kept across turns; chat stops when stdin ends or the context is full.\n"
+    "The cache is kept across turns; chat stops when stdin ends or the context is full. A line\n"
+    "longer than 1 MiB or with a NUL byte is refused (exit 2).\n"
     "\n"
     "options:\n"
     "      --system TEXT       system prompt\n";
@@ -303,16 +307,23 @@ int cmd_chat(int argc, char **argv)
     dsq_error err = {0};
     token_list history = {0}, turn = {0};
     char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    size_t cap = 0, len, line_no = 0;
     int pending = -1;
     rc = DSQ_OK;
     for (;;) {
         if (interactive)
             fputs("> ", stderr);
-        if ((len = getline(&line, &cap, stdin)) < 0)
+        /* a capped line: stdin without newlines (/dev/zero) is an error, not unbounded memory */
+        rc = input_read_line(stdin, "stdin", ++line_no, INPUT_CAP_LINE, &line, &cap, &len, &err);
+        if (rc < 0) {
+            rc = DSQ_OK;
             break;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        }
+        if (!rc && strlen(line) != len)
+            rc = dsq_fail(&err, DSQ_EINPUT, "stdin: line %zu contains a NUL byte", line_no);
+        if (rc)
+            break;
+        while (len > 0 && line[len - 1] == '\r')
             line[--len] = 0;
         if (len == 0)
             continue;

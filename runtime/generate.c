@@ -26,21 +26,28 @@ void token_list_free(token_list *l)
     l->n = l->cap = 0;
 }
 
+int generate_check_prompt(const model *m, int n_prompt, dsq_error *err)
+{
+    if (m->n_past + n_prompt > m->ctx)
+        return dsq_fail(err, DSQ_EUSAGE,
+                        "the prompt needs %d tokens but only %d of the context (--ctx %d) are left",
+                        n_prompt, m->ctx - m->n_past, m->ctx);
+    return DSQ_OK;
+}
+
 int generate(model *m, const tokenizer *tok, sampler *s, const int *prompt, int n_prompt,
              int max_new, text_sink sink, void *sink_ctx, token_list *history, gen_stats *st,
              dsq_error *err)
 {
     const int vocab = m->cfg->vocab_size;
     *st = (gen_stats){.n_prompt = n_prompt};
-    if (m->n_past + n_prompt > m->ctx)
-        return dsq_fail(err, DSQ_EUSAGE,
-                        "the prompt needs %d tokens but only %d of the context (--ctx %d) are left",
-                        n_prompt, m->ctx - m->n_past, m->ctx);
+    int rc = generate_check_prompt(m, n_prompt, err);
+    if (rc)
+        return rc;
     float *logits = malloc((size_t)vocab * sizeof(float));
     if (!logits)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     double t0 = progress_now();
-    int rc = DSQ_OK;
     for (int i = 0; !rc && i < n_prompt; i += GEN_PREFILL_BATCH) {
         int n = n_prompt - i < GEN_PREFILL_BATCH ? n_prompt - i : GEN_PREFILL_BATCH;
         rc = model_forward(m, prompt + i, n, logits, false, err);

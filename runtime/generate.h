@@ -27,6 +27,9 @@ typedef struct {
 /* Largest number of tokens one forward call takes; longer prompts go in pieces. */
 #define GEN_PREFILL_BATCH 256
 
+/* Fails (DSQ_EUSAGE) if n_prompt tokens do not fit in what is left of the context. */
+int generate_check_prompt(const model *m, int n_prompt, dsq_error *err);
+
 /* Appends prompt tokens to the model's cache, then samples up to max_new tokens, streaming their
  * text to sink, until EOS or a full context. Every token fed or generated is appended to
  * history (the repetition penalty looks at it). */

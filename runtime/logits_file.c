@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "byteorder.h"
+#include "input_file.h"
 
 static void put_f32(uint8_t *p, float v)
 {
@@ -33,7 +34,7 @@ static float get_f32(const uint8_t *p)
 uint64_t logits_file_size(const logits_header *h)
 {
     return LOGITS_HEADER_BYTES +
-           (uint64_t)h->n_chunk * h->scored * (uint64_t)logits_row_bytes(h->vocab);
+           (uint64_t)h->n_chunk * h->scored * (uint64_t)logits_stored_row_bytes(h->vocab);
 }
 
 uint64_t logits_hash_tokens(const int *ids, size_t n)
@@ -178,10 +179,19 @@ int logits_writer_write(logits_writer *w, const uint8_t *rows, size_t n, dsq_err
     if (w->rows_written + n > promised)
         return dsq_fail(err, DSQ_EUSAGE, "%s: more rows than the header promises (%" PRIu64 ")",
                         w->af.final_path, promised);
-    int rc = write_all(w, rows, n * logits_row_bytes(w->h.vocab), err);
-    if (!rc)
-        w->rows_written += n;
-    return rc;
+    const size_t rb = logits_row_bytes(w->h.vocab);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *row = rows + i * rb;
+        uint8_t sum[8];
+        le_put64(sum, XXH3_64bits(row, rb));
+        int rc = write_all(w, row, rb, err);
+        if (!rc)
+            rc = write_all(w, sum, sizeof sum, err);
+        if (rc)
+            return rc;
+        w->rows_written++;
+    }
+    return DSQ_OK;
 }
 
 int logits_writer_finish(logits_writer *w, dsq_error *err)
@@ -236,20 +246,14 @@ int logits_reader_open(logits_reader *r, const char *path, dsq_error *err)
     r->path = strdup(path);
     if (!r->path)
         return dsq_fail(err, DSQ_ERESOURCE, "%s: out of memory", path);
-    r->fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (r->fd < 0 || fstat(r->fd, &st) != 0) {
-        int e = errno;
+    int rc = input_open(path, 0, &r->fd, &st, err);
+    if (rc) {
         logits_reader_close(r);
-        return dsq_fail(err, DSQ_EINPUT, "%s: cannot open: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        logits_reader_close(r);
-        return dsq_fail(err, DSQ_EINPUT, "%s: not a regular file", path);
+        return rc;
     }
     r->size = (uint64_t)st.st_size;
     uint8_t b[LOGITS_HEADER_BYTES];
-    int rc;
     if (r->size >= 8 && (rc = read_at(r, b, 8, 0, "the magic", err))) {
         logits_reader_close(r);
         return rc;
@@ -275,7 +279,7 @@ int logits_reader_open(logits_reader *r, const char *path, dsq_error *err)
         logits_reader_close(r);
         return dsq_fail(err, DSQ_EINPUT,
                         "%s: logits file version %u (header %u bytes); this dsq "
-                        "reads version %d",
+                        "reads version %d (save the base again with --save-logits)",
                         path, version, hbytes, LOGITS_FILE_VERSION);
     }
     if (le_get64(b + 56) != XXH3_64bits(b, 56)) {
@@ -306,7 +310,8 @@ int logits_reader_open(logits_reader *r, const char *path, dsq_error *err)
         rc = dsq_fail(err, DSQ_EINPUT,
                       "%s: truncated: %" PRIu64 " bytes, the header promises "
                       "%" PRIu64 " (%u chunks of %u rows of %zu bytes)",
-                      path, r->size, want, h->n_chunk, h->scored, logits_row_bytes(h->vocab));
+                      path, r->size, want, h->n_chunk, h->scored,
+                      logits_stored_row_bytes(h->vocab));
     else if (r->size > want)
         rc = dsq_fail(err, DSQ_EINPUT,
                       "%s: %" PRIu64 " bytes, %" PRIu64 " more than the header "
@@ -347,16 +352,26 @@ int logits_reader_read_chunk(logits_reader *r, uint32_t chunk, uint8_t *rows, ds
     const logits_header *h = &r->h;
     if (chunk >= h->n_chunk)
         return dsq_fail(err, DSQ_EUSAGE, "%s: chunk %u of %u", r->path, chunk + 1, h->n_chunk);
-    const size_t rb = logits_row_bytes(h->vocab);
-    const uint64_t off = LOGITS_HEADER_BYTES + (uint64_t)chunk * h->scored * rb;
-    char what[64];
-    snprintf(what, sizeof what, "chunk %u", chunk + 1);
-    int rc = read_at(r, rows, (size_t)h->scored * rb, off, what, err);
-    if (rc)
-        return rc;
+    const size_t rb = logits_row_bytes(h->vocab), stored = logits_stored_row_bytes(h->vocab);
     for (uint32_t i = 0; i < h->scored; i++) {
+        const uint64_t off = LOGITS_HEADER_BYTES + ((uint64_t)chunk * h->scored + i) * stored;
+        uint8_t *row = rows + (size_t)i * rb, sum[8];
+        char what[64];
+        snprintf(what, sizeof what, "row %u of chunk %u", i + 1, chunk + 1);
+        int rc = read_at(r, row, rb, off, what, err);
+        if (!rc)
+            rc = read_at(r, sum, sizeof sum, off + rb, what, err);
+        if (rc)
+            return rc;
+        const uint64_t want = le_get64(sum), got = XXH3_64bits(row, rb);
+        if (got != want)
+            return dsq_fail(err, DSQ_EINPUT,
+                            "%s: row %u of chunk %u is damaged (row %" PRIu64 " of the file: "
+                            "checksum %016" PRIx64 ", expected %016" PRIx64 ")",
+                            r->path, i + 1, chunk + 1, (uint64_t)chunk * h->scored + i + 1, got,
+                            want);
         logits_row_info in;
-        logits_row_read_info(rows + (size_t)i * rb, &in);
+        logits_row_read_info(row, &in);
         if (!isfinite(in.offset) || !isfinite(in.scale) || in.scale < 0 || in.top >= h->vocab ||
             !isfinite(in.nll))
             return dsq_fail(err, DSQ_EINPUT,

@@ -1,11 +1,11 @@
 /* The base model's log-probabilities, saved by `dsq ppl --save-logits` and read back by
  * `dsq ppl --kld-base` to measure how far a quantized model's token distribution is from it.
  *
- * File layout (all little-endian), version 1:
+ * File layout (all little-endian), version 2 (version 1 had no row checksums; it is refused):
  *
  *   header, 64 bytes
  *      0  magic "DSQLOGP\0"
- *      8  u32 version (1)
+ *      8  u32 version (2)
  *     12  u32 header bytes (64)
  *     16  u32 vocab          logits per position (the model's vocab_size)
  *     20  u32 ctx            window length in tokens (--ctx)
@@ -15,12 +15,14 @@
  *     40  u64 text hash      XXH3-64 of the text's token ids, each as a little-endian i32
  *     48  u64 tokenizer hash XXH3-64 of json_dumps(tokenizer "tokens" array, JSON_COMPACT)
  *     56  u64 header hash    XXH3-64 of bytes 0..55
- *   then n_chunk * scored rows in window order, each 16 + 2 * vocab bytes:
+ *   then n_chunk * scored rows in window order, each 16 + 2 * vocab + 8 bytes:
  *      0  f32 offset         log-prob of code 0 (the row's smallest log-prob)
  *      4  f32 scale          log-prob step per code
  *      8  u32 top            index of the largest logit (the first on ties)
  *     12  f32 nll            -log p(the token that follows), from the double computation
  *     16  u16 code[vocab]    log p_i ~ offset + scale * code_i
+ *     16 + 2 * vocab         u64 XXH3-64 of the row's bytes before it (as .dsq tensors carry):
+ *                            a damaged row is refused, naming the file and the row
  *
  * Encoding and its precision. Each row stores log p_i linearly on 65536 levels spanning the
  * row's whole range [min log p, max log p] (nothing is clamped, unlike llama.cpp, which clamps
@@ -46,7 +48,7 @@
 #include "error.h"
 
 #define LOGITS_FILE_MAGIC "DSQLOGP"
-#define LOGITS_FILE_VERSION 1
+#define LOGITS_FILE_VERSION 2
 #define LOGITS_HEADER_BYTES 64
 #define LOGITS_ROW_HEADER_BYTES 16
 
@@ -62,10 +64,16 @@ typedef struct {
     float nll;
 } logits_row_info;
 
-/* Bytes of one stored row. */
+/* Bytes of one row as encoded, decoded and passed to the writer and from the reader. */
 static inline size_t logits_row_bytes(uint32_t vocab)
 {
     return LOGITS_ROW_HEADER_BYTES + 2 * (size_t)vocab;
+}
+
+/* Bytes of one row in the file: the row and its checksum. */
+static inline size_t logits_stored_row_bytes(uint32_t vocab)
+{
+    return logits_row_bytes(vocab) + 8;
 }
 
 /* Size of the whole file the header describes. */
@@ -96,7 +104,7 @@ typedef struct {
 } logits_writer;
 
 int logits_writer_open(logits_writer *w, const char *path, const logits_header *h, dsq_error *err);
-/* Appends n rows (n * logits_row_bytes(vocab) bytes). */
+/* Appends n rows (n * logits_row_bytes(vocab) bytes), each with its checksum. */
 int logits_writer_write(logits_writer *w, const uint8_t *rows, size_t n, dsq_error *err);
 /* Fails (and removes the temporary file) unless every row the header promises was written. */
 int logits_writer_finish(logits_writer *w, dsq_error *err);
@@ -119,7 +127,7 @@ int logits_reader_open(logits_reader *r, const char *path, dsq_error *err);
  * what differs (DSQ_EINPUT). */
 int logits_reader_check(const logits_reader *r, const logits_header *expect, dsq_error *err);
 /* Reads the scored rows of window `chunk` into rows (scored * logits_row_bytes(vocab) bytes),
- * checking every row's fixed fields. */
+ * checking every row's checksum and fixed fields. */
 int logits_reader_read_chunk(logits_reader *r, uint32_t chunk, uint8_t *rows, dsq_error *err);
 void logits_reader_close(logits_reader *r);
 

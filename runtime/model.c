@@ -100,8 +100,8 @@ int model_forward(model *m, const int *tokens, int n, float *logits, bool all_lo
                         n, m->ctx);
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= c->vocab_size)
-            return dsq_fail(err, DSQ_EINPUT, "token id %d outside the vocabulary (%d)", tokens[t],
-                            c->vocab_size);
+            return dsq_fail(err, DSQ_EINPUT, "%s: token id %d outside the vocabulary (%d)",
+                            m->file.file.path, tokens[t], c->vocab_size);
     float *x = malloc((size_t)n * h * sizeof(float));
     float *xn = malloc((size_t)n * h * sizeof(float));
     float *y = malloc((size_t)n * h * sizeof(float));

@@ -394,10 +394,12 @@ with open(llama_path, "rb") as f:
     nv = 2 * ((n_vocab + 1) // 2) + 4
     lrows = np.frombuffer(f.read(), dtype="<u2").reshape(-1, nv)
 hdr = open(dsq_path, "rb").read(64)
-assert hdr[:8] == b"DSQLOGP\0"
+assert hdr[:8] == b"DSQLOGP\0" and struct.unpack("<I", hdr[8:12])[0] == 2
 vocab, ctx, d_chunk, scored = struct.unpack("<IIII", hdr[16:32])
 n_tokens = struct.unpack("<Q", hdr[32:40])[0]
-drows = np.fromfile(dsq_path, dtype=np.uint8, offset=64).reshape(-1, 16 + 2 * vocab)
+# version 2 rows: 16 bytes of fields, 2 * vocab of codes, an 8-byte checksum (dropped here)
+drows = np.fromfile(dsq_path, dtype=np.uint8, offset=64).reshape(-1, 16 + 2 * vocab + 8)
+drows = drows[:, :16 + 2 * vocab]
 res.update(llama_n_chunk=n_chunk, dsq_n_chunk=d_chunk, dsq_n_tokens=n_tokens,
            vocab_equal=vocab == n_vocab, ctx_equal=ctx == n_ctx)
 try:

@@ -210,7 +210,7 @@ expect_error "kld-base not logits" 2 "not a dsq logits file" "" -- \
     "$DSQ" ppl "$lite" --text "$text" --kld-base "$lite"
 expect_error "kld-base missing" 2 "nothing.logits: cannot open" "" -- \
     "$DSQ" ppl "$lite" --text "$text" --kld-base "$tmp/nothing.logits"
-expect_error "save and base the same" 1 "name the same file" "" -- \
+expect_error "save and base the same" 1 "the same file as the input" "" -- \
     "$DSQ" ppl "$lite" --text "$text" --kld-base "$tmp/base.logits" --save-logits "$tmp/base.logits"
 expect_error "save-logits folder missing" 2 "cannot create output file" "" -- \
     "$DSQ" ppl "$lite" --text "$text" --ctx 32 --save-logits "$tmp/missing-folder/x.logits"
