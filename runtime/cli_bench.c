@@ -1,26 +1,30 @@
-/* dsq bench: prefill and decode speed on the CPU backend, next to a memory-read baseline
- * measured in the same run (decode streams the active weights once per token). */
+/* dsq bench: prefill and decode speed on either backend, next to a baseline measured in the same
+ * run (decode streams the active weights once per token): a read of the mapped weights on the
+ * CPU, a device-to-device copy on the GPU. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_backend.h"
 #include "dot.h"
 #include "model.h"
 #include "progress.h"
 
 static const char help[] =
-    "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--json]\n"
+    "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--backend cpu|cuda] [--json]\n"
     "\n"
     "Times a prefill of N prompt tokens and N greedy decode steps (token ids drawn from a fixed\n"
     "seed, so runs compare), and, as a baseline in the same run, one read of the weight bytes a\n"
-    "decode step touches. Prints tokens/s, the bytes per token and the effective bandwidth.\n"
+    "decode step touches (cpu) or a device-to-device copy (cuda). Prints tokens/s, the bytes per\n"
+    "token and the effective bandwidth; cuda adds the load time and device memory used.\n"
     "\n"
     "options:\n"
     "  --prompt N   prompt tokens (default 128)\n"
     "  --gen N      decode steps (default 32)\n"
     "  --json       one JSON object on stdout\n"
+    CLI_BACKEND_HELP
     "  -h, --help   this text\n";
 
 /* Bytes of weights one decode token reads: everything but the unused routed experts and all
@@ -72,10 +76,13 @@ int cmd_bench(int argc, char **argv)
     static const struct option opts[] = {{"prompt", required_argument, 0, 'p'},
                                          {"gen", required_argument, 0, 'g'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"backend", required_argument, 0, 'b'},
+                                         {"vram", required_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long n_prompt = 128, n_gen = 32;
     int as_json = 0, c;
+    engine_options eo = {0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'p' && !cli_parse_int("bench", "--prompt", optarg, 1, 1 << 20, &n_prompt))
@@ -84,6 +91,10 @@ int cmd_bench(int argc, char **argv)
             return DSQ_EUSAGE;
         if (c == 'j')
             as_json = 1;
+        if (c == 'b' && !cli_parse_backend("bench", optarg, &eo))
+            return DSQ_EUSAGE;
+        if (c == 'V' && !cli_parse_bytes("bench", "--vram", optarg, &eo.vram))
+            return DSQ_EUSAGE;
         if (c == 'h') {
             fputs(help, stdout);
             return 0;
@@ -95,8 +106,13 @@ int cmd_bench(int argc, char **argv)
         return cli_usage_error("bench", "expected exactly one .dsq file");
     model m;
     dsq_error err = {0};
+    engine e;
     if (model_open(&m, argv[optind], (int)(n_prompt + n_gen), &err))
         return cli_report("bench", &err);
+    if (engine_open(&e, &m, &eo, &err)) {
+        model_close(&m);
+        return cli_report("bench", &err);
+    }
     const int vocab = m.cfg->vocab_size;
     int *tokens = malloc((size_t)(n_prompt + n_gen) * sizeof(int));
     float *logits = malloc((size_t)vocab * sizeof(float));
@@ -105,34 +121,45 @@ int cmd_bench(int argc, char **argv)
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         tokens[i] = (int)((rng >> 33) % (uint64_t)vocab);
     }
-    double baseline = read_bandwidth(&m); /* also brings the file into the page cache */
+    /* the CPU read also brings the file into the page cache */
+    double baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e) : read_bandwidth(&m);
+    const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
+                                                  : "one read of every weight byte";
     double t0 = progress_now();
-    int rc = model_forward(&m, tokens, (int)n_prompt, logits, false, &err);
+    int rc = engine_forward(&e, tokens, (int)n_prompt, logits, false, &err);
     double t1 = progress_now();
     for (long i = 0; !rc && i < n_gen; i++)
-        rc = model_forward(&m, &tokens[n_prompt + i], 1, logits, false, &err);
+        rc = engine_forward(&e, &tokens[n_prompt + i], 1, logits, false, &err);
     double t2 = progress_now();
     if (!rc) {
         double prefill = n_prompt / (t1 - t0), decode = n_gen / (t2 - t1);
         double per_token = bytes_per_token(&m), effective = per_token * decode / 1e9;
+        const char *kernels = e.ops->copy_bandwidth ? "cuda" : dsq_dot_path();
+        const double load_gb_s = e.load_seconds > 0 ? e.load_bytes / e.load_seconds / 1e9 : 0;
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"prompt_tokens\": %ld, "
                    "\"prefill_tok_s\": %.3f, \"gen_tokens\": %ld, \"decode_tok_s\": %.3f, "
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
-                   "\"read_baseline_gb_s\": %.3f}\n",
-                   argv[optind], m.be->name, dsq_dot_path(), n_prompt, prefill, n_gen, decode,
-                   per_token, effective, baseline);
-        else
+                   "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
+                   "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu}\n",
+                   argv[optind], e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
+                   per_token, effective, baseline, base_name, e.load_seconds, load_gb_s,
+                   (unsigned long long)e.device_bytes);
+        else {
             printf("%s (backend %s, %s kernels)\n"
                    "prefill  %ld tokens: %.2f tok/s\n"
                    "decode   %ld tokens: %.2f tok/s, %.1f MB of weights per token, %.2f GB/s\n"
-                   "baseline one read of every weight byte: %.2f GB/s (decode reaches %.0f%%)\n",
-                   argv[optind], m.be->name, dsq_dot_path(), n_prompt, prefill, n_gen, decode,
-                   per_token / 1e6,
-                   effective, baseline, 100 * effective / baseline);
+                   "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
+                   argv[optind], e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
+                   per_token / 1e6, effective, base_name, baseline, 100 * effective / baseline);
+            if (e.load_seconds > 0)
+                printf("load     %.2f GB in %.2f s (%.2f GB/s); device memory %.2f GB\n",
+                       e.load_bytes / 1e9, e.load_seconds, load_gb_s, e.device_bytes / 1e9);
+        }
     }
     free(tokens);
     free(logits);
+    engine_close(&e);
     model_close(&m);
     return rc ? cli_report("bench", &err) : 0;
 }

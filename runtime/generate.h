@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include "model.h"
+#include "engine.h"
 #include "sampler.h"
 #include "tokenizer.h"
 
@@ -27,10 +27,10 @@ typedef struct {
 /* Largest number of tokens one forward call takes; longer prompts go in pieces. */
 #define GEN_PREFILL_BATCH 256
 
-/* Appends prompt tokens to the model's cache, then samples up to max_new tokens, streaming their
+/* Appends prompt tokens to the engine's cache, then samples up to max_new tokens, streaming their
  * text to sink, until EOS or a full context. Every token fed or generated is appended to
  * history (the repetition penalty looks at it). */
-int generate(model *m, const tokenizer *tok, sampler *s, const int *prompt, int n_prompt,
+int generate(engine *e, const tokenizer *tok, sampler *s, const int *prompt, int n_prompt,
              int max_new, text_sink sink, void *sink_ctx, token_list *history, gen_stats *st,
              dsq_error *err);
 

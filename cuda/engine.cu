@@ -1,0 +1,564 @@
+/* The CUDA engine: the mapped file copied to the device in large pinned-staged chunks, a memory
+ * plan checked before anything is allocated, the fp32 KV cache and activations on the device, and
+ * the forward pass as one stream of kernel launches (cuda/kernels.h). Tokens and the position go
+ * up in one small copy per step and only logits come back; a decode step (one token) is captured
+ * once as a CUDA graph and replayed, since every kernel reads the position from device memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cuda_engine.h"
+#include "kernels.h"
+
+#define MAX_BATCH 64                 /* tokens per device pass; longer inputs go in passes */
+#define SCORE_BYTES (256ull << 20)   /* cap on the attention score scratch */
+#define STAGE_BYTES (64ull << 20)    /* pinned staging buffer for the weight upload (two) */
+
+struct dlayer {
+    dmat wq, wk, wv, q_a, q_b, kv_a, kv_b, wo;
+    dmat dense_gate, dense_up, dense_down, router, shared_gate, shared_up, shared_down;
+    const float *attn_norm, *ffn_norm, *q_a_norm, *kv_a_norm;
+    const dmat *gates, *ups, *downs; /* device arrays [n_experts] */
+    bool moe, has_shared;
+};
+
+struct cuda_state {
+    cudaStream_t stream;
+    void *allocs[64];
+    int n_allocs;
+    const uint8_t *file; /* device copy of the mapping */
+    dlayer *layers;
+    dmat embed, output;
+    const float *norm;
+    rope_dev rope;
+    float *cache_a, *cache_b;
+    size_t stride_a, stride_b; /* floats per token per layer */
+    int batch, expert_inter;
+    float *x, *xn, *q, *qa, *k, *v, *ckv, *attn, *q_lat, *o_lat, *scores, *g, *u, *h, *ye,
+        *shared_out, *router, *route_w, *logits;
+    int *ids, *io, *host_io; /* io: [0] position, [1..] tokens; host_io pinned */
+    cudaGraphExec_t graph;
+    bool graph_ready, use_graph;
+};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cuda_fail(dsq_error *err, cudaError_t e, const char *what)
+{
+    return dsq_fail(err, DSQ_ERESOURCE, "CUDA %s: %s", what, cudaGetErrorString(e));
+}
+
+#define TRY(call)                                                                                 \
+    do {                                                                                          \
+        cudaError_t e_ = (call);                                                                  \
+        if (e_ != cudaSuccess)                                                                    \
+            return e_;                                                                            \
+    } while (0)
+
+extern "C" int cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky no-driver error */
+        return 0;
+    }
+    return n;
+}
+
+static cudaError_t dalloc(cuda_state *st, size_t bytes, void **p)
+{
+    *p = NULL;
+    if (bytes == 0)
+        return cudaSuccess;
+    if (st->n_allocs == (int)(sizeof st->allocs / sizeof st->allocs[0]))
+        return cudaErrorMemoryAllocation;
+    TRY(cudaMalloc(p, bytes));
+    st->allocs[st->n_allocs++] = *p;
+    return cudaSuccess;
+}
+
+template <typename T> static cudaError_t dalloc_n(cuda_state *st, size_t count, T **p)
+{
+    return dalloc(st, count * sizeof(T), (void **)p);
+}
+
+/* The device view of a matrix: the same offset into the device copy of the file. */
+static dmat to_dev(const cuda_state *st, const model_desc *d, const md_matrix &m)
+{
+    const uint8_t *p = (const uint8_t *)m.data;
+    return dmat{p ? st->file + (p - d->map) : NULL, m.type, m.rows, m.cols, m.group};
+}
+
+static const float *to_dev_f(const cuda_state *st, const model_desc *d, const float *p)
+{
+    return p ? (const float *)(st->file + ((const uint8_t *)p - d->map)) : NULL;
+}
+
+/* A matrix the kernels can read: known type, rows a whole number of 16-byte loads. */
+static int check_matrix(const md_matrix &m, const char *what, int layer, dsq_error *err)
+{
+    if (!m.data)
+        return DSQ_OK;
+    const bool known = m.type == DSQ_TYPE_F32 || m.type == DSQ_TYPE_F16 ||
+                       m.type == DSQ_TYPE_BF16 || m.type == DSQ_TYPE_Q8 || m.type == DSQ_TYPE_Q4;
+    if (!known)
+        return dsq_fail(err, DSQ_EINPUT,
+                        "layer %d %s: storage type %u is not supported by the CUDA backend", layer,
+                        what, m.type);
+    if (m.cols % dmat_chunk(m.type) != 0 || (m.group && m.group % 32 != 0))
+        return dsq_fail(err, DSQ_EINPUT,
+                        "layer %d %s: %d columns (group %u) do not fit the CUDA kernels' 16-byte "
+                        "loads", layer, what, m.cols, m.group);
+    return DSQ_OK;
+}
+
+static int check_model(const model_desc *d, dsq_error *err)
+{
+    int rc = check_matrix(d->embed, "embedding", -1, err);
+    if (!rc)
+        rc = check_matrix(d->output, "output", -1, err);
+    for (int l = 0; !rc && l < d->n_layers; l++) {
+        const md_layer &L = d->layers[l];
+        const md_matrix *ms[] = {&L.wq, &L.wk, &L.wv, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b, &L.wo,
+                                 &L.dense.gate, &L.dense.up, &L.dense.down, &L.router,
+                                 &L.shared.gate, &L.shared.up, &L.shared.down};
+        for (size_t i = 0; !rc && i < sizeof ms / sizeof ms[0]; i++)
+            rc = check_matrix(*ms[i], "matrix", l, err);
+        for (int e = 0; !rc && L.moe && e < d->route.n_experts; e++) {
+            rc = check_matrix(L.experts[e].gate, "expert", l, err);
+            if (!rc)
+                rc = check_matrix(L.experts[e].up, "expert", l, err);
+            if (!rc)
+                rc = check_matrix(L.experts[e].down, "expert", l, err);
+            if (!rc && (L.experts[e].gate.rows != L.experts[0].gate.rows))
+                rc = dsq_fail(err, DSQ_EINPUT, "layer %d: experts of different sizes", l);
+        }
+    }
+    if (!rc && (d->route.n_experts > MOE_ROUTE_MAX_EXPERTS || d->route.n_group > MOE_ROUTE_MAX_GROUPS))
+        rc = dsq_fail(err, DSQ_EINPUT, "%d experts in %d groups: the CUDA router takes at most %d "
+                      "in %d", d->route.n_experts, d->route.n_group, MOE_ROUTE_MAX_EXPERTS,
+                      MOE_ROUTE_MAX_GROUPS);
+    return rc;
+}
+
+/* Sizes of everything the engine allocates, in floats unless named otherwise. */
+struct plan {
+    size_t cache_a, cache_b, q, qa, kv, ckv, attn, lat, scores, ffn, h, ye, router, ids, logits,
+        tables_bytes;
+    int batch, expert_inter;
+    uint64_t weights, cache_bytes, work_bytes, total;
+};
+
+static plan make_plan(const model_desc *d, int ctx)
+{
+    plan p = {};
+    const size_t H = (size_t)d->hidden, nh = (size_t)d->n_heads;
+    const size_t per_token_a = d->mla ? (size_t)d->kv_lora_rank : (size_t)d->n_kv_heads * d->head_dim;
+    const size_t per_token_b = d->mla ? (size_t)d->qk_rope : per_token_a;
+    p.cache_a = (size_t)d->n_layers * ctx * per_token_a;
+    p.cache_b = (size_t)d->n_layers * ctx * per_token_b;
+    size_t b = SCORE_BYTES / (nh * (size_t)ctx * sizeof(float));
+    p.batch = b < 1 ? 1 : b > MAX_BATCH ? MAX_BATCH : (int)b;
+    const size_t B = (size_t)p.batch, k = (size_t)(d->route.k > 0 ? d->route.k : 1);
+    const size_t qk = d->mla ? (size_t)(d->qk_nope + d->qk_rope) : (size_t)d->head_dim;
+    p.q = B * nh * qk;
+    p.qa = B * (size_t)d->q_lora_rank;
+    p.kv = d->mla ? 0 : B * (size_t)d->n_kv_heads * d->head_dim;
+    p.ckv = d->mla ? B * (size_t)(d->kv_lora_rank + d->qk_rope) : 0;
+    p.attn = B * nh * (size_t)(d->mla ? d->v_head_dim : d->head_dim);
+    p.lat = d->mla ? B * nh * (size_t)d->kv_lora_rank : 0;
+    p.scores = B * nh * (size_t)ctx;
+    size_t inter = 0;
+    for (int l = 0; l < d->n_layers; l++) {
+        const md_layer &L = d->layers[l];
+        if (L.dense.gate.rows > (int)inter)
+            inter = (size_t)L.dense.gate.rows;
+        if (L.has_shared && L.shared.gate.rows > (int)inter)
+            inter = (size_t)L.shared.gate.rows;
+        if (L.moe && L.experts[0].gate.rows > p.expert_inter)
+            p.expert_inter = L.experts[0].gate.rows;
+    }
+    p.ffn = B * inter;
+    p.h = B * k * (size_t)p.expert_inter;
+    p.ye = p.expert_inter ? B * k * H : 0;
+    p.router = B * (size_t)d->route.n_experts;
+    p.ids = B * k;
+    p.logits = B * (size_t)d->vocab;
+    p.tables_bytes = (size_t)d->n_layers * 3 * d->route.n_experts * sizeof(dmat) +
+                     2 * (size_t)ctx * (d->rope_dim / 2) * sizeof(float);
+    p.weights = d->map_size;
+    p.cache_bytes = (p.cache_a + p.cache_b) * sizeof(float);
+    const size_t floats = 2 * B * H + p.q + p.qa + 2 * p.kv + p.ckv + p.attn + 2 * p.lat +
+                          p.scores + 2 * p.ffn + p.h + p.ye + B * H + p.router + p.ids + p.logits;
+    p.work_bytes = floats * sizeof(float) + (p.ids + B + 1) * sizeof(int) + p.tables_bytes;
+    p.total = p.weights + p.cache_bytes + p.work_bytes;
+    return p;
+}
+
+static void state_free(cuda_state *st)
+{
+    if (st->graph_ready)
+        cudaGraphExecDestroy(st->graph);
+    for (int i = 0; i < st->n_allocs; i++)
+        cudaFree(st->allocs[i]);
+    if (st->host_io)
+        cudaFreeHost(st->host_io);
+    if (st->stream)
+        cudaStreamDestroy(st->stream);
+    free(st->layers);
+    free(st);
+}
+
+/* The file to the device: two pinned buffers, one filled from the mapping while the other's
+ * copy runs. */
+static cudaError_t upload(cuda_state *st, const model_desc *d, uint8_t *dst)
+{
+    uint8_t *stage[2] = {NULL, NULL};
+    cudaEvent_t done[2] = {NULL, NULL};
+    cudaError_t e = cudaSuccess;
+    for (int i = 0; i < 2 && e == cudaSuccess; i++) {
+        e = cudaMallocHost((void **)&stage[i], STAGE_BYTES);
+        if (e == cudaSuccess)
+            e = cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming);
+    }
+    for (uint64_t off = 0, i = 0; e == cudaSuccess && off < d->map_size; off += STAGE_BYTES, i++) {
+        const size_t len = (size_t)(d->map_size - off < STAGE_BYTES ? d->map_size - off : STAGE_BYTES);
+        e = cudaEventSynchronize(done[i & 1]);
+        if (e == cudaSuccess) {
+            memcpy(stage[i & 1], d->map + off, len);
+            e = cudaMemcpyAsync(dst + off, stage[i & 1], len, cudaMemcpyHostToDevice, st->stream);
+        }
+        if (e == cudaSuccess)
+            e = cudaEventRecord(done[i & 1], st->stream);
+    }
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(st->stream);
+    for (int i = 0; i < 2; i++) {
+        if (done[i])
+            cudaEventDestroy(done[i]);
+        if (stage[i])
+            cudaFreeHost(stage[i]);
+    }
+    return e;
+}
+
+static cudaError_t build(cuda_state *st, const model_desc *d, const plan &p)
+{
+    uint8_t *file;
+    TRY(dalloc(st, d->map_size, (void **)&file));
+    st->file = file;
+    TRY(upload(st, d, file));
+    st->embed = to_dev(st, d, d->embed);
+    st->output = to_dev(st, d, d->output);
+    st->norm = to_dev_f(st, d, d->norm);
+    const int ne = d->route.n_experts;
+    dmat *tables = NULL, *host_tables = NULL;
+    if (p.expert_inter) {
+        TRY(dalloc_n(st, (size_t)d->n_layers * 3 * ne, &tables));
+        host_tables = (dmat *)calloc((size_t)d->n_layers * 3 * ne, sizeof(dmat));
+        if (!host_tables)
+            return cudaErrorMemoryAllocation;
+    }
+    for (int l = 0; l < d->n_layers; l++) {
+        const md_layer &L = d->layers[l];
+        dlayer &o = st->layers[l];
+        o = dlayer{to_dev(st, d, L.wq), to_dev(st, d, L.wk), to_dev(st, d, L.wv),
+                   to_dev(st, d, L.q_a), to_dev(st, d, L.q_b), to_dev(st, d, L.kv_a),
+                   to_dev(st, d, L.kv_b), to_dev(st, d, L.wo), to_dev(st, d, L.dense.gate),
+                   to_dev(st, d, L.dense.up), to_dev(st, d, L.dense.down), to_dev(st, d, L.router),
+                   to_dev(st, d, L.shared.gate), to_dev(st, d, L.shared.up),
+                   to_dev(st, d, L.shared.down), to_dev_f(st, d, L.attn_norm),
+                   to_dev_f(st, d, L.ffn_norm), to_dev_f(st, d, L.q_a_norm),
+                   to_dev_f(st, d, L.kv_a_norm), NULL, NULL, NULL, L.moe, L.has_shared};
+        if (L.moe) {
+            dmat *hl = host_tables + (size_t)l * 3 * ne;
+            for (int e = 0; e < ne; e++) {
+                hl[e] = to_dev(st, d, L.experts[e].gate);
+                hl[ne + e] = to_dev(st, d, L.experts[e].up);
+                hl[2 * ne + e] = to_dev(st, d, L.experts[e].down);
+            }
+            o.gates = tables + (size_t)l * 3 * ne;
+            o.ups = o.gates + ne;
+            o.downs = o.gates + 2 * ne;
+        }
+    }
+    cudaError_t e = host_tables ? cudaMemcpy(tables, host_tables,
+                                             (size_t)d->n_layers * 3 * ne * sizeof(dmat),
+                                             cudaMemcpyHostToDevice)
+                                : cudaSuccess;
+    free(host_tables);
+    TRY(e);
+    const size_t rope_n = (size_t)d->rope_n_pos * (d->rope_dim / 2);
+    float *cs, *sn;
+    TRY(dalloc_n(st, rope_n, &cs));
+    TRY(dalloc_n(st, rope_n, &sn));
+    TRY(cudaMemcpy(cs, d->rope_cos, rope_n * sizeof(float), cudaMemcpyHostToDevice));
+    TRY(cudaMemcpy(sn, d->rope_sin, rope_n * sizeof(float), cudaMemcpyHostToDevice));
+    st->rope = rope_dev{cs, sn, d->rope_dim, d->rope_interleaved};
+    const size_t B = (size_t)p.batch, H = (size_t)d->hidden;
+    st->batch = p.batch;
+    st->expert_inter = p.expert_inter;
+    TRY(dalloc_n(st, p.cache_a, &st->cache_a));
+    TRY(dalloc_n(st, p.cache_b, &st->cache_b));
+    TRY(dalloc_n(st, B * H, &st->x));
+    TRY(dalloc_n(st, B * H, &st->xn));
+    TRY(dalloc_n(st, p.q, &st->q));
+    TRY(dalloc_n(st, p.qa, &st->qa));
+    TRY(dalloc_n(st, p.kv, &st->k));
+    TRY(dalloc_n(st, p.kv, &st->v));
+    TRY(dalloc_n(st, p.ckv, &st->ckv));
+    TRY(dalloc_n(st, p.attn, &st->attn));
+    TRY(dalloc_n(st, p.lat, &st->q_lat));
+    TRY(dalloc_n(st, p.lat, &st->o_lat));
+    TRY(dalloc_n(st, p.scores, &st->scores));
+    TRY(dalloc_n(st, p.ffn, &st->g));
+    TRY(dalloc_n(st, p.ffn, &st->u));
+    TRY(dalloc_n(st, p.h, &st->h));
+    TRY(dalloc_n(st, p.ye, &st->ye));
+    TRY(dalloc_n(st, B * H, &st->shared_out));
+    TRY(dalloc_n(st, p.router, &st->router));
+    TRY(dalloc_n(st, p.ids, &st->route_w));
+    TRY(dalloc_n(st, p.ids, &st->ids));
+    TRY(dalloc_n(st, p.logits, &st->logits));
+    TRY(dalloc_n(st, B + 1, &st->io));
+    TRY(cudaMallocHost((void **)&st->host_io, (B + 1) * sizeof(int)));
+    return cudaSuccess;
+}
+
+/* One pass of n <= batch tokens whose tokens and position are in st->io; with head, the logits
+ * of the last token (or of all n) land in st->logits. */
+static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, bool all_logits)
+{
+    const model_desc *d = en->desc;
+    const cudaStream_t s = st->stream;
+    const int H = d->hidden, nh = d->n_heads, ctx = en->ctx;
+    const float eps = d->rms_eps;
+    const int *pos = st->io, *tokens = st->io + 1;
+    TRY(launch_embed(st->embed, tokens, n, st->x, s));
+    for (int l = 0; l < d->n_layers; l++) {
+        const dlayer &L = st->layers[l];
+        float *ca = st->cache_a + (size_t)l * ctx * st->stride_a;
+        float *cb = st->cache_b + (size_t)l * ctx * st->stride_b;
+        TRY(launch_rmsnorm(st->x, L.attn_norm, n, H, eps, st->xn, s));
+        if (!d->mla) {
+            TRY(launch_gemv(L.wq, st->xn, n, st->q, false, s));
+            TRY(launch_gemv(L.wk, st->xn, n, st->k, false, s));
+            TRY(launch_gemv(L.wv, st->xn, n, st->v, false, s));
+            TRY(launch_mha_store(st->q, st->k, st->v, n, nh, d->n_kv_heads, d->head_dim,
+                                 st->rope, pos, ca, cb, s));
+            TRY(launch_mha_attend(st->q, ca, cb, n, nh, d->n_kv_heads, d->head_dim, pos,
+                                  d->softmax_scale, ctx, st->scores, st->attn, s));
+        } else {
+            if (d->q_lora_rank) { /* q_a_layernorm keeps the reference's default eps 1e-6 */
+                TRY(launch_gemv(L.q_a, st->xn, n, st->qa, false, s));
+                TRY(launch_rmsnorm(st->qa, L.q_a_norm, n, d->q_lora_rank, 1e-6f, st->qa, s));
+                TRY(launch_gemv(L.q_b, st->qa, n, st->q, false, s));
+            } else {
+                TRY(launch_gemv(L.wq, st->xn, n, st->q, false, s));
+            }
+            TRY(launch_gemv(L.kv_a, st->xn, n, st->ckv, false, s));
+            TRY(launch_mla_store(st->q, st->ckv, L.kv_a_norm, n, nh, d->qk_nope, d->kv_lora_rank,
+                                 st->rope, pos, ca, cb, s));
+            TRY(launch_mla_absorb(L.kv_b, st->q, n, nh, d->qk_nope, d->qk_rope, d->v_head_dim,
+                                  st->q_lat, s));
+            TRY(launch_mla_attend(st->q_lat, st->q, ca, cb, n, nh, d->qk_nope, d->qk_rope,
+                                  d->kv_lora_rank, pos, d->softmax_scale, ctx, st->scores,
+                                  st->o_lat, s));
+            TRY(launch_mla_value(L.kv_b, st->o_lat, n, nh, d->qk_nope, d->v_head_dim, st->attn,
+                                 s));
+        }
+        TRY(launch_gemv(L.wo, st->attn, n, st->x, true, s));
+        TRY(launch_rmsnorm(st->x, L.ffn_norm, n, H, eps, st->xn, s));
+        if (!L.moe) {
+            TRY(launch_gemv(L.dense_gate, st->xn, n, st->g, false, s));
+            TRY(launch_gemv(L.dense_up, st->xn, n, st->u, false, s));
+            TRY(launch_swiglu(st->g, st->u, (size_t)n * L.dense_gate.rows, s));
+            TRY(launch_gemv(L.dense_down, st->g, n, st->x, true, s));
+            continue;
+        }
+        const int k = d->route.k;
+        TRY(launch_gemv(L.router, st->xn, n, st->router, false, s));
+        TRY(launch_moe_route(st->router, n, d->route, st->ids, st->route_w, s));
+        TRY(launch_expert_gate_up(L.gates, L.ups, st->ids, k, st->xn, n, H, st->expert_inter,
+                                  st->h, s));
+        TRY(launch_expert_down(L.downs, st->ids, n * k, st->h, st->expert_inter, H, st->ye, s));
+        if (L.has_shared) {
+            TRY(launch_gemv(L.shared_gate, st->xn, n, st->g, false, s));
+            TRY(launch_gemv(L.shared_up, st->xn, n, st->u, false, s));
+            TRY(launch_swiglu(st->g, st->u, (size_t)n * L.shared_gate.rows, s));
+            TRY(launch_gemv(L.shared_down, st->g, n, st->shared_out, false, s));
+        }
+        TRY(launch_moe_combine(st->ye, st->route_w, L.has_shared ? st->shared_out : NULL, n, k, H,
+                               st->x, s));
+    }
+    if (!head)
+        return cudaSuccess;
+    const int first = all_logits ? 0 : n - 1;
+    TRY(launch_rmsnorm(st->x + (size_t)first * H, st->norm, n - first, H, eps, st->xn, s));
+    return launch_gemv(st->output, st->xn, n - first, st->logits, false, s);
+}
+
+static cudaError_t capture_decode(cuda_state *st, const engine *en)
+{
+    cudaGraph_t g;
+    TRY(cudaStreamBeginCapture(st->stream, cudaStreamCaptureModeThreadLocal));
+    cudaError_t e = enqueue(st, en, 1, true, false);
+    cudaError_t e2 = cudaStreamEndCapture(st->stream, &g);
+    TRY(e);
+    TRY(e2);
+    e = cudaGraphInstantiate(&st->graph, g, 0);
+    cudaGraphDestroy(g);
+    TRY(e);
+    st->graph_ready = true;
+    return cudaSuccess;
+}
+
+static int cuda_forward(engine *en, const int *tokens, int n, float *logits, bool all_logits,
+                        dsq_error *err)
+{
+    cuda_state *st = (cuda_state *)en->state;
+    const size_t vocab = (size_t)en->desc->vocab;
+    for (int done = 0; done < n;) {
+        const int m = n - done < st->batch ? n - done : st->batch;
+        const bool last = done + m == n, head = last || all_logits;
+        st->host_io[0] = en->n_past + done;
+        memcpy(st->host_io + 1, tokens + done, (size_t)m * sizeof(int));
+        cudaError_t e = cudaMemcpyAsync(st->io, st->host_io, (size_t)(m + 1) * sizeof(int),
+                                        cudaMemcpyHostToDevice, st->stream);
+        if (e == cudaSuccess && m == 1 && head && st->use_graph) {
+            if (!st->graph_ready)
+                e = capture_decode(st, en);
+            if (e == cudaSuccess)
+                e = cudaGraphLaunch(st->graph, st->stream);
+        } else if (e == cudaSuccess) {
+            e = enqueue(st, en, m, head, all_logits);
+        }
+        if (e == cudaSuccess && head) {
+            float *dst = all_logits ? logits + (size_t)done * vocab : logits;
+            const size_t rows = all_logits ? (size_t)m : 1;
+            e = cudaMemcpyAsync(dst, st->logits, rows * vocab * sizeof(float),
+                                cudaMemcpyDeviceToHost, st->stream);
+        }
+        if (e == cudaSuccess)
+            e = cudaStreamSynchronize(st->stream);
+        if (e != cudaSuccess)
+            return cuda_fail(err, e, "forward pass");
+        done += m;
+    }
+    return DSQ_OK;
+}
+
+static void cuda_close(engine *en)
+{
+    if (en->state)
+        state_free((cuda_state *)en->state);
+    en->state = NULL;
+}
+
+/* GB/s of a device-to-device copy (read + write), median-free: ten copies after a warm one. */
+static double cuda_copy_bandwidth(engine *en)
+{
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess)
+        return 0;
+    size_t bytes = free_b / 4 < (1ull << 30) ? free_b / 4 : (1ull << 30);
+    void *a = NULL, *b = NULL;
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    double gbs = 0;
+    float ms = 0;
+    if (cudaMalloc(&a, bytes) == cudaSuccess && cudaMalloc(&b, bytes) == cudaSuccess &&
+        cudaEventCreate(&t0) == cudaSuccess && cudaEventCreate(&t1) == cudaSuccess &&
+        cudaMemsetAsync(a, 1, bytes, 0) == cudaSuccess &&
+        cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0) == cudaSuccess &&
+        cudaEventRecord(t0, 0) == cudaSuccess) {
+        const int reps = 10;
+        bool ok = true;
+        for (int i = 0; ok && i < reps; i++)
+            ok = cudaMemcpyAsync(i & 1 ? a : b, i & 1 ? b : a, bytes, cudaMemcpyDeviceToDevice,
+                                 0) == cudaSuccess;
+        if (ok && cudaEventRecord(t1, 0) == cudaSuccess && cudaEventSynchronize(t1) == cudaSuccess &&
+            cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess && ms > 0)
+            gbs = 2.0 * bytes * reps / (ms * 1e-3) / 1e9;
+    }
+    if (t0)
+        cudaEventDestroy(t0);
+    if (t1)
+        cudaEventDestroy(t1);
+    cudaFree(a);
+    cudaFree(b);
+    (void)en;
+    return gbs;
+}
+
+static const engine_ops cuda_ops = {"cuda", cuda_forward, cuda_close, cuda_copy_bandwidth};
+
+extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *err)
+{
+    const model_desc *d = en->desc;
+    if (cuda_device_count() < 1)
+        return dsq_fail(err, DSQ_ERESOURCE,
+                        "--backend cuda: no CUDA device is available (no GPU or no driver)");
+    int rc = check_model(d, err);
+    if (rc)
+        return rc;
+    size_t free_b = 0, total_b = 0;
+    cudaError_t e = cudaSetDevice(0);
+    if (e == cudaSuccess)
+        e = cudaMemGetInfo(&free_b, &total_b);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "device query");
+    const plan p = make_plan(d, en->ctx);
+    const uint64_t budget = o->vram ? o->vram : free_b;
+    if (p.total > budget || p.total > free_b) {
+        const uint64_t have = budget < free_b ? budget : free_b;
+        const double per_token = (double)p.cache_bytes / en->ctx;
+        const double room = (double)have - (double)p.weights - (double)p.work_bytes;
+        char fit[96] = "the weights alone do not fit";
+        if (room >= per_token)
+            snprintf(fit, sizeof fit, "a cache of --ctx %d would fit",
+                     (int)(room / per_token) < en->ctx ? (int)(room / per_token) : en->ctx);
+        return dsq_fail(err, DSQ_ERESOURCE,
+                        "the model needs %.2f GB of device memory (weights %.2f, KV cache %.2f "
+                        "for --ctx %d, work buffers %.2f) but %.2f GB are available (%s); %s",
+                        p.total / 1e9, p.weights / 1e9, p.cache_bytes / 1e9, en->ctx,
+                        p.work_bytes / 1e9, have / 1e9,
+                        o->vram && budget < free_b ? "--vram" : "free device memory", fit);
+    }
+    cuda_state *st = (cuda_state *)calloc(1, sizeof *st);
+    if (!st || !(st->layers = (dlayer *)calloc((size_t)d->n_layers, sizeof(dlayer)))) {
+        free(st);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    st->use_graph = !o->no_graph;
+    st->stride_a = d->mla ? (size_t)d->kv_lora_rank : (size_t)d->n_kv_heads * d->head_dim;
+    st->stride_b = d->mla ? (size_t)d->qk_rope : st->stride_a;
+    const double t0 = now_seconds();
+    e = cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess)
+        e = build(st, d, p);
+    if (e != cudaSuccess) {
+        state_free(st);
+        return cuda_fail(err, e, "load");
+    }
+    en->load_seconds = now_seconds() - t0;
+    en->load_bytes = d->map_size;
+    en->device_bytes = p.total;
+    en->state = st;
+    en->ops = &cuda_ops;
+    if (o->verbose) {
+        cudaDeviceProp prop;
+        cudaGetDeviceProperties(&prop, 0);
+        fprintf(stderr, "cuda: %s; loaded %.2f GB in %.2f s (%.2f GB/s); %.2f GB of device "
+                        "memory planned (cache %.2f GB for %d tokens)\n",
+                prop.name, en->load_bytes / 1e9, en->load_seconds,
+                en->load_bytes / en->load_seconds / 1e9, p.total / 1e9, p.cache_bytes / 1e9,
+                en->ctx);
+    }
+    return DSQ_OK;
+}
