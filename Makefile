@@ -30,7 +30,8 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_SRCS := $(filter-out tests/test_main.c,$(TEST_SRCS))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-GPU_TESTS := $(if $(NVCC),$(patsubst tests/gpu/%.cu,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.cu)))
+GPU_TESTS := $(if $(NVCC),$(patsubst tests/gpu/%,$(BUILD)/tests/gpu/%,\
+             $(basename $(wildcard tests/gpu/test_*.cu tests/gpu/test_*.c))))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 NVFLAGS   := -O2 -std=c++17 -I. -Iformats -Iquant -Iruntime -Icuda -Itests/gpu \

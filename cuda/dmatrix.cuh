@@ -10,7 +10,9 @@
 
 #include "q4.h"
 #include "q8.h"
+extern "C" {
 #include "types.h"
+}
 
 struct dmat {
     const uint8_t *data; /* device */
@@ -19,7 +21,7 @@ struct dmat {
     uint32_t group;
 };
 
-/* Elements one lane reads in one 16-byte load; cols must be a multiple (checked at load). */
+/* Elements one lane reads in one 16-byte load; rows of other widths take a per-element path. */
 static inline __host__ __device__ int dmat_chunk(uint32_t type)
 {
     return type == DSQ_TYPE_Q4 ? 32 : type == DSQ_TYPE_Q8 ? 16 : type == DSQ_TYPE_F32 ? 4 : 8;
@@ -58,7 +60,7 @@ __device__ __forceinline__ float dot4(float4 a, float b0, float b1, float b2, fl
 }
 
 /* acc[t] (this lane's partial) = row r of w . x[t * xs ..] for t < nt. Sum across the warp
- * with warp_sum. x must be 16-byte aligned with xs a multiple of 4. */
+ * with warp_sum. On the 16-byte path (cols a multiple of dmat_chunk) x is 16-byte aligned. */
 template <int NT>
 __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *x, size_t xs,
                                              int nt, float (&acc)[NT])
@@ -68,6 +70,16 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
 #pragma unroll
     for (int t = 0; t < NT; t++)
         acc[t] = 0;
+    if (K % dmat_chunk(w.type) != 0) { /* odd widths: one element per lane per step */
+        for (size_t k = lane; k < K; k += 32) {
+            const float wk = dmat_get(w, r, (int)k);
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (t < nt)
+                    acc[t] += wk * x[t * xs + k];
+        }
+        return;
+    }
     switch (w.type) {
     case DSQ_TYPE_Q8: {
         const uint8_t *row = w.data + (size_t)r * K;

@@ -100,42 +100,43 @@ static const float *to_dev_f(const cuda_state *st, const model_desc *d, const fl
     return p ? (const float *)(st->file + ((const uint8_t *)p - d->map)) : NULL;
 }
 
-/* A matrix the kernels can read: known type, rows a whole number of 16-byte loads. */
-static int check_matrix(const md_matrix &m, const char *what, int layer, dsq_error *err)
+/* A matrix the kernels can read: inside the mapping (the upload copies only that), known type. */
+static int check_matrix(const model_desc *d, const md_matrix &m, const char *what, int layer,
+                        dsq_error *err)
 {
     if (!m.data)
         return DSQ_OK;
+    const uint8_t *p = (const uint8_t *)m.data;
+    if (p < d->map || p >= d->map + d->map_size)
+        return dsq_fail(err, DSQ_EINPUT, "layer %d %s: stored outside the file's mapping "
+                        "(compressed?), which the CUDA backend cannot upload", layer, what);
     const bool known = m.type == DSQ_TYPE_F32 || m.type == DSQ_TYPE_F16 ||
                        m.type == DSQ_TYPE_BF16 || m.type == DSQ_TYPE_Q8 || m.type == DSQ_TYPE_Q4;
     if (!known)
         return dsq_fail(err, DSQ_EINPUT,
                         "layer %d %s: storage type %u is not supported by the CUDA backend", layer,
                         what, m.type);
-    if (m.cols % dmat_chunk(m.type) != 0 || (m.group && m.group % 32 != 0))
-        return dsq_fail(err, DSQ_EINPUT,
-                        "layer %d %s: %d columns (group %u) do not fit the CUDA kernels' 16-byte "
-                        "loads", layer, what, m.cols, m.group);
     return DSQ_OK;
 }
 
 static int check_model(const model_desc *d, dsq_error *err)
 {
-    int rc = check_matrix(d->embed, "embedding", -1, err);
+    int rc = check_matrix(d, d->embed, "embedding", -1, err);
     if (!rc)
-        rc = check_matrix(d->output, "output", -1, err);
+        rc = check_matrix(d, d->output, "output", -1, err);
     for (int l = 0; !rc && l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
         const md_matrix *ms[] = {&L.wq, &L.wk, &L.wv, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b, &L.wo,
                                  &L.dense.gate, &L.dense.up, &L.dense.down, &L.router,
                                  &L.shared.gate, &L.shared.up, &L.shared.down};
         for (size_t i = 0; !rc && i < sizeof ms / sizeof ms[0]; i++)
-            rc = check_matrix(*ms[i], "matrix", l, err);
+            rc = check_matrix(d, *ms[i], "matrix", l, err);
         for (int e = 0; !rc && L.moe && e < d->route.n_experts; e++) {
-            rc = check_matrix(L.experts[e].gate, "expert", l, err);
+            rc = check_matrix(d, L.experts[e].gate, "expert", l, err);
             if (!rc)
-                rc = check_matrix(L.experts[e].up, "expert", l, err);
+                rc = check_matrix(d, L.experts[e].up, "expert", l, err);
             if (!rc)
-                rc = check_matrix(L.experts[e].down, "expert", l, err);
+                rc = check_matrix(d, L.experts[e].down, "expert", l, err);
             if (!rc && (L.experts[e].gate.rows != L.experts[0].gate.rows))
                 rc = dsq_fail(err, DSQ_EINPUT, "layer %d: experts of different sizes", l);
         }

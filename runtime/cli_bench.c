@@ -11,9 +11,11 @@
 #include "dot.h"
 #include "model.h"
 #include "progress.h"
+#include "random_model.h"
 
 static const char help[] =
     "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--backend cpu|cuda] [--json]\n"
+    "       dsq bench --random v2-lite|moe-16b|v2 [--quant q4|q8|bf16] [--layers N] ...\n"
     "\n"
     "Times a prefill of N prompt tokens and N greedy decode steps (token ids drawn from a fixed\n"
     "seed, so runs compare), and, as a baseline in the same run, one read of the weight bytes a\n"
@@ -24,6 +26,10 @@ static const char help[] =
     "  --prompt N   prompt tokens (default 128)\n"
     "  --gen N      decode steps (default 32)\n"
     "  --json       one JSON object on stdout\n"
+    "  --random M   instead of a file, a full-size model with random weights built in memory\n"
+    "               from the published config of M (v2-lite, moe-16b, v2); cuda only\n"
+    "  --quant Q    its weights: q4 (routed experts int4, the rest int8; default), q8, bf16\n"
+    "  --layers N   keep only the first N layers (V2 does not fit one GPU whole)\n"
     CLI_BACKEND_HELP
     "  -h, --help   this text\n";
 
@@ -78,9 +84,13 @@ int cmd_bench(int argc, char **argv)
                                          {"json", no_argument, 0, 'j'},
                                          {"backend", required_argument, 0, 'b'},
                                          {"vram", required_argument, 0, 'V'},
+                                         {"random", required_argument, 0, 'R'},
+                                         {"quant", required_argument, 0, 'Q'},
+                                         {"layers", required_argument, 0, 'L'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    long n_prompt = 128, n_gen = 32;
+    long n_prompt = 128, n_gen = 32, layers = 0;
+    const char *random_name = NULL, *quant = "q4";
     int as_json = 0, c;
     engine_options eo = {0};
     optind = 1;
@@ -95,6 +105,12 @@ int cmd_bench(int argc, char **argv)
             return DSQ_EUSAGE;
         if (c == 'V' && !cli_parse_bytes("bench", "--vram", optarg, &eo.vram))
             return DSQ_EUSAGE;
+        if (c == 'R')
+            random_name = optarg;
+        if (c == 'Q')
+            quant = optarg;
+        if (c == 'L' && !cli_parse_int("bench", "--layers", optarg, 1, 1000, &layers))
+            return DSQ_EUSAGE;
         if (c == 'h') {
             fputs(help, stdout);
             return 0;
@@ -102,18 +118,31 @@ int cmd_bench(int argc, char **argv)
         if (c == '?')
             return cli_usage_error("bench", "unknown option");
     }
-    if (optind != argc - 1)
-        return cli_usage_error("bench", "expected exactly one .dsq file");
+    if (optind != argc - (random_name ? 0 : 1))
+        return cli_usage_error("bench", random_name ? "--random takes no .dsq file"
+                                                    : "expected exactly one .dsq file");
+    if (random_name && eo.backend && strcmp(eo.backend, "cuda") != 0)
+        return cli_usage_error("bench", "--random runs on --backend cuda only");
+    if (random_name)
+        eo.backend = "cuda";
+    if (random_name && engine_cuda_devices() < 1) /* before building gigabytes of weights */
+        return cli_report("bench", &(dsq_error){DSQ_ERESOURCE,
+                                                "--random needs a CUDA device; none is available"});
+    static random_model rm;
     model m;
     dsq_error err = {0};
     engine e;
-    if (model_open(&m, argv[optind], (int)(n_prompt + n_gen), &err))
+    const int ctx = (int)(n_prompt + n_gen + 2); /* + 2: the warm-up steps */
+    const char *label = random_name ? random_name : argv[optind];
+    if (random_name ? random_model_build(&rm, random_name, quant, (int)layers, ctx, &err)
+                    : model_open(&m, argv[optind], ctx, &err))
         return cli_report("bench", &err);
-    if (engine_open(&e, &m, &eo, &err)) {
-        model_close(&m);
+    model *mp = random_name ? &rm.m : &m;
+    if (engine_open(&e, mp, &eo, &err)) {
+        random_name ? random_model_free(&rm) : model_close(&m);
         return cli_report("bench", &err);
     }
-    const int vocab = m.cfg->vocab_size;
+    const int vocab = mp->cfg->vocab_size;
     int *tokens = malloc((size_t)(n_prompt + n_gen) * sizeof(int));
     float *logits = malloc((size_t)vocab * sizeof(float));
     uint64_t rng = 12345;
@@ -122,18 +151,25 @@ int cmd_bench(int argc, char **argv)
         tokens[i] = (int)((rng >> 33) % (uint64_t)vocab);
     }
     /* the CPU read also brings the file into the page cache */
-    double baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e) : read_bandwidth(&m);
+    double baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e) : read_bandwidth(mp);
     const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
                                                   : "one read of every weight byte";
+    /* warm-up: first launches, and the decode graph's capture, stay out of the timings */
+    int rc = engine_forward(&e, tokens, 1, logits, false, &err);
+    if (!rc)
+        rc = engine_forward(&e, tokens + 1, 1, logits, false, &err);
+    engine_reset(&e);
     double t0 = progress_now();
-    int rc = engine_forward(&e, tokens, (int)n_prompt, logits, false, &err);
+    if (!rc)
+        rc = engine_forward(&e, tokens, (int)n_prompt, logits, false, &err);
     double t1 = progress_now();
     for (long i = 0; !rc && i < n_gen; i++)
         rc = engine_forward(&e, &tokens[n_prompt + i], 1, logits, false, &err);
     double t2 = progress_now();
     if (!rc) {
         double prefill = n_prompt / (t1 - t0), decode = n_gen / (t2 - t1);
-        double per_token = bytes_per_token(&m), effective = per_token * decode / 1e9;
+        double per_token = random_name ? random_model_bytes_per_token(&rm) : bytes_per_token(&m);
+        double effective = per_token * decode / 1e9;
         const char *kernels = e.ops->copy_bandwidth ? "cuda" : dsq_dot_path();
         const double load_gb_s = e.load_seconds > 0 ? e.load_bytes / e.load_seconds / 1e9 : 0;
         if (as_json)
@@ -142,7 +178,7 @@ int cmd_bench(int argc, char **argv)
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
                    "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
                    "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu}\n",
-                   argv[optind], e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
+                   label, e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
                    per_token, effective, baseline, base_name, e.load_seconds, load_gb_s,
                    (unsigned long long)e.device_bytes);
         else {
@@ -150,7 +186,7 @@ int cmd_bench(int argc, char **argv)
                    "prefill  %ld tokens: %.2f tok/s\n"
                    "decode   %ld tokens: %.2f tok/s, %.1f MB of weights per token, %.2f GB/s\n"
                    "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
-                   argv[optind], e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
+                   label, e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
                    per_token / 1e6, effective, base_name, baseline, 100 * effective / baseline);
             if (e.load_seconds > 0)
                 printf("load     %.2f GB in %.2f s (%.2f GB/s); device memory %.2f GB\n",
@@ -160,6 +196,9 @@ int cmd_bench(int argc, char **argv)
     free(tokens);
     free(logits);
     engine_close(&e);
-    model_close(&m);
+    if (random_name)
+        random_model_free(&rm);
+    else
+        model_close(&m);
     return rc ? cli_report("bench", &err) : 0;
 }
