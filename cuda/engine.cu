@@ -10,9 +10,12 @@
 
 #include "cuda_engine.h"
 #include "kernels.h"
+extern "C" {
+#include "vram_plan.h"
+}
 
-#define MAX_BATCH 64                 /* tokens per device pass; longer inputs go in passes */
-#define SCORE_BYTES (256ull << 20)   /* cap on the attention score scratch */
+static_assert(sizeof(dmat) == VRAM_MATRIX_BYTES, "the memory plan counts expert tables");
+
 #define STAGE_BYTES (64ull << 20)    /* pinned staging buffer for the weight upload (two) */
 
 struct dlayer {
@@ -148,57 +151,23 @@ static int check_model(const model_desc *d, dsq_error *err)
     return rc;
 }
 
-/* Sizes of everything the engine allocates, in floats unless named otherwise. */
-struct plan {
-    size_t cache_a, cache_b, q, qa, kv, ckv, attn, lat, scores, ffn, h, ye, router, ids, logits,
-        tables_bytes;
-    int batch, expert_inter;
-    uint64_t weights, cache_bytes, work_bytes, total;
-};
-
-static plan make_plan(const model_desc *d, int ctx)
+/* The plan's view of the model: its dimensions and widest FFNs. */
+static vram_plan make_plan(const model_desc *d, int ctx)
 {
-    plan p = {};
-    const size_t H = (size_t)d->hidden, nh = (size_t)d->n_heads;
-    const size_t per_token_a = d->mla ? (size_t)d->kv_lora_rank : (size_t)d->n_kv_heads * d->head_dim;
-    const size_t per_token_b = d->mla ? (size_t)d->qk_rope : per_token_a;
-    p.cache_a = (size_t)d->n_layers * ctx * per_token_a;
-    p.cache_b = (size_t)d->n_layers * ctx * per_token_b;
-    size_t b = SCORE_BYTES / (nh * (size_t)ctx * sizeof(float));
-    p.batch = b < 1 ? 1 : b > MAX_BATCH ? MAX_BATCH : (int)b;
-    const size_t B = (size_t)p.batch, k = (size_t)(d->route.k > 0 ? d->route.k : 1);
-    const size_t qk = d->mla ? (size_t)(d->qk_nope + d->qk_rope) : (size_t)d->head_dim;
-    p.q = B * nh * qk;
-    p.qa = B * (size_t)d->q_lora_rank;
-    p.kv = d->mla ? 0 : B * (size_t)d->n_kv_heads * d->head_dim;
-    p.ckv = d->mla ? B * (size_t)(d->kv_lora_rank + d->qk_rope) : 0;
-    p.attn = B * nh * (size_t)(d->mla ? d->v_head_dim : d->head_dim);
-    p.lat = d->mla ? B * nh * (size_t)d->kv_lora_rank : 0;
-    p.scores = B * nh * (size_t)ctx;
-    size_t inter = 0;
+    vram_model m = {d->mla, d->n_layers, d->hidden, d->vocab, d->n_heads, d->n_kv_heads,
+                    d->head_dim, d->q_lora_rank, d->kv_lora_rank, d->qk_nope, d->qk_rope,
+                    d->v_head_dim, d->route.n_experts, d->route.k, 0, 0, d->rope_dim,
+                    d->map_size};
     for (int l = 0; l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
-        if (L.dense.gate.rows > (int)inter)
-            inter = (size_t)L.dense.gate.rows;
-        if (L.has_shared && L.shared.gate.rows > (int)inter)
-            inter = (size_t)L.shared.gate.rows;
-        if (L.moe && L.experts[0].gate.rows > p.expert_inter)
-            p.expert_inter = L.experts[0].gate.rows;
+        m.ffn_inter = L.dense.gate.rows > m.ffn_inter ? L.dense.gate.rows : m.ffn_inter;
+        if (L.has_shared && L.shared.gate.rows > m.ffn_inter)
+            m.ffn_inter = L.shared.gate.rows;
+        if (L.moe && L.experts[0].gate.rows > m.expert_inter)
+            m.expert_inter = L.experts[0].gate.rows;
     }
-    p.ffn = B * inter;
-    p.h = B * k * (size_t)p.expert_inter;
-    p.ye = p.expert_inter ? B * k * H : 0;
-    p.router = B * (size_t)d->route.n_experts;
-    p.ids = B * k;
-    p.logits = B * (size_t)d->vocab;
-    p.tables_bytes = (size_t)d->n_layers * 3 * d->route.n_experts * sizeof(dmat) +
-                     2 * (size_t)ctx * (d->rope_dim / 2) * sizeof(float);
-    p.weights = d->map_size;
-    p.cache_bytes = (p.cache_a + p.cache_b) * sizeof(float);
-    const size_t floats = 2 * B * H + p.q + p.qa + 2 * p.kv + p.ckv + p.attn + 2 * p.lat +
-                          p.scores + 2 * p.ffn + p.h + p.ye + B * H + p.router + p.ids + p.logits;
-    p.work_bytes = floats * sizeof(float) + (p.ids + B + 1) * sizeof(int) + p.tables_bytes;
-    p.total = p.weights + p.cache_bytes + p.work_bytes;
+    vram_plan p;
+    vram_plan_make(&p, &m, ctx);
     return p;
 }
 
@@ -249,7 +218,7 @@ static cudaError_t upload(cuda_state *st, const model_desc *d, uint8_t *dst)
     return e;
 }
 
-static cudaError_t build(cuda_state *st, const model_desc *d, const plan &p)
+static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p)
 {
     uint8_t *file;
     TRY(dalloc(st, d->map_size, (void **)&file));
@@ -260,7 +229,7 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const plan &p)
     st->norm = to_dev_f(st, d, d->norm);
     const int ne = d->route.n_experts;
     dmat *tables = NULL, *host_tables = NULL;
-    if (p.expert_inter) {
+    if (p.h) {
         TRY(dalloc_n(st, (size_t)d->n_layers * 3 * ne, &tables));
         host_tables = (dmat *)calloc((size_t)d->n_layers * 3 * ne, sizeof(dmat));
         if (!host_tables)
@@ -304,7 +273,10 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const plan &p)
     st->rope = rope_dev{cs, sn, d->rope_dim, d->rope_interleaved};
     const size_t B = (size_t)p.batch, H = (size_t)d->hidden;
     st->batch = p.batch;
-    st->expert_inter = p.expert_inter;
+    st->expert_inter = 0;
+    for (int l = 0; l < d->n_layers; l++)
+        if (d->layers[l].moe)
+            st->expert_inter = d->layers[l].experts[0].gate.rows;
     TRY(dalloc_n(st, p.cache_a, &st->cache_a));
     TRY(dalloc_n(st, p.cache_b, &st->cache_b));
     TRY(dalloc_n(st, B * H, &st->x));
@@ -514,7 +486,7 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
         e = cudaMemGetInfo(&free_b, &total_b);
     if (e != cudaSuccess)
         return cuda_fail(err, e, "device query");
-    const plan p = make_plan(d, en->ctx);
+    const vram_plan p = make_plan(d, en->ctx);
     const uint64_t budget = o->vram ? o->vram : free_b;
     if (p.total > budget || p.total > free_b) {
         const uint64_t have = budget < free_b ? budget : free_b;

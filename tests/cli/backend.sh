@@ -18,6 +18,15 @@ expect_error "bench unknown backend" 1 "--backend must be cpu or cuda" "" -- \
     "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend tpu
 expect_error "run bad vram" 1 "--vram needs a positive byte count" "" -- \
     "$DSQ" run "$v1" -p x --vram 12Q
+# the cuda memory plan: tiny-v1 caches K and V, 3 layers x 4 heads x 16 dims, fp32
+run "info cuda memory" 0 -- "$DSQ" info "$v1" --json --ctx 64 &&
+    if python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))["cuda_memory"]
+assert m["ctx"] == 64 and m["kv_cache"] == 3 * 64 * 2 * 4 * 16 * 4, m
+assert m["bytes"] == m["weights"] + m["kv_cache"] + m["work"] and m["work"] > 0, m
+' "$tmp/out"; then pass; else fail "info cuda memory" "$(cat "$tmp/out" | tail -n 12)"; fi
+expect_error "info ctx 0" 1 "--ctx must be an integer" "" -- "$DSQ" info "$v1" --ctx 0
 run "run cpu" 0 -- "$DSQ" run "$v1" -p "Hello" -n 12 --backend cpu && pass
 cp "$tmp/out" "$tmp/cpu.txt"
 
