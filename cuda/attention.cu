@@ -26,9 +26,8 @@ __device__ void block_softmax(float *sc, int last, float *scratch)
     __syncthreads();
 }
 
-__global__ void mha_store_kernel(float *q, const float *k, const float *v, int nh, int nkv,
-                                 int hd, rope_dev rope, const int *pos, float *kcache,
-                                 float *vcache)
+__global__ void mha_store_kernel(float *q, const float *k, const float *v, int nh, int nkv, int hd,
+                                 rope_dev rope, const int *pos, float *kcache, float *vcache)
 {
     const int t = blockIdx.x, p = *pos + t, half = rope.dim / 2, stride = nkv * hd;
     const float *cs = rope.cos + (size_t)p * half, *sn = rope.sin + (size_t)p * half;
@@ -39,8 +38,8 @@ __global__ void mha_store_kernel(float *q, const float *k, const float *v, int n
     }
     __syncthreads();
     for (int j = threadIdx.x; j < nh * half; j += blockDim.x)
-        rope_rotate_pair(q + ((size_t)t * nh + j / half) * hd, j % half, rope.dim,
-                         rope.interleaved, cs[j % half], sn[j % half]);
+        rope_rotate_pair(q + ((size_t)t * nh + j / half) * hd, j % half, rope.dim, rope.interleaved,
+                         cs[j % half], sn[j % half]);
     for (int j = threadIdx.x; j < nkv * half; j += blockDim.x)
         rope_rotate_pair(kc + (size_t)(j / half) * hd, j % half, rope.dim, rope.interleaved,
                          cs[j % half], sn[j % half]);
@@ -54,8 +53,8 @@ cudaError_t launch_mha_store(float *q, const float *k, const float *v, int n, in
     return cudaGetLastError();
 }
 
-__global__ void mha_attend_kernel(const float *q, const float *kcache, const float *vcache,
-                                  int nh, int nkv, int hd, const int *pos, float scale, int ctx,
+__global__ void mha_attend_kernel(const float *q, const float *kcache, const float *vcache, int nh,
+                                  int nkv, int hd, const int *pos, float scale, int ctx,
                                   float *scores, float *out)
 {
     __shared__ float scratch[32];
@@ -91,9 +90,8 @@ cudaError_t launch_mha_attend(const float *q, const float *kcache, const float *
     return cudaGetLastError();
 }
 
-__global__ void mla_store_kernel(float *q, const float *ckv, const float *kv_norm, int nh,
-                                 int nope, int kvr, rope_dev rope, const int *pos, float *latent,
-                                 float *pe)
+__global__ void mla_store_kernel(float *q, const float *ckv, const float *kv_norm, int nh, int nope,
+                                 int kvr, rope_dev rope, const int *pos, float *latent, float *pe)
 {
     __shared__ float scratch[32];
     const int t = blockIdx.x, p = *pos + t, r = rope.dim, half = r / 2, qk = nope + r;
@@ -114,13 +112,13 @@ __global__ void mla_store_kernel(float *q, const float *ckv, const float *kv_nor
     for (int i = threadIdx.x; i < half; i += blockDim.x)
         rope_rotate_pair(pr, i, r, rope.interleaved, cs[i], sn[i]);
     for (int j = threadIdx.x; j < nh * half; j += blockDim.x)
-        rope_rotate_pair(q + ((size_t)t * nh + j / half) * qk + nope, j % half, r,
-                         rope.interleaved, cs[j % half], sn[j % half]);
+        rope_rotate_pair(q + ((size_t)t * nh + j / half) * qk + nope, j % half, r, rope.interleaved,
+                         cs[j % half], sn[j % half]);
 }
 
 cudaError_t launch_mla_store(float *q, const float *ckv, const float *kv_norm, int n, int nh,
-                             int nope, int kvr, const rope_dev &rope, const int *pos,
-                             float *latent, float *pe, cudaStream_t s)
+                             int nope, int kvr, const rope_dev &rope, const int *pos, float *latent,
+                             float *pe, cudaStream_t s)
 {
     mla_store_kernel<<<n, THREADS, 0, s>>>(q, ckv, kv_norm, nh, nope, kvr, rope, pos, latent, pe);
     return cudaGetLastError();
@@ -148,8 +146,7 @@ cudaError_t launch_mla_absorb(const dmat &kv_b, const float *q, int n, int nh, i
 
 __global__ void mla_attend_kernel(const float *q_lat, const float *q, const float *latent,
                                   const float *pe, int nh, int nope, int rope, int kvr,
-                                  const int *pos, float scale, int ctx, float *scores,
-                                  float *o_lat)
+                                  const int *pos, float scale, int ctx, float *scores, float *o_lat)
 {
     __shared__ float scratch[32];
     const int h = blockIdx.x, t = blockIdx.y, last = *pos + t;

@@ -83,7 +83,8 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
     switch (w.type) {
     case DSQ_TYPE_Q8: {
         const uint8_t *row = w.data + (size_t)r * K;
-        const uint16_t *sc = (const uint16_t *)(w.data + (size_t)w.rows * K) + (size_t)r * (K / w.group);
+        const uint16_t *sc =
+            (const uint16_t *)(w.data + (size_t)w.rows * K) + (size_t)r * (K / w.group);
         for (size_t k = (size_t)lane * 16; k < K; k += 512) {
             const int4 q = __ldg((const int4 *)(row + k));
             const float d = dev_f16(__ldg(sc + k / w.group));
@@ -98,8 +99,8 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
                 for (int j = 0; j < 4; j++) {
                     const float4 v = xv[j];
                     const int32_t b = qw[j];
-                    s += dot4(v, (float)(int8_t)b, (float)(int8_t)(b >> 8), (float)(int8_t)(b >> 16),
-                              (float)(int8_t)(b >> 24));
+                    s += dot4(v, (float)(int8_t)b, (float)(int8_t)(b >> 8),
+                              (float)(int8_t)(b >> 16), (float)(int8_t)(b >> 24));
                 }
                 acc[t] += d * s;
             }
@@ -108,7 +109,8 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
     }
     case DSQ_TYPE_Q4: {
         const uint8_t *row = w.data + (size_t)r * K / 2;
-        const uint16_t *dm = (const uint16_t *)(w.data + (size_t)w.rows * K / 2) + 2 * (size_t)r * (K / w.group);
+        const uint16_t *dm =
+            (const uint16_t *)(w.data + (size_t)w.rows * K / 2) + 2 * (size_t)r * (K / w.group);
         for (size_t k = (size_t)lane * 32; k < K; k += 1024) {
             const int4 q = __ldg((const int4 *)(row + k / 2));
             const uint32_t g = (uint32_t)(k / w.group);

@@ -48,13 +48,13 @@ __global__ void swiglu_kernel(float *g, const float *u, size_t count)
 cudaError_t launch_swiglu(float *g, const float *u, size_t count, cudaStream_t s)
 {
     const unsigned blocks = (unsigned)((count + THREADS - 1) / THREADS);
-    swiglu_kernel<<<blocks < 4096 ? blocks : 4096, THREADS, 0, s>>>(g, u, count);
+    const unsigned grid = blocks < 4096 ? blocks : 4096;
+    swiglu_kernel<<<grid, THREADS, 0, s>>>(g, u, count);
     return cudaGetLastError();
 }
 
 /* One thread per token: the router's few hundred scores do not pay for more. */
-__global__ void moe_route_kernel(float *scores, int n, moe_route_params p, int *ids,
-                                 float *weights)
+__global__ void moe_route_kernel(float *scores, int n, moe_route_params p, int *ids, float *weights)
 {
     const int t = blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= n)
@@ -79,8 +79,8 @@ cudaError_t launch_moe_route(float *scores, int n, const moe_route_params &p, in
     return cudaGetLastError();
 }
 
-__global__ void moe_combine_kernel(const float *y, const float *weights, const float *shared,
-                                   int k, int hidden, float *x)
+__global__ void moe_combine_kernel(const float *y, const float *weights, const float *shared, int k,
+                                   int hidden, float *x)
 {
     const int t = blockIdx.x;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {

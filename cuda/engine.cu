@@ -16,7 +16,7 @@ extern "C" {
 
 static_assert(sizeof(dmat) == VRAM_MATRIX_BYTES, "the memory plan counts expert tables");
 
-#define STAGE_BYTES (64ull << 20)    /* pinned staging buffer for the weight upload (two) */
+#define STAGE_BYTES (64ull << 20) /* pinned staging buffer for the weight upload (two) */
 
 struct dlayer {
     dmat wq, wk, wv, q_a, q_b, kv_a, kv_b, wo;
@@ -38,9 +38,9 @@ struct cuda_state {
     float *cache_a, *cache_b;
     size_t stride_a, stride_b; /* floats per token per layer */
     int batch, expert_inter;
-    float *x, *xn, *q, *qa, *k, *v, *ckv, *attn, *q_lat, *o_lat, *scores, *g, *u, *h, *ye,
+    float *x, *xn, *q, *qa, *k, *v, *ckv, *attn, *q_lat, *o_lat, *scores, *g, *u, *h, *ye, *xg,
         *shared_out, *router, *route_w, *logits;
-    int *ids, *io, *host_io; /* io: [0] position, [1..] tokens; host_io pinned */
+    int *ids, *order, *starts, *io, *host_io; /* io: [0] position, [1..] tokens; host_io pinned */
     cudaGraphExec_t graph;
     bool graph_ready, use_graph;
 };
@@ -57,11 +57,11 @@ static int cuda_fail(dsq_error *err, cudaError_t e, const char *what)
     return dsq_fail(err, DSQ_ERESOURCE, "CUDA %s: %s", what, cudaGetErrorString(e));
 }
 
-#define TRY(call)                                                                                 \
-    do {                                                                                          \
-        cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess)                                                                    \
-            return e_;                                                                            \
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess)                                                                     \
+            return e_;                                                                             \
     } while (0)
 
 extern "C" int cuda_device_count(void)
@@ -111,8 +111,10 @@ static int check_matrix(const model_desc *d, const md_matrix &m, const char *wha
         return DSQ_OK;
     const uint8_t *p = (const uint8_t *)m.data;
     if (p < d->map || p >= d->map + d->map_size)
-        return dsq_fail(err, DSQ_EINPUT, "layer %d %s: stored outside the file's mapping "
-                        "(compressed?), which the CUDA backend cannot upload", layer, what);
+        return dsq_fail(err, DSQ_EINPUT,
+                        "layer %d %s: stored outside the file's mapping "
+                        "(compressed?), which the CUDA backend cannot upload",
+                        layer, what);
     const bool known = m.type == DSQ_TYPE_F32 || m.type == DSQ_TYPE_F16 ||
                        m.type == DSQ_TYPE_BF16 || m.type == DSQ_TYPE_Q8 || m.type == DSQ_TYPE_Q4;
     if (!known)
@@ -129,8 +131,9 @@ static int check_model(const model_desc *d, dsq_error *err)
         rc = check_matrix(d, d->output, "output", -1, err);
     for (int l = 0; !rc && l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
-        const md_matrix *ms[] = {&L.wq, &L.wk, &L.wv, &L.q_a, &L.q_b, &L.kv_a, &L.kv_b, &L.wo,
-                                 &L.dense.gate, &L.dense.up, &L.dense.down, &L.router,
+        const md_matrix *ms[] = {&L.wq,          &L.wk,        &L.wv,         &L.q_a,
+                                 &L.q_b,         &L.kv_a,      &L.kv_b,       &L.wo,
+                                 &L.dense.gate,  &L.dense.up,  &L.dense.down, &L.router,
                                  &L.shared.gate, &L.shared.up, &L.shared.down};
         for (size_t i = 0; !rc && i < sizeof ms / sizeof ms[0]; i++)
             rc = check_matrix(d, *ms[i], "matrix", l, err);
@@ -144,9 +147,12 @@ static int check_model(const model_desc *d, dsq_error *err)
                 rc = dsq_fail(err, DSQ_EINPUT, "layer %d: experts of different sizes", l);
         }
     }
-    if (!rc && (d->route.n_experts > MOE_ROUTE_MAX_EXPERTS || d->route.n_group > MOE_ROUTE_MAX_GROUPS))
-        rc = dsq_fail(err, DSQ_EINPUT, "%d experts in %d groups: the CUDA router takes at most %d "
-                      "in %d", d->route.n_experts, d->route.n_group, MOE_ROUTE_MAX_EXPERTS,
+    if (!rc &&
+        (d->route.n_experts > MOE_ROUTE_MAX_EXPERTS || d->route.n_group > MOE_ROUTE_MAX_GROUPS))
+        rc = dsq_fail(err, DSQ_EINPUT,
+                      "%d experts in %d groups: the CUDA router takes at most %d "
+                      "in %d",
+                      d->route.n_experts, d->route.n_group, MOE_ROUTE_MAX_EXPERTS,
                       MOE_ROUTE_MAX_GROUPS);
     return rc;
 }
@@ -154,9 +160,23 @@ static int check_model(const model_desc *d, dsq_error *err)
 /* The plan's view of the model: its dimensions and widest FFNs. */
 static vram_plan make_plan(const model_desc *d, int ctx)
 {
-    vram_model m = {d->mla, d->n_layers, d->hidden, d->vocab, d->n_heads, d->n_kv_heads,
-                    d->head_dim, d->q_lora_rank, d->kv_lora_rank, d->qk_nope, d->qk_rope,
-                    d->v_head_dim, d->route.n_experts, d->route.k, 0, 0, d->rope_dim,
+    vram_model m = {d->mla,
+                    d->n_layers,
+                    d->hidden,
+                    d->vocab,
+                    d->n_heads,
+                    d->n_kv_heads,
+                    d->head_dim,
+                    d->q_lora_rank,
+                    d->kv_lora_rank,
+                    d->qk_nope,
+                    d->qk_rope,
+                    d->v_head_dim,
+                    d->route.n_experts,
+                    d->route.k,
+                    0,
+                    0,
+                    d->rope_dim,
                     d->map_size};
     for (int l = 0; l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
@@ -198,7 +218,8 @@ static cudaError_t upload(cuda_state *st, const model_desc *d, uint8_t *dst)
             e = cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming);
     }
     for (uint64_t off = 0, i = 0; e == cudaSuccess && off < d->map_size; off += STAGE_BYTES, i++) {
-        const size_t len = (size_t)(d->map_size - off < STAGE_BYTES ? d->map_size - off : STAGE_BYTES);
+        const size_t len =
+            (size_t)(d->map_size - off < STAGE_BYTES ? d->map_size - off : STAGE_BYTES);
         e = cudaEventSynchronize(done[i & 1]);
         if (e == cudaSuccess) {
             memcpy(stage[i & 1], d->map + off, len);
@@ -238,14 +259,30 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     for (int l = 0; l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
         dlayer &o = st->layers[l];
-        o = dlayer{to_dev(st, d, L.wq), to_dev(st, d, L.wk), to_dev(st, d, L.wv),
-                   to_dev(st, d, L.q_a), to_dev(st, d, L.q_b), to_dev(st, d, L.kv_a),
-                   to_dev(st, d, L.kv_b), to_dev(st, d, L.wo), to_dev(st, d, L.dense.gate),
-                   to_dev(st, d, L.dense.up), to_dev(st, d, L.dense.down), to_dev(st, d, L.router),
-                   to_dev(st, d, L.shared.gate), to_dev(st, d, L.shared.up),
-                   to_dev(st, d, L.shared.down), to_dev_f(st, d, L.attn_norm),
-                   to_dev_f(st, d, L.ffn_norm), to_dev_f(st, d, L.q_a_norm),
-                   to_dev_f(st, d, L.kv_a_norm), NULL, NULL, NULL, L.moe, L.has_shared};
+        o = dlayer{to_dev(st, d, L.wq),
+                   to_dev(st, d, L.wk),
+                   to_dev(st, d, L.wv),
+                   to_dev(st, d, L.q_a),
+                   to_dev(st, d, L.q_b),
+                   to_dev(st, d, L.kv_a),
+                   to_dev(st, d, L.kv_b),
+                   to_dev(st, d, L.wo),
+                   to_dev(st, d, L.dense.gate),
+                   to_dev(st, d, L.dense.up),
+                   to_dev(st, d, L.dense.down),
+                   to_dev(st, d, L.router),
+                   to_dev(st, d, L.shared.gate),
+                   to_dev(st, d, L.shared.up),
+                   to_dev(st, d, L.shared.down),
+                   to_dev_f(st, d, L.attn_norm),
+                   to_dev_f(st, d, L.ffn_norm),
+                   to_dev_f(st, d, L.q_a_norm),
+                   to_dev_f(st, d, L.kv_a_norm),
+                   NULL,
+                   NULL,
+                   NULL,
+                   L.moe,
+                   L.has_shared};
         if (L.moe) {
             dmat *hl = host_tables + (size_t)l * 3 * ne;
             for (int e = 0; e < ne; e++) {
@@ -258,10 +295,10 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
             o.downs = o.gates + 2 * ne;
         }
     }
-    cudaError_t e = host_tables ? cudaMemcpy(tables, host_tables,
-                                             (size_t)d->n_layers * 3 * ne * sizeof(dmat),
-                                             cudaMemcpyHostToDevice)
-                                : cudaSuccess;
+    cudaError_t e =
+        host_tables ? cudaMemcpy(tables, host_tables, (size_t)d->n_layers * 3 * ne * sizeof(dmat),
+                                 cudaMemcpyHostToDevice)
+                    : cudaSuccess;
     free(host_tables);
     TRY(e);
     const size_t rope_n = (size_t)d->rope_n_pos * (d->rope_dim / 2);
@@ -294,6 +331,9 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(dalloc_n(st, p.ffn, &st->u));
     TRY(dalloc_n(st, p.h, &st->h));
     TRY(dalloc_n(st, p.ye, &st->ye));
+    TRY(dalloc_n(st, p.ye, &st->xg));
+    TRY(dalloc_n(st, p.ids, &st->order));
+    TRY(dalloc_n(st, p.h ? (size_t)d->route.n_experts + 1 : 0, &st->starts));
     TRY(dalloc_n(st, B * H, &st->shared_out));
     TRY(dalloc_n(st, p.router, &st->router));
     TRY(dalloc_n(st, p.ids, &st->route_w));
@@ -323,8 +363,8 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
             TRY(launch_gemv(L.wq, st->xn, n, st->q, false, s));
             TRY(launch_gemv(L.wk, st->xn, n, st->k, false, s));
             TRY(launch_gemv(L.wv, st->xn, n, st->v, false, s));
-            TRY(launch_mha_store(st->q, st->k, st->v, n, nh, d->n_kv_heads, d->head_dim,
-                                 st->rope, pos, ca, cb, s));
+            TRY(launch_mha_store(st->q, st->k, st->v, n, nh, d->n_kv_heads, d->head_dim, st->rope,
+                                 pos, ca, cb, s));
             TRY(launch_mha_attend(st->q, ca, cb, n, nh, d->n_kv_heads, d->head_dim, pos,
                                   d->softmax_scale, ctx, st->scores, st->attn, s));
         } else {
@@ -343,8 +383,7 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
             TRY(launch_mla_attend(st->q_lat, st->q, ca, cb, n, nh, d->qk_nope, d->qk_rope,
                                   d->kv_lora_rank, pos, d->softmax_scale, ctx, st->scores,
                                   st->o_lat, s));
-            TRY(launch_mla_value(L.kv_b, st->o_lat, n, nh, d->qk_nope, d->v_head_dim, st->attn,
-                                 s));
+            TRY(launch_mla_value(L.kv_b, st->o_lat, n, nh, d->qk_nope, d->v_head_dim, st->attn, s));
         }
         TRY(launch_gemv(L.wo, st->attn, n, st->x, true, s));
         TRY(launch_rmsnorm(st->x, L.ffn_norm, n, H, eps, st->xn, s));
@@ -358,9 +397,15 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         const int k = d->route.k;
         TRY(launch_gemv(L.router, st->xn, n, st->router, false, s));
         TRY(launch_moe_route(st->router, n, d->route, st->ids, st->route_w, s));
-        TRY(launch_expert_gate_up(L.gates, L.ups, st->ids, k, st->xn, n, H, st->expert_inter,
-                                  st->h, s));
-        TRY(launch_expert_down(L.downs, st->ids, n * k, st->h, st->expert_inter, H, st->ye, s));
+        if (n == 1) { /* decode: one block row per chosen expert */
+            TRY(launch_expert_gate_up(L.gates, L.ups, st->ids, k, st->xn, n, H, st->expert_inter,
+                                      st->h, s));
+            TRY(launch_expert_down(L.downs, st->ids, n * k, st->h, st->expert_inter, H, st->ye, s));
+        } else { /* prefill: each expert's weights once per 8 of its tokens */
+            TRY(launch_experts_grouped(L.gates, L.ups, L.downs, st->ids, n, k, d->route.n_experts,
+                                       st->xn, H, st->expert_inter, st->order, st->starts, st->xg,
+                                       st->h, st->ye, s));
+        }
         if (L.has_shared) {
             TRY(launch_gemv(L.shared_gate, st->xn, n, st->g, false, s));
             TRY(launch_gemv(L.shared_up, st->xn, n, st->u, false, s));
@@ -455,7 +500,8 @@ static double cuda_copy_bandwidth(engine *en)
         for (int i = 0; ok && i < reps; i++)
             ok = cudaMemcpyAsync(i & 1 ? a : b, i & 1 ? b : a, bytes, cudaMemcpyDeviceToDevice,
                                  0) == cudaSuccess;
-        if (ok && cudaEventRecord(t1, 0) == cudaSuccess && cudaEventSynchronize(t1) == cudaSuccess &&
+        if (ok && cudaEventRecord(t1, 0) == cudaSuccess &&
+            cudaEventSynchronize(t1) == cudaSuccess &&
             cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess && ms > 0)
             gbs = 2.0 * bytes * reps / (ms * 1e-3) / 1e9;
     }
@@ -527,8 +573,9 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
     if (o->verbose) {
         cudaDeviceProp prop;
         cudaGetDeviceProperties(&prop, 0);
-        fprintf(stderr, "cuda: %s; loaded %.2f GB in %.2f s (%.2f GB/s); %.2f GB of device "
-                        "memory planned (cache %.2f GB for %d tokens)\n",
+        fprintf(stderr,
+                "cuda: %s; loaded %.2f GB in %.2f s (%.2f GB/s); %.2f GB of device "
+                "memory planned (cache %.2f GB for %d tokens)\n",
                 prop.name, en->load_bytes / 1e9, en->load_seconds,
                 en->load_bytes / en->load_seconds / 1e9, p.total / 1e9, p.cache_bytes / 1e9,
                 en->ctx);

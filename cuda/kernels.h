@@ -20,6 +20,13 @@ cudaError_t launch_expert_gate_up(const dmat *gates, const dmat *ups, const int 
 /* y[slot][hidden] = down . h[slot] */
 cudaError_t launch_expert_down(const dmat *downs, const int *ids, int n_slots, const float *h,
                                int inter, int hidden, float *y, cudaStream_t s);
+/* The same two stages with tokens grouped by expert, so each expert's weights are read once per
+ * 8 of its tokens (prefill): order[pos] = slot sorted by expert, starts[e]..starts[e+1] its
+ * range, xg the gathered inputs (n*k rows of hidden), h in sorted order; y by slot as above. */
+cudaError_t launch_experts_grouped(const dmat *gates, const dmat *ups, const dmat *downs,
+                                   const int *ids, int n, int k, int n_experts, const float *x,
+                                   int hidden, int inter, int *order, int *starts, float *xg,
+                                   float *h, float *y, cudaStream_t s);
 /* MLA output: attn[t][h][i] = kv_b row (h * (nope + vd) + nope + i) . o_lat[t][h] */
 cudaError_t launch_mla_value(const dmat &kv_b, const float *o_lat, int n, int n_heads, int nope,
                              int vd, float *attn, cudaStream_t s);
@@ -55,8 +62,8 @@ cudaError_t launch_mha_attend(const float *q, const float *kcache, const float *
 /* MLA: ckv (n, kvr + rope) -> latent cache (RMSNorm, eps 1e-6) and roped k_pe at *pos + t;
  * rotates the rope part of q (n, nh, nope + rope) in place */
 cudaError_t launch_mla_store(float *q, const float *ckv, const float *kv_norm, int n, int nh,
-                             int nope, int kvr, const rope_dev &rope, const int *pos,
-                             float *latent, float *pe, cudaStream_t s);
+                             int nope, int kvr, const rope_dev &rope, const int *pos, float *latent,
+                             float *pe, cudaStream_t s);
 /* q_lat[t][h] = W_UK(h)^T q_nope[t][h] over kvr */
 cudaError_t launch_mla_absorb(const dmat &kv_b, const float *q, int n, int nh, int nope, int rope,
                               int vd, float *q_lat, cudaStream_t s);

@@ -6,11 +6,11 @@
 
 #include "engine.h"
 
-#define CLI_BACKEND_HELP                                                                          \
-    "      --backend cpu|cuda  where the model runs (default: cuda when a GPU is present, else\n" \
-    "                          cpu; cuda without a usable GPU fails with exit code 3)\n"         \
-    "      --vram BYTES        device memory the cuda backend may take, e.g. 40G (default:\n"    \
-    "                          the free memory); a model that does not fit fails before\n"       \
+#define CLI_BACKEND_HELP                                                                           \
+    "      --backend cpu|cuda  where the model runs (default: cuda when a GPU is present, else\n"  \
+    "                          cpu; cuda without a usable GPU fails with exit code 3)\n"           \
+    "      --vram BYTES        device memory the cuda backend may take, e.g. 40G (default:\n"      \
+    "                          the free memory); a model that does not fit fails before\n"         \
     "                          allocating and says what would\n"
 
 /* --backend NAME into o; false (with a usage message) for an unknown name. */

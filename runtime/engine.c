@@ -88,10 +88,11 @@ static model_desc *desc_build(const model *m)
     for (int l = 0; l < c->n_layers; l++) {
         const layer_weights *w = &m->w.layers[l];
         md_layer *o = &d->layers[l];
-        *o = (md_layer){w->attn_norm, w->ffn_norm, w->q_a_norm, w->kv_a_norm,
-                        md(&w->wq), md(&w->wk), md(&w->wv), md(&w->q_a), md(&w->q_b),
-                        md(&w->kv_a), md(&w->kv_b), md(&w->wo), w->moe, w->has_shared,
-                        md_f(&w->dense), md_f(&w->shared), md(&w->router), NULL};
+        *o = (md_layer){w->attn_norm,   w->ffn_norm,   w->q_a_norm,     w->kv_a_norm,
+                        md(&w->wq),     md(&w->wk),    md(&w->wv),      md(&w->q_a),
+                        md(&w->q_b),    md(&w->kv_a),  md(&w->kv_b),    md(&w->wo),
+                        w->moe,         w->has_shared, md_f(&w->dense), md_f(&w->shared),
+                        md(&w->router), NULL};
         if (w->moe) {
             if (!(o->experts = calloc((size_t)c->n_routed_experts, sizeof *o->experts))) {
                 desc_free(d);

@@ -32,8 +32,8 @@ static inline DSQ_HD int moe_take_max(const float *s, const unsigned char *taken
 
 /* ids[k], weights[k] from scores[n_experts]; n_experts <= MOE_ROUTE_MAX_EXPERTS and
  * n_group <= MOE_ROUTE_MAX_GROUPS (callers check). */
-static inline DSQ_HD void moe_route_select(const moe_route_params *p, const float *scores,
-                                           int *ids, float *weights)
+static inline DSQ_HD void moe_route_select(const moe_route_params *p, const float *scores, int *ids,
+                                           float *weights)
 {
     unsigned char taken[MOE_ROUTE_MAX_EXPERTS];
     const int ne = p->n_experts, k = p->k;

@@ -77,8 +77,8 @@ typedef struct {
 static dsq_matrix place(layout *l, int rows, int cols, uint32_t type)
 {
     uint64_t bytes = 0;
-    dsq_type_nbytes(type, (uint64_t)rows, (uint64_t)cols, dsq_type_info(type)->quantized ? GROUP : 0,
-                    &bytes);
+    dsq_type_nbytes(type, (uint64_t)rows, (uint64_t)cols,
+                    dsq_type_info(type)->quantized ? GROUP : 0, &bytes);
     size_t at = (l->r->size + ALIGN - 1) / ALIGN * ALIGN;
     l->r->size = at + bytes;
     return (dsq_matrix){l->sizing ? NULL : l->r->buf + at, type, rows, cols,
@@ -200,10 +200,10 @@ static void fill_all(const dsq_model_config *c, const model_weights *w)
     fill(&norm, 0);
     for (int i = 0; i < c->n_layers; i++) {
         const layer_weights *lw = &w->layers[i];
-        const dsq_matrix *ms[] = {&lw->wq, &lw->wk, &lw->wv, &lw->q_a, &lw->q_b, &lw->kv_a,
-                                  &lw->kv_b, &lw->wo, &lw->dense.gate, &lw->dense.up,
-                                  &lw->dense.down, &lw->router, &lw->shared.gate,
-                                  &lw->shared.up, &lw->shared.down};
+        const dsq_matrix *ms[] = {&lw->wq,          &lw->wk,        &lw->wv,         &lw->q_a,
+                                  &lw->q_b,         &lw->kv_a,      &lw->kv_b,       &lw->wo,
+                                  &lw->dense.gate,  &lw->dense.up,  &lw->dense.down, &lw->router,
+                                  &lw->shared.gate, &lw->shared.up, &lw->shared.down};
         for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++)
             if (ms[j]->data)
                 fill(ms[j], seed++ << 40);
@@ -238,8 +238,8 @@ int random_model_build(random_model *r, const char *name, const char *quant, int
     if (layers > 0 && layers < c->n_layers)
         c->n_layers = layers;
     if (ctx < 1 || ctx > c->max_position_embeddings)
-        return dsq_fail(err, DSQ_EUSAGE, "--ctx %d out of range: the model takes 1..%d tokens",
-                        ctx, c->max_position_embeddings);
+        return dsq_fail(err, DSQ_EUSAGE, "--ctx %d out of range: the model takes 1..%d tokens", ctx,
+                        c->max_position_embeddings);
     m->cfg = c;
     m->ctx = ctx;
     m->w.n_layers = c->n_layers;
@@ -307,16 +307,16 @@ double random_model_bytes_per_token(const random_model *r)
     double total = matrix_bytes(&w->output) + matrix_bytes(&w->embed) / c->vocab_size;
     for (int i = 0; i < c->n_layers; i++) {
         const layer_weights *lw = &w->layers[i];
-        const dsq_matrix *ms[] = {&lw->wq, &lw->wk, &lw->wv, &lw->q_a, &lw->q_b, &lw->kv_a,
-                                  &lw->kv_b, &lw->wo, &lw->dense.gate, &lw->dense.up,
-                                  &lw->dense.down, &lw->router, &lw->shared.gate,
-                                  &lw->shared.up, &lw->shared.down};
+        const dsq_matrix *ms[] = {&lw->wq,          &lw->wk,        &lw->wv,         &lw->q_a,
+                                  &lw->q_b,         &lw->kv_a,      &lw->kv_b,       &lw->wo,
+                                  &lw->dense.gate,  &lw->dense.up,  &lw->dense.down, &lw->router,
+                                  &lw->shared.gate, &lw->shared.up, &lw->shared.down};
         for (size_t j = 0; j < sizeof ms / sizeof ms[0]; j++)
             total += matrix_bytes(ms[j]);
         if (lw->moe)
-            total += c->n_experts_per_tok * (matrix_bytes(&lw->experts[0].gate) +
-                                             matrix_bytes(&lw->experts[0].up) +
-                                             matrix_bytes(&lw->experts[0].down));
+            total += c->n_experts_per_tok *
+                     (matrix_bytes(&lw->experts[0].gate) + matrix_bytes(&lw->experts[0].up) +
+                      matrix_bytes(&lw->experts[0].down));
     }
     return total;
 }

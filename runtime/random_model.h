@@ -21,7 +21,8 @@ int random_model_build(random_model *r, const char *name, const char *quant, int
                        dsq_error *err);
 void random_model_free(random_model *r);
 
-/* Weight bytes one decode token reads: all but the unchosen routed experts and one embedding row. */
+/* Weight bytes one decode token reads: all but the unchosen routed experts and one embedding row.
+ */
 double random_model_bytes_per_token(const random_model *r);
 
 #endif

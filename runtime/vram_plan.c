@@ -7,7 +7,8 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
 {
     memset(p, 0, sizeof *p);
     const size_t H = (size_t)m->hidden, nh = (size_t)m->n_heads;
-    const size_t per_token_a = m->mla ? (size_t)m->kv_lora_rank : (size_t)m->n_kv_heads * m->head_dim;
+    const size_t per_token_a =
+        m->mla ? (size_t)m->kv_lora_rank : (size_t)m->n_kv_heads * m->head_dim;
     const size_t per_token_b = m->mla ? (size_t)m->qk_rope : per_token_a;
     p->cache_a = (size_t)m->n_layers * ctx * per_token_a;
     p->cache_b = (size_t)m->n_layers * ctx * per_token_b;
@@ -24,7 +25,7 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
     p->scores = B * nh * (size_t)ctx;
     p->ffn = B * (size_t)m->ffn_inter;
     p->h = B * k * (size_t)m->expert_inter;
-    p->ye = m->expert_inter ? B * k * H : 0;
+    p->ye = m->expert_inter ? B * k * H : 0; /* and as much again for inputs grouped by expert */
     p->router = B * (size_t)m->n_experts;
     p->ids = B * k;
     p->logits = B * (size_t)m->vocab;
@@ -34,7 +35,10 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
     p->cache_bytes = (p->cache_a + p->cache_b) * sizeof(float);
     /* x, xn, shared-expert output; two of k/v, q_lat/o_lat, gate/up */
     const size_t floats = 3 * B * H + p->q + p->qa + 2 * p->kv + p->ckv + p->attn + 2 * p->lat +
-                          p->scores + 2 * p->ffn + p->h + p->ye + p->router + p->ids + p->logits;
-    p->work_bytes = floats * sizeof(float) + (p->ids + B + 1) * sizeof(int) + p->table_bytes;
+                          p->scores + 2 * p->ffn + p->h + 2 * p->ye + p->router + p->ids +
+                          p->logits;
+    /* ids and their order by expert, the experts' starts, the position and tokens */
+    const size_t ints = 2 * p->ids + (size_t)m->n_experts + 1 + B + 1;
+    p->work_bytes = floats * sizeof(float) + ints * sizeof(int) + p->table_bytes;
     p->total = p->weights + p->cache_bytes + p->work_bytes;
 }

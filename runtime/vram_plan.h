@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VRAM_MAX_BATCH 64          /* tokens per device pass */
+#define VRAM_MAX_BATCH 64               /* tokens per device pass */
 #define VRAM_SCORE_BYTES (256ull << 20) /* cap on the attention score scratch */
 #define VRAM_MATRIX_BYTES 24 /* the device's view of one expert matrix (cuda/dmatrix.cuh) */
 

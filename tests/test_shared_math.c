@@ -61,7 +61,7 @@ static void reference_route(const moe_route_params *p, const float *scores, int 
     }
     for (int i = 0; i < p->k; i++)
         w[i] = p->k > 1 && p->norm_topk_prob ? scores[ids[i]] / (sum + 1e-20f)
-                                            : scores[ids[i]] * p->routed_scaling;
+                                             : scores[ids[i]] * p->routed_scaling;
 }
 
 /* DeepSeek-MoE (64 experts, top 6), V2 (160 in 8 groups, best 3, top 6, x16) and a renormalizing

@@ -1,12 +1,15 @@
 #!/bin/sh
 # --backend and --vram on run, ppl and bench. Without a usable GPU (or without CUDA in the build)
 # --backend cuda must fail with exit code 3 and say why; with one, the CUDA backend must give the
-# CPU's greedy text on the tiny fixture, and an impossible --vram must be refused before loading.
+# CPU's greedy text on the tiny trained model (whose top logits are far apart, unlike a random
+# fixture's), and an impossible --vram must be refused before loading.
 set -u
 . "$(dirname "$0")/lib.sh"
 
 v1="$tmp/tiny-v1.dsq"
+tiny="$tmp/tiny.dsq"
 "$DSQ" convert "$DATA/tiny-v1" -o "$v1" >/dev/null 2>&1 || fail "convert tiny-v1" "failed"
+"$DSQ" convert models/tiny-v2 -o "$tiny" >/dev/null 2>&1 || fail "convert models/tiny-v2" "failed"
 printf 'one two three four five six seven eight nine ten eleven twelve\n%.0s' 1 2 3 4 5 6 7 8 \
     >"$tmp/text.txt"
 
@@ -27,16 +30,16 @@ assert m["ctx"] == 64 and m["kv_cache"] == 3 * 64 * 2 * 4 * 16 * 4, m
 assert m["bytes"] == m["weights"] + m["kv_cache"] + m["work"] and m["work"] > 0, m
 ' "$tmp/out"; then pass; else fail "info cuda memory" "$(cat "$tmp/out" | tail -n 12)"; fi
 expect_error "info ctx 0" 1 "--ctx must be an integer" "" -- "$DSQ" info "$v1" --ctx 0
-run "run cpu" 0 -- "$DSQ" run "$v1" -p "Hello" -n 12 --backend cpu && pass
+run "run cpu" 0 -- "$DSQ" run "$tiny" -p "The cat" -n 24 --backend cpu && pass
 cp "$tmp/out" "$tmp/cpu.txt"
 
-"$DSQ" run "$v1" -p "Hello" -n 12 --backend cuda >"$tmp/out" 2>"$tmp/err"
+"$DSQ" run "$tiny" -p "The cat" -n 24 --backend cuda >"$tmp/out" 2>"$tmp/err"
 rc=$?
 if [ "$rc" -eq 3 ]; then
     # no device, or a build without CUDA: a clear line and nothing else
     if grep -qE "no CUDA device|built without CUDA" "$tmp/err"; then pass; else
         fail "cuda without a device" "message: $(cat "$tmp/err")"; fi
-    run "default backend falls back to cpu" 0 -- "$DSQ" run "$v1" -p "Hello" -n 12 &&
+    run "default backend falls back to cpu" 0 -- "$DSQ" run "$tiny" -p "The cat" -n 24 &&
         if cmp -s "$tmp/out" "$tmp/cpu.txt"; then pass; else
             fail "default backend" "text differs from --backend cpu"; fi
     expect_error "ppl cuda without a device" 3 "CUDA" "" -- \

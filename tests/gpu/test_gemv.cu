@@ -69,9 +69,11 @@ static double magnitude(uint32_t type, const uint8_t *m, int rows, int cols, uin
         else if (type == DSQ_TYPE_Q8)
             w = fabs(dsq_q8_get(m, rows, cols, group, r, k));
         else {
-            const uint16_t *dm = dsq_q4_scales(m, rows, cols) + 2 * ((size_t)r * (cols / group) + k / group);
+            const uint16_t *dm =
+                dsq_q4_scales(m, rows, cols) + 2 * ((size_t)r * (cols / group) + k / group);
             const uint8_t b = m[(size_t)r * cols / 2 + k / 2];
-            w = fabs(dsq_f16_to_f32(dm[0]) * ((k & 1) ? b >> 4 : b & 15)) + fabs(dsq_f16_to_f32(dm[1]));
+            w = fabs(dsq_f16_to_f32(dm[0]) * ((k & 1) ? b >> 4 : b & 15)) +
+                fabs(dsq_f16_to_f32(dm[1]));
         }
         s += w * fabs(x[k]);
     }
@@ -113,7 +115,8 @@ static void check_gemv(uint32_t type, int rows, int cols, uint32_t group, int n)
                 continue;
             const float *xt = x + (size_t)t * cols;
             const float want = dsq_dot_row_ref(type, m, rows, cols, group, r, xt, NULL);
-            const double bound = 2.0 * cols * ldexp(1.0, -24) * magnitude(type, m, rows, cols, group, r, xt);
+            const double bound =
+                2.0 * cols * ldexp(1.0, -24) * magnitude(type, m, rows, cols, group, r, xt);
             const double diff = fabs((double)got - want);
             if (bound > 0 && diff / bound > worst)
                 worst = diff / bound;
@@ -134,10 +137,12 @@ static void check_gemv(uint32_t type, int rows, int cols, uint32_t group, int n)
     free(y);
 }
 
-/* Gate/up with SwiGLU then down over a table of 8 experts and per-slot expert ids, against the
- * reference dot and the CPU's SwiGLU formula; the bound adds the two dots' bounds through the
- * SwiGLU (relative, checked loosely at 1e-5 of the scale) and the down bound as above. */
-static void check_experts(uint32_t type, int hidden, int inter, int n, int k)
+/* Gate/up with SwiGLU, then down, over a table of 8 experts chosen per slot (one block row per
+ * slot, or grouped by expert), against the reference dot and the CPU's SwiGLU formula. Gate/up:
+ * each dot's bound (as above) carried through silu(g) u, whose slopes are at most 1.1 |u| in g
+ * and |g| in u, plus 1e-6 relative for expf's last bits; down: against the reference dot of the
+ * device's own h, with the bound above. */
+static void check_experts(uint32_t type, int hidden, int inter, int n, int k, bool grouped)
 {
     const int ne = 8;
     const uint32_t group = type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q8 ? 64 : 0;
@@ -171,14 +176,42 @@ static void check_experts(uint32_t type, int hidden, int inter, int n, int k)
     CUDA_CHECK(cudaMalloc(&dy, (size_t)n * k * hidden * sizeof(float)));
     CUDA_CHECK(cudaMemset(dh, 0xff, (size_t)n * k * inter * sizeof(float)));
     CUDA_CHECK(cudaMemset(dy, 0xff, (size_t)n * k * hidden * sizeof(float)));
-    CUDA_CHECK(launch_expert_gate_up(dtable, dtable + ne, dids, k, dx, n, hidden, inter, dh, 0));
-    CUDA_CHECK(launch_expert_down(dtable + 2 * ne, dids, n * k, dh, inter, hidden, dy, 0));
+    int *dorder = NULL, *dstarts = NULL, *order = (int *)malloc((size_t)n * k * sizeof(int));
+    float *dxg = NULL;
+    if (grouped) {
+        CUDA_CHECK(cudaMalloc(&dorder, (size_t)n * k * sizeof(int)));
+        CUDA_CHECK(cudaMalloc(&dstarts, (ne + 1) * sizeof(int)));
+        CUDA_CHECK(cudaMalloc(&dxg, (size_t)n * k * hidden * sizeof(float)));
+        CUDA_CHECK(launch_experts_grouped(dtable, dtable + ne, dtable + 2 * ne, dids, n, k, ne, dx,
+                                          hidden, inter, dorder, dstarts, dxg, dh, dy, 0));
+    } else {
+        CUDA_CHECK(
+            launch_expert_gate_up(dtable, dtable + ne, dids, k, dx, n, hidden, inter, dh, 0));
+        CUDA_CHECK(launch_expert_down(dtable + 2 * ne, dids, n * k, dh, inter, hidden, dy, 0));
+    }
     CUDA_CHECK(cudaDeviceSynchronize());
+    float *hd = (float *)malloc((size_t)n * k * inter * sizeof(float));
     float *h = (float *)malloc((size_t)n * k * inter * sizeof(float));
     float *y = (float *)malloc((size_t)n * k * hidden * sizeof(float));
-    CUDA_CHECK(cudaMemcpy(h, dh, (size_t)n * k * inter * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(hd, dh, (size_t)n * k * inter * sizeof(float), cudaMemcpyDeviceToHost));
     CUDA_CHECK(cudaMemcpy(y, dy, (size_t)n * k * hidden * sizeof(float), cudaMemcpyDeviceToHost));
     int bad = 0;
+    if (grouped) { /* h is in expert order: a permutation of the slots, sorted by expert */
+        CUDA_CHECK(cudaMemcpy(order, dorder, (size_t)n * k * sizeof(int), cudaMemcpyDeviceToHost));
+        char *seen = (char *)calloc((size_t)n * k, 1);
+        for (int pos = 0; pos < n * k; pos++) {
+            const int s_ = order[pos];
+            if (s_ < 0 || s_ >= n * k || seen[s_] || (pos && ids[order[pos - 1]] > ids[s_])) {
+                bad++;
+                break;
+            }
+            seen[s_] = 1;
+            memcpy(h + (size_t)s_ * inter, hd + (size_t)pos * inter, (size_t)inter * sizeof(float));
+        }
+        free(seen);
+    } else {
+        memcpy(h, hd, (size_t)n * k * inter * sizeof(float));
+    }
     for (int s = 0; s < n * k && bad < 3; s++) {
         const int e = ids[s];
         const float *xt = x + (size_t)(s / k) * hidden;
@@ -186,10 +219,11 @@ static void check_experts(uint32_t type, int hidden, int inter, int n, int k)
             const float g = dsq_dot_row_ref(type, host[0][e], inter, hidden, group, r, xt, NULL);
             const float u = dsq_dot_row_ref(type, host[1][e], inter, hidden, group, r, xt, NULL);
             const double want = g / (1.0f + expf(-g)) * u;
-            const double scale = (2.0 * hidden * ldexp(1.0, -24)) *
-                                 (magnitude(type, host[0][e], inter, hidden, group, r, xt) * fabs(u) +
-                                  magnitude(type, host[1][e], inter, hidden, group, r, xt) * (fabs(g) + 1)) +
-                                 1e-6 * fabs(want);
+            const double sg = magnitude(type, host[0][e], inter, hidden, group, r, xt);
+            const double su = magnitude(type, host[1][e], inter, hidden, group, r, xt);
+            const double scale =
+                2.0 * hidden * ldexp(1.0, -24) * (sg * 1.1 * fabs(u) + su * fabs(g)) +
+                1e-6 * fabs(want);
             if (!(fabs(h[(size_t)s * inter + r] - want) <= scale) && bad++ < 3)
                 fprintf(stderr, "  experts gate/up slot %d row %d: %.9g vs %.9g\n", s, r,
                         h[(size_t)s * inter + r], want);
@@ -205,8 +239,8 @@ static void check_experts(uint32_t type, int hidden, int inter, int n, int k)
                         y[(size_t)s * hidden + r], want);
         }
     }
-    printf("  experts %-4s %dx%d, %d tokens x top-%d: %s\n", dsq_type_info(type)->name, inter,
-           hidden, n, k, bad ? "FAIL" : "ok");
+    printf("  experts%s %-4s %dx%d, %d tokens x top-%d: %s\n", grouped ? " grouped" : "",
+           dsq_type_info(type)->name, inter, hidden, n, k, bad ? "FAIL" : "ok");
     bad ? failed++ : passed++;
     for (int p = 0; p < 3; p++)
         for (int e = 0; e < ne; e++) {
@@ -218,6 +252,11 @@ static void check_experts(uint32_t type, int hidden, int inter, int n, int k)
     cudaFree(dx);
     cudaFree(dh);
     cudaFree(dy);
+    cudaFree(dorder);
+    cudaFree(dstarts);
+    cudaFree(dxg);
+    free(order);
+    free(hd);
     free(ids);
     free(x);
     free(h);
@@ -230,14 +269,15 @@ int main(void)
     if (!gpu_available(name))
         return 0;
     const uint32_t types[] = {DSQ_TYPE_Q4, DSQ_TYPE_Q8, DSQ_TYPE_BF16, DSQ_TYPE_F32};
-    const int shapes[][2] = {{1408, 2048}, {2048, 1408}, {4096, 512}, {1536, 5120}, {64, 32},
-                             {160, 2048}};
+    const int shapes[][2] = {{1408, 2048}, {2048, 1408}, {4096, 512},
+                             {1536, 5120}, {64, 32},     {160, 2048}};
     const int batches[] = {1, 2, 3, 5, 8, 11, 16};
     for (uint32_t ti = 0; ti < 4; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
                 const uint32_t type = types[ti];
-                const uint32_t group = type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q8 ? 32u << (bi % 2) : 0;
+                const uint32_t group =
+                    type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q8 ? 32u << (bi % 2) : 0;
                 check_gemv(type, shapes[si][0], shapes[si][1], group, batches[bi]);
             }
     /* widths that are not a whole number of 16-byte loads take the per-element path */
@@ -248,9 +288,12 @@ int main(void)
         check_gemv(types[ti], 102400, 2048, types[ti] == DSQ_TYPE_BF16 ? 0 : 64, 4);
     }
     for (uint32_t ti = 0; ti < 3; ti++) {
-        check_experts(types[ti], 2048, 1408, 1, 6);
-        check_experts(types[ti], 2048, 1408, 5, 6);
-        check_experts(types[ti], 64, 32, 3, 2);
+        for (int grouped = 0; grouped < 2; grouped++) {
+            check_experts(types[ti], 2048, 1408, 1, 6, grouped);
+            check_experts(types[ti], 2048, 1408, 5, 6, grouped);
+            check_experts(types[ti], 2048, 1408, 12, 6, grouped); /* 9 slots per expert: 2 passes */
+            check_experts(types[ti], 64, 32, 3, 2, grouped);
+        }
     }
     printf("%s: %d passed, %d failed\n", name, passed, failed);
     return failed ? 1 : 0;

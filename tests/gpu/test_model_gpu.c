@@ -54,7 +54,9 @@ static double row_error(const float *gpu, const float *cpu, int vocab)
 
 static bool convert_to(const char *dir, const char *preset, int group, const char *out)
 {
-    convert_options o = {.hf_dir = dir, .out_path = out, .threads = 2,
+    convert_options o = {.hf_dir = dir,
+                         .out_path = out,
+                         .threads = 2,
                          .recipe = {.preset = preset, .group_size = group}};
     convert_stats st = {0};
     dsq_error err = {0};
