@@ -2,8 +2,9 @@
 # The GPU machine's check, run there as one command from the repository root: device facts,
 # every GPU test, the command-line backend suite, compute-sanitizer memcheck over CUDA runs of
 # every family, and the benchmarks (the tiny model; full-size random V2-Lite and MoE-16B at q4
-# and q8; V2-Lite prefill at 4096), into one short report. Binaries are built on the CPU
-# machine (make, then scripts/device-bundle.sh) and carried; nothing is compiled here.
+# and q8; V2-Lite prefill at 4096), into one short report, with the benchmarks' JSON lines in
+# bench.jsonl beside it. Binaries are built on the CPU machine (make, then
+# scripts/device-bundle.sh) and carried as build/device; nothing is compiled there.
 #   scripts/device-check.sh [BUNDLE_DIR] [REPORT_DIR]   (defaults: build/device, $OUT or /tmp)
 set -uo pipefail
 bundle=${1:-build/device}
@@ -71,13 +72,14 @@ note_failure() {
     for model in v2-lite moe-16b; do
         for quant in q4 q8; do
             echo "-- $model $quant (random weights), prompt 512, 64 decode steps"
-            timeout 150 "$dsq" bench --random "$model" --quant "$quant" --prompt 512 --gen 64 ||
+            timeout 150 "$dsq" bench --random "$model" --quant "$quant" --prompt 512 --gen 64 \
+                --json | tee -a "$report_dir/bench.jsonl" ||
                 note_failure "bench $model $quant"
         done
     done
     echo "-- v2-lite q4 (random weights), prefill 4096"
-    timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 4096 --gen 8 ||
-        note_failure "bench v2-lite prefill 4096"
+    timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 4096 --gen 8 --json |
+        tee -a "$report_dir/bench.jsonl" || note_failure "bench v2-lite prefill 4096"
 
     echo
     echo "== took $(($(date +%s) - t_start)) s"
