@@ -27,11 +27,12 @@ __device__ void block_softmax(float *sc, int last, float *scratch)
 }
 
 __global__ void mha_store_kernel(float *q, const float *k, const float *v, int nh, int nkv, int hd,
-                                 rope_dev rope, const int *pos, float *kcache, float *vcache)
+                                 rope_dev rope, token_slots slots, float *kcache, float *vcache)
 {
-    const int t = blockIdx.x, p = *pos + t, half = rope.dim / 2, stride = nkv * hd;
+    const int t = blockIdx.x, p = slots.pos[t], half = rope.dim / 2, stride = nkv * hd;
     const float *cs = rope.cos + (size_t)p * half, *sn = rope.sin + (size_t)p * half;
-    float *kc = kcache + (size_t)p * stride, *vc = vcache + (size_t)p * stride;
+    float *kc = kcache + slots.seq[t] * slots.stride_a + (size_t)p * stride;
+    float *vc = vcache + slots.seq[t] * slots.stride_b + (size_t)p * stride;
     for (int i = threadIdx.x; i < stride; i += blockDim.x) {
         kc[i] = k[(size_t)t * stride + i];
         vc[i] = v[(size_t)t * stride + i];
@@ -46,19 +47,21 @@ __global__ void mha_store_kernel(float *q, const float *k, const float *v, int n
 }
 
 cudaError_t launch_mha_store(float *q, const float *k, const float *v, int n, int nh, int nkv,
-                             int hd, const rope_dev &rope, const int *pos, float *kcache,
+                             int hd, const rope_dev &rope, const token_slots &slots, float *kcache,
                              float *vcache, cudaStream_t s)
 {
-    mha_store_kernel<<<n, THREADS, 0, s>>>(q, k, v, nh, nkv, hd, rope, pos, kcache, vcache);
+    mha_store_kernel<<<n, THREADS, 0, s>>>(q, k, v, nh, nkv, hd, rope, slots, kcache, vcache);
     return cudaGetLastError();
 }
 
 __global__ void mha_attend_kernel(const float *q, const float *kcache, const float *vcache, int nh,
-                                  int nkv, int hd, const int *pos, float scale, int ctx,
+                                  int nkv, int hd, token_slots slots, float scale, int ctx,
                                   float *scores, float *out)
 {
     __shared__ float scratch[32];
-    const int h = blockIdx.x, t = blockIdx.y, last = *pos + t, stride = nkv * hd;
+    const int h = blockIdx.x, t = blockIdx.y, last = slots.pos[t], stride = nkv * hd;
+    kcache += slots.seq[t] * slots.stride_a;
+    vcache += slots.seq[t] * slots.stride_b;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const size_t kv_off = (size_t)(h / (nh / nkv)) * hd;
     const float *qh = q + ((size_t)t * nh + h) * hd;
@@ -82,19 +85,21 @@ __global__ void mha_attend_kernel(const float *q, const float *kcache, const flo
 }
 
 cudaError_t launch_mha_attend(const float *q, const float *kcache, const float *vcache, int n,
-                              int nh, int nkv, int hd, const int *pos, float scale, int ctx,
+                              int nh, int nkv, int hd, const token_slots &slots, float scale, int ctx,
                               float *scores, float *out, cudaStream_t s)
 {
-    mha_attend_kernel<<<dim3(nh, n), 128, 0, s>>>(q, kcache, vcache, nh, nkv, hd, pos, scale, ctx,
+    mha_attend_kernel<<<dim3(nh, n), 128, 0, s>>>(q, kcache, vcache, nh, nkv, hd, slots, scale, ctx,
                                                   scores, out);
     return cudaGetLastError();
 }
 
 __global__ void mla_store_kernel(float *q, const float *ckv, const float *kv_norm, int nh, int nope,
-                                 int kvr, rope_dev rope, const int *pos, float *latent, float *pe)
+                                 int kvr, rope_dev rope, token_slots slots, float *latent, float *pe)
 {
     __shared__ float scratch[32];
-    const int t = blockIdx.x, p = *pos + t, r = rope.dim, half = r / 2, qk = nope + r;
+    const int t = blockIdx.x, p = slots.pos[t], r = rope.dim, half = r / 2, qk = nope + r;
+    latent += slots.seq[t] * slots.stride_a;
+    pe += slots.seq[t] * slots.stride_b;
     const float *row = ckv + (size_t)t * (kvr + r);
     const float *cs = rope.cos + (size_t)p * half, *sn = rope.sin + (size_t)p * half;
     float ss = 0;
@@ -117,10 +122,10 @@ __global__ void mla_store_kernel(float *q, const float *ckv, const float *kv_nor
 }
 
 cudaError_t launch_mla_store(float *q, const float *ckv, const float *kv_norm, int n, int nh,
-                             int nope, int kvr, const rope_dev &rope, const int *pos, float *latent,
+                             int nope, int kvr, const rope_dev &rope, const token_slots &slots, float *latent,
                              float *pe, cudaStream_t s)
 {
-    mla_store_kernel<<<n, THREADS, 0, s>>>(q, ckv, kv_norm, nh, nope, kvr, rope, pos, latent, pe);
+    mla_store_kernel<<<n, THREADS, 0, s>>>(q, ckv, kv_norm, nh, nope, kvr, rope, slots, latent, pe);
     return cudaGetLastError();
 }
 
@@ -146,10 +151,12 @@ cudaError_t launch_mla_absorb(const dmat &kv_b, const float *q, int n, int nh, i
 
 __global__ void mla_attend_kernel(const float *q_lat, const float *q, const float *latent,
                                   const float *pe, int nh, int nope, int rope, int kvr,
-                                  const int *pos, float scale, int ctx, float *scores, float *o_lat)
+                                  token_slots slots, float scale, int ctx, float *scores, float *o_lat)
 {
     __shared__ float scratch[32];
-    const int h = blockIdx.x, t = blockIdx.y, last = *pos + t;
+    const int h = blockIdx.x, t = blockIdx.y, last = slots.pos[t];
+    latent += slots.seq[t] * slots.stride_a;
+    pe += slots.seq[t] * slots.stride_b;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     const float *ql = q_lat + ((size_t)t * nh + h) * kvr;
     const float *qpe = q + ((size_t)t * nh + h) * (nope + rope) + nope;
@@ -176,10 +183,10 @@ __global__ void mla_attend_kernel(const float *q_lat, const float *q, const floa
 
 cudaError_t launch_mla_attend(const float *q_lat, const float *q, const float *latent,
                               const float *pe, int n, int nh, int nope, int rope, int kvr,
-                              const int *pos, float scale, int ctx, float *scores, float *o_lat,
+                              const token_slots &slots, float scale, int ctx, float *scores, float *o_lat,
                               cudaStream_t s)
 {
     mla_attend_kernel<<<dim3(nh, n), THREADS, 0, s>>>(q_lat, q, latent, pe, nh, nope, rope, kvr,
-                                                      pos, scale, ctx, scores, o_lat);
+                                                      slots, scale, ctx, scores, o_lat);
     return cudaGetLastError();
 }

@@ -1,8 +1,9 @@
 /* The CUDA engine: the mapped file copied to the device in large pinned-staged chunks, a memory
- * plan checked before anything is allocated, the fp32 KV cache and activations on the device, and
- * the forward pass as one stream of kernel launches (cuda/kernels.h). Tokens and the position go
- * up in one small copy per step and only logits come back; a decode step (one token) is captured
- * once as a CUDA graph and replayed, since every kernel reads the position from device memory. */
+ * plan checked before anything is allocated, the fp32 KV cache (one per sequence decoded
+ * together) and activations on the device, and the forward pass as one stream of kernel
+ * launches (cuda/kernels.h). Each token's position, sequence and id go up in one small copy per
+ * pass and only logits come back; steps of up to 16 tokens are captured once per size as CUDA
+ * graphs and replayed, since every kernel reads positions from device memory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ extern "C" {
 static_assert(sizeof(dmat) == VRAM_MATRIX_BYTES, "the memory plan counts expert tables");
 
 #define STAGE_BYTES (64ull << 20) /* pinned staging buffer for the weight upload (two) */
+#define MAX_GRAPH 16              /* decode steps of up to this many tokens are graphs */
 
 struct dlayer {
     dmat wq, wk, wv, q_a, q_b, kv_a, kv_b, wo;
@@ -40,9 +42,11 @@ struct cuda_state {
     int batch, expert_inter;
     float *x, *xn, *q, *qa, *k, *v, *ckv, *attn, *q_lat, *o_lat, *scores, *g, *u, *h, *ye, *xg,
         *shared_out, *router, *route_w, *logits;
-    int *ids, *order, *starts, *io, *host_io; /* io: [0] position, [1..] tokens; host_io pinned */
-    cudaGraphExec_t graph;
-    bool graph_ready, use_graph;
+    /* io: per token of a pass, [0, B) position, [B, 2B) sequence, [2B, 3B) id; host_io pinned */
+    int *ids, *order, *starts, *io, *host_io;
+    int n_seq;
+    cudaGraphExec_t graphs[MAX_GRAPH + 1]; /* a step of n tokens with every row's logits */
+    bool graph_ready[MAX_GRAPH + 1], use_graph;
 };
 
 static double now_seconds(void)
@@ -158,7 +162,7 @@ static int check_model(const model_desc *d, dsq_error *err)
 }
 
 /* The plan's view of the model: its dimensions and widest FFNs. */
-static vram_plan make_plan(const model_desc *d, int ctx)
+static vram_plan make_plan(const model_desc *d, int ctx, int n_seq)
 {
     vram_model m = {d->mla,
                     d->n_layers,
@@ -177,7 +181,7 @@ static vram_plan make_plan(const model_desc *d, int ctx)
                     0,
                     0,
                     d->rope_dim,
-                    d->map_size};
+                    d->map_size, n_seq};
     for (int l = 0; l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
         m.ffn_inter = L.dense.gate.rows > m.ffn_inter ? L.dense.gate.rows : m.ffn_inter;
@@ -193,8 +197,9 @@ static vram_plan make_plan(const model_desc *d, int ctx)
 
 static void state_free(cuda_state *st)
 {
-    if (st->graph_ready)
-        cudaGraphExecDestroy(st->graph);
+    for (int i = 0; i <= MAX_GRAPH; i++)
+        if (st->graph_ready[i])
+            cudaGraphExecDestroy(st->graphs[i]);
     for (int i = 0; i < st->n_allocs; i++)
         cudaFree(st->allocs[i]);
     if (st->host_io)
@@ -339,25 +344,28 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(dalloc_n(st, p.ids, &st->route_w));
     TRY(dalloc_n(st, p.ids, &st->ids));
     TRY(dalloc_n(st, p.logits, &st->logits));
-    TRY(dalloc_n(st, B + 1, &st->io));
-    TRY(cudaMallocHost((void **)&st->host_io, (B + 1) * sizeof(int)));
+    TRY(dalloc_n(st, 3 * B, &st->io));
+    TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
     return cudaSuccess;
 }
 
-/* One pass of n <= batch tokens whose tokens and position are in st->io; with head, the logits
- * of the last token (or of all n) land in st->logits. */
+/* One pass of n <= batch tokens whose positions, sequences and ids are in st->io; with head,
+ * the logits of the last token (or of all n) land in st->logits. */
 static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, bool all_logits)
 {
     const model_desc *d = en->desc;
     const cudaStream_t s = st->stream;
     const int H = d->hidden, nh = d->n_heads, ctx = en->ctx;
     const float eps = d->rms_eps;
-    const int *pos = st->io, *tokens = st->io + 1;
-    TRY(launch_embed(st->embed, tokens, n, st->x, s));
+    const size_t B = (size_t)st->batch;
+    const token_slots pos = {st->io, st->io + B, (size_t)ctx * st->stride_a,
+                             (size_t)ctx * st->stride_b};
+    TRY(launch_embed(st->embed, st->io + 2 * B, n, st->x, s));
     for (int l = 0; l < d->n_layers; l++) {
         const dlayer &L = st->layers[l];
-        float *ca = st->cache_a + (size_t)l * ctx * st->stride_a;
-        float *cb = st->cache_b + (size_t)l * ctx * st->stride_b;
+        /* a layer's cache holds n_seq sequences of ctx tokens */
+        float *ca = st->cache_a + (size_t)l * st->n_seq * pos.stride_a;
+        float *cb = st->cache_b + (size_t)l * st->n_seq * pos.stride_b;
         TRY(launch_rmsnorm(st->x, L.attn_norm, n, H, eps, st->xn, s));
         if (!d->mla) {
             TRY(launch_gemv(L.wq, st->xn, n, st->q, false, s));
@@ -422,38 +430,46 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
     return launch_gemv(st->output, st->xn, n - first, st->logits, false, s);
 }
 
-static cudaError_t capture_decode(cuda_state *st, const engine *en)
+/* The launches of an n-token step with every row's logits, captured once per n. */
+static cudaError_t capture_step(cuda_state *st, const engine *en, int n)
 {
     cudaGraph_t g;
     TRY(cudaStreamBeginCapture(st->stream, cudaStreamCaptureModeThreadLocal));
-    cudaError_t e = enqueue(st, en, 1, true, false);
+    cudaError_t e = enqueue(st, en, n, true, true);
     cudaError_t e2 = cudaStreamEndCapture(st->stream, &g);
     TRY(e);
     TRY(e2);
-    e = cudaGraphInstantiate(&st->graph, g, 0);
+    e = cudaGraphInstantiate(&st->graphs[n], g, 0);
     cudaGraphDestroy(g);
     TRY(e);
-    st->graph_ready = true;
+    st->graph_ready[n] = true;
     return cudaSuccess;
 }
 
-static int cuda_forward(engine *en, const int *tokens, int n, float *logits, bool all_logits,
-                        dsq_error *err)
+/* Tokens at the given sequences (NULL: all 0) and positions, in passes of at most st->batch;
+ * logits of every token (all_logits) or of the last. Steps of up to MAX_GRAPH tokens that
+ * need every row replay a captured graph. */
+static int run_tokens(engine *en, const int *seq, const int *pos, const int *tokens, int n,
+                      float *logits, bool all_logits, dsq_error *err)
 {
     cuda_state *st = (cuda_state *)en->state;
-    const size_t vocab = (size_t)en->desc->vocab;
+    const size_t vocab = (size_t)en->desc->vocab, B = (size_t)st->batch;
     for (int done = 0; done < n;) {
         const int m = n - done < st->batch ? n - done : st->batch;
         const bool last = done + m == n, head = last || all_logits;
-        st->host_io[0] = en->n_past + done;
-        memcpy(st->host_io + 1, tokens + done, (size_t)m * sizeof(int));
-        cudaError_t e = cudaMemcpyAsync(st->io, st->host_io, (size_t)(m + 1) * sizeof(int),
+        for (int i = 0; i < m; i++) {
+            st->host_io[i] = pos[done + i];
+            st->host_io[B + i] = seq ? seq[done + i] : 0;
+            st->host_io[2 * B + i] = tokens[done + i];
+        }
+        cudaError_t e = cudaMemcpyAsync(st->io, st->host_io, 3 * B * sizeof(int),
                                         cudaMemcpyHostToDevice, st->stream);
-        if (e == cudaSuccess && m == 1 && head && st->use_graph) {
-            if (!st->graph_ready)
-                e = capture_decode(st, en);
+        if (e == cudaSuccess && m <= MAX_GRAPH && head && (all_logits || m == 1) &&
+            st->use_graph) {
+            if (!st->graph_ready[m])
+                e = capture_step(st, en, m);
             if (e == cudaSuccess)
-                e = cudaGraphLaunch(st->graph, st->stream);
+                e = cudaGraphLaunch(st->graphs[m], st->stream);
         } else if (e == cudaSuccess) {
             e = enqueue(st, en, m, head, all_logits);
         }
@@ -470,6 +486,25 @@ static int cuda_forward(engine *en, const int *tokens, int n, float *logits, boo
         done += m;
     }
     return DSQ_OK;
+}
+
+static int cuda_forward(engine *en, const int *tokens, int n, float *logits, bool all_logits,
+                        dsq_error *err)
+{
+    int *pos = (int *)malloc((size_t)n * sizeof(int));
+    if (!pos)
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    for (int i = 0; i < n; i++)
+        pos[i] = en->n_past + i;
+    int rc = run_tokens(en, NULL, pos, tokens, n, logits, all_logits, err);
+    free(pos);
+    return rc;
+}
+
+static int cuda_forward_seqs(engine *en, const int *seq, const int *pos, const int *tokens, int n,
+                             float *logits, dsq_error *err)
+{
+    return run_tokens(en, seq, pos, tokens, n, logits, true, err);
 }
 
 static void cuda_close(engine *en)
@@ -515,7 +550,8 @@ static double cuda_copy_bandwidth(engine *en)
     return gbs;
 }
 
-static const engine_ops cuda_ops = {"cuda", cuda_forward, cuda_close, cuda_copy_bandwidth};
+static const engine_ops cuda_ops = {"cuda", cuda_forward, cuda_close, cuda_forward_seqs,
+                                    cuda_copy_bandwidth};
 
 extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *err)
 {
@@ -532,7 +568,7 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
         e = cudaMemGetInfo(&free_b, &total_b);
     if (e != cudaSuccess)
         return cuda_fail(err, e, "device query");
-    const vram_plan p = make_plan(d, en->ctx);
+    const vram_plan p = make_plan(d, en->ctx, en->n_seq);
     const uint64_t budget = o->vram ? o->vram : free_b;
     if (p.total > budget || p.total > free_b) {
         const uint64_t have = budget < free_b ? budget : free_b;
@@ -555,6 +591,7 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     }
     st->use_graph = !o->no_graph;
+    st->n_seq = en->n_seq;
     st->stride_a = d->mla ? (size_t)d->kv_lora_rank : (size_t)d->n_kv_heads * d->head_dim;
     st->stride_b = d->mla ? (size_t)d->qk_rope : st->stride_a;
     const double t0 = now_seconds();

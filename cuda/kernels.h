@@ -46,23 +46,29 @@ cudaError_t launch_moe_combine(const float *y, const float *weights, const float
                                int k, int hidden, float *x, cudaStream_t s);
 
 /* attention.cu */
+/* Where each token of a pass goes: position pos[t] of sequence seq[t], whose cache starts
+ * seq[t] * stride_a (K or latent) and seq[t] * stride_b (V or k_pe) floats after the layer's. */
+struct token_slots {
+    const int *pos, *seq;
+    size_t stride_a, stride_b;
+};
 struct rope_dev {
     const float *cos, *sin; /* [n_pos][dim / 2] */
     int dim;
     bool interleaved;
 };
-/* MHA: rotates q (n, nh, hd) and the new k in place, stores k and v at positions *pos + t */
+/* MHA: rotates q (n, nh, hd) and the new k in place, stores k and v at their slots */
 cudaError_t launch_mha_store(float *q, const float *k, const float *v, int n, int nh, int nkv,
-                             int hd, const rope_dev &rope, const int *pos, float *kcache,
+                             int hd, const rope_dev &rope, const token_slots &slots, float *kcache,
                              float *vcache, cudaStream_t s);
 /* MHA causal attention for n queries over the cache; scores: n * nh * ctx floats of scratch */
 cudaError_t launch_mha_attend(const float *q, const float *kcache, const float *vcache, int n,
-                              int nh, int nkv, int hd, const int *pos, float scale, int ctx,
+                              int nh, int nkv, int hd, const token_slots &slots, float scale, int ctx,
                               float *scores, float *out, cudaStream_t s);
-/* MLA: ckv (n, kvr + rope) -> latent cache (RMSNorm, eps 1e-6) and roped k_pe at *pos + t;
+/* MLA: ckv (n, kvr + rope) -> latent cache (RMSNorm, eps 1e-6) and roped k_pe at their slots;
  * rotates the rope part of q (n, nh, nope + rope) in place */
 cudaError_t launch_mla_store(float *q, const float *ckv, const float *kv_norm, int n, int nh,
-                             int nope, int kvr, const rope_dev &rope, const int *pos, float *latent,
+                             int nope, int kvr, const rope_dev &rope, const token_slots &slots, float *latent,
                              float *pe, cudaStream_t s);
 /* q_lat[t][h] = W_UK(h)^T q_nope[t][h] over kvr */
 cudaError_t launch_mla_absorb(const dmat &kv_b, const float *q, int n, int nh, int nope, int rope,
@@ -70,7 +76,7 @@ cudaError_t launch_mla_absorb(const dmat &kv_b, const float *q, int n, int nh, i
 /* absorbed attention: scores over the latent and k_pe, softmax, o_lat = sum p c */
 cudaError_t launch_mla_attend(const float *q_lat, const float *q, const float *latent,
                               const float *pe, int n, int nh, int nope, int rope, int kvr,
-                              const int *pos, float scale, int ctx, float *scores, float *o_lat,
+                              const token_slots &slots, float scale, int ctx, float *scores, float *o_lat,
                               cudaStream_t s);
 
 #endif

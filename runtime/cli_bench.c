@@ -30,6 +30,8 @@ static const char help[] =
     "               from the published config of M (v2-lite, moe-16b, v2); cuda only\n"
     "  --quant Q    its weights: q4 (routed experts int4, the rest int8; default), q8, bf16\n"
     "  --layers N   keep only the first N layers (V2 does not fit one GPU whole)\n"
+    "  --batch N    decode N sequences together (cuda), each after its own prompt; tokens/s\n"
+    "               counts all of them, GB/s one token's weights per step\n"
     CLI_BACKEND_HELP
     "  -h, --help   this text\n";
 
@@ -77,6 +79,63 @@ static double read_bandwidth(const model *m)
     return bytes / (progress_now() - t0) / 1e9;
 }
 
+/* One sequence: a prompt, then decode steps of one token; a warm-up first so the first
+ * launches and the decode graph's capture stay out of the timings. */
+static int time_one(engine *e, const int *tokens, int n_prompt, int n_gen, float *logits,
+                    double *t0, double *t1, double *t2, dsq_error *err)
+{
+    int rc = engine_forward(e, tokens, 1, logits, false, err);
+    if (!rc)
+        rc = engine_forward(e, tokens + 1, 1, logits, false, err);
+    engine_reset(e);
+    *t0 = progress_now();
+    if (!rc)
+        rc = engine_forward(e, tokens, n_prompt, logits, false, err);
+    *t1 = progress_now();
+    for (int i = 0; !rc && i < n_gen; i++)
+        rc = engine_forward(e, &tokens[n_prompt + i], 1, logits, false, err);
+    *t2 = progress_now();
+    return rc;
+}
+
+/* batch sequences: each its prompt (the same tokens), then steps of one token for each. */
+static int time_batch(engine *e, int batch, const int *tokens, int n_prompt, int n_gen,
+                      float *logits, double *t0, double *t1, double *t2, dsq_error *err)
+{
+    int *seq = malloc((size_t)(n_prompt > batch ? n_prompt : batch) * sizeof(int));
+    int *step = malloc((size_t)batch * sizeof(int));
+    if (!seq || !step) {
+        free(seq);
+        free(step);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    for (int s = 0; s < batch; s++) {
+        seq[s] = s;
+        step[s] = tokens[s % n_prompt];
+    }
+    int rc = engine_forward_seqs(e, seq, step, batch, logits, err); /* warm-up, graph capture */
+    for (int s = 0; s < batch; s++)
+        engine_reset_seq(e, s);
+    *t0 = progress_now();
+    for (int s = 0; !rc && s < batch; s++) {
+        for (int i = 0; i < n_prompt; i++)
+            seq[i] = s;
+        rc = engine_forward_seqs(e, seq, tokens, n_prompt, logits, err);
+    }
+    *t1 = progress_now();
+    for (int s = 0; s < batch; s++)
+        seq[s] = s;
+    for (int i = 0; !rc && i < n_gen; i++) {
+        for (int s = 0; s < batch; s++)
+            step[s] = tokens[n_prompt + i];
+        rc = engine_forward_seqs(e, seq, step, batch, logits, err);
+    }
+    *t2 = progress_now();
+    free(seq);
+    free(step);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {{"prompt", required_argument, 0, 'p'},
@@ -87,9 +146,10 @@ int cmd_bench(int argc, char **argv)
                                          {"random", required_argument, 0, 'R'},
                                          {"quant", required_argument, 0, 'Q'},
                                          {"layers", required_argument, 0, 'L'},
+                                         {"batch", required_argument, 0, 'B'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    long n_prompt = 128, n_gen = 32, layers = 0;
+    long n_prompt = 128, n_gen = 32, layers = 0, batch = 1;
     const char *random_name = NULL, *quant = "q4";
     int as_json = 0, c;
     engine_options eo = {0};
@@ -111,6 +171,8 @@ int cmd_bench(int argc, char **argv)
             quant = optarg;
         if (c == 'L' && !cli_parse_int("bench", "--layers", optarg, 1, 1000, &layers))
             return DSQ_EUSAGE;
+        if (c == 'B' && !cli_parse_int("bench", "--batch", optarg, 1, 64, &batch))
+            return DSQ_EUSAGE;
         if (c == 'h') {
             fputs(help, stdout);
             return 0;
@@ -125,6 +187,7 @@ int cmd_bench(int argc, char **argv)
         return cli_usage_error("bench", "--random runs on --backend cuda only");
     if (random_name)
         eo.backend = "cuda";
+    eo.n_seq = (int)batch;
     if (random_name && engine_cuda_devices() < 1) /* before building gigabytes of weights */
         return cli_report("bench", &(dsq_error){DSQ_ERESOURCE,
                                                 "--random needs a CUDA device; none is available"});
@@ -144,7 +207,8 @@ int cmd_bench(int argc, char **argv)
     }
     const int vocab = mp->cfg->vocab_size;
     int *tokens = malloc((size_t)(n_prompt + n_gen) * sizeof(int));
-    float *logits = malloc((size_t)vocab * sizeof(float));
+    const long rows = batch > 1 ? (n_prompt > batch ? n_prompt : batch) : 1;
+    float *logits = malloc((size_t)rows * vocab * sizeof(float));
     uint64_t rng = 12345;
     for (long i = 0; i < n_prompt + n_gen; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -154,22 +218,15 @@ int cmd_bench(int argc, char **argv)
     double baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e) : read_bandwidth(mp);
     const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
                                                   : "one read of every weight byte";
-    /* warm-up: first launches, and the decode graph's capture, stay out of the timings */
-    int rc = engine_forward(&e, tokens, 1, logits, false, &err);
-    if (!rc)
-        rc = engine_forward(&e, tokens + 1, 1, logits, false, &err);
-    engine_reset(&e);
-    double t0 = progress_now();
-    if (!rc)
-        rc = engine_forward(&e, tokens, (int)n_prompt, logits, false, &err);
-    double t1 = progress_now();
-    for (long i = 0; !rc && i < n_gen; i++)
-        rc = engine_forward(&e, &tokens[n_prompt + i], 1, logits, false, &err);
-    double t2 = progress_now();
+    double t0 = 0, t1 = 0, t2 = 0;
+    int rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits,
+                                    &t0, &t1, &t2, &err)
+                       : time_one(&e, tokens, (int)n_prompt, (int)n_gen, logits, &t0, &t1, &t2,
+                                  &err);
     if (!rc) {
-        double prefill = n_prompt / (t1 - t0), decode = n_gen / (t2 - t1);
+        double prefill = batch * n_prompt / (t1 - t0), decode = batch * n_gen / (t2 - t1);
         double per_token = random_name ? random_model_bytes_per_token(&rm) : bytes_per_token(&m);
-        double effective = per_token * decode / 1e9;
+        double effective = per_token * decode / batch / 1e9;
         const char *kernels = e.ops->copy_bandwidth ? "cuda" : dsq_dot_path();
         const double load_gb_s = e.load_seconds > 0 ? e.load_bytes / e.load_seconds / 1e9 : 0;
         if (as_json)
@@ -177,17 +234,19 @@ int cmd_bench(int argc, char **argv)
                    "\"prefill_tok_s\": %.3f, \"gen_tokens\": %ld, \"decode_tok_s\": %.3f, "
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
                    "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
-                   "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu}\n",
+                   "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
+                   "\"batch\": %ld}\n",
                    label, e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
                    per_token, effective, baseline, base_name, e.load_seconds, load_gb_s,
-                   (unsigned long long)e.device_bytes);
+                   (unsigned long long)e.device_bytes, batch);
         else {
-            printf("%s (backend %s, %s kernels)\n"
+            printf("%s (backend %s, %s kernels, %ld sequence%s)\n"
                    "prefill  %ld tokens: %.2f tok/s\n"
                    "decode   %ld tokens: %.2f tok/s, %.1f MB of weights per token, %.2f GB/s\n"
                    "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
-                   label, e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
-                   per_token / 1e6, effective, base_name, baseline, 100 * effective / baseline);
+                   label, e.ops->name, kernels, batch, batch > 1 ? "s decoded together" : "",
+                   n_prompt, prefill, n_gen, decode, per_token / 1e6, effective, base_name,
+                   baseline, 100 * effective / baseline);
             if (e.load_seconds > 0)
                 printf("load     %.2f GB in %.2f s (%.2f GB/s); device memory %.2f GB\n",
                        e.load_bytes / 1e9, e.load_seconds, load_gb_s, e.device_bytes / 1e9);

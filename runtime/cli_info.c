@@ -95,7 +95,8 @@ static vram_plan vram_for(const model_file *m, int ctx)
                     c->n_heads, c->n_kv_heads, c->head_dim, c->q_lora_rank, c->kv_lora_rank,
                     c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim,
                     c->n_routed_experts, c->n_experts_per_tok, 0, 0,
-                    c->family == DSQ_FAMILY_V2 ? c->qk_rope_head_dim : c->head_dim, m->file.size};
+                    c->family == DSQ_FAMILY_V2 ? c->qk_rope_head_dim : c->head_dim, m->file.size,
+                    1};
     for (int l = 0; l < c->n_layers; l++) {
         const bool moe = model_layer_is_moe(c, l);
         const int ffn = moe ? c->n_shared_experts * c->moe_intermediate_size : c->intermediate_size;

@@ -117,7 +117,7 @@ static void cpu_close(engine *e)
     (void)e;
 }
 
-static const engine_ops cpu_ops = {"cpu", cpu_forward, cpu_close, NULL};
+static const engine_ops cpu_ops = {"cpu", cpu_forward, cpu_close, NULL, NULL};
 
 int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
 {
@@ -128,22 +128,41 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
     model_desc *d = desc_build(m);
     if (!d)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
-    *e = (engine){.ops = &cpu_ops, .model = m, .desc = d, .ctx = m->ctx, .n_past = 0};
+    const int n_seq = o && o->n_seq > 1 ? o->n_seq : 1;
+    int *seq_past = calloc((size_t)n_seq, sizeof(int));
+    if (!seq_past) {
+        desc_free(d);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    *e = (engine){.ops = &cpu_ops,
+                  .model = m,
+                  .desc = d,
+                  .ctx = m->ctx,
+                  .n_past = 0,
+                  .n_seq = n_seq,
+                  .seq_past = seq_past};
     if (strcmp(name, "cuda") == 0) {
 #ifdef DSQ_HAVE_CUDA
         engine_options def = {0};
         int rc = cuda_engine_open(e, o ? o : &def, err);
         if (rc) {
             desc_free(d);
+            free(seq_past);
             memset(e, 0, sizeof *e);
             return rc;
         }
 #else
         desc_free(d);
+        free(seq_past);
         memset(e, 0, sizeof *e);
         return dsq_fail(err, DSQ_ERESOURCE,
                         "--backend cuda: this dsq was built without CUDA (nvcc was not found)");
 #endif
+    }
+    if (n_seq > 1 && !e->ops->forward_seqs) {
+        engine_close(e);
+        return dsq_fail(err, DSQ_EUSAGE, "the %s backend runs one sequence at a time",
+                        name);
     }
     return DSQ_OK;
 }
@@ -154,6 +173,7 @@ void engine_close(engine *e)
         return;
     e->ops->close(e);
     desc_free((model_desc *)e->desc);
+    free(e->seq_past);
     memset(e, 0, sizeof *e);
 }
 
@@ -170,5 +190,34 @@ int engine_forward(engine *e, const int *tokens, int n, float *logits, bool all_
     int rc = e->ops->forward(e, tokens, n, logits, all_logits, err);
     if (!rc)
         e->n_past += n;
+    return rc;
+}
+
+int engine_forward_seqs(engine *e, const int *seq, const int *tokens, int n, float *logits,
+                        dsq_error *err)
+{
+    if (!e->ops->forward_seqs)
+        return dsq_fail(err, DSQ_EUSAGE, "the %s backend runs one sequence at a time",
+                        e->ops->name);
+    if (n < 1)
+        return dsq_fail(err, DSQ_EUSAGE, "no tokens");
+    int *pos = malloc((size_t)n * sizeof(int)), *count = calloc((size_t)e->n_seq, sizeof(int));
+    int rc = pos && count ? DSQ_OK : dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        if (seq[i] < 0 || seq[i] >= e->n_seq)
+            rc = dsq_fail(err, DSQ_EUSAGE, "sequence %d outside 0..%d", seq[i], e->n_seq - 1);
+        else if (tokens[i] < 0 || tokens[i] >= e->desc->vocab)
+            rc = dsq_fail(err, DSQ_EINPUT, "token id %d outside the vocabulary (%d)", tokens[i],
+                          e->desc->vocab);
+        else if ((pos[i] = e->seq_past[seq[i]] + count[seq[i]]++) >= e->ctx)
+            rc = dsq_fail(err, DSQ_EUSAGE, "context full: sequence %d exceeds --ctx %d", seq[i],
+                          e->ctx);
+    }
+    if (!rc)
+        rc = e->ops->forward_seqs(e, seq, pos, tokens, n, logits, err);
+    for (int s = 0; !rc && s < e->n_seq; s++)
+        e->seq_past[s] += count[s];
+    free(pos);
+    free(count);
     return rc;
 }

@@ -21,6 +21,11 @@ typedef struct {
     int (*forward)(engine *e, const int *tokens, int n, float *logits, bool all_logits,
                    dsq_error *err);
     void (*close)(engine *e);
+    /* Optional (NULL: one sequence only): tokens of several sequences in one pass; token i
+     * goes to position pos[i] of sequence seq[i] (engine_forward_seqs has checked them);
+     * logits receives vocab floats for every token. */
+    int (*forward_seqs)(engine *e, const int *seq, const int *pos, const int *tokens, int n,
+                        float *logits, dsq_error *err);
     /* Optional: GB/s of a device-to-device copy (bytes read + written), the roofline a decode
      * step is measured against; NULL where the host's memory read is the baseline. */
     double (*copy_bandwidth)(engine *e);
@@ -32,6 +37,8 @@ struct engine {
     const model_desc *desc; /* the same, as a backend sees it */
     int ctx;                /* cache capacity in tokens */
     int n_past;             /* tokens in the cache; lowering it truncates the cache */
+    int n_seq;              /* sequences the cache holds (engine_forward_seqs), 1 by default */
+    int *seq_past;          /* [n_seq] tokens in each sequence's cache (engine_forward_seqs) */
     void *state;            /* the backend's own */
     double load_seconds;    /* weights to the device (0 for the CPU: the mapping is the load) */
     uint64_t load_bytes, device_bytes; /* bytes copied at load; device memory taken */
@@ -41,6 +48,8 @@ typedef struct {
     const char *backend; /* "cpu", "cuda", or NULL: cuda when a device is present, else cpu */
     uint64_t vram;       /* CUDA: device bytes the engine may take; 0 = the free memory */
     bool no_graph;       /* CUDA: launch decode kernels one by one instead of a captured graph */
+    int n_seq;           /* sequences decoded together (0 or 1: one); more need a backend
+                          * with forward_seqs (cuda) */
     bool verbose;        /* print load time and memory use on stderr */
 } engine_options;
 
@@ -57,10 +66,23 @@ void engine_close(engine *e);
 int engine_forward(engine *e, const int *tokens, int n, float *logits, bool all_logits,
                    dsq_error *err);
 
+/* Runs n tokens of the engine's sequences at once (a decode step of a batch of sequences, or
+ * prompts): token i is appended to sequence seq[i], in order; logits receives vocab floats per
+ * token. Separate from engine_forward, which runs sequence 0's n_past: use one or the other. */
+int engine_forward_seqs(engine *e, const int *seq, const int *tokens, int n, float *logits,
+                        dsq_error *err);
+
 /* Forgets the cache (a new sequence starts at position 0). */
 static inline void engine_reset(engine *e)
 {
     e->n_past = 0;
+}
+
+/* Forgets sequence s of a batch engine. */
+static inline void engine_reset_seq(engine *e, int s)
+{
+    if (s >= 0 && s < e->n_seq)
+        e->seq_past[s] = 0;
 }
 
 /* Keeps the first n tokens of the cache (n <= n_past). */

@@ -10,8 +10,9 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
     const size_t per_token_a =
         m->mla ? (size_t)m->kv_lora_rank : (size_t)m->n_kv_heads * m->head_dim;
     const size_t per_token_b = m->mla ? (size_t)m->qk_rope : per_token_a;
-    p->cache_a = (size_t)m->n_layers * ctx * per_token_a;
-    p->cache_b = (size_t)m->n_layers * ctx * per_token_b;
+    const size_t n_seq = (size_t)(m->n_seq > 1 ? m->n_seq : 1);
+    p->cache_a = n_seq * m->n_layers * ctx * per_token_a;
+    p->cache_b = n_seq * m->n_layers * ctx * per_token_b;
     const size_t b = VRAM_SCORE_BYTES / (nh * (size_t)ctx * sizeof(float));
     p->batch = b < 1 ? 1 : b > VRAM_MAX_BATCH ? VRAM_MAX_BATCH : (int)b;
     const size_t B = (size_t)p->batch, k = (size_t)(m->k > 0 ? m->k : 1);
@@ -37,8 +38,8 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
     const size_t floats = 3 * B * H + p->q + p->qa + 2 * p->kv + p->ckv + p->attn + 2 * p->lat +
                           p->scores + 2 * p->ffn + p->h + 2 * p->ye + p->router + p->ids +
                           p->logits;
-    /* ids and their order by expert, the experts' starts, the position and tokens */
-    const size_t ints = 2 * p->ids + (size_t)m->n_experts + 1 + B + 1;
+    /* ids and their order by expert, the experts' starts, each token's position, sequence, id */
+    const size_t ints = 2 * p->ids + (size_t)m->n_experts + 1 + 3 * B;
     p->work_bytes = floats * sizeof(float) + ints * sizeof(int) + p->table_bytes;
     p->total = p->weights + p->cache_bytes + p->work_bytes;
 }

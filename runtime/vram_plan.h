@@ -22,6 +22,7 @@ typedef struct {
     int expert_inter; /* routed expert width, 0 without MoE layers */
     int rope_dim;
     uint64_t file_bytes;
+    int n_seq; /* sequences with a cache each (decoded together) */
 } vram_model;
 
 /* Sizes in floats (ints for ids), and the byte totals. */

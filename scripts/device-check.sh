@@ -77,6 +77,12 @@ note_failure() {
                 note_failure "bench $model $quant"
         done
     done
+    for batch in 4 16; do
+        echo "-- v2-lite q4 (random weights), $batch sequences decoded together"
+        timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 512 --gen 32 \
+            --batch "$batch" --json | tee -a "$report_dir/bench.jsonl" ||
+            note_failure "bench v2-lite batch $batch"
+    done
     echo "-- v2-lite q4 (random weights), prefill 4096"
     timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 4096 --gen 8 --json |
         tee -a "$report_dir/bench.jsonl" || note_failure "bench v2-lite prefill 4096"

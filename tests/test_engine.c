@@ -25,6 +25,15 @@ TEST(engine_backend_selection)
         CHECK(strcmp(e.ops->name, "cpu") == 0);
         engine_close(&e);
     }
+    engine_options two = {.backend = "cpu", .n_seq = 2};
+    CHECK(engine_open(&e, &m, &two, &err) == DSQ_EUSAGE); /* one sequence at a time */
+    CHECK_STR_CONTAINS(err.msg, "one sequence at a time");
+    CHECK(engine_open(&e, &m, &cpu, &err) == DSQ_OK);
+    int seq = 0, tok = 1;
+    float *logits = malloc((size_t)e.desc->vocab * sizeof(float));
+    CHECK(engine_forward_seqs(&e, &seq, &tok, 1, logits, &err) == DSQ_EUSAGE);
+    free(logits);
+    engine_close(&e);
     model_close(&m);
 }
 

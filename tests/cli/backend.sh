@@ -30,6 +30,8 @@ assert m["ctx"] == 64 and m["kv_cache"] == 3 * 64 * 2 * 4 * 16 * 4, m
 assert m["bytes"] == m["weights"] + m["kv_cache"] + m["work"] and m["work"] > 0, m
 ' "$tmp/out"; then pass; else fail "info cuda memory" "$(cat "$tmp/out" | tail -n 12)"; fi
 expect_error "info ctx 0" 1 "--ctx must be an integer" "" -- "$DSQ" info "$v1" --ctx 0
+expect_error "bench batch on cpu" 1 "one sequence at a time" "" -- \
+    "$DSQ" bench "$v1" --prompt 4 --gen 2 --batch 2 --backend cpu
 run "run cpu" 0 -- "$DSQ" run "$tiny" -p "The cat" -n 24 --backend cpu && pass
 cp "$tmp/out" "$tmp/cpu.txt"
 

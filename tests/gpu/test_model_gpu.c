@@ -1,7 +1,8 @@
 /* Whole-model logits of the CUDA engine against the CPU engine (the reference) for every fixture
  * family (tests/data) and the tiny trained model (models/tiny-v2) at bf16, q8 and q4: after a
- * 100-token prefill (every row; two device passes) and after each of 8 decode steps; the captured decode graph against plain
- * launches (bit-identical); 64 greedy tokens identical on the tiny model; and perplexity over
+ * 100-token prefill (every row; two device passes) and after each of 8 decode steps; the
+ * captured decode graph against plain launches (bit-identical); several sequences in one engine
+ * against each alone (q4); 64 greedy tokens identical on the tiny model; and perplexity over
  * data/heldout.txt equal to the printed digits. Bounds: tests/gpu/README.md. */
 #include <math.h>
 #include <stdio.h>
@@ -140,6 +141,84 @@ static void compare_logits(const char *name, const char *path)
     model_close(&m);
 }
 
+/* Three sequences in one CUDA engine: prompts of 5, 9 and 3 tokens interleaved in one call,
+ * then 4 steps of one token for each (in a shuffled order), against each sequence run alone on
+ * the CPU; every row within the logit bound. */
+static void compare_sequences(const char *name, const char *path)
+{
+    enum { S = 3, STEPS = 4, MAXLEN = 9 + STEPS };
+    const int len[S] = {5, 9, 3};
+    model m;
+    engine cpu, gpu;
+    dsq_error err = {0};
+    char what[1400];
+    if (model_open(&m, path, 32, &err)) {
+        result(false, err.msg);
+        return;
+    }
+    const int vocab = m.cfg->vocab_size;
+    engine_options oc = {.backend = "cpu"}, og = {.backend = "cuda", .n_seq = S};
+    int rc = engine_open(&cpu, &m, &oc, &err);
+    if (!rc && (rc = engine_open(&gpu, &m, &og, &err)))
+        engine_close(&cpu);
+    if (rc) {
+        result(false, err.msg);
+        model_close(&m);
+        return;
+    }
+    int toks[S][MAXLEN];
+    for (int q = 0; q < S; q++)
+        for (int i = 0; i < MAXLEN; i++)
+            toks[q][i] = (q * 131 + i * 17 + 3) % vocab;
+    float *want = malloc((size_t)S * MAXLEN * vocab * sizeof(float));
+    float *got = malloc((size_t)(9 + 5 + 3) * vocab * sizeof(float));
+    for (int q = 0; !rc && q < S; q++) { /* each sequence alone on the CPU, every row */
+        engine_reset(&cpu);
+        float *rows = want + (size_t)q * MAXLEN * vocab;
+        rc = engine_forward(&cpu, toks[q], len[q], rows, true, &err);
+        for (int i = 0; !rc && i < STEPS; i++)
+            rc = engine_forward(&cpu, &toks[q][len[q] + i], 1,
+                                rows + (size_t)(len[q] + i) * vocab, false, &err);
+    }
+    int seq[17], ids[17], row_of[17], n = 0;
+    for (int i = 0; i < MAXLEN; i++) /* round-robin over the prompts */
+        for (int q = 0; q < S; q++)
+            if (i < len[q]) {
+                seq[n] = q;
+                ids[n] = toks[q][i];
+                row_of[n++] = q * MAXLEN + i;
+            }
+    double worst = 0;
+    if (!rc && !(rc = engine_forward_seqs(&gpu, seq, ids, n, got, &err)))
+        for (int i = 0; i < n; i++)
+            worst = fmax(worst, row_error(got + (size_t)i * vocab,
+                                          want + (size_t)row_of[i] * vocab, vocab));
+    for (int step = 0; !rc && step < STEPS; step++) {
+        const int order[S] = {2, 0, 1};
+        for (int j = 0; j < S; j++) {
+            seq[j] = order[j];
+            ids[j] = toks[order[j]][len[order[j]] + step];
+        }
+        if (!(rc = engine_forward_seqs(&gpu, seq, ids, S, got, &err)))
+            for (int j = 0; j < S; j++)
+                worst = fmax(worst, row_error(got + (size_t)j * vocab,
+                                              want + ((size_t)order[j] * MAXLEN + len[order[j]] +
+                                                      step) * vocab,
+                                              vocab));
+    }
+    if (rc)
+        fprintf(stderr, "  %s: %s\n", name, err.msg);
+    snprintf(what, sizeof what,
+             "%s 3 sequences together, prompts then 4 steps (largest error %.3f of the bound)",
+             name, worst);
+    result(!rc && worst <= 1, what);
+    free(want);
+    free(got);
+    engine_close(&gpu);
+    engine_close(&cpu);
+    model_close(&m);
+}
+
 /* 64 greedy tokens from each engine alone, and the perplexity of the held-out text. */
 static void compare_greedy_and_ppl(const char *name, const char *path)
 {
@@ -232,6 +311,8 @@ int main(void)
                 continue;
             }
             compare_logits(label, out);
+            if (p == 2)
+                compare_sequences(label, out);
             if (f == 3)
                 compare_greedy_and_ppl(label, out);
         }
