@@ -5,7 +5,8 @@
 #   make demo       convert a shipped fixture and inspect it
 #   make bench      conversion, quantization and CPU runtime benchmarks (print numbers only)
 #   make fuzz       libFuzzer targets (clang)
-# CUDA sources build with nvcc when it is found; CUDA_ARCHS picks the targets.
+# CUDA sources build with nvcc when it is found; CUDA_ARCHS picks the targets (after changing
+# it, make clean: objects do not record the flags they were built with).
 
 CC      ?= gcc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null)
