@@ -25,6 +25,7 @@ struct dlayer {
     dmat dense_gate, dense_up, dense_down, router, shared_gate, shared_up, shared_down;
     const float *attn_norm, *ffn_norm, *q_a_norm, *kv_a_norm;
     const dmat *gates, *ups, *downs; /* device arrays [n_experts] */
+    const dmat *ffn_pair;            /* device: gate, up of the dense or shared FFN */
     bool moe, has_shared;
 };
 
@@ -43,7 +44,7 @@ struct cuda_state {
     float *x, *xn, *q, *qa, *k, *v, *ckv, *attn, *q_lat, *o_lat, *scores, *g, *u, *h, *ye, *xg,
         *shared_out, *router, *route_w, *logits;
     /* io: per token of a pass, [0, B) position, [B, 2B) sequence, [2B, 3B) id; host_io pinned */
-    int *ids, *order, *starts, *io, *host_io;
+    int *ids, *order, *starts, *io, *host_io, *zero_ids;
     int n_seq;
     cudaGraphExec_t graphs[MAX_GRAPH + 1]; /* a step of n tokens with every row's logits */
     bool graph_ready[MAX_GRAPH + 1], use_graph;
@@ -254,12 +255,16 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     st->output = to_dev(st, d, d->output);
     st->norm = to_dev_f(st, d, d->norm);
     const int ne = d->route.n_experts;
-    dmat *tables = NULL, *host_tables = NULL;
-    if (p.h) {
+    dmat *tables = NULL, *ffn_tables = NULL;
+    if (p.h)
         TRY(dalloc_n(st, (size_t)d->n_layers * 3 * ne, &tables));
-        host_tables = (dmat *)calloc((size_t)d->n_layers * 3 * ne, sizeof(dmat));
-        if (!host_tables)
-            return cudaErrorMemoryAllocation;
+    TRY(dalloc_n(st, 2 * (size_t)d->n_layers, &ffn_tables));
+    dmat *host_tables = p.h ? (dmat *)calloc((size_t)d->n_layers * 3 * ne, sizeof(dmat)) : NULL;
+    dmat *ffn_host = (dmat *)calloc(2 * (size_t)d->n_layers, sizeof(dmat));
+    if ((p.h && !host_tables) || !ffn_host) {
+        free(host_tables);
+        free(ffn_host);
+        return cudaErrorMemoryAllocation;
     }
     for (int l = 0; l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
@@ -286,8 +291,12 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
                    NULL,
                    NULL,
                    NULL,
+                   NULL,
                    L.moe,
                    L.has_shared};
+        o.ffn_pair = ffn_tables + 2 * (size_t)l;
+        ffn_host[2 * l] = L.moe ? o.shared_gate : o.dense_gate;
+        ffn_host[2 * l + 1] = L.moe ? o.shared_up : o.dense_up;
         if (L.moe) {
             dmat *hl = host_tables + (size_t)l * 3 * ne;
             for (int e = 0; e < ne; e++) {
@@ -304,7 +313,11 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
         host_tables ? cudaMemcpy(tables, host_tables, (size_t)d->n_layers * 3 * ne * sizeof(dmat),
                                  cudaMemcpyHostToDevice)
                     : cudaSuccess;
+    if (e == cudaSuccess)
+        e = cudaMemcpy(ffn_tables, ffn_host, 2 * (size_t)d->n_layers * sizeof(dmat),
+                       cudaMemcpyHostToDevice);
     free(host_tables);
+    free(ffn_host);
     TRY(e);
     const size_t rope_n = (size_t)d->rope_n_pos * (d->rope_dim / 2);
     float *cs, *sn;
@@ -345,8 +358,24 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(dalloc_n(st, p.ids, &st->ids));
     TRY(dalloc_n(st, p.logits, &st->logits));
     TRY(dalloc_n(st, 3 * B, &st->io));
+    TRY(dalloc_n(st, B, &st->zero_ids));
+    TRY(cudaMemset(st->zero_ids, 0, B * sizeof(int)));
     TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
     return cudaSuccess;
+}
+
+/* g = silu(gate . xn) * (up . xn) for a dense or shared FFN. One token takes the routed-expert
+ * kernel with a one-entry table (one launch instead of three); more read the weights once per
+ * 8 tokens through the GEMV. */
+static cudaError_t ffn_gate_up(cuda_state *st, const dlayer &L, const dmat &gate, const dmat &up,
+                               int n, int H, cudaStream_t s)
+{
+    if (n == 1)
+        return launch_expert_gate_up(L.ffn_pair, L.ffn_pair + 1, st->zero_ids, 1, st->xn, 1, H,
+                                     gate.rows, st->g, s);
+    TRY(launch_gemv(gate, st->xn, n, st->g, false, s));
+    TRY(launch_gemv(up, st->xn, n, st->u, false, s));
+    return launch_swiglu(st->g, st->u, (size_t)n * gate.rows, s);
 }
 
 /* One pass of n <= batch tokens whose positions, sequences and ids are in st->io; with head,
@@ -396,9 +425,7 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         TRY(launch_gemv(L.wo, st->attn, n, st->x, true, s));
         TRY(launch_rmsnorm(st->x, L.ffn_norm, n, H, eps, st->xn, s));
         if (!L.moe) {
-            TRY(launch_gemv(L.dense_gate, st->xn, n, st->g, false, s));
-            TRY(launch_gemv(L.dense_up, st->xn, n, st->u, false, s));
-            TRY(launch_swiglu(st->g, st->u, (size_t)n * L.dense_gate.rows, s));
+            TRY(ffn_gate_up(st, L, L.dense_gate, L.dense_up, n, H, s));
             TRY(launch_gemv(L.dense_down, st->g, n, st->x, true, s));
             continue;
         }
@@ -415,9 +442,7 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
                                        st->h, st->ye, s));
         }
         if (L.has_shared) {
-            TRY(launch_gemv(L.shared_gate, st->xn, n, st->g, false, s));
-            TRY(launch_gemv(L.shared_up, st->xn, n, st->u, false, s));
-            TRY(launch_swiglu(st->g, st->u, (size_t)n * L.shared_gate.rows, s));
+            TRY(ffn_gate_up(st, L, L.shared_gate, L.shared_up, n, H, s));
             TRY(launch_gemv(L.shared_down, st->g, n, st->shared_out, false, s));
         }
         TRY(launch_moe_combine(st->ye, st->route_w, L.has_shared ? st->shared_out : NULL, n, k, H,

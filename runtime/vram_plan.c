@@ -30,7 +30,7 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
     p->router = B * (size_t)m->n_experts;
     p->ids = B * k;
     p->logits = B * (size_t)m->vocab;
-    p->table_bytes = (size_t)m->n_layers * 3 * m->n_experts * VRAM_MATRIX_BYTES +
+    p->table_bytes = (size_t)m->n_layers * (3 * m->n_experts + 2) * VRAM_MATRIX_BYTES +
                      2 * (size_t)ctx * (m->rope_dim / 2) * sizeof(float);
     p->weights = m->file_bytes;
     p->cache_bytes = (p->cache_a + p->cache_b) * sizeof(float);
@@ -38,8 +38,9 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
     const size_t floats = 3 * B * H + p->q + p->qa + 2 * p->kv + p->ckv + p->attn + 2 * p->lat +
                           p->scores + 2 * p->ffn + p->h + 2 * p->ye + p->router + p->ids +
                           p->logits;
-    /* ids and their order by expert, the experts' starts, each token's position, sequence, id */
-    const size_t ints = 2 * p->ids + (size_t)m->n_experts + 1 + 3 * B;
+    /* ids and their order by expert, the experts' starts, each token's position, sequence, id,
+     * and the zero ids of the one-entry FFN tables */
+    const size_t ints = 2 * p->ids + (size_t)m->n_experts + 1 + 4 * B;
     p->work_bytes = floats * sizeof(float) + ints * sizeof(int) + p->table_bytes;
     p->total = p->weights + p->cache_bytes + p->work_bytes;
 }
