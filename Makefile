@@ -5,7 +5,8 @@
 #   make demo       convert a shipped fixture and inspect it
 #   make bench      conversion, quantization and CPU runtime benchmarks (print numbers only)
 #   make fuzz       libFuzzer targets (clang)
-# CUDA sources build with nvcc when it is found; CUDA_ARCHS picks the targets.
+# CUDA sources build with nvcc when it is found; CUDA_ARCHS picks the targets (after changing
+# it, make clean: objects do not record the flags they were built with).
 
 CC      ?= gcc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null)
@@ -32,14 +33,23 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_SRCS := $(filter-out tests/test_main.c,$(TEST_SRCS))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-CUDA_SRCS := $(wildcard cuda/*.cu)
-CUDA_OBJS := $(if $(NVCC),$(CUDA_SRCS:%.cu=$(BUILD)/%.o))
-GPU_TESTS := $(if $(NVCC),$(patsubst tests/gpu/%.cu,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.cu)))
+GPU_TESTS := $(if $(NVCC),$(patsubst tests/gpu/%,$(BUILD)/tests/gpu/%,\
+             $(basename $(wildcard tests/gpu/test_*.cu tests/gpu/test_*.c))))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-NVFLAGS   := -O2 -std=c++17 -I. -Iformats -Iquant -Iruntime -Icuda \
+NVFLAGS   := -O2 -std=c++17 -I. -Iformats -Iquant -Iruntime -Icuda -Itests/gpu \
              $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
              -Xcompiler -Wall,-Wextra,-Werror
+
+# With nvcc the CUDA backend goes into libdsq.a; cudart is linked statically so the binaries
+# run on a machine that has only the driver.
+ifneq ($(NVCC),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_LIB  := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib))
+CFLAGS    += -DDSQ_HAVE_CUDA -Icuda
+LDLIBS    += -L$(CUDA_LIB) -lcudart_static -ldl -lrt -lpthread -lstdc++
+LIB_OBJS  += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard cuda/*.cu))
+endif
 
 .PHONY: all test demo bench fuzz format clean cuda
 .SECONDARY:
@@ -60,28 +70,20 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay_main.o $(BUI
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/gpu/%: tests/gpu/%.cu
+# GPU tests compare kernels and whole models with the CPU code, so they link the library
+$(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(BUILD)/libdsq.a
 	@mkdir -p $(@D)
-	$(NVCC) $(NVFLAGS) -MMD -MP -o $@ $<
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# fuzz targets also link against a small driver that replays files, so gcc builds run them
-$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay_main.o $(BUILD)/libdsq.a
-	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-$(BUILD)/tests/gpu/%: tests/gpu/%.cu
-	@mkdir -p $(@D)
-	$(NVCC) $(NVFLAGS) -MMD -MP -o $@ $<
-
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
-cuda: $(CUDA_OBJS) $(GPU_TESTS)
+cuda: $(GPU_TESTS)
 ifeq ($(NVCC),)
 	@echo "nvcc not found: CUDA sources not built"
 endif

@@ -1,5 +1,5 @@
-/* The compute backend behind the forward pass: the operations that touch weights. The forward
- * pass is written once against this table; the CPU backend is the reference, CUDA plugs in. */
+/* The compute backend behind the CPU forward pass: the operations that touch weights. Device
+ * backends plug in a level higher, as engines that own the whole forward (engine.h). */
 #ifndef DSQ_BACKEND_H
 #define DSQ_BACKEND_H
 

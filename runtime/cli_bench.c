@@ -1,26 +1,38 @@
-/* dsq bench: prefill and decode speed on the CPU backend, next to a memory-read baseline
- * measured in the same run (decode streams the active weights once per token). */
+/* dsq bench: prefill and decode speed on either backend, next to a baseline measured in the same
+ * run (decode streams the active weights once per token): a read of the mapped weights on the
+ * CPU, a device-to-device copy on the GPU. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_backend.h"
 #include "dot.h"
 #include "model.h"
 #include "progress.h"
+#include "random_model.h"
 
 static const char help[] =
-    "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--json]\n"
+    "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--backend cpu|cuda] [--json]\n"
+    "       dsq bench --random v2-lite|moe-16b|v2 [--quant q4|q8|bf16] [--layers N] ...\n"
     "\n"
     "Times a prefill of N prompt tokens and N greedy decode steps (token ids drawn from a fixed\n"
     "seed, so runs compare), and, as a baseline in the same run, one read of the weight bytes a\n"
-    "decode step touches. Prints tokens/s, the bytes per token and the effective bandwidth.\n"
+    "decode step touches (cpu) or a device-to-device copy (cuda). Prints tokens/s, the bytes per\n"
+    "token and the effective bandwidth; cuda adds the load time and device memory used.\n"
     "\n"
     "options:\n"
     "  --prompt N   prompt tokens (default 128)\n"
     "  --gen N      decode steps (default 32)\n"
     "  --json       one JSON object on stdout\n"
+    "  --random M   instead of a file, a full-size model with random weights built in memory\n"
+    "               from the published config of M (v2-lite, moe-16b, v2); cuda only\n"
+    "  --quant Q    its weights: q4 (routed experts int4, the rest int8; default), q8, bf16\n"
+    "  --layers N   keep only the first N layers (V2 does not fit one GPU whole)\n"
+    "  --batch N    decode N sequences together (cuda), each after its own prompt; tokens/s\n"
+    "               counts all of them, GB/s one token's weights per step\n"
+    CLI_BACKEND_HELP
     "  -h, --help   this text\n";
 
 /* Bytes of weights one decode token reads: everything but the unused routed experts and all
@@ -67,15 +79,80 @@ static double read_bandwidth(const model *m)
     return bytes / (progress_now() - t0) / 1e9;
 }
 
+/* One sequence: a prompt, then decode steps of one token; a warm-up first so the first
+ * launches and the decode graph's capture stay out of the timings. */
+static int time_one(engine *e, const int *tokens, int n_prompt, int n_gen, float *logits,
+                    double *t0, double *t1, double *t2, dsq_error *err)
+{
+    int rc = engine_forward(e, tokens, 1, logits, false, err);
+    if (!rc)
+        rc = engine_forward(e, tokens + 1, 1, logits, false, err);
+    engine_reset(e);
+    *t0 = progress_now();
+    if (!rc)
+        rc = engine_forward(e, tokens, n_prompt, logits, false, err);
+    *t1 = progress_now();
+    for (int i = 0; !rc && i < n_gen; i++)
+        rc = engine_forward(e, &tokens[n_prompt + i], 1, logits, false, err);
+    *t2 = progress_now();
+    return rc;
+}
+
+/* batch sequences: each its prompt (the same tokens), then steps of one token for each. */
+static int time_batch(engine *e, int batch, const int *tokens, int n_prompt, int n_gen,
+                      float *logits, double *t0, double *t1, double *t2, dsq_error *err)
+{
+    int *seq = malloc((size_t)(n_prompt > batch ? n_prompt : batch) * sizeof(int));
+    int *step = malloc((size_t)batch * sizeof(int));
+    if (!seq || !step) {
+        free(seq);
+        free(step);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    for (int s = 0; s < batch; s++) {
+        seq[s] = s;
+        step[s] = tokens[s % n_prompt];
+    }
+    int rc = engine_forward_seqs(e, seq, step, batch, logits, err); /* warm-up, graph capture */
+    for (int s = 0; s < batch; s++)
+        engine_reset_seq(e, s);
+    *t0 = progress_now();
+    for (int s = 0; !rc && s < batch; s++) {
+        for (int i = 0; i < n_prompt; i++)
+            seq[i] = s;
+        rc = engine_forward_seqs(e, seq, tokens, n_prompt, logits, err);
+    }
+    *t1 = progress_now();
+    for (int s = 0; s < batch; s++)
+        seq[s] = s;
+    for (int i = 0; !rc && i < n_gen; i++) {
+        for (int s = 0; s < batch; s++)
+            step[s] = tokens[n_prompt + i];
+        rc = engine_forward_seqs(e, seq, step, batch, logits, err);
+    }
+    *t2 = progress_now();
+    free(seq);
+    free(step);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {{"prompt", required_argument, 0, 'p'},
                                          {"gen", required_argument, 0, 'g'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"backend", required_argument, 0, 'b'},
+                                         {"vram", required_argument, 0, 'V'},
+                                         {"random", required_argument, 0, 'R'},
+                                         {"quant", required_argument, 0, 'Q'},
+                                         {"layers", required_argument, 0, 'L'},
+                                         {"batch", required_argument, 0, 'B'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    long n_prompt = 128, n_gen = 32;
+    long n_prompt = 128, n_gen = 32, layers = 0, batch = 1;
+    const char *random_name = NULL, *quant = "q4";
     int as_json = 0, c;
+    engine_options eo = {0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'p' && !cli_parse_int("bench", "--prompt", optarg, 1, 1 << 20, &n_prompt))
@@ -84,6 +161,18 @@ int cmd_bench(int argc, char **argv)
             return DSQ_EUSAGE;
         if (c == 'j')
             as_json = 1;
+        if (c == 'b' && !cli_parse_backend("bench", optarg, &eo))
+            return DSQ_EUSAGE;
+        if (c == 'V' && !cli_parse_bytes("bench", "--vram", optarg, &eo.vram))
+            return DSQ_EUSAGE;
+        if (c == 'R')
+            random_name = optarg;
+        if (c == 'Q')
+            quant = optarg;
+        if (c == 'L' && !cli_parse_int("bench", "--layers", optarg, 1, 1000, &layers))
+            return DSQ_EUSAGE;
+        if (c == 'B' && !cli_parse_int("bench", "--batch", optarg, 1, 64, &batch))
+            return DSQ_EUSAGE;
         if (c == 'h') {
             fputs(help, stdout);
             return 0;
@@ -91,19 +180,43 @@ int cmd_bench(int argc, char **argv)
         if (c == '?')
             return cli_usage_error("bench", "unknown option");
     }
-    if (optind != argc - 1)
-        return cli_usage_error("bench", "expected exactly one .dsq file");
+    if (optind != argc - (random_name ? 0 : 1))
+        return cli_usage_error("bench", random_name ? "--random takes no .dsq file"
+                                                    : "expected exactly one .dsq file");
+    if (random_name && eo.backend && strcmp(eo.backend, "cuda") != 0)
+        return cli_usage_error("bench", "--random runs on --backend cuda only");
+    if (random_name)
+        eo.backend = "cuda";
+    eo.n_seq = (int)batch;
+    if (random_name && engine_cuda_devices() < 1) /* before building gigabytes of weights */
+        return cli_report("bench", &(dsq_error){DSQ_ERESOURCE,
+                                                "--random needs a CUDA device; none is available"});
+    static random_model rm;
     model m;
     dsq_error err = {0};
-    if (model_open(&m, argv[optind], (int)(n_prompt + n_gen), &err))
+    engine e;
+    const int ctx = (int)(n_prompt + n_gen + 2); /* + 2: the warm-up steps */
+    const char *label = random_name ? random_name : argv[optind];
+    if (random_name ? random_model_build(&rm, random_name, quant, (int)layers, ctx, &err)
+                    : model_open(&m, argv[optind], ctx, &err))
         return cli_report("bench", &err);
-    const int vocab = m.cfg->vocab_size;
+    model *mp = random_name ? &rm.m : &m;
+    if (engine_open(&e, mp, &eo, &err)) {
+        random_name ? random_model_free(&rm) : model_close(&m);
+        return cli_report("bench", &err);
+    }
+    const int vocab = mp->cfg->vocab_size;
     int *tokens = malloc((size_t)(n_prompt + n_gen) * sizeof(int));
-    float *logits = malloc((size_t)vocab * sizeof(float));
+    const long rows = batch > 1 ? (n_prompt > batch ? n_prompt : batch) : 1;
+    float *logits = malloc((size_t)rows * vocab * sizeof(float));
     if (!tokens || !logits) {
         free(tokens);
         free(logits);
-        model_close(&m);
+        engine_close(&e);
+        if (random_name)
+            random_model_free(&rm);
+        else
+            model_close(&m);
         fprintf(stderr, "dsq bench: out of memory\n");
         return DSQ_ERESOURCE;
     }
@@ -112,34 +225,50 @@ int cmd_bench(int argc, char **argv)
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         tokens[i] = (int)((rng >> 33) % (uint64_t)vocab);
     }
-    double baseline = read_bandwidth(&m); /* also brings the file into the page cache */
-    double t0 = progress_now();
-    int rc = model_forward(&m, tokens, (int)n_prompt, logits, false, &err);
-    double t1 = progress_now();
-    for (long i = 0; !rc && i < n_gen; i++)
-        rc = model_forward(&m, &tokens[n_prompt + i], 1, logits, false, &err);
-    double t2 = progress_now();
+    /* the CPU read also brings the file into the page cache */
+    double baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e) : read_bandwidth(mp);
+    const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
+                                                  : "one read of every weight byte";
+    double t0 = 0, t1 = 0, t2 = 0;
+    int rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits,
+                                    &t0, &t1, &t2, &err)
+                       : time_one(&e, tokens, (int)n_prompt, (int)n_gen, logits, &t0, &t1, &t2,
+                                  &err);
     if (!rc) {
-        double prefill = n_prompt / (t1 - t0), decode = n_gen / (t2 - t1);
-        double per_token = bytes_per_token(&m), effective = per_token * decode / 1e9;
+        double prefill = batch * n_prompt / (t1 - t0), decode = batch * n_gen / (t2 - t1);
+        double per_token = random_name ? random_model_bytes_per_token(&rm) : bytes_per_token(&m);
+        double effective = per_token * decode / batch / 1e9;
+        const char *kernels = e.ops->copy_bandwidth ? "cuda" : dsq_dot_path();
+        const double load_gb_s = e.load_seconds > 0 ? e.load_bytes / e.load_seconds / 1e9 : 0;
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"prompt_tokens\": %ld, "
                    "\"prefill_tok_s\": %.3f, \"gen_tokens\": %ld, \"decode_tok_s\": %.3f, "
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
-                   "\"read_baseline_gb_s\": %.3f}\n",
-                   argv[optind], m.be->name, dsq_dot_path(), n_prompt, prefill, n_gen, decode,
-                   per_token, effective, baseline);
-        else
-            printf("%s (backend %s, %s kernels)\n"
+                   "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
+                   "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
+                   "\"batch\": %ld}\n",
+                   label, e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
+                   per_token, effective, baseline, base_name, e.load_seconds, load_gb_s,
+                   (unsigned long long)e.device_bytes, batch);
+        else {
+            printf("%s (backend %s, %s kernels, %ld sequence%s)\n"
                    "prefill  %ld tokens: %.2f tok/s\n"
                    "decode   %ld tokens: %.2f tok/s, %.1f MB of weights per token, %.2f GB/s\n"
-                   "baseline one read of every weight byte: %.2f GB/s (decode reaches %.0f%%)\n",
-                   argv[optind], m.be->name, dsq_dot_path(), n_prompt, prefill, n_gen, decode,
-                   per_token / 1e6,
-                   effective, baseline, 100 * effective / baseline);
+                   "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
+                   label, e.ops->name, kernels, batch, batch > 1 ? "s decoded together" : "",
+                   n_prompt, prefill, n_gen, decode, per_token / 1e6, effective, base_name,
+                   baseline, 100 * effective / baseline);
+            if (e.load_seconds > 0)
+                printf("load     %.2f GB in %.2f s (%.2f GB/s); device memory %.2f GB\n",
+                       e.load_bytes / 1e9, e.load_seconds, load_gb_s, e.device_bytes / 1e9);
+        }
     }
     free(tokens);
     free(logits);
-    model_close(&m);
+    engine_close(&e);
+    if (random_name)
+        random_model_free(&rm);
+    else
+        model_close(&m);
     return rc ? cli_report("bench", &err) : 0;
 }

@@ -6,9 +6,10 @@
 #include "cli.h"
 #include "model_file.h"
 #include "types.h"
+#include "vram_plan.h"
 
 static const char help[] =
-    "usage: dsq info FILE.dsq [--tensors] [--json]\n"
+    "usage: dsq info FILE.dsq [--tensors] [--json] [--ctx N]\n"
     "\n"
     "Prints the model's family and dimensions, parameter counts (total and active per token),\n"
     "bytes and bits per weight by tensor class, the tokenizer, the quantization recipe and\n"
@@ -18,6 +19,7 @@ static const char help[] =
     "options:\n"
     "  --tensors   also list every tensor: name, type, shape, bytes, offset\n"
     "  --json      one JSON object on stdout instead of text\n"
+    "  --ctx N     context for the device memory line (default 4096 or the model's maximum)\n"
     "  -h, --help  this text\n";
 
 /* 15.706 B, 2.451 M, 270000: readable at any model size. */
@@ -85,7 +87,29 @@ static json_t *shape_json(const dsq_tensor_info *t)
     return a;
 }
 
-static int print_json(const model_file *m, int list_tensors)
+/* Device memory `--backend cuda` plans for this file at a context of ctx tokens. */
+static vram_plan vram_for(const model_file *m, int ctx)
+{
+    const dsq_model_config *c = &m->config;
+    vram_model v = {c->family == DSQ_FAMILY_V2, c->n_layers, c->hidden_size, c->vocab_size,
+                    c->n_heads, c->n_kv_heads, c->head_dim, c->q_lora_rank, c->kv_lora_rank,
+                    c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim,
+                    c->n_routed_experts, c->n_experts_per_tok, 0, 0,
+                    c->family == DSQ_FAMILY_V2 ? c->qk_rope_head_dim : c->head_dim, m->file.size,
+                    1};
+    for (int l = 0; l < c->n_layers; l++) {
+        const bool moe = model_layer_is_moe(c, l);
+        const int ffn = moe ? c->n_shared_experts * c->moe_intermediate_size : c->intermediate_size;
+        v.ffn_inter = ffn > v.ffn_inter ? ffn : v.ffn_inter;
+        if (moe)
+            v.expert_inter = c->moe_intermediate_size;
+    }
+    vram_plan p;
+    vram_plan_make(&p, &v, ctx);
+    return p;
+}
+
+static int print_json(const model_file *m, int list_tensors, int ctx)
 {
     class_total by_class[TC_COUNT], all;
     sum_classes(m, by_class, &all);
@@ -116,6 +140,12 @@ static int print_json(const model_file *m, int list_tensors)
         (json_int_t)ntok, "merges", (json_int_t)nmerge, "added_tokens", (json_int_t)nadded,
         "recipe", json_object_get(m->file.meta, "recipe"), "provenance",
         json_object_get(m->file.meta, "provenance"));
+    const vram_plan vp = vram_for(m, ctx);
+    json_object_set_new(out, "cuda_memory",
+                        json_pack("{s:i, s:I, s:I, s:I, s:I}", "ctx", ctx, "bytes",
+                                  (json_int_t)vp.total, "weights", (json_int_t)vp.weights,
+                                  "kv_cache", (json_int_t)vp.cache_bytes, "work",
+                                  (json_int_t)vp.work_bytes));
     if (list_tensors) {
         json_t *list = json_array();
         for (uint32_t i = 0; i < m->file.n_tensors; i++) {
@@ -243,15 +273,21 @@ int cmd_info(int argc, char **argv)
 {
     static const struct option opts[] = {{"tensors", no_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"ctx", required_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int list_tensors = 0, as_json = 0, c;
+    long ctx = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 't')
             list_tensors = 1;
         else if (c == 'j')
             as_json = 1;
+        else if (c == 'c') {
+            if (!cli_parse_int("info", "--ctx", optarg, 1, 1 << 24, &ctx))
+                return DSQ_EUSAGE;
+        }
         else if (c == 'h') {
             fputs(help, stdout);
             return 0;
@@ -264,7 +300,15 @@ int cmd_info(int argc, char **argv)
     dsq_error err = {0};
     if (model_file_open(&m, argv[optind], &err))
         return cli_report("info", &err);
-    int rc = as_json ? print_json(&m, list_tensors) : (print_text(&m, list_tensors), 0);
+    const int max_ctx = m.config.max_position_embeddings;
+    if (!ctx)
+        ctx = max_ctx < 4096 ? max_ctx : 4096;
+    int rc = as_json ? print_json(&m, list_tensors, (int)ctx) : (print_text(&m, list_tensors), 0);
+    if (!as_json) {
+        const vram_plan vp = vram_for(&m, (int)ctx);
+        printf("cuda memory %.2f GB at --ctx %ld: weights %.2f, KV cache %.2f, work buffers %.2f\n",
+               vp.total / 1e9, ctx, vp.weights / 1e9, vp.cache_bytes / 1e9, vp.work_bytes / 1e9);
+    }
     model_file_close(&m);
     return rc;
 }

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "cli.h"
+#include "cli_backend.h"
 #include "input_file.h"
 #include "logits_file.h"
 #include "model.h"
@@ -49,16 +50,18 @@ static const char help[] =
     "      --save-logits OUT   write the log-probs of every scored token (the base run)\n"
     "      --kld-base BASE     compare with a file written by --save-logits\n"
     "  -t, --threads N         threads (default: all cores)\n"
+    CLI_BACKEND_HELP
     "      --json              one JSON object with the results on stdout; the text report\n"
     "                          goes to stderr (dp and same_top as fractions, not %)\n"
     "  -h, --help              this text\n";
 
-enum { OPT_SAVE = 256, OPT_BASE, OPT_JSON };
+enum { OPT_SAVE = 256, OPT_BASE, OPT_JSON, OPT_BACKEND, OPT_VRAM };
 
 typedef struct {
     const char *model_path, *text_path, *save_path, *base_path;
     long ctx, threads;
     int json;
+    engine_options engine;
 } ppl_cli;
 
 static int parse(int argc, char **argv, ppl_cli *o)
@@ -69,6 +72,8 @@ static int parse(int argc, char **argv, ppl_cli *o)
                                          {"kld-base", required_argument, 0, OPT_BASE},
                                          {"threads", required_argument, 0, 't'},
                                          {"json", no_argument, 0, OPT_JSON},
+                                         {"backend", required_argument, 0, OPT_BACKEND},
+                                         {"vram", required_argument, 0, OPT_VRAM},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -104,6 +109,14 @@ static int parse(int argc, char **argv, ppl_cli *o)
             break;
         case OPT_JSON:
             o->json = 1;
+            break;
+        case OPT_BACKEND:
+            if (!cli_parse_backend("ppl", optarg, &o->engine))
+                return DSQ_EUSAGE;
+            break;
+        case OPT_VRAM:
+            if (!cli_parse_bytes("ppl", "--vram", optarg, &o->engine.vram))
+                return DSQ_EUSAGE;
             break;
         case 'h':
             fputs(help, stdout);
@@ -375,6 +388,7 @@ int cmd_ppl(int argc, char **argv)
     int *ids = NULL;
     size_t n_ids = 0;
     model m;
+    engine e = {0};
     bool model_opened = false;
     tokenizer *tok = NULL;
     logits_reader base = {.fd = -1};
@@ -417,6 +431,8 @@ int cmd_ppl(int argc, char **argv)
     if ((rc = model_open(&m, o.model_path, (int)o.ctx, &err)))
         goto done;
     model_opened = true;
+    if ((rc = engine_open(&e, &m, &o.engine, &err)))
+        goto done;
     const json_t *tok_json = json_object_get(m.file.file.meta, "tokenizer");
     if ((rc = tokenizer_load(&tok, tok_json, o.model_path, &err)))
         goto done;
@@ -476,7 +492,7 @@ int cmd_ppl(int argc, char **argv)
                       .base = o.base_path ? &base : NULL,
                       .on_chunk = on_chunk,
                       .user = &rep};
-    rc = ppl_evaluate(&m, ids, n_ids, &po, &res, &err);
+    rc = ppl_evaluate(&e, ids, n_ids, &po, &res, &err);
     clear_bar(&rep);
     if (!rc && o.save_path)
         rc = logits_writer_finish(&save, &err);
@@ -518,6 +534,7 @@ done_quiet:
     free(ids);
     free(text);
     tokenizer_free(tok);
+    engine_close(&e);
     if (model_opened)
         model_close(&m);
     return rc;

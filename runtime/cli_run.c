@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_backend.h"
 #include "generate.h"
 #include "input_file.h"
+#include "model.h"
 
 static const char sampling_help[] =
     "  -n, --n-predict N       tokens to generate at most (default 128; run stops at EOS)\n"
@@ -22,7 +24,7 @@ static const char sampling_help[] =
     "      --repeat-last-n N   (default 64)\n"
     "      --seed S            random seed (default: from the clock, printed with -v)\n"
     "  -c, --ctx N             context size in tokens (default 4096 or the model's maximum)\n"
-    "      --backend cpu|cuda  (default cpu)\n"
+    CLI_BACKEND_HELP
     "  -v, --verbose           print the prompt's tokens, the seed and timings\n"
     "  -h, --help              this text\n";
 
@@ -33,10 +35,11 @@ typedef struct {
     long n_predict, ctx;
     sampler_params sampling;
     int verbose;
+    engine_options engine;
 } gen_options;
 
 enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_PENALTY, OPT_LASTN, OPT_SEED,
-       OPT_BACKEND, OPT_SYSTEM };
+       OPT_BACKEND, OPT_SYSTEM, OPT_VRAM };
 
 static bool parse_float(const char *cmd, const char *opt, const char *text, float *out)
 {
@@ -62,6 +65,7 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
         {"repeat-penalty", required_argument, 0, OPT_PENALTY},
         {"repeat-last-n", required_argument, 0, OPT_LASTN},
         {"seed", required_argument, 0, OPT_SEED}, {"backend", required_argument, 0, OPT_BACKEND},
+        {"vram", required_argument, 0, OPT_VRAM},
         {"system", required_argument, 0, OPT_SYSTEM}, {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     o->n_predict = 128;
@@ -108,15 +112,17 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
             o->sampling.seed = (uint64_t)v;
             break;
         case OPT_BACKEND:
-            if (strcmp(optarg, "cpu") != 0)
-                return cli_usage_error(cmd, "--backend %s: this build has only the cpu backend",
-                                       optarg);
+            ok = cli_parse_backend(cmd, optarg, &o->engine);
+            break;
+        case OPT_VRAM:
+            ok = cli_parse_bytes(cmd, "--vram", optarg, &o->engine.vram);
             break;
         case OPT_SYSTEM:
             o->system = optarg;
             break;
         case 'v':
             o->verbose = 1;
+            o->engine.verbose = true;
             break;
         case 'h':
             fputs(help, stdout);
@@ -137,8 +143,8 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
     return -1;
 }
 
-/* Opens model, tokenizer and sampler; ctx 0 means min(4096, the model's maximum). */
-static int open_all(const char *cmd, const gen_options *o, model *m, tokenizer **tok,
+/* Opens model, engine, tokenizer and sampler; ctx 0 means min(4096, the model's maximum). */
+static int open_all(const char *cmd, const gen_options *o, model *m, engine *e, tokenizer **tok,
                     sampler *s)
 {
     dsq_error err = {0};
@@ -150,8 +156,13 @@ static int open_all(const char *cmd, const gen_options *o, model *m, tokenizer *
     int ctx = o->ctx ? (int)o->ctx : (max_ctx < 4096 ? max_ctx : 4096);
     if (model_open(m, o->model_path, ctx, &err))
         return cli_report(cmd, &err);
+    if (engine_open(e, m, &o->engine, &err)) {
+        model_close(m);
+        return cli_report(cmd, &err);
+    }
     if (tokenizer_load(tok, json_object_get(m->file.file.meta, "tokenizer"), o->model_path, &err) ||
         sampler_init(s, &o->sampling, m->cfg->vocab_size, &err)) {
+        engine_close(e);
         model_close(m);
         tokenizer_free(*tok);
         return cli_report(cmd, &err);
@@ -195,9 +206,10 @@ int cmd_run(int argc, char **argv)
     if (!o.prompt)
         return cli_usage_error("run", "missing -p TEXT");
     model m;
+    engine e;
     tokenizer *tok = NULL;
     sampler s;
-    if ((rc = open_all("run", &o, &m, &tok, &s)) >= 0)
+    if ((rc = open_all("run", &o, &m, &e, &tok, &s)) >= 0)
         return rc;
     dsq_error err = {0};
     int *ids = NULL;
@@ -207,16 +219,17 @@ int cmd_run(int argc, char **argv)
     rc = tokenizer_encode(tok, o.prompt, strlen(o.prompt), tokenizer_default_add(tok), &ids, &n,
                           &err);
     if (!rc && o.verbose) {
-        fprintf(stderr, "seed %llu; prompt tokens:", (unsigned long long)o.sampling.seed);
+        fprintf(stderr, "backend %s; seed %llu; prompt tokens:", e.ops->name,
+                (unsigned long long)o.sampling.seed);
         for (size_t i = 0; i < n; i++)
             fprintf(stderr, " %d", ids[i]);
         fputc('\n', stderr);
     }
     if (!rc) /* refused before anything is printed */
-        rc = generate_check_prompt(&m, (int)n, &err);
+        rc = generate_check_prompt(&e, (int)n, &err);
     if (!rc) {
         fputs(o.prompt, stdout);
-        rc = generate(&m, tok, &s, ids, (int)n, (int)o.n_predict, write_stdout, NULL, &history,
+        rc = generate(&e, tok, &s, ids, (int)n, (int)o.n_predict, write_stdout, NULL, &history,
                       &st, &err);
     }
     if (!rc)
@@ -225,6 +238,7 @@ int cmd_run(int argc, char **argv)
     token_list_free(&history);
     sampler_free(&s);
     tokenizer_free(tok);
+    engine_close(&e);
     model_close(&m);
     return rc ? cli_report("run", &err) : 0;
 }
@@ -299,9 +313,10 @@ int cmd_chat(int argc, char **argv)
     if (rc >= 0)
         return rc;
     model m;
+    engine e;
     tokenizer *tok = NULL;
     sampler s;
-    if ((rc = open_all("chat", &o, &m, &tok, &s)) >= 0)
+    if ((rc = open_all("chat", &o, &m, &e, &tok, &s)) >= 0)
         return rc;
     const bool interactive = isatty(STDIN_FILENO);
     dsq_error err = {0};
@@ -331,7 +346,7 @@ int cmd_chat(int argc, char **argv)
             break;
         gen_stats st;
         answer_sink sink = {0};
-        rc = generate(&m, tok, &s, turn.ids, turn.n, (int)o.n_predict, write_answer, &sink,
+        rc = generate(&e, tok, &s, turn.ids, turn.n, (int)o.n_predict, write_answer, &sink,
                       &history, &st, &err);
         fputc('\n', stdout);
         fflush(stdout);
@@ -341,7 +356,7 @@ int cmd_chat(int argc, char **argv)
         if (o.verbose)
             print_stats(&st);
         if (st.hit_context) {
-            fprintf(stderr, "dsq chat: the context (--ctx %d) is full; ending the chat\n", m.ctx);
+            fprintf(stderr, "dsq chat: the context (--ctx %d) is full; ending the chat\n", e.ctx);
             break;
         }
     }
@@ -350,6 +365,7 @@ int cmd_chat(int argc, char **argv)
     token_list_free(&history);
     sampler_free(&s);
     tokenizer_free(tok);
+    engine_close(&e);
     model_close(&m);
     return rc ? cli_report("chat", &err) : 0;
 }

@@ -26,22 +26,22 @@ void token_list_free(token_list *l)
     l->n = l->cap = 0;
 }
 
-int generate_check_prompt(const model *m, int n_prompt, dsq_error *err)
+int generate_check_prompt(const engine *e, int n_prompt, dsq_error *err)
 {
-    if (m->n_past + n_prompt > m->ctx)
+    if (e->n_past + n_prompt > e->ctx)
         return dsq_fail(err, DSQ_EUSAGE,
                         "the prompt needs %d tokens but only %d of the context (--ctx %d) are left",
-                        n_prompt, m->ctx - m->n_past, m->ctx);
+                        n_prompt, e->ctx - e->n_past, e->ctx);
     return DSQ_OK;
 }
 
-int generate(model *m, const tokenizer *tok, sampler *s, const int *prompt, int n_prompt,
+int generate(engine *e, const tokenizer *tok, sampler *s, const int *prompt, int n_prompt,
              int max_new, text_sink sink, void *sink_ctx, token_list *history, gen_stats *st,
              dsq_error *err)
 {
-    const int vocab = m->cfg->vocab_size;
+    const int vocab = e->desc->vocab;
     *st = (gen_stats){.n_prompt = n_prompt};
-    int rc = generate_check_prompt(m, n_prompt, err);
+    int rc = generate_check_prompt(e, n_prompt, err);
     if (rc)
         return rc;
     float *logits = malloc((size_t)vocab * sizeof(float));
@@ -50,7 +50,7 @@ int generate(model *m, const tokenizer *tok, sampler *s, const int *prompt, int 
     double t0 = progress_now();
     for (int i = 0; !rc && i < n_prompt; i += GEN_PREFILL_BATCH) {
         int n = n_prompt - i < GEN_PREFILL_BATCH ? n_prompt - i : GEN_PREFILL_BATCH;
-        rc = model_forward(m, prompt + i, n, logits, false, err);
+        rc = engine_forward(e, prompt + i, n, logits, false, err);
     }
     for (int i = 0; !rc && i < n_prompt; i++)
         if (token_list_push(history, prompt[i]))
@@ -78,12 +78,12 @@ int generate(model *m, const tokenizer *tok, sampler *s, const int *prompt, int 
             if (out)
                 sink(sink_ctx, text, out);
         }
-        if (m->n_past >= m->ctx) {
+        if (e->n_past >= e->ctx) {
             st->hit_context = true;
             break;
         }
         if (i + 1 < max_new)
-            rc = model_forward(m, &next, 1, logits, false, err);
+            rc = engine_forward(e, &next, 1, logits, false, err);
     }
     size_t out = utf8_stream_flush(&stream, text);
     if (out)

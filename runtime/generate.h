@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include "model.h"
+#include "engine.h"
 #include "sampler.h"
 #include "tokenizer.h"
 
@@ -28,12 +28,12 @@ typedef struct {
 #define GEN_PREFILL_BATCH 256
 
 /* Fails (DSQ_EUSAGE) if n_prompt tokens do not fit in what is left of the context. */
-int generate_check_prompt(const model *m, int n_prompt, dsq_error *err);
+int generate_check_prompt(const engine *e, int n_prompt, dsq_error *err);
 
-/* Appends prompt tokens to the model's cache, then samples up to max_new tokens, streaming their
+/* Appends prompt tokens to the engine's cache, then samples up to max_new tokens, streaming their
  * text to sink, until EOS or a full context. Every token fed or generated is appended to
  * history (the repetition penalty looks at it). */
-int generate(model *m, const tokenizer *tok, sampler *s, const int *prompt, int n_prompt,
+int generate(engine *e, const tokenizer *tok, sampler *s, const int *prompt, int n_prompt,
              int max_new, text_sink sink, void *sink_ctx, token_list *history, gen_stats *st,
              dsq_error *err);
 

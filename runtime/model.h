@@ -14,7 +14,7 @@
  * (scores and values computed in the 512-d latent; decode). Both read the same cache. */
 typedef enum { ATTN_AUTO, ATTN_EXPANDED, ATTN_ABSORBED } attn_mode;
 
-typedef struct {
+typedef struct model {
     model_file file;
     model_weights w;
     const dsq_model_config *cfg; /* = &file.config */

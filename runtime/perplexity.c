@@ -249,17 +249,17 @@ static bool score_window(const float *logits, int vocab, int scored, const int *
     return !oom;
 }
 
-int ppl_evaluate(model *m, const int *tokens, size_t n_tokens, const ppl_options *o, ppl_result *r,
+int ppl_evaluate(engine *e, const int *tokens, size_t n_tokens, const ppl_options *o, ppl_result *r,
                  dsq_error *err)
 {
     memset(r, 0, sizeof *r);
     const int ctx = o->ctx, first = ctx / 2, scored = ctx - 1 - first;
-    const int vocab = m->cfg->vocab_size;
-    if (ctx < 4 || ctx % 2 != 0 || ctx > m->ctx)
+    const int vocab = e->desc->vocab;
+    if (ctx < 4 || ctx % 2 != 0 || ctx > e->ctx)
         return dsq_fail(err, DSQ_EUSAGE,
                         "--ctx %d: must be even, at least 4 and at most the "
                         "model's cache (%d)",
-                        ctx, m->ctx);
+                        ctx, e->ctx);
     if (n_tokens < (size_t)ctx)
         return dsq_fail(err, DSQ_EINPUT, "needs at least %d tokens, has %zu", ctx, n_tokens);
     const size_t n_chunk_sz = n_tokens / (size_t)ctx;
@@ -294,9 +294,9 @@ int ppl_evaluate(model *m, const int *tokens, size_t n_tokens, const ppl_options
         if (o->bos >= 0)
             win[0] = o->bos;
         /* The first half only gives context: its logits are not needed (only the last). */
-        model_reset(m);
-        if ((rc = model_forward(m, win, first, last, false, err)) ||
-            (rc = model_forward(m, win + first, ctx - first, logits, true, err)))
+        engine_reset(e);
+        if ((rc = engine_forward(e, win, first, last, false, err)) ||
+            (rc = engine_forward(e, win + first, ctx - first, logits, true, err)))
             break;
         if (o->base && (rc = logits_reader_read_chunk(o->base, (uint32_t)c, base_rows, err)))
             break;

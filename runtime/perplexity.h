@@ -35,7 +35,7 @@
 
 #include "error.h"
 #include "logits_file.h"
-#include "model.h"
+#include "engine.h"
 
 /* ---- one row of logits -------------------------------------------------------------------- */
 
@@ -135,7 +135,7 @@ typedef struct {
 } ppl_result;
 
 /* Evaluates the text's n_tokens tokens (at least ctx) in windows of o->ctx. */
-int ppl_evaluate(model *m, const int *tokens, size_t n_tokens, const ppl_options *o, ppl_result *r,
+int ppl_evaluate(engine *e, const int *tokens, size_t n_tokens, const ppl_options *o, ppl_result *r,
                  dsq_error *err);
 void ppl_result_free(ppl_result *r);
 

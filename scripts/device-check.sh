@@ -1,32 +1,106 @@
 #!/usr/bin/env bash
-# The GPU machine's check, run as one command there: device facts, every GPU test, and a
-# report. Binaries are built here (make) and carried; nothing is compiled on the device.
-#   scripts/device-check.sh [BUILD_DIR] [REPORT_DIR]    (defaults: build, $OUT or /tmp)
+# The GPU machine's check, run there as one command from the repository root: device facts,
+# every GPU test, the command-line backend suite, compute-sanitizer memcheck over CUDA runs of
+# every family, and the benchmarks (the tiny model; full-size random V2-Lite and MoE-16B at q4
+# and q8; V2-Lite prefill at 4096), into one short report, with the benchmarks' JSON lines in
+# bench.jsonl beside it. Binaries are built on the CPU machine (make, then
+# scripts/device-bundle.sh) and carried as build/device; nothing is compiled there.
+#   scripts/device-check.sh [BUNDLE_DIR] [REPORT_DIR]   (defaults: build/device, $OUT or /tmp)
 set -uo pipefail
-build=${1:-build}
+bundle=${1:-build/device}
 report_dir=${2:-${OUT:-/tmp}}
 report=$report_dir/device-report.txt
 mkdir -p "$report_dir"
+export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+dsq=$bundle/dsq
+work=$(mktemp -d /tmp/dsq-device-XXXXXX)
+t_start=$(date +%s)
+failures=0
+skipped=0
+
+note_failure() {
+    echo "FAILED: $1"
+    failures=$((failures + 1))
+}
+
 {
     echo "== device"
     nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem \
         --format=csv 2>&1 || echo "nvidia-smi not available"
+    nproc
+    uptime
+
     echo
     echo "== GPU tests"
-    status=0
-    skipped=0
-    for t in "$build"/tests/gpu/test_*; do
-        case "$t" in *.d | *.o) continue ;; esac
-        line=$("$t") || status=1
-        echo "$line"
-        case "$line" in *skipped*) skipped=$((skipped + 1)) ;; esac
+    for t in "$bundle"/tests/gpu/test_*; do
+        out=$(timeout 240 "$t" 2>&1)
+        rc=$?
+        printf '%s\n' "$out"
+        [ "$rc" -eq 0 ] || note_failure "$(basename "$t") (exit $rc)"
+        case "$out" in *skipped*) skipped=$((skipped + 1)) ;; esac
     done
+
     echo
-    if [ "$status" -ne 0 ]; then
-        echo "== result: FAILURES"
-    elif [ "$skipped" -gt 0 ]; then
+    echo "== command-line backend suite"
+    DSQ="$dsq" timeout 180 tests/cli/backend.sh || note_failure "tests/cli/backend.sh"
+
+    if [ "$skipped" -gt 0 ]; then
+        echo
+        echo "== no CUDA device: memcheck and benchmarks skipped"
         echo "== result: $skipped GPU tests skipped: no CUDA device here"
+        exit 0
+    fi
+
+    echo
+    echo "== compute-sanitizer memcheck"
+    for fam in tiny-v1 tiny-v2-lite tiny-v2; do
+        "$dsq" convert "tests/data/$fam" -o "$work/$fam.dsq" --quant q4 --group-size 32 \
+            >/dev/null 2>&1 || note_failure "convert $fam"
+    done
+    "$dsq" convert models/tiny-v2 -o "$work/tiny.dsq" --quant q4 >/dev/null 2>&1 ||
+        note_failure "convert models/tiny-v2"
+    if command -v compute-sanitizer >/dev/null; then
+        # MHA; MLA with q compression and group-limited routing; MLA as V2-Lite (trained model)
+        for f in tiny-v1 tiny-v2 tiny; do
+            timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 5 \
+                "$dsq" run "$work/$f.dsq" -p "Hello there" -n 6 --backend cuda \
+                >"$work/san.out" 2>&1
+            rc=$?
+            tail -n 3 "$work/san.out"
+            [ "$rc" -eq 0 ] || note_failure "memcheck $f (exit $rc)"
+        done
     else
-        echo "== result: all GPU tests passed"
+        echo "compute-sanitizer not found"
+    fi
+
+    echo
+    echo "== benchmarks"
+    timeout 60 "$dsq" bench "$work/tiny.dsq" --backend cuda --prompt 128 --gen 64 ||
+        note_failure "bench tiny"
+    for model in v2-lite moe-16b; do
+        for quant in q4 q8; do
+            echo "-- $model $quant (random weights), prompt 512, 64 decode steps"
+            timeout 150 "$dsq" bench --random "$model" --quant "$quant" --prompt 512 --gen 64 \
+                --json | tee -a "$report_dir/bench.jsonl" ||
+                note_failure "bench $model $quant"
+        done
+    done
+    for batch in 4 16; do
+        echo "-- v2-lite q4 (random weights), $batch sequences decoded together"
+        timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 512 --gen 16 \
+            --batch "$batch" --json | tee -a "$report_dir/bench.jsonl" ||
+            note_failure "bench v2-lite batch $batch"
+    done
+    echo "-- v2-lite q4 (random weights), prefill 4096"
+    timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 4096 --gen 4 --json |
+        tee -a "$report_dir/bench.jsonl" || note_failure "bench v2-lite prefill 4096"
+
+    echo
+    echo "== took $(($(date +%s) - t_start)) s"
+    if [ "$failures" -gt 0 ]; then
+        echo "== result: $failures FAILURES"
+    else
+        echo "== result: all GPU tests, memcheck runs and benchmarks passed"
     fi
 } 2>&1 | tee "$report"
+rm -rf "$work"

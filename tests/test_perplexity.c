@@ -19,6 +19,20 @@
 #define CTX 32
 
 /* Converts tiny-v2-lite once per test program and opens it with a cache of `ctx` tokens. */
+/* ppl_evaluate through the CPU engine (the reference, whatever devices the machine has). */
+static int ppl_on_cpu(model *m, const int *tokens, size_t n, const ppl_options *o, ppl_result *r,
+                      dsq_error *err)
+{
+    engine e;
+    engine_options eo = {.backend = "cpu"};
+    int rc = engine_open(&e, m, &eo, err);
+    if (!rc) {
+        rc = ppl_evaluate(&e, tokens, n, o, r, err);
+        engine_close(&e);
+    }
+    return rc;
+}
+
 static bool open_fixture(model *m, int ctx)
 {
     char dir[512], out[512];
@@ -114,7 +128,7 @@ TEST(ppl_equals_token_by_token)
     ppl_options o = {.ctx = CTX, .bos = t.bos};
     ppl_result r;
     dsq_error err;
-    CHECK_MSG(ppl_evaluate(&m, t.ids, t.n, &o, &r, &err) == DSQ_OK, "%s", err.msg);
+    CHECK_MSG(ppl_on_cpu(&m, t.ids, t.n, &o, &r, &err) == DSQ_OK, "%s", err.msg);
 
     float *logits = malloc((size_t)vocab * sizeof(float));
     double want = 0, want2 = 0;
@@ -335,7 +349,7 @@ TEST(save_then_kld_same_model)
     CHECK_MSG(logits_writer_open(&w, path, &h, &err) == DSQ_OK, "%s", err.msg);
     ppl_options o = {.ctx = CTX, .bos = t.bos, .save = &w};
     ppl_result base_run;
-    CHECK_MSG(ppl_evaluate(&m, t.ids, t.n, &o, &base_run, &err) == DSQ_OK, "%s", err.msg);
+    CHECK_MSG(ppl_on_cpu(&m, t.ids, t.n, &o, &base_run, &err) == DSQ_OK, "%s", err.msg);
     CHECK(access(path, F_OK) != 0); /* not there before it is complete */
     CHECK_MSG(logits_writer_finish(&w, &err) == DSQ_OK, "%s", err.msg);
     struct stat st;
@@ -359,7 +373,7 @@ TEST(save_then_kld_same_model)
     }
     o = (ppl_options){.ctx = CTX, .bos = t.bos, .base = &rd};
     ppl_result q;
-    CHECK_MSG(ppl_evaluate(&m, t.ids, t.n, &o, &q, &err) == DSQ_OK, "%s", err.msg);
+    CHECK_MSG(ppl_on_cpu(&m, t.ids, t.n, &o, &q, &err) == DSQ_OK, "%s", err.msg);
     CHECK_EQ_INT(q.kld.count, q.count);
     for (size_t i = 0; i < q.count; i++)
         CHECK_MSG(q.kld_values[i] <= bound[i] + 1e-15, "token %zu: KLD %.3g above %.3g", i,
@@ -420,7 +434,7 @@ TEST(kld_base_refuses_mismatch)
     CHECK(logits_writer_open(&w, path, &h16, &err) == DSQ_OK);
     ppl_options o = {.ctx = 16, .bos = t.bos, .save = &w};
     ppl_result r;
-    CHECK_MSG(ppl_evaluate(&m, t.ids, t.n, &o, &r, &err) == DSQ_OK, "%s", err.msg);
+    CHECK_MSG(ppl_on_cpu(&m, t.ids, t.n, &o, &r, &err) == DSQ_OK, "%s", err.msg);
     CHECK(logits_writer_finish(&w, &err) == DSQ_OK);
     ppl_result_free(&r);
     CHECK_MSG(logits_reader_open(&rd, path, &err) == DSQ_OK, "%s", err.msg);
@@ -489,10 +503,10 @@ TEST(kld_base_refuses_mismatch)
 
     /* the evaluation itself: a text shorter than one window */
     o = (ppl_options){.ctx = CTX, .bos = t.bos};
-    CHECK(ppl_evaluate(&m, t.ids, CTX - 1, &o, &r, &err) == DSQ_EINPUT);
+    CHECK(ppl_on_cpu(&m, t.ids, CTX - 1, &o, &r, &err) == DSQ_EINPUT);
     CHECK_STR_CONTAINS(err.msg, "needs at least 32 tokens, has 31");
     o.ctx = 31;
-    CHECK(ppl_evaluate(&m, t.ids, t.n, &o, &r, &err) == DSQ_EUSAGE);
+    CHECK(ppl_on_cpu(&m, t.ids, t.n, &o, &r, &err) == DSQ_EUSAGE);
     free(t.ids);
     model_close(&m);
 }

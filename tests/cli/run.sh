@@ -117,7 +117,7 @@ expect_error "run prompt longer than context" 1 "the prompt needs" "" -- \
 expect_error "run ctx 0" 1 "--ctx must be an integer from 1" "" -- "$DSQ" run "$v2" -p x --ctx 0
 expect_error "run ctx huge" 1 "--ctx 16777216 out of range" "" -- "$DSQ" run "$v2" -p x --ctx 16777216
 expect_error "run top-p 0" 1 "--top-p" "" -- "$DSQ" run "$v2" -p x --top-p 0
-expect_error "run backend" 1 "--backend cuda" "" -- "$DSQ" run "$v2" -p x --backend cuda
+expect_error "run backend" 1 "--backend must be cpu or cuda" "" -- "$DSQ" run "$v2" -p x --backend tpu
 expect_error "run without prompt" 1 "missing -p" "" -- "$DSQ" run "$v2"
 printf 'Hi there\nAnd again\n' | "$DSQ" chat "$v2" -n 6 --system "Be brief." >"$tmp/chat" 2>"$tmp/err"
 if [ $? -eq 0 ] && [ "$(wc -l <"$tmp/chat")" -eq 2 ]; then pass; else

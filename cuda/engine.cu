@@ -1,0 +1,646 @@
+/* The CUDA engine: the mapped file copied to the device in large pinned-staged chunks, a memory
+ * plan checked before anything is allocated, the fp32 KV cache (one per sequence decoded
+ * together) and activations on the device, and the forward pass as one stream of kernel
+ * launches (cuda/kernels.h). Each token's position, sequence and id go up in one small copy per
+ * pass and only logits come back; steps of up to 16 tokens are captured once per size as CUDA
+ * graphs and replayed, since every kernel reads positions from device memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cuda_engine.h"
+#include "kernels.h"
+extern "C" {
+#include "vram_plan.h"
+}
+
+static_assert(sizeof(dmat) == VRAM_MATRIX_BYTES, "the memory plan counts expert tables");
+
+#define STAGE_BYTES (64ull << 20) /* pinned staging buffer for the weight upload (two) */
+#define MAX_GRAPH 16              /* decode steps of up to this many tokens are graphs */
+
+struct dlayer {
+    dmat wq, wk, wv, q_a, q_b, kv_a, kv_b, wo;
+    dmat dense_gate, dense_up, dense_down, router, shared_gate, shared_up, shared_down;
+    const float *attn_norm, *ffn_norm, *q_a_norm, *kv_a_norm;
+    const dmat *gates, *ups, *downs; /* device arrays [n_experts] */
+    const dmat *ffn_pair;            /* device: gate, up of the dense or shared FFN */
+    bool moe, has_shared;
+};
+
+struct cuda_state {
+    cudaStream_t stream;
+    void *allocs[64];
+    int n_allocs;
+    const uint8_t *file; /* device copy of the mapping */
+    dlayer *layers;
+    dmat embed, output;
+    const float *norm;
+    rope_dev rope;
+    float *cache_a, *cache_b;
+    size_t stride_a, stride_b; /* floats per token per layer */
+    int batch, expert_inter;
+    float *x, *xn, *q, *qa, *k, *v, *ckv, *attn, *q_lat, *o_lat, *scores, *g, *u, *h, *ye, *xg,
+        *shared_out, *router, *route_w, *logits;
+    /* io: per token of a pass, [0, B) position, [B, 2B) sequence, [2B, 3B) id; host_io pinned */
+    int *ids, *order, *starts, *io, *host_io, *zero_ids;
+    int n_seq;
+    cudaGraphExec_t graphs[MAX_GRAPH + 1]; /* a step of n tokens with every row's logits */
+    bool graph_ready[MAX_GRAPH + 1], use_graph;
+};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cuda_fail(dsq_error *err, cudaError_t e, const char *what)
+{
+    return dsq_fail(err, DSQ_ERESOURCE, "CUDA %s: %s", what, cudaGetErrorString(e));
+}
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess)                                                                     \
+            return e_;                                                                             \
+    } while (0)
+
+extern "C" int cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky no-driver error */
+        return 0;
+    }
+    return n;
+}
+
+static cudaError_t dalloc(cuda_state *st, size_t bytes, void **p)
+{
+    *p = NULL;
+    if (bytes == 0)
+        return cudaSuccess;
+    if (st->n_allocs == (int)(sizeof st->allocs / sizeof st->allocs[0]))
+        return cudaErrorMemoryAllocation;
+    TRY(cudaMalloc(p, bytes));
+    st->allocs[st->n_allocs++] = *p;
+    return cudaSuccess;
+}
+
+template <typename T> static cudaError_t dalloc_n(cuda_state *st, size_t count, T **p)
+{
+    return dalloc(st, count * sizeof(T), (void **)p);
+}
+
+/* The device view of a matrix: the same offset into the device copy of the file. */
+static dmat to_dev(const cuda_state *st, const model_desc *d, const md_matrix &m)
+{
+    const uint8_t *p = (const uint8_t *)m.data;
+    return dmat{p ? st->file + (p - d->map) : NULL, m.type, m.rows, m.cols, m.group};
+}
+
+static const float *to_dev_f(const cuda_state *st, const model_desc *d, const float *p)
+{
+    return p ? (const float *)(st->file + ((const uint8_t *)p - d->map)) : NULL;
+}
+
+/* A matrix the kernels can read: inside the mapping (the upload copies only that), known type. */
+static int check_matrix(const model_desc *d, const md_matrix &m, const char *what, int layer,
+                        dsq_error *err)
+{
+    if (!m.data)
+        return DSQ_OK;
+    const uint8_t *p = (const uint8_t *)m.data;
+    if (p < d->map || p >= d->map + d->map_size)
+        return dsq_fail(err, DSQ_EINPUT,
+                        "layer %d %s: stored outside the file's mapping "
+                        "(compressed?), which the CUDA backend cannot upload",
+                        layer, what);
+    const bool known = m.type == DSQ_TYPE_F32 || m.type == DSQ_TYPE_F16 ||
+                       m.type == DSQ_TYPE_BF16 || m.type == DSQ_TYPE_Q8 || m.type == DSQ_TYPE_Q4;
+    if (!known)
+        return dsq_fail(err, DSQ_EINPUT,
+                        "layer %d %s: storage type %u is not supported by the CUDA backend", layer,
+                        what, m.type);
+    return DSQ_OK;
+}
+
+static int check_model(const model_desc *d, dsq_error *err)
+{
+    int rc = check_matrix(d, d->embed, "embedding", -1, err);
+    if (!rc)
+        rc = check_matrix(d, d->output, "output", -1, err);
+    for (int l = 0; !rc && l < d->n_layers; l++) {
+        const md_layer &L = d->layers[l];
+        const md_matrix *ms[] = {&L.wq,          &L.wk,        &L.wv,         &L.q_a,
+                                 &L.q_b,         &L.kv_a,      &L.kv_b,       &L.wo,
+                                 &L.dense.gate,  &L.dense.up,  &L.dense.down, &L.router,
+                                 &L.shared.gate, &L.shared.up, &L.shared.down};
+        for (size_t i = 0; !rc && i < sizeof ms / sizeof ms[0]; i++)
+            rc = check_matrix(d, *ms[i], "matrix", l, err);
+        for (int e = 0; !rc && L.moe && e < d->route.n_experts; e++) {
+            rc = check_matrix(d, L.experts[e].gate, "expert", l, err);
+            if (!rc)
+                rc = check_matrix(d, L.experts[e].up, "expert", l, err);
+            if (!rc)
+                rc = check_matrix(d, L.experts[e].down, "expert", l, err);
+            if (!rc && (L.experts[e].gate.rows != L.experts[0].gate.rows))
+                rc = dsq_fail(err, DSQ_EINPUT, "layer %d: experts of different sizes", l);
+        }
+    }
+    if (!rc &&
+        (d->route.n_experts > MOE_ROUTE_MAX_EXPERTS || d->route.n_group > MOE_ROUTE_MAX_GROUPS))
+        rc = dsq_fail(err, DSQ_EINPUT,
+                      "%d experts in %d groups: the CUDA router takes at most %d "
+                      "in %d",
+                      d->route.n_experts, d->route.n_group, MOE_ROUTE_MAX_EXPERTS,
+                      MOE_ROUTE_MAX_GROUPS);
+    return rc;
+}
+
+/* The plan's view of the model: its dimensions and widest FFNs. */
+static vram_plan make_plan(const model_desc *d, int ctx, int n_seq)
+{
+    vram_model m = {d->mla,
+                    d->n_layers,
+                    d->hidden,
+                    d->vocab,
+                    d->n_heads,
+                    d->n_kv_heads,
+                    d->head_dim,
+                    d->q_lora_rank,
+                    d->kv_lora_rank,
+                    d->qk_nope,
+                    d->qk_rope,
+                    d->v_head_dim,
+                    d->route.n_experts,
+                    d->route.k,
+                    0,
+                    0,
+                    d->rope_dim,
+                    d->map_size, n_seq};
+    for (int l = 0; l < d->n_layers; l++) {
+        const md_layer &L = d->layers[l];
+        m.ffn_inter = L.dense.gate.rows > m.ffn_inter ? L.dense.gate.rows : m.ffn_inter;
+        if (L.has_shared && L.shared.gate.rows > m.ffn_inter)
+            m.ffn_inter = L.shared.gate.rows;
+        if (L.moe && L.experts[0].gate.rows > m.expert_inter)
+            m.expert_inter = L.experts[0].gate.rows;
+    }
+    vram_plan p;
+    vram_plan_make(&p, &m, ctx);
+    return p;
+}
+
+static void state_free(cuda_state *st)
+{
+    for (int i = 0; i <= MAX_GRAPH; i++)
+        if (st->graph_ready[i])
+            cudaGraphExecDestroy(st->graphs[i]);
+    for (int i = 0; i < st->n_allocs; i++)
+        cudaFree(st->allocs[i]);
+    if (st->host_io)
+        cudaFreeHost(st->host_io);
+    if (st->stream)
+        cudaStreamDestroy(st->stream);
+    free(st->layers);
+    free(st);
+}
+
+/* The file to the device: two pinned buffers, one filled from the mapping while the other's
+ * copy runs. */
+static cudaError_t upload(cuda_state *st, const model_desc *d, uint8_t *dst)
+{
+    uint8_t *stage[2] = {NULL, NULL};
+    cudaEvent_t done[2] = {NULL, NULL};
+    cudaError_t e = cudaSuccess;
+    for (int i = 0; i < 2 && e == cudaSuccess; i++) {
+        e = cudaMallocHost((void **)&stage[i], STAGE_BYTES);
+        if (e == cudaSuccess)
+            e = cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming);
+    }
+    for (uint64_t off = 0, i = 0; e == cudaSuccess && off < d->map_size; off += STAGE_BYTES, i++) {
+        const size_t len =
+            (size_t)(d->map_size - off < STAGE_BYTES ? d->map_size - off : STAGE_BYTES);
+        e = cudaEventSynchronize(done[i & 1]);
+        if (e == cudaSuccess) {
+            memcpy(stage[i & 1], d->map + off, len);
+            e = cudaMemcpyAsync(dst + off, stage[i & 1], len, cudaMemcpyHostToDevice, st->stream);
+        }
+        if (e == cudaSuccess)
+            e = cudaEventRecord(done[i & 1], st->stream);
+    }
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(st->stream);
+    for (int i = 0; i < 2; i++) {
+        if (done[i])
+            cudaEventDestroy(done[i]);
+        if (stage[i])
+            cudaFreeHost(stage[i]);
+    }
+    return e;
+}
+
+static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p)
+{
+    uint8_t *file;
+    TRY(dalloc(st, d->map_size, (void **)&file));
+    st->file = file;
+    TRY(upload(st, d, file));
+    st->embed = to_dev(st, d, d->embed);
+    st->output = to_dev(st, d, d->output);
+    st->norm = to_dev_f(st, d, d->norm);
+    const int ne = d->route.n_experts;
+    dmat *tables = NULL, *ffn_tables = NULL;
+    if (p.h)
+        TRY(dalloc_n(st, (size_t)d->n_layers * 3 * ne, &tables));
+    TRY(dalloc_n(st, 2 * (size_t)d->n_layers, &ffn_tables));
+    dmat *host_tables = p.h ? (dmat *)calloc((size_t)d->n_layers * 3 * ne, sizeof(dmat)) : NULL;
+    dmat *ffn_host = (dmat *)calloc(2 * (size_t)d->n_layers, sizeof(dmat));
+    if ((p.h && !host_tables) || !ffn_host) {
+        free(host_tables);
+        free(ffn_host);
+        return cudaErrorMemoryAllocation;
+    }
+    for (int l = 0; l < d->n_layers; l++) {
+        const md_layer &L = d->layers[l];
+        dlayer &o = st->layers[l];
+        o = dlayer{to_dev(st, d, L.wq),
+                   to_dev(st, d, L.wk),
+                   to_dev(st, d, L.wv),
+                   to_dev(st, d, L.q_a),
+                   to_dev(st, d, L.q_b),
+                   to_dev(st, d, L.kv_a),
+                   to_dev(st, d, L.kv_b),
+                   to_dev(st, d, L.wo),
+                   to_dev(st, d, L.dense.gate),
+                   to_dev(st, d, L.dense.up),
+                   to_dev(st, d, L.dense.down),
+                   to_dev(st, d, L.router),
+                   to_dev(st, d, L.shared.gate),
+                   to_dev(st, d, L.shared.up),
+                   to_dev(st, d, L.shared.down),
+                   to_dev_f(st, d, L.attn_norm),
+                   to_dev_f(st, d, L.ffn_norm),
+                   to_dev_f(st, d, L.q_a_norm),
+                   to_dev_f(st, d, L.kv_a_norm),
+                   NULL,
+                   NULL,
+                   NULL,
+                   NULL,
+                   L.moe,
+                   L.has_shared};
+        o.ffn_pair = ffn_tables + 2 * (size_t)l;
+        ffn_host[2 * l] = L.moe ? o.shared_gate : o.dense_gate;
+        ffn_host[2 * l + 1] = L.moe ? o.shared_up : o.dense_up;
+        if (L.moe) {
+            dmat *hl = host_tables + (size_t)l * 3 * ne;
+            for (int e = 0; e < ne; e++) {
+                hl[e] = to_dev(st, d, L.experts[e].gate);
+                hl[ne + e] = to_dev(st, d, L.experts[e].up);
+                hl[2 * ne + e] = to_dev(st, d, L.experts[e].down);
+            }
+            o.gates = tables + (size_t)l * 3 * ne;
+            o.ups = o.gates + ne;
+            o.downs = o.gates + 2 * ne;
+        }
+    }
+    cudaError_t e =
+        host_tables ? cudaMemcpy(tables, host_tables, (size_t)d->n_layers * 3 * ne * sizeof(dmat),
+                                 cudaMemcpyHostToDevice)
+                    : cudaSuccess;
+    if (e == cudaSuccess)
+        e = cudaMemcpy(ffn_tables, ffn_host, 2 * (size_t)d->n_layers * sizeof(dmat),
+                       cudaMemcpyHostToDevice);
+    free(host_tables);
+    free(ffn_host);
+    TRY(e);
+    const size_t rope_n = (size_t)d->rope_n_pos * (d->rope_dim / 2);
+    float *cs, *sn;
+    TRY(dalloc_n(st, rope_n, &cs));
+    TRY(dalloc_n(st, rope_n, &sn));
+    TRY(cudaMemcpy(cs, d->rope_cos, rope_n * sizeof(float), cudaMemcpyHostToDevice));
+    TRY(cudaMemcpy(sn, d->rope_sin, rope_n * sizeof(float), cudaMemcpyHostToDevice));
+    st->rope = rope_dev{cs, sn, d->rope_dim, d->rope_interleaved};
+    const size_t B = (size_t)p.batch, H = (size_t)d->hidden;
+    st->batch = p.batch;
+    st->expert_inter = 0;
+    for (int l = 0; l < d->n_layers; l++)
+        if (d->layers[l].moe)
+            st->expert_inter = d->layers[l].experts[0].gate.rows;
+    TRY(dalloc_n(st, p.cache_a, &st->cache_a));
+    TRY(dalloc_n(st, p.cache_b, &st->cache_b));
+    TRY(dalloc_n(st, B * H, &st->x));
+    TRY(dalloc_n(st, B * H, &st->xn));
+    TRY(dalloc_n(st, p.q, &st->q));
+    TRY(dalloc_n(st, p.qa, &st->qa));
+    TRY(dalloc_n(st, p.kv, &st->k));
+    TRY(dalloc_n(st, p.kv, &st->v));
+    TRY(dalloc_n(st, p.ckv, &st->ckv));
+    TRY(dalloc_n(st, p.attn, &st->attn));
+    TRY(dalloc_n(st, p.lat, &st->q_lat));
+    TRY(dalloc_n(st, p.lat, &st->o_lat));
+    TRY(dalloc_n(st, p.scores, &st->scores));
+    TRY(dalloc_n(st, p.ffn, &st->g));
+    TRY(dalloc_n(st, p.ffn, &st->u));
+    TRY(dalloc_n(st, p.h, &st->h));
+    TRY(dalloc_n(st, p.ye, &st->ye));
+    TRY(dalloc_n(st, p.ye, &st->xg));
+    TRY(dalloc_n(st, p.ids, &st->order));
+    TRY(dalloc_n(st, p.h ? (size_t)d->route.n_experts + 1 : 0, &st->starts));
+    TRY(dalloc_n(st, B * H, &st->shared_out));
+    TRY(dalloc_n(st, p.router, &st->router));
+    TRY(dalloc_n(st, p.ids, &st->route_w));
+    TRY(dalloc_n(st, p.ids, &st->ids));
+    TRY(dalloc_n(st, p.logits, &st->logits));
+    TRY(dalloc_n(st, 3 * B, &st->io));
+    TRY(dalloc_n(st, B, &st->zero_ids));
+    TRY(cudaMemset(st->zero_ids, 0, B * sizeof(int)));
+    TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
+    return cudaSuccess;
+}
+
+/* g = silu(gate . xn) * (up . xn) for a dense or shared FFN. One token takes the routed-expert
+ * kernel with a one-entry table (one launch instead of three); more read the weights once per
+ * 8 tokens through the GEMV. */
+static cudaError_t ffn_gate_up(cuda_state *st, const dlayer &L, const dmat &gate, const dmat &up,
+                               int n, int H, cudaStream_t s)
+{
+    if (n == 1)
+        return launch_expert_gate_up(L.ffn_pair, L.ffn_pair + 1, st->zero_ids, 1, st->xn, 1, H,
+                                     gate.rows, st->g, s);
+    TRY(launch_gemv(gate, st->xn, n, st->g, false, s));
+    TRY(launch_gemv(up, st->xn, n, st->u, false, s));
+    return launch_swiglu(st->g, st->u, (size_t)n * gate.rows, s);
+}
+
+/* One pass of n <= batch tokens whose positions, sequences and ids are in st->io; with head,
+ * the logits of the last token (or of all n) land in st->logits. */
+static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, bool all_logits)
+{
+    const model_desc *d = en->desc;
+    const cudaStream_t s = st->stream;
+    const int H = d->hidden, nh = d->n_heads, ctx = en->ctx;
+    const float eps = d->rms_eps;
+    const size_t B = (size_t)st->batch;
+    const token_slots pos = {st->io, st->io + B, (size_t)ctx * st->stride_a,
+                             (size_t)ctx * st->stride_b};
+    TRY(launch_embed(st->embed, st->io + 2 * B, n, st->x, s));
+    for (int l = 0; l < d->n_layers; l++) {
+        const dlayer &L = st->layers[l];
+        /* a layer's cache holds n_seq sequences of ctx tokens */
+        float *ca = st->cache_a + (size_t)l * st->n_seq * pos.stride_a;
+        float *cb = st->cache_b + (size_t)l * st->n_seq * pos.stride_b;
+        TRY(launch_rmsnorm(st->x, L.attn_norm, n, H, eps, st->xn, s));
+        if (!d->mla) {
+            TRY(launch_gemv(L.wq, st->xn, n, st->q, false, s));
+            TRY(launch_gemv(L.wk, st->xn, n, st->k, false, s));
+            TRY(launch_gemv(L.wv, st->xn, n, st->v, false, s));
+            TRY(launch_mha_store(st->q, st->k, st->v, n, nh, d->n_kv_heads, d->head_dim, st->rope,
+                                 pos, ca, cb, s));
+            TRY(launch_mha_attend(st->q, ca, cb, n, nh, d->n_kv_heads, d->head_dim, pos,
+                                  d->softmax_scale, ctx, st->scores, st->attn, s));
+        } else {
+            if (d->q_lora_rank) { /* q_a_layernorm keeps the reference's default eps 1e-6 */
+                TRY(launch_gemv(L.q_a, st->xn, n, st->qa, false, s));
+                TRY(launch_rmsnorm(st->qa, L.q_a_norm, n, d->q_lora_rank, 1e-6f, st->qa, s));
+                TRY(launch_gemv(L.q_b, st->qa, n, st->q, false, s));
+            } else {
+                TRY(launch_gemv(L.wq, st->xn, n, st->q, false, s));
+            }
+            TRY(launch_gemv(L.kv_a, st->xn, n, st->ckv, false, s));
+            TRY(launch_mla_store(st->q, st->ckv, L.kv_a_norm, n, nh, d->qk_nope, d->kv_lora_rank,
+                                 st->rope, pos, ca, cb, s));
+            TRY(launch_mla_absorb(L.kv_b, st->q, n, nh, d->qk_nope, d->qk_rope, d->v_head_dim,
+                                  st->q_lat, s));
+            TRY(launch_mla_attend(st->q_lat, st->q, ca, cb, n, nh, d->qk_nope, d->qk_rope,
+                                  d->kv_lora_rank, pos, d->softmax_scale, ctx, st->scores,
+                                  st->o_lat, s));
+            TRY(launch_mla_value(L.kv_b, st->o_lat, n, nh, d->qk_nope, d->v_head_dim, st->attn, s));
+        }
+        TRY(launch_gemv(L.wo, st->attn, n, st->x, true, s));
+        TRY(launch_rmsnorm(st->x, L.ffn_norm, n, H, eps, st->xn, s));
+        if (!L.moe) {
+            TRY(ffn_gate_up(st, L, L.dense_gate, L.dense_up, n, H, s));
+            TRY(launch_gemv(L.dense_down, st->g, n, st->x, true, s));
+            continue;
+        }
+        const int k = d->route.k;
+        TRY(launch_gemv(L.router, st->xn, n, st->router, false, s));
+        TRY(launch_moe_route(st->router, n, d->route, st->ids, st->route_w, s));
+        if (n == 1) { /* decode: one block row per chosen expert */
+            TRY(launch_expert_gate_up(L.gates, L.ups, st->ids, k, st->xn, n, H, st->expert_inter,
+                                      st->h, s));
+            TRY(launch_expert_down(L.downs, st->ids, n * k, st->h, st->expert_inter, H, st->ye, s));
+        } else { /* prefill: each expert's weights once per 8 of its tokens */
+            TRY(launch_experts_grouped(L.gates, L.ups, L.downs, st->ids, n, k, d->route.n_experts,
+                                       st->xn, H, st->expert_inter, st->order, st->starts, st->xg,
+                                       st->h, st->ye, s));
+        }
+        if (L.has_shared) {
+            TRY(ffn_gate_up(st, L, L.shared_gate, L.shared_up, n, H, s));
+            TRY(launch_gemv(L.shared_down, st->g, n, st->shared_out, false, s));
+        }
+        TRY(launch_moe_combine(st->ye, st->route_w, L.has_shared ? st->shared_out : NULL, n, k, H,
+                               st->x, s));
+    }
+    if (!head)
+        return cudaSuccess;
+    const int first = all_logits ? 0 : n - 1;
+    TRY(launch_rmsnorm(st->x + (size_t)first * H, st->norm, n - first, H, eps, st->xn, s));
+    return launch_gemv(st->output, st->xn, n - first, st->logits, false, s);
+}
+
+/* The launches of an n-token step with every row's logits, captured once per n. */
+static cudaError_t capture_step(cuda_state *st, const engine *en, int n)
+{
+    cudaGraph_t g;
+    TRY(cudaStreamBeginCapture(st->stream, cudaStreamCaptureModeThreadLocal));
+    cudaError_t e = enqueue(st, en, n, true, true);
+    cudaError_t e2 = cudaStreamEndCapture(st->stream, &g);
+    TRY(e);
+    TRY(e2);
+    e = cudaGraphInstantiate(&st->graphs[n], g, 0);
+    cudaGraphDestroy(g);
+    TRY(e);
+    st->graph_ready[n] = true;
+    return cudaSuccess;
+}
+
+/* Tokens at the given sequences (NULL: all 0) and positions, in passes of at most st->batch;
+ * logits of every token (all_logits) or of the last. Steps of up to MAX_GRAPH tokens that
+ * need every row replay a captured graph. */
+static int run_tokens(engine *en, const int *seq, const int *pos, const int *tokens, int n,
+                      float *logits, bool all_logits, dsq_error *err)
+{
+    cuda_state *st = (cuda_state *)en->state;
+    const size_t vocab = (size_t)en->desc->vocab, B = (size_t)st->batch;
+    for (int done = 0; done < n;) {
+        const int m = n - done < st->batch ? n - done : st->batch;
+        const bool last = done + m == n, head = last || all_logits;
+        for (int i = 0; i < m; i++) {
+            st->host_io[i] = pos[done + i];
+            st->host_io[B + i] = seq ? seq[done + i] : 0;
+            st->host_io[2 * B + i] = tokens[done + i];
+        }
+        cudaError_t e = cudaMemcpyAsync(st->io, st->host_io, 3 * B * sizeof(int),
+                                        cudaMemcpyHostToDevice, st->stream);
+        if (e == cudaSuccess && m <= MAX_GRAPH && head && (all_logits || m == 1) &&
+            st->use_graph) {
+            if (!st->graph_ready[m])
+                e = capture_step(st, en, m);
+            if (e == cudaSuccess)
+                e = cudaGraphLaunch(st->graphs[m], st->stream);
+        } else if (e == cudaSuccess) {
+            e = enqueue(st, en, m, head, all_logits);
+        }
+        if (e == cudaSuccess && head) {
+            float *dst = all_logits ? logits + (size_t)done * vocab : logits;
+            const size_t rows = all_logits ? (size_t)m : 1;
+            e = cudaMemcpyAsync(dst, st->logits, rows * vocab * sizeof(float),
+                                cudaMemcpyDeviceToHost, st->stream);
+        }
+        if (e == cudaSuccess)
+            e = cudaStreamSynchronize(st->stream);
+        if (e != cudaSuccess)
+            return cuda_fail(err, e, "forward pass");
+        done += m;
+    }
+    return DSQ_OK;
+}
+
+static int cuda_forward(engine *en, const int *tokens, int n, float *logits, bool all_logits,
+                        dsq_error *err)
+{
+    int *pos = (int *)malloc((size_t)n * sizeof(int));
+    if (!pos)
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    for (int i = 0; i < n; i++)
+        pos[i] = en->n_past + i;
+    int rc = run_tokens(en, NULL, pos, tokens, n, logits, all_logits, err);
+    free(pos);
+    return rc;
+}
+
+static int cuda_forward_seqs(engine *en, const int *seq, const int *pos, const int *tokens, int n,
+                             float *logits, dsq_error *err)
+{
+    return run_tokens(en, seq, pos, tokens, n, logits, true, err);
+}
+
+static void cuda_close(engine *en)
+{
+    if (en->state)
+        state_free((cuda_state *)en->state);
+    en->state = NULL;
+}
+
+/* GB/s of a device-to-device copy (read + write), median-free: ten copies after a warm one. */
+static double cuda_copy_bandwidth(engine *en)
+{
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess)
+        return 0;
+    size_t bytes = free_b / 4 < (1ull << 30) ? free_b / 4 : (1ull << 30);
+    void *a = NULL, *b = NULL;
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    double gbs = 0;
+    float ms = 0;
+    if (cudaMalloc(&a, bytes) == cudaSuccess && cudaMalloc(&b, bytes) == cudaSuccess &&
+        cudaEventCreate(&t0) == cudaSuccess && cudaEventCreate(&t1) == cudaSuccess &&
+        cudaMemsetAsync(a, 1, bytes, 0) == cudaSuccess &&
+        cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, 0) == cudaSuccess &&
+        cudaEventRecord(t0, 0) == cudaSuccess) {
+        const int reps = 10;
+        bool ok = true;
+        for (int i = 0; ok && i < reps; i++)
+            ok = cudaMemcpyAsync(i & 1 ? a : b, i & 1 ? b : a, bytes, cudaMemcpyDeviceToDevice,
+                                 0) == cudaSuccess;
+        if (ok && cudaEventRecord(t1, 0) == cudaSuccess &&
+            cudaEventSynchronize(t1) == cudaSuccess &&
+            cudaEventElapsedTime(&ms, t0, t1) == cudaSuccess && ms > 0)
+            gbs = 2.0 * bytes * reps / (ms * 1e-3) / 1e9;
+    }
+    if (t0)
+        cudaEventDestroy(t0);
+    if (t1)
+        cudaEventDestroy(t1);
+    cudaFree(a);
+    cudaFree(b);
+    (void)en;
+    return gbs;
+}
+
+static const engine_ops cuda_ops = {"cuda", cuda_forward, cuda_close, cuda_forward_seqs,
+                                    cuda_copy_bandwidth};
+
+extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *err)
+{
+    const model_desc *d = en->desc;
+    if (cuda_device_count() < 1)
+        return dsq_fail(err, DSQ_ERESOURCE,
+                        "--backend cuda: no CUDA device is available (no GPU or no driver)");
+    int rc = check_model(d, err);
+    if (rc)
+        return rc;
+    size_t free_b = 0, total_b = 0;
+    cudaError_t e = cudaSetDevice(0);
+    if (e == cudaSuccess)
+        e = cudaMemGetInfo(&free_b, &total_b);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "device query");
+    const vram_plan p = make_plan(d, en->ctx, en->n_seq);
+    const uint64_t budget = o->vram ? o->vram : free_b;
+    if (p.total > budget || p.total > free_b) {
+        const uint64_t have = budget < free_b ? budget : free_b;
+        const double per_token = (double)p.cache_bytes / en->ctx;
+        const double room = (double)have - (double)p.weights - (double)p.work_bytes;
+        char fit[96] = "the weights alone do not fit";
+        if (room >= per_token)
+            snprintf(fit, sizeof fit, "a cache of --ctx %d would fit",
+                     (int)(room / per_token) < en->ctx ? (int)(room / per_token) : en->ctx);
+        return dsq_fail(err, DSQ_ERESOURCE,
+                        "the model needs %.2f GB of device memory (weights %.2f, KV cache %.2f "
+                        "for --ctx %d, work buffers %.2f) but %.2f GB are available (%s); %s",
+                        p.total / 1e9, p.weights / 1e9, p.cache_bytes / 1e9, en->ctx,
+                        p.work_bytes / 1e9, have / 1e9,
+                        o->vram && budget < free_b ? "--vram" : "free device memory", fit);
+    }
+    cuda_state *st = (cuda_state *)calloc(1, sizeof *st);
+    if (!st || !(st->layers = (dlayer *)calloc((size_t)d->n_layers, sizeof(dlayer)))) {
+        free(st);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    st->use_graph = !o->no_graph;
+    st->n_seq = en->n_seq;
+    st->stride_a = d->mla ? (size_t)d->kv_lora_rank : (size_t)d->n_kv_heads * d->head_dim;
+    st->stride_b = d->mla ? (size_t)d->qk_rope : st->stride_a;
+    const double t0 = now_seconds();
+    e = cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess)
+        e = build(st, d, p);
+    if (e != cudaSuccess) {
+        state_free(st);
+        return cuda_fail(err, e, "load");
+    }
+    en->load_seconds = now_seconds() - t0;
+    en->load_bytes = d->map_size;
+    en->device_bytes = p.total;
+    en->state = st;
+    en->ops = &cuda_ops;
+    if (o->verbose) {
+        cudaDeviceProp prop;
+        cudaGetDeviceProperties(&prop, 0);
+        fprintf(stderr,
+                "cuda: %s; loaded %.2f GB in %.2f s (%.2f GB/s); %.2f GB of device "
+                "memory planned (cache %.2f GB for %d tokens)\n",
+                prop.name, en->load_bytes / 1e9, en->load_seconds,
+                en->load_bytes / en->load_seconds / 1e9, p.total / 1e9, p.cache_bytes / 1e9,
+                en->ctx);
+    }
+    return DSQ_OK;
+}

@@ -1,0 +1,82 @@
+/* Launchers of the CUDA kernels the engine strings together; each enqueues on `s` and returns
+ * the launch error. Activations are fp32, row-major, one row per token; positions come from
+ * device memory (*pos = tokens already in the cache) so a captured graph replays at any step. */
+#ifndef DSQ_CUDA_KERNELS_H
+#define DSQ_CUDA_KERNELS_H
+
+#include <cuda_runtime.h>
+
+#include "dmatrix.cuh"
+#include "moe_route.h"
+
+/* matvec.cu: y[t][r] (+)= w . x[t] for t < n (x: n rows of w.cols) */
+cudaError_t launch_gemv(const dmat &w, const float *x, int n, float *y, bool accumulate,
+                        cudaStream_t s);
+/* routed experts of one layer in one launch per stage; slot = t * k + j uses expert ids[slot].
+ * h[slot][inter] = silu(gate . x[t]) * (up . x[t]) */
+cudaError_t launch_expert_gate_up(const dmat *gates, const dmat *ups, const int *ids, int k,
+                                  const float *x, int n, int hidden, int inter, float *h,
+                                  cudaStream_t s);
+/* y[slot][hidden] = down . h[slot] */
+cudaError_t launch_expert_down(const dmat *downs, const int *ids, int n_slots, const float *h,
+                               int inter, int hidden, float *y, cudaStream_t s);
+/* The same two stages with tokens grouped by expert, so each expert's weights are read once per
+ * 8 of its tokens (prefill): order[pos] = slot sorted by expert, starts[e]..starts[e+1] its
+ * range, xg the gathered inputs (n*k rows of hidden), h in sorted order; y by slot as above. */
+cudaError_t launch_experts_grouped(const dmat *gates, const dmat *ups, const dmat *downs,
+                                   const int *ids, int n, int k, int n_experts, const float *x,
+                                   int hidden, int inter, int *order, int *starts, float *xg,
+                                   float *h, float *y, cudaStream_t s);
+/* MLA output: attn[t][h][i] = kv_b row (h * (nope + vd) + nope + i) . o_lat[t][h] */
+cudaError_t launch_mla_value(const dmat &kv_b, const float *o_lat, int n, int n_heads, int nope,
+                             int vd, float *attn, cudaStream_t s);
+
+/* elementwise.cu */
+cudaError_t launch_embed(const dmat &embed, const int *tokens, int n, float *x, cudaStream_t s);
+/* out[t] = w * x[t] / sqrt(mean(x[t]^2) + eps); out may alias x */
+cudaError_t launch_rmsnorm(const float *x, const float *w, int n, int dim, float eps, float *out,
+                           cudaStream_t s);
+/* g = silu(g) * u over count elements */
+cudaError_t launch_swiglu(float *g, const float *u, size_t count, cudaStream_t s);
+/* softmax of scores[t][n_experts] in place, then ids and weights (runtime/moe_route.h) */
+cudaError_t launch_moe_route(float *scores, int n, const moe_route_params &p, int *ids,
+                             float *weights, cudaStream_t s);
+/* x[t] += sum_j weights[t][j] * y[t * k + j] (+ shared[t] when not NULL) */
+cudaError_t launch_moe_combine(const float *y, const float *weights, const float *shared, int n,
+                               int k, int hidden, float *x, cudaStream_t s);
+
+/* attention.cu */
+/* Where each token of a pass goes: position pos[t] of sequence seq[t], whose cache starts
+ * seq[t] * stride_a (K or latent) and seq[t] * stride_b (V or k_pe) floats after the layer's. */
+struct token_slots {
+    const int *pos, *seq;
+    size_t stride_a, stride_b;
+};
+struct rope_dev {
+    const float *cos, *sin; /* [n_pos][dim / 2] */
+    int dim;
+    bool interleaved;
+};
+/* MHA: rotates q (n, nh, hd) and the new k in place, stores k and v at their slots */
+cudaError_t launch_mha_store(float *q, const float *k, const float *v, int n, int nh, int nkv,
+                             int hd, const rope_dev &rope, const token_slots &slots, float *kcache,
+                             float *vcache, cudaStream_t s);
+/* MHA causal attention for n queries over the cache; scores: n * nh * ctx floats of scratch */
+cudaError_t launch_mha_attend(const float *q, const float *kcache, const float *vcache, int n,
+                              int nh, int nkv, int hd, const token_slots &slots, float scale, int ctx,
+                              float *scores, float *out, cudaStream_t s);
+/* MLA: ckv (n, kvr + rope) -> latent cache (RMSNorm, eps 1e-6) and roped k_pe at their slots;
+ * rotates the rope part of q (n, nh, nope + rope) in place */
+cudaError_t launch_mla_store(float *q, const float *ckv, const float *kv_norm, int n, int nh,
+                             int nope, int kvr, const rope_dev &rope, const token_slots &slots, float *latent,
+                             float *pe, cudaStream_t s);
+/* q_lat[t][h] = W_UK(h)^T q_nope[t][h] over kvr */
+cudaError_t launch_mla_absorb(const dmat &kv_b, const float *q, int n, int nh, int nope, int rope,
+                              int vd, float *q_lat, cudaStream_t s);
+/* absorbed attention: scores over the latent and k_pe, softmax, o_lat = sum p c */
+cudaError_t launch_mla_attend(const float *q_lat, const float *q, const float *latent,
+                              const float *pe, int n, int nh, int nope, int rope, int kvr,
+                              const token_slots &slots, float scale, int ctx, float *scores, float *o_lat,
+                              cudaStream_t s);
+
+#endif

@@ -1,0 +1,223 @@
+/* Engine selection, the model description backends read, and the CPU engine (model_forward). */
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "types.h"
+#ifdef DSQ_HAVE_CUDA
+#include "cuda_engine.h"
+#endif
+
+bool engine_cuda_built(void)
+{
+#ifdef DSQ_HAVE_CUDA
+    return true;
+#else
+    return false;
+#endif
+}
+
+int engine_cuda_devices(void)
+{
+#ifdef DSQ_HAVE_CUDA
+    return cuda_device_count();
+#else
+    return 0;
+#endif
+}
+
+static md_matrix md(const dsq_matrix *w)
+{
+    return (md_matrix){w->data, w->type, w->rows, w->cols, w->group};
+}
+
+static md_ffn md_f(const ffn_weights *f)
+{
+    return (md_ffn){md(&f->gate), md(&f->up), md(&f->down)};
+}
+
+static void desc_free(model_desc *d)
+{
+    for (int l = 0; d->layers && l < d->n_layers; l++)
+        free(d->layers[l].experts);
+    free(d->layers);
+    free(d);
+}
+
+static model_desc *desc_build(const model *m)
+{
+    const dsq_model_config *c = m->cfg;
+    model_desc *d = calloc(1, sizeof *d);
+    if (!d || !(d->layers = calloc((size_t)c->n_layers, sizeof *d->layers))) {
+        free(d);
+        return NULL;
+    }
+    d->mla = c->family == DSQ_FAMILY_V2;
+    d->n_layers = c->n_layers;
+    d->hidden = c->hidden_size;
+    d->vocab = c->vocab_size;
+    d->n_heads = c->n_heads;
+    d->n_kv_heads = c->n_kv_heads;
+    d->head_dim = c->head_dim;
+    d->q_lora_rank = c->q_lora_rank;
+    d->kv_lora_rank = c->kv_lora_rank;
+    d->qk_nope = c->qk_nope_head_dim;
+    d->qk_rope = c->qk_rope_head_dim;
+    d->v_head_dim = c->v_head_dim;
+    d->route = (moe_route_params){c->n_routed_experts,
+                                  c->n_experts_per_tok,
+                                  c->topk_method == DSQ_TOPK_GROUP_LIMITED,
+                                  c->n_group,
+                                  c->topk_group,
+                                  c->norm_topk_prob,
+                                  (float)c->routed_scaling_factor};
+    d->rms_eps = (float)c->rms_norm_eps;
+    d->softmax_scale = m->softmax_scale;
+    d->rope_dim = m->rope.dim;
+    d->rope_n_pos = m->rope.n_pos;
+    d->rope_interleaved = m->rope.interleaved;
+    d->rope_cos = m->rope.cos;
+    d->rope_sin = m->rope.sin;
+    d->map = m->file.file.map;
+    d->map_size = m->file.file.size;
+    d->embed = md(&m->w.embed);
+    d->output = md(&m->w.output);
+    d->norm = m->w.norm;
+    for (int l = 0; l < c->n_layers; l++) {
+        const layer_weights *w = &m->w.layers[l];
+        md_layer *o = &d->layers[l];
+        *o = (md_layer){w->attn_norm,   w->ffn_norm,   w->q_a_norm,     w->kv_a_norm,
+                        md(&w->wq),     md(&w->wk),    md(&w->wv),      md(&w->q_a),
+                        md(&w->q_b),    md(&w->kv_a),  md(&w->kv_b),    md(&w->wo),
+                        w->moe,         w->has_shared, md_f(&w->dense), md_f(&w->shared),
+                        md(&w->router), NULL};
+        if (w->moe) {
+            if (!(o->experts = calloc((size_t)c->n_routed_experts, sizeof *o->experts))) {
+                desc_free(d);
+                return NULL;
+            }
+            for (int e = 0; e < c->n_routed_experts; e++)
+                o->experts[e] = md_f(&w->experts[e]);
+        }
+    }
+    return d;
+}
+
+static int cpu_forward(engine *e, const int *tokens, int n, float *logits, bool all_logits,
+                       dsq_error *err)
+{
+    e->model->n_past = e->n_past; /* the CPU cache is positional: a lower n_past truncates */
+    return model_forward(e->model, tokens, n, logits, all_logits, err);
+}
+
+static void cpu_close(engine *e)
+{
+    (void)e;
+}
+
+static const engine_ops cpu_ops = {"cpu", cpu_forward, cpu_close, NULL, NULL};
+
+int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
+{
+    memset(e, 0, sizeof *e);
+    const char *name = o && o->backend ? o->backend : engine_cuda_devices() > 0 ? "cuda" : "cpu";
+    if (strcmp(name, "cpu") != 0 && strcmp(name, "cuda") != 0)
+        return dsq_fail(err, DSQ_EUSAGE, "--backend %s: the backends are cpu and cuda", name);
+    model_desc *d = desc_build(m);
+    if (!d)
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    const int n_seq = o && o->n_seq > 1 ? o->n_seq : 1;
+    int *seq_past = calloc((size_t)n_seq, sizeof(int));
+    if (!seq_past) {
+        desc_free(d);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    *e = (engine){.ops = &cpu_ops,
+                  .model = m,
+                  .desc = d,
+                  .ctx = m->ctx,
+                  .n_past = 0,
+                  .n_seq = n_seq,
+                  .seq_past = seq_past};
+    if (strcmp(name, "cuda") == 0) {
+#ifdef DSQ_HAVE_CUDA
+        engine_options def = {0};
+        int rc = cuda_engine_open(e, o ? o : &def, err);
+        if (rc) {
+            desc_free(d);
+            free(seq_past);
+            memset(e, 0, sizeof *e);
+            return rc;
+        }
+#else
+        desc_free(d);
+        free(seq_past);
+        memset(e, 0, sizeof *e);
+        return dsq_fail(err, DSQ_ERESOURCE,
+                        "--backend cuda: this dsq was built without CUDA (nvcc was not found)");
+#endif
+    }
+    if (n_seq > 1 && !e->ops->forward_seqs) {
+        engine_close(e);
+        return dsq_fail(err, DSQ_EUSAGE, "the %s backend runs one sequence at a time",
+                        name);
+    }
+    return DSQ_OK;
+}
+
+void engine_close(engine *e)
+{
+    if (!e->ops)
+        return;
+    e->ops->close(e);
+    desc_free((model_desc *)e->desc);
+    free(e->seq_past);
+    memset(e, 0, sizeof *e);
+}
+
+int engine_forward(engine *e, const int *tokens, int n, float *logits, bool all_logits,
+                   dsq_error *err)
+{
+    if (n < 1 || e->n_past + n > e->ctx)
+        return dsq_fail(err, DSQ_EUSAGE, "context full: %d + %d tokens exceed --ctx %d", e->n_past,
+                        n, e->ctx);
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= e->desc->vocab)
+            return dsq_fail(err, DSQ_EINPUT, "token id %d outside the vocabulary (%d)", tokens[t],
+                            e->desc->vocab);
+    int rc = e->ops->forward(e, tokens, n, logits, all_logits, err);
+    if (!rc)
+        e->n_past += n;
+    return rc;
+}
+
+int engine_forward_seqs(engine *e, const int *seq, const int *tokens, int n, float *logits,
+                        dsq_error *err)
+{
+    if (!e->ops->forward_seqs)
+        return dsq_fail(err, DSQ_EUSAGE, "the %s backend runs one sequence at a time",
+                        e->ops->name);
+    if (n < 1)
+        return dsq_fail(err, DSQ_EUSAGE, "no tokens");
+    int *pos = malloc((size_t)n * sizeof(int)), *count = calloc((size_t)e->n_seq, sizeof(int));
+    int rc = pos && count ? DSQ_OK : dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    for (int i = 0; !rc && i < n; i++) {
+        if (seq[i] < 0 || seq[i] >= e->n_seq)
+            rc = dsq_fail(err, DSQ_EUSAGE, "sequence %d outside 0..%d", seq[i], e->n_seq - 1);
+        else if (tokens[i] < 0 || tokens[i] >= e->desc->vocab)
+            rc = dsq_fail(err, DSQ_EINPUT, "token id %d outside the vocabulary (%d)", tokens[i],
+                          e->desc->vocab);
+        else if ((pos[i] = e->seq_past[seq[i]] + count[seq[i]]++) >= e->ctx)
+            rc = dsq_fail(err, DSQ_EUSAGE, "context full: sequence %d exceeds --ctx %d", seq[i],
+                          e->ctx);
+    }
+    if (!rc)
+        rc = e->ops->forward_seqs(e, seq, pos, tokens, n, logits, err);
+    for (int s = 0; !rc && s < e->n_seq; s++)
+        e->seq_past[s] += count[s];
+    free(pos);
+    free(count);
+    return rc;
+}

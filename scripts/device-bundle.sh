@@ -1,0 +1,25 @@
+#!/bin/sh
+# Gathers what the GPU machine's check runs into BUILD/device: the dsq binary, the GPU test
+# binaries, and the shared libraries they load beyond the C library itself (lib/), so binaries
+# built here run on a GPU machine whose image lacks them. cudart is linked statically; the
+# driver (libcuda) always comes from the GPU machine. Carry BUILD/device (a few MB).
+#   scripts/device-bundle.sh [BUILD_DIR]
+set -eu
+build=${1:-build}
+out=$build/device
+rm -rf "$out"
+mkdir -p "$out/lib" "$out/tests/gpu"
+cp "$build/dsq" "$out/"
+for t in "$build"/tests/gpu/test_*; do
+    case "$t" in *.o | *.d) continue ;; esac
+    cp "$t" "$out/tests/gpu/"
+done
+for bin in "$out/dsq" "$out"/tests/gpu/test_*; do
+    ldd "$bin" | awk '/=> \// { print $3 }'
+done | sort -u | while read -r lib; do
+    case "$(basename "$lib")" in
+    libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux*) continue ;;
+    esac
+    cp -L "$lib" "$out/lib/"
+done
+du -sh "$out"

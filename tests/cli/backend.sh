@@ -1,0 +1,60 @@
+#!/bin/sh
+# --backend and --vram on run, ppl and bench. Without a usable GPU (or without CUDA in the build)
+# --backend cuda must fail with exit code 3 and say why; with one, the CUDA backend must give the
+# CPU's greedy text on the tiny trained model (whose top logits are far apart, unlike a random
+# fixture's), and an impossible --vram must be refused before loading.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+v1="$tmp/tiny-v1.dsq"
+tiny="$tmp/tiny.dsq"
+"$DSQ" convert "$DATA/tiny-v1" -o "$v1" >/dev/null 2>&1 || fail "convert tiny-v1" "failed"
+"$DSQ" convert models/tiny-v2 -o "$tiny" >/dev/null 2>&1 || fail "convert models/tiny-v2" "failed"
+printf 'one two three four five six seven eight nine ten eleven twelve\n%.0s' 1 2 3 4 5 6 7 8 \
+    >"$tmp/text.txt"
+
+expect_error "run unknown backend" 1 "--backend must be cpu or cuda" "" -- \
+    "$DSQ" run "$v1" -p x --backend tpu
+expect_error "ppl unknown backend" 1 "--backend must be cpu or cuda" "" -- \
+    "$DSQ" ppl "$v1" --text "$tmp/text.txt" --ctx 16 --backend tpu
+expect_error "bench unknown backend" 1 "--backend must be cpu or cuda" "" -- \
+    "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend tpu
+expect_error "run bad vram" 1 "--vram needs a positive byte count" "" -- \
+    "$DSQ" run "$v1" -p x --vram 12Q
+# the cuda memory plan: tiny-v1 caches K and V, 3 layers x 4 heads x 16 dims, fp32
+run "info cuda memory" 0 -- "$DSQ" info "$v1" --json --ctx 64 &&
+    if python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))["cuda_memory"]
+assert m["ctx"] == 64 and m["kv_cache"] == 3 * 64 * 2 * 4 * 16 * 4, m
+assert m["bytes"] == m["weights"] + m["kv_cache"] + m["work"] and m["work"] > 0, m
+' "$tmp/out"; then pass; else fail "info cuda memory" "$(cat "$tmp/out" | tail -n 12)"; fi
+expect_error "info ctx 0" 1 "--ctx must be an integer" "" -- "$DSQ" info "$v1" --ctx 0
+expect_error "bench batch on cpu" 1 "one sequence at a time" "" -- \
+    "$DSQ" bench "$v1" --prompt 4 --gen 2 --batch 2 --backend cpu
+run "run cpu" 0 -- "$DSQ" run "$tiny" -p "The cat" -n 24 --backend cpu && pass
+cp "$tmp/out" "$tmp/cpu.txt"
+
+"$DSQ" run "$tiny" -p "The cat" -n 24 --backend cuda >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 3 ]; then
+    # no device, or a build without CUDA: a clear line and nothing else
+    if grep -qE "no CUDA device|built without CUDA" "$tmp/err"; then pass; else
+        fail "cuda without a device" "message: $(cat "$tmp/err")"; fi
+    run "default backend falls back to cpu" 0 -- "$DSQ" run "$tiny" -p "The cat" -n 24 &&
+        if cmp -s "$tmp/out" "$tmp/cpu.txt"; then pass; else
+            fail "default backend" "text differs from --backend cpu"; fi
+    expect_error "ppl cuda without a device" 3 "CUDA" "" -- \
+        "$DSQ" ppl "$v1" --text "$tmp/text.txt" --ctx 16 --backend cuda
+elif [ "$rc" -eq 0 ]; then
+    if cmp -s "$tmp/out" "$tmp/cpu.txt"; then pass; else
+        fail "cuda greedy text" "differs from cpu: $(cat "$tmp/out") vs $(cat "$tmp/cpu.txt")"; fi
+    expect_error "cuda vram too small" 3 "device memory" "" -- \
+        "$DSQ" run "$v1" -p x --backend cuda --vram 1K
+    run "bench cuda" 0 -- "$DSQ" bench "$v1" --prompt 8 --gen 4 --backend cuda &&
+        expect_output "bench cuda" "device-to-device copy"
+else
+    fail "run --backend cuda" "exit $rc: $(cat "$tmp/err")"
+fi
+
+cli_summary "cli backend"

@@ -1,0 +1,325 @@
+/* Whole-model logits of the CUDA engine against the CPU engine (the reference) for every fixture
+ * family (tests/data) and the tiny trained model (models/tiny-v2) at bf16, q8 and q4: after a
+ * 100-token prefill (every row; two device passes) and after each of 8 decode steps; the
+ * captured decode graph against plain launches (bit-identical); several sequences in one engine
+ * against each alone (q4); 64 greedy tokens identical on the tiny model; and perplexity over
+ * data/heldout.txt equal to the printed digits. Bounds: tests/gpu/README.md. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "engine.h"
+#include "model.h"
+#include "perplexity.h"
+#include "tokenizer.h"
+
+/* |gpu - cpu| <= LOGIT_TOL * max(4, max |cpu logit| over the row); README.md derives it */
+#define LOGIT_TOL 2.5e-5
+#define N_PROMPT 100 /* more than one 64-token device pass */
+#define N_DECODE 8
+
+static int passed, failed;
+static char tmp_dir[256];
+
+static void result(bool ok, const char *what)
+{
+    printf("  %s: %s\n", what, ok ? "ok" : "FAIL");
+    ok ? passed++ : failed++;
+}
+
+static int argmax(const float *x, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    return b;
+}
+
+/* Largest |a - b| over a row, as a fraction of the row's bound. */
+static double row_error(const float *gpu, const float *cpu, int vocab)
+{
+    double mx = 4, worst = 0;
+    for (int i = 0; i < vocab; i++)
+        mx = fmax(mx, fabs(cpu[i]));
+    for (int i = 0; i < vocab; i++) {
+        double d = fabs((double)gpu[i] - cpu[i]);
+        if (!(d <= worst)) /* NaN counts as the worst */
+            worst = isnan(d) ? INFINITY : d;
+    }
+    return worst / (LOGIT_TOL * mx);
+}
+
+static bool convert_to(const char *dir, const char *preset, int group, const char *out)
+{
+    convert_options o = {.hf_dir = dir,
+                         .out_path = out,
+                         .threads = 2,
+                         .recipe = {.preset = preset, .group_size = group}};
+    convert_stats st = {0};
+    dsq_error err = {0};
+    if (dsq_convert(&o, &st, &err) != DSQ_OK) {
+        fprintf(stderr, "  convert %s %s: %s\n", dir, preset, err.msg);
+        return false;
+    }
+    free(st.unused_overrides);
+    return true;
+}
+
+/* Prefill and decode logits, GPU (graph and plain launches) against CPU. */
+static void compare_logits(const char *name, const char *path)
+{
+    model m;
+    engine cpu, gpu, plain;
+    dsq_error err = {0};
+    char what[1400];
+    if (model_open(&m, path, 128, &err)) {
+        snprintf(what, sizeof what, "%s open: %s", name, err.msg);
+        result(false, what);
+        return;
+    }
+    engine_options oc = {.backend = "cpu"}, og = {.backend = "cuda"},
+                   op = {.backend = "cuda", .no_graph = true};
+    if (engine_open(&cpu, &m, &oc, &err) || engine_open(&gpu, &m, &og, &err) ||
+        engine_open(&plain, &m, &op, &err)) {
+        snprintf(what, sizeof what, "%s engines: %s", name, err.msg);
+        result(false, what);
+        model_close(&m);
+        return;
+    }
+    const int vocab = m.cfg->vocab_size;
+    float *a = malloc((size_t)N_PROMPT * vocab * sizeof(float));
+    float *b = malloc((size_t)N_PROMPT * vocab * sizeof(float));
+    float *c = malloc((size_t)vocab * sizeof(float));
+    int tokens[N_PROMPT];
+    uint64_t s = 12345;
+    for (int i = 0; i < N_PROMPT; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        tokens[i] = (int)((s >> 33) % (uint64_t)vocab);
+    }
+    int rc = engine_forward(&cpu, tokens, N_PROMPT, a, true, &err);
+    if (!rc)
+        rc = engine_forward(&gpu, tokens, N_PROMPT, b, true, &err);
+    if (!rc)
+        rc = engine_forward(&plain, tokens, N_PROMPT, c, false, &err);
+    double worst = 0;
+    for (int t = 0; !rc && t < N_PROMPT; t++)
+        worst = fmax(worst, row_error(b + (size_t)t * vocab, a + (size_t)t * vocab, vocab));
+    snprintf(what, sizeof what, "%s prefill %d tokens (largest error %.3f of the bound)", name,
+             N_PROMPT, worst);
+    result(!rc && worst <= 1, what);
+    worst = 0;
+    bool same_graph = !rc;
+    for (int step = 0; !rc && step < N_DECODE; step++) {
+        int next = argmax(a, vocab);
+        rc = engine_forward(&cpu, &next, 1, a, false, &err);
+        if (!rc)
+            rc = engine_forward(&gpu, &next, 1, b, false, &err);
+        if (!rc)
+            rc = engine_forward(&plain, &next, 1, c, false, &err);
+        if (!rc) {
+            worst = fmax(worst, row_error(b, a, vocab));
+            same_graph = same_graph && memcmp(b, c, (size_t)vocab * sizeof(float)) == 0;
+        }
+    }
+    if (rc)
+        fprintf(stderr, "  %s: %s\n", name, err.msg);
+    snprintf(what, sizeof what, "%s %d decode steps (largest error %.3f of the bound)", name,
+             N_DECODE, worst);
+    result(!rc && worst <= 1, what);
+    snprintf(what, sizeof what, "%s decode graph equals plain launches", name);
+    result(!rc && same_graph, what);
+    free(a);
+    free(b);
+    free(c);
+    engine_close(&cpu);
+    engine_close(&gpu);
+    engine_close(&plain);
+    model_close(&m);
+}
+
+/* Three sequences in one CUDA engine: prompts of 5, 9 and 3 tokens interleaved in one call,
+ * then 4 steps of one token for each (in a shuffled order), against each sequence run alone on
+ * the CPU; every row within the logit bound. */
+static void compare_sequences(const char *name, const char *path)
+{
+    enum { S = 3, STEPS = 4, MAXLEN = 9 + STEPS };
+    const int len[S] = {5, 9, 3};
+    model m;
+    engine cpu, gpu;
+    dsq_error err = {0};
+    char what[1400];
+    if (model_open(&m, path, 32, &err)) {
+        result(false, err.msg);
+        return;
+    }
+    const int vocab = m.cfg->vocab_size;
+    engine_options oc = {.backend = "cpu"}, og = {.backend = "cuda", .n_seq = S};
+    int rc = engine_open(&cpu, &m, &oc, &err);
+    if (!rc && (rc = engine_open(&gpu, &m, &og, &err)))
+        engine_close(&cpu);
+    if (rc) {
+        result(false, err.msg);
+        model_close(&m);
+        return;
+    }
+    int toks[S][MAXLEN];
+    for (int q = 0; q < S; q++)
+        for (int i = 0; i < MAXLEN; i++)
+            toks[q][i] = (q * 131 + i * 17 + 3) % vocab;
+    float *want = malloc((size_t)S * MAXLEN * vocab * sizeof(float));
+    float *got = malloc((size_t)(9 + 5 + 3) * vocab * sizeof(float));
+    for (int q = 0; !rc && q < S; q++) { /* each sequence alone on the CPU, every row */
+        engine_reset(&cpu);
+        float *rows = want + (size_t)q * MAXLEN * vocab;
+        rc = engine_forward(&cpu, toks[q], len[q], rows, true, &err);
+        for (int i = 0; !rc && i < STEPS; i++)
+            rc = engine_forward(&cpu, &toks[q][len[q] + i], 1,
+                                rows + (size_t)(len[q] + i) * vocab, false, &err);
+    }
+    int seq[17], ids[17], row_of[17], n = 0;
+    for (int i = 0; i < MAXLEN; i++) /* round-robin over the prompts */
+        for (int q = 0; q < S; q++)
+            if (i < len[q]) {
+                seq[n] = q;
+                ids[n] = toks[q][i];
+                row_of[n++] = q * MAXLEN + i;
+            }
+    double worst = 0;
+    if (!rc && !(rc = engine_forward_seqs(&gpu, seq, ids, n, got, &err)))
+        for (int i = 0; i < n; i++)
+            worst = fmax(worst, row_error(got + (size_t)i * vocab,
+                                          want + (size_t)row_of[i] * vocab, vocab));
+    for (int step = 0; !rc && step < STEPS; step++) {
+        const int order[S] = {2, 0, 1};
+        for (int j = 0; j < S; j++) {
+            seq[j] = order[j];
+            ids[j] = toks[order[j]][len[order[j]] + step];
+        }
+        if (!(rc = engine_forward_seqs(&gpu, seq, ids, S, got, &err)))
+            for (int j = 0; j < S; j++)
+                worst = fmax(worst, row_error(got + (size_t)j * vocab,
+                                              want + ((size_t)order[j] * MAXLEN + len[order[j]] +
+                                                      step) * vocab,
+                                              vocab));
+    }
+    if (rc)
+        fprintf(stderr, "  %s: %s\n", name, err.msg);
+    snprintf(what, sizeof what,
+             "%s 3 sequences together, prompts then 4 steps (largest error %.3f of the bound)",
+             name, worst);
+    result(!rc && worst <= 1, what);
+    free(want);
+    free(got);
+    engine_close(&gpu);
+    engine_close(&cpu);
+    model_close(&m);
+}
+
+/* 64 greedy tokens from each engine alone, and the perplexity of the held-out text. */
+static void compare_greedy_and_ppl(const char *name, const char *path)
+{
+    model m;
+    engine e[2];
+    dsq_error err = {0};
+    char what[1400];
+    tokenizer *tok = NULL;
+    if (model_open(&m, path, 128, &err)) {
+        result(false, err.msg);
+        return;
+    }
+    const int vocab = m.cfg->vocab_size;
+    int seq[2][64];
+    float *logits = malloc((size_t)vocab * sizeof(float));
+    int rc = tokenizer_load(&tok, json_object_get(m.file.file.meta, "tokenizer"), path, &err);
+    for (int k = 0; !rc && k < 2; k++) {
+        engine_options o = {.backend = k ? "cuda" : "cpu"};
+        if ((rc = engine_open(&e[k], &m, &o, &err)))
+            break;
+        int t = tokenizer_bos(tok);
+        for (int i = 0; !rc && i < 64; i++) {
+            rc = engine_forward(&e[k], &t, 1, logits, false, &err);
+            seq[k][i] = t = argmax(logits, vocab);
+        }
+    }
+    snprintf(what, sizeof what, "%s 64 greedy tokens identical", name);
+    result(!rc && memcmp(seq[0], seq[1], sizeof seq[0]) == 0, what);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = rc ? NULL : fopen("data/heldout.txt", "rb");
+    if (f) {
+        text = malloc(1 << 17);
+        len = fread(text, 1, 1 << 17, f);
+        fclose(f);
+    }
+    int *ids = NULL;
+    size_t n = 0;
+    if (text && !(rc = tokenizer_encode(tok, text, len, TOKENIZER_ADD_BOS, &ids, &n, &err))) {
+        char printed[2][32];
+        for (int k = 0; !rc && k < 2; k++) {
+            ppl_options po = {.ctx = 128, .bos = tokenizer_bos(tok)};
+            ppl_result r = {0};
+            if (!(rc = ppl_evaluate(&e[k], ids, n < 128 * 8 ? n : 128 * 8, &po, &r, &err)))
+                snprintf(printed[k], sizeof printed[k], "%.4f", r.ppl.value);
+            ppl_result_free(&r);
+        }
+        snprintf(what, sizeof what, "%s perplexity %s (cpu) vs %s (cuda)", name,
+                 rc ? "?" : printed[0], rc ? "?" : printed[1]);
+        result(!rc && strcmp(printed[0], printed[1]) == 0, what);
+    } else {
+        result(false, "read and encode data/heldout.txt");
+    }
+    if (rc)
+        fprintf(stderr, "  %s: %s\n", name, err.msg);
+    free(ids);
+    free(text);
+    free(logits);
+    tokenizer_free(tok);
+    engine_close(&e[0]);
+    engine_close(&e[1]);
+    model_close(&m);
+}
+
+int main(void)
+{
+    const char *name = "test_model_gpu";
+    if (engine_cuda_devices() < 1) {
+        printf("%s: 0 passed, 0 failed, 1 skipped (no CUDA device)\n", name);
+        return 0;
+    }
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsq-gpu-XXXXXX");
+    if (!mkdtemp(tmp_dir))
+        return 2;
+    const char *presets[] = {"bf16", "q8", "q4"};
+    const char *families[] = {"tiny-v1", "tiny-v2-lite", "tiny-v2"};
+    char dir[512], out[512], label[128];
+    for (int f = 0; f < 4; f++)
+        for (int p = 0; p < 3; p++) {
+            if (f < 3)
+                snprintf(dir, sizeof dir, "tests/data/%s", families[f]);
+            else
+                snprintf(dir, sizeof dir, "models/tiny-v2");
+            snprintf(out, sizeof out, "%s/%d-%s.dsq", tmp_dir, f, presets[p]);
+            snprintf(label, sizeof label, "%s %s", f < 3 ? families[f] : "models/tiny-v2",
+                     presets[p]);
+            /* fixture rows are 32 or 64 long: group 32; the tiny model takes the default */
+            if (!convert_to(dir, presets[p], f < 3 ? 32 : 0, out)) {
+                result(false, label);
+                continue;
+            }
+            compare_logits(label, out);
+            if (p == 2)
+                compare_sequences(label, out);
+            if (f == 3)
+                compare_greedy_and_ppl(label, out);
+        }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp_dir);
+    printf("%s: %d passed, %d failed\n", name, passed, failed);
+    return failed ? 1 : 0;
+}
