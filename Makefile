@@ -22,7 +22,7 @@ endif
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -MMD -MP -I. -Iformats -Iquant -Iconvert -Iruntime
 LDFLAGS += $(OPT) -fopenmp
-LDLIBS  += -ljansson -lzstd -lxxhash -lpcre2-8 -lm
+LDLIBS  += -ljansson -lzstd -lxxhash -lpcre2-8 -lmicrohttpd -lpthread -lm
 
 LIB_SRCS  := $(wildcard formats/*.c quant/*.c convert/*.c runtime/*.c)
 LIB_SRCS  := $(filter-out runtime/main.c,$(LIB_SRCS))

@@ -44,6 +44,14 @@ static inline void model_reset(model *m)
     m->n_past = 0;
 }
 
+/* Keeps the first n tokens of the cache (n <= n_past): the next forward call writes at
+ * position n, so a prompt that shares a prefix with the cached tokens runs only its new part. */
+static inline void model_truncate(model *m, int n)
+{
+    if (n >= 0 && n < m->n_past)
+        m->n_past = n;
+}
+
 /* Runs n tokens at positions n_past..n_past+n-1 and appends them to the cache. logits receives
  * vocab floats per token if all_logits, else for the last token only. */
 int model_forward(model *m, const int *tokens, int n, float *logits, bool all_logits,
