@@ -150,6 +150,14 @@ static enum MHD_Result answer_health(http_req *r)
                                  JSON_COMPACT));
 }
 
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
 /* Called on the first access (headers read): decides everything the body cannot change. */
 static enum MHD_Result on_headers(http_req *r, const char *method)
 {
@@ -157,6 +165,15 @@ static enum MHD_Result on_headers(http_req *r, const char *method)
     r->rt = route_of(r->path);
     const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
     openai_error *e = &r->deferred;
+    size_t header_bytes = strlen(r->path);
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
+    if (header_bytes > r->h->o.max_header) {
+        openai_fail(e, 431, "invalid_request_error", "headers_too_large", NULL,
+                    "the request line and headers have about %zu bytes; the limit is %zu "
+                    "(--max-header)",
+                    header_bytes, r->h->o.max_header);
+        return queue_error(r, e);
+    }
     if (!authorized(r))
         r->deferred_status = openai_fail(e, 401, "invalid_request_error", "invalid_api_key", NULL,
                                          "missing or wrong API key: send the header "
