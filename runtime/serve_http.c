@@ -143,11 +143,11 @@ static enum MHD_Result answer_health(http_req *r)
     int waiting, running;
     serve_queue_counts(r->h->queue, &waiting, &running);
     bool refusing = atomic_load(&r->h->refusing);
-    return queue_json(r, refusing ? 503 : 200,
-                      json_dumps(json_pack("{s:s, s:i, s:i}", "status",
-                                           refusing ? "shutting down" : "ok", "waiting", waiting,
-                                           "running", running),
-                                 JSON_COMPACT));
+    json_t *o = json_pack("{s:s, s:i, s:i}", "status", refusing ? "shutting down" : "ok",
+                          "waiting", waiting, "running", running);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return queue_json(r, refusing ? 503 : 200, body);
 }
 
 static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -254,8 +254,7 @@ static enum MHD_Result answer_done(http_req *r)
     serve_job *j = r->job;
     if (j->finish == FINISH_ERROR) {
         openai_error e;
-        openai_fail(&e, j->status, "server_error", j->status == 503 ? "unavailable" : NULL, NULL,
-                    "%s", j->error);
+        openai_fail(&e, j->status, "server_error", j->code, NULL, "%s", j->error);
         return queue_error(r, &e);
     }
     openai_reply rep = reply_of(r);
@@ -282,7 +281,7 @@ static bool next_event(http_req *r)
         r->end_sent = true;
         if (j->finish == FINISH_ERROR) {
             openai_error e;
-            openai_fail(&e, j->status, "server_error", NULL, NULL, "%s", j->error);
+            openai_fail(&e, j->status, "server_error", j->code, NULL, "%s", j->error);
             ev = openai_error_event(&e);
         } else {
             ev = openai_chunk(&rep, false, NULL, 0, openai_finish_reason(j->finish));

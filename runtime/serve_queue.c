@@ -238,10 +238,12 @@ static serve_finish generate_job(serve_queue *q, serve_job *j, dsq_error *err, i
 }
 
 /* Under j->mu: the job is over; its connection may go on. */
-static void finish_job(serve_job *j, serve_finish finish, int status, const char *msg)
+static void finish_job(serve_job *j, serve_finish finish, int status, const char *code,
+                       const char *msg)
 {
     j->finish = finish;
     j->status = status;
+    j->code = code;
     if (msg)
         snprintf(j->error, sizeof j->error, "%s", msg);
     j->done = true;
@@ -261,9 +263,9 @@ static void run_job(serve_queue *q, serve_job *j)
     serve_finish finish = gone ? FINISH_CANCELLED : generate_job(q, j, &err, &rc);
     pthread_mutex_lock(&j->mu);
     if (finish == FINISH_ERROR)
-        finish_job(j, finish, err.code == DSQ_ERESOURCE ? 503 : 500, err.msg);
+        finish_job(j, finish, err.code == DSQ_ERESOURCE ? 503 : 500, NULL, err.msg);
     else
-        finish_job(j, finish, 200, NULL);
+        finish_job(j, finish, 200, NULL, NULL);
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -279,7 +281,7 @@ static void *model_thread(void *arg)
                 serve_job *j = q->waiting[q->head];
                 q->head = (q->head + 1) % q->limit;
                 pthread_mutex_lock(&j->mu);
-                finish_job(j, FINISH_ERROR, 503, "the server is shutting down");
+                finish_job(j, FINISH_ERROR, 503, "shutting_down", "the server is shutting down");
                 pthread_mutex_unlock(&j->mu);
                 serve_job_release(j);
             }

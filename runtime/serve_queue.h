@@ -53,6 +53,7 @@ struct serve_job {
     atomic_bool finished; /* = done, for readers that cannot take mu; the fields below are final */
     serve_finish finish;
     int status;        /* HTTP status of a failed job (FINISH_ERROR) */
+    const char *code;  /* its OpenAI error code, or NULL */
     char error[1024];  /* its message */
     atomic_int n_cached;    /* prompt tokens reused from the previous request's cache */
     atomic_int n_generated; /* tokens sampled, EOS included */
