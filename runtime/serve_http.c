@@ -53,7 +53,7 @@ typedef struct {
     char *ev;
     size_t ev_len, ev_off;
     int pieces_sent;
-    bool role_sent, end_sent, usage_sent, done_sent;
+    bool role_sent, end_sent, usage_sent, done_sent, cancelled;
 } http_req;
 
 /* ---- answers ------------------------------------------------------------------------------ */
@@ -252,6 +252,8 @@ static openai_usage usage_of(const http_req *r)
 static enum MHD_Result answer_done(http_req *r)
 {
     serve_job *j = r->job;
+    if (j->finish == FINISH_CANCELLED)
+        return MHD_NO; /* the client is gone: close */
     if (j->finish == FINISH_ERROR) {
         openai_error e;
         openai_fail(&e, j->status, "server_error", j->code, NULL, "%s", j->error);
@@ -276,6 +278,9 @@ static bool next_event(http_req *r)
         ev = openai_chunk(&rep, false, j->text + from, to - from, NULL);
         r->pieces_sent++;
     } else if (!j->done) {
+        return false;
+    } else if (j->finish == FINISH_CANCELLED) {
+        r->cancelled = true; /* the client is gone: end without the closing events */
         return false;
     } else if (!r->end_sent) {
         r->end_sent = true;
@@ -319,7 +324,9 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
             break;
         }
         if (!next_event(r)) {
-            if (r->done_sent) {
+            if (r->cancelled) {
+                n = MHD_CONTENT_READER_END_WITH_ERROR;
+            } else if (r->done_sent) {
                 n = MHD_CONTENT_READER_END_OF_STREAM;
             } else { /* nothing yet: park until the model thread has output */
                 j->suspended = true;
@@ -493,7 +500,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         e.completion_tokens = atomic_load(&j->n_generated);
         if (finished && j->t_done > j->t_started)
             e.gen_seconds = j->t_done - j->t_started;
-        e.outcome = !finished || how != MHD_REQUEST_TERMINATED_COMPLETED_OK
+        e.outcome = !finished || how != MHD_REQUEST_TERMINATED_COMPLETED_OK ||
+                            j->finish == FINISH_CANCELLED
                         ? "cancelled"
                         : j->finish == FINISH_ERROR ? "error" : openai_finish_reason(j->finish);
         serve_job_release(j);

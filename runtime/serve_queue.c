@@ -262,7 +262,10 @@ static void run_job(serve_queue *q, serve_job *j)
     int rc = DSQ_OK;
     serve_finish finish = gone ? FINISH_CANCELLED : generate_job(q, j, &err, &rc);
     pthread_mutex_lock(&j->mu);
-    if (finish == FINISH_ERROR)
+    if (finish == FINISH_CANCELLED && !atomic_load(&j->cancelled)) /* a second stop signal */
+        finish_job(j, FINISH_ERROR, 503, "shutting_down",
+                   "the server is shutting down and stopped this request");
+    else if (finish == FINISH_ERROR)
         finish_job(j, finish, err.code == DSQ_ERESOURCE ? 503 : 500, NULL, err.msg);
     else
         finish_job(j, finish, 200, NULL, NULL);

@@ -16,7 +16,24 @@ if ! "$PY" -c 'import openai' 2>/dev/null; then
         echo "serve: SKIPPED: $PY cannot import openai (python3 -m venv .venv &&" \
             ".venv/bin/pip install -r tests/requirements-serve.txt)"
     fi
-    cli_summary serve
+    # slow clients, idle timeout and the connection limit
+if start_server "$tmp/limits.log" --timeout 1 --max-connections 4; then
+    out=$("$PY" "$HERE/serve_client.py" --dsq "$DSQ" --model "$model" --port "$port" --pid "$pid" \
+        --log "$tmp/limits.log" --only limits 2>&1)
+    printf '%s\n' "$out" | grep -v '^serve-client:'
+    line=$(printf '%s\n' "$out" | tail -n 1)
+    p=$(printf '%s' "$line" | sed -n 's/^serve-client: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(printf '%s' "$line" | sed -n 's/^serve-client: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$p" ]; then fail "limits" "crashed: $(printf '%s' "$out" | tail -c 600)"; else
+        passed=$((passed + p))
+        failed=$((failed + f))
+    fi
+    stop_server "stop (limits)"
+else
+    fail "start server (limits)" "$(cat "$tmp/limits.log")"
+fi
+
+cli_summary serve
     exit
 fi
 
@@ -39,7 +56,7 @@ start_server() {
     port=""
     i=0
     while [ $i -lt 100 ] && [ -z "$port" ] && kill -0 "$pid" 2>/dev/null; do
-        port=$(sed -n 's|.*listening.*http://127\.0\.0\.1:\([0-9]*\)/v1.*|\1|p' "$log" | head -n 1)
+        port=$(sed -n 's|.*listening.*http://127\.0\.0\.1:\([0-9]*\)/v1.*|\1|p' "$log" 2>/dev/null | head -n 1)
         [ -z "$port" ] && sleep 0.1
         i=$((i + 1))
     done
@@ -141,6 +158,23 @@ assert lines[0]["event"] == "listening" and lines[-1]["event"] == "stopped", lin
 ' "$tmp/json.log" 2>"$tmp/err"; then pass; else fail "json logs" "$(head -c 600 "$tmp/err")"; fi
 else
     fail "start server (json logs)" "$(cat "$tmp/json.log")"
+fi
+
+# slow clients, idle timeout and the connection limit
+if start_server "$tmp/limits.log" --timeout 1 --max-connections 4; then
+    out=$("$PY" "$HERE/serve_client.py" --dsq "$DSQ" --model "$model" --port "$port" --pid "$pid" \
+        --log "$tmp/limits.log" --only limits 2>&1)
+    printf '%s\n' "$out" | grep -v '^serve-client:'
+    line=$(printf '%s\n' "$out" | tail -n 1)
+    p=$(printf '%s' "$line" | sed -n 's/^serve-client: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(printf '%s' "$line" | sed -n 's/^serve-client: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$p" ]; then fail "limits" "crashed: $(printf '%s' "$out" | tail -c 600)"; else
+        passed=$((passed + p))
+        failed=$((failed + f))
+    fi
+    stop_server "stop (limits)"
+else
+    fail "start server (limits)" "$(cat "$tmp/limits.log")"
 fi
 
 cli_summary serve

@@ -351,6 +351,17 @@ def load_round(srv, expected, clients, per_client, max_disconnect_tokens):
                             {"prompt": p, "max_tokens": 24, "temperature": 0.8, "seed": 5})
             ok = st == 200 and d["choices"][0]["text"] == expected[("seeded", p)]
             return ok, f"{st} {d!r:.200}"
+        if k % 8 == 7:  # a non-streaming client that gives up waiting
+            conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            conn.request("POST", "/v1/completions", json.dumps(
+                {"prompt": p, "max_tokens": max_disconnect_tokens, "temperature": 0}),
+                {"Authorization": f"Bearer {srv.key}", "Content-Type": "application/json"})
+            time.sleep(0.2)
+            conn.sock.close()
+            conn.close()
+            with lock:
+                disconnects[0] += 1
+            return True, ""
         # a streaming client that reads two events and hangs up
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
         conn.request("POST", "/v1/completions", json.dumps(
@@ -435,25 +446,77 @@ def test_load(a, srv):
         check("load: no memory growth", rss1 - rss0 < 2048, f"{rss0} -> {rss1} kB")
 
 
+def test_limits(a, srv):
+    """Against a server started with --timeout 1 --max-connections 4 and no key."""
+    import socket
+
+    def connect():
+        return socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+
+    def closed_by_server(sock, seconds):
+        sock.settimeout(seconds)
+        try:
+            while sock.recv(4096):
+                pass
+            return True
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    # a client that stops in the middle of its headers holds nothing: others are served, and
+    # its connection is closed after the idle timeout
+    slow = connect()
+    slow.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    st, _ = srv.raw("GET", "/v1/models", key=False)
+    check("served beside a slow client", st == 200, str(st))
+    t0 = time.time()
+    check("slow client closed after the idle timeout", closed_by_server(slow, 10) and
+          time.time() - t0 < 5, f"{time.time() - t0:.1f} s")
+    slow.close()
+    # the connection limit: a fifth connection gets no answer while four are open
+    held = [connect() for _ in range(4)]
+    for h in held:
+        h.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        h.recv(4096)  # answered; the connection stays open (keep-alive)
+    extra = connect()
+    extra.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    check("fifth connection refused", closed_by_server(extra, 5))
+    extra.close()
+    for h in held:
+        h.close()
+    ok = False
+    for _ in range(50):  # the server notices the closed connections within its poll
+        try:
+            ok = srv.raw("GET", "/health", key=False)[0] == 200
+        except OSError:
+            ok = False
+        if ok:
+            break
+        time.sleep(0.1)
+    check("served again once connections close", ok)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dsq", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--key", required=True)
+    ap.add_argument("--key", default="")
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--log", required=True, help="the server's stderr")
-    ap.add_argument("--only", choices=["client", "bad", "load"])
+    ap.add_argument("--only", choices=["client", "bad", "load", "limits"])
     ap.add_argument("--no-rss-check", action="store_true",
                     help="a sanitizer build, whose allocator holds freed memory back")
     a = ap.parse_args()
     srv = Server(a.port, a.key, a.pid)
-    client = OpenAI(base_url=f"http://127.0.0.1:{a.port}/v1", api_key=a.key, max_retries=0,
-                    timeout=60)
+    client = OpenAI(base_url=f"http://127.0.0.1:{a.port}/v1", api_key=a.key or "none",
+                    max_retries=0, timeout=60)
     for name, fn in (("client", lambda: test_client(a, srv, client)),
                      ("bad", lambda: test_bad_requests(a, srv)),
-                     ("load", lambda: test_load(a, srv))):
-        if a.only in (None, name):
+                     ("load", lambda: test_load(a, srv)),
+                     ("limits", lambda: test_limits(a, srv))):
+        if a.only == name or (a.only is None and name != "limits"):
             try:
                 fn()
             except Exception as e:
