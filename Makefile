@@ -3,7 +3,7 @@
 #   make test       build and run the test suite
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo       convert a shipped fixture and inspect it
-#   make bench      conversion, quantization and CPU runtime benchmarks (print numbers only)
+#   make bench      conversion, quantization, CPU runtime and server benchmarks (numbers only)
 #   make fuzz       libFuzzer targets (clang)
 # CUDA sources build with nvcc when it is found; CUDA_ARCHS picks the targets.
 
@@ -93,6 +93,7 @@ demo: $(BUILD)/dsq
 bench: $(BUILD)/dsq
 	scripts/bench-convert.sh $(BUILD)/dsq
 	scripts/bench-runtime.sh $(BUILD)/dsq
+	python3 scripts/bench-serve.py --dsq $(BUILD)/dsq
 
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 fuzz: $(FUZZ_BINS)

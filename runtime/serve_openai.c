@@ -29,6 +29,8 @@ int openai_fail(openai_error *e, int status, const char *type, const char *code,
 
 static const char *type_name(const json_t *v)
 {
+    if (!v)
+        return "missing";
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
@@ -213,6 +215,8 @@ static int message_text(const json_t *content, size_t idx, char **text, size_t *
 {
     char param[64];
     snprintf(param, sizeof param, "messages[%zu].content", idx);
+    if (!content)
+        return openai_fail(e, 400, INVALID, NULL, param, "'%s' is required", param);
     if (json_is_string(content)) {
         *len = json_string_length(content);
         *text = malloc(*len + 1);

@@ -243,6 +243,8 @@ def test_bad_requests(a, srv):
          "messages"),
         ("unknown role", "POST", chat, {"messages": [{"role": "wizard", "content": "x"}]}, None,
          True, 400, "'wizard'", "messages[0].role"),
+        ("message without content", "POST", chat, {"messages": [{"role": "user"}]}, None, True,
+         400, "'messages[0].content' is required", "messages[0].content"),
         ("content of wrong type", "POST", chat, {"messages": [{"role": "user", "content": 5}]},
          None, True, 400, "must be a string or an array", "messages[0].content"),
         ("temperature a string", "POST", chat, {"messages": user, "temperature": "hot"}, None,
