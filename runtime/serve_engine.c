@@ -76,22 +76,28 @@ int serve_engine_prefill(serve_engine *e, const int *prompt, int n, serve_cancel
     return DSQ_OK;
 }
 
+void serve_penalties_apply(const serve_penalties *pen, float *logits, int vocab, int *counts,
+                           const int *generated, int n)
+{
+    if (pen->frequency == 0 && pen->presence == 0)
+        return;
+    for (int i = 0; i < n; i++)
+        if (generated[i] >= 0 && generated[i] < vocab)
+            counts[generated[i]]++;
+    for (int i = 0; i < n; i++) {
+        int t = generated[i];
+        if (t < 0 || t >= vocab || counts[t] == 0)
+            continue;
+        logits[t] -= pen->frequency * (float)counts[t] + pen->presence;
+        counts[t] = 0; /* once per distinct token; leaves counts zeroed */
+    }
+}
+
 int serve_engine_sample(serve_engine *e, sampler *s, const serve_penalties *pen,
                         const int *history, int n_history, int n_prompt)
 {
-    const int vocab = e->m.cfg->vocab_size;
-    if (pen->frequency != 0 || pen->presence != 0) {
-        for (int i = n_prompt; i < n_history; i++)
-            if (history[i] >= 0 && history[i] < vocab)
-                e->counts[history[i]]++;
-        for (int i = n_prompt; i < n_history; i++) {
-            int t = history[i];
-            if (t < 0 || t >= vocab || e->counts[t] == 0)
-                continue;
-            e->logits[t] -= pen->frequency * (float)e->counts[t] + pen->presence;
-            e->counts[t] = 0; /* once per distinct token; leaves counts zeroed */
-        }
-    }
+    serve_penalties_apply(pen, e->logits, e->m.cfg->vocab_size, e->counts, history + n_prompt,
+                          n_history - n_prompt);
     return sampler_sample(s, e->logits, history, n_history);
 }
 

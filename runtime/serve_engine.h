@@ -26,6 +26,12 @@ typedef struct {
     float frequency, presence;
 } serve_penalties;
 
+/* Lowers logits[t] by frequency * count(t) + presence for every token t in
+ * generated[0..n) (ids outside 0..vocab-1 are skipped). counts: vocab ints, zero on entry and
+ * on return. */
+void serve_penalties_apply(const serve_penalties *pen, float *logits, int vocab, int *counts,
+                           const int *generated, int n);
+
 /* Opens the model with a cache of ctx tokens (0: min(4096, the model's maximum)). */
 int serve_engine_open(serve_engine *e, const char *path, int ctx, dsq_error *err);
 void serve_engine_close(serve_engine *e);

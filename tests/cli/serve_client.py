@@ -180,6 +180,15 @@ def test_client(a, srv, client):
         check(f"seeded sampling = dsq run {' '.join(args)}", r.choices[0].text.encode() == want,
               f"{r.choices[0].text!r} != {want!r}")
 
+    # OpenAI's penalties: zero changes nothing; a strong one changes greedy output
+    base = run_text(a, "The meaning of life", 48).decode()
+    zero = client.completions.create(model="tiny-v2", prompt="The meaning of life", max_tokens=48,
+                                     temperature=0, frequency_penalty=0, presence_penalty=0)
+    check("zero penalties = dsq run", zero.choices[0].text == base, zero.choices[0].text)
+    pen = client.completions.create(model="tiny-v2", prompt="The meaning of life", max_tokens=48,
+                                    temperature=0, frequency_penalty=2, presence_penalty=2)
+    check("penalties change greedy output", pen.choices[0].text != base, pen.choices[0].text)
+
     # stop strings: one that spans two streamed pieces ends the text just before it
     pieces, finish, usage = stream_completion(client, model="tiny-v2", prompt="The meaning of life",
                                               max_tokens=48, temperature=0,
