@@ -25,7 +25,8 @@ static const char serve_help[] =
     "                             dsq run)\n"
     "  GET  /health               {\"status\": \"ok\", \"waiting\": N, \"running\": N}\n"
     "Both completion endpoints take \"stream\": true (server-sent events, one chunk per decoded\n"
-    "piece of text, ending with 'data: [DONE]'; \"stream_options\": {\"include_usage\": true} adds\n"
+    "piece of text, ending with 'data: [DONE]'; \"stream_options\": {\"include_usage\": true} "
+    "adds\n"
     "a usage chunk), max_tokens (max_completion_tokens), temperature (default 1, 0 = greedy),\n"
     "top_p, top_k, min_p, seed, stop (up to 4 strings, caught across token boundaries and left\n"
     "out of the text), frequency_penalty, presence_penalty, repetition_penalty and\n"
@@ -66,8 +67,21 @@ static const char serve_help[] =
     "      --json-logs         log lines as JSON objects\n"
     "  -h, --help              this text\n";
 
-enum { OPT_HOST = 256, OPT_PORT, OPT_KEY, OPT_KEY_FILE, OPT_NAME, OPT_THREADS, OPT_QUEUE,
-       OPT_BODY, OPT_HEADER, OPT_CONNS, OPT_TIMEOUT, OPT_HTTP_THREADS, OPT_JSON };
+enum {
+    OPT_HOST = 256,
+    OPT_PORT,
+    OPT_KEY,
+    OPT_KEY_FILE,
+    OPT_NAME,
+    OPT_THREADS,
+    OPT_QUEUE,
+    OPT_BODY,
+    OPT_HEADER,
+    OPT_CONNS,
+    OPT_TIMEOUT,
+    OPT_HTTP_THREADS,
+    OPT_JSON
+};
 
 /* The first line of path, malloc'd; NULL with a message. */
 static char *read_key_file(const char *path)
@@ -110,25 +124,28 @@ static bool wait_signal(const sigset_t *set, long ms)
 
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"host", required_argument, 0, OPT_HOST},
-        {"port", required_argument, 0, OPT_PORT},
-        {"api-key", required_argument, 0, OPT_KEY},
-        {"api-key-file", required_argument, 0, OPT_KEY_FILE},
-        {"model-name", required_argument, 0, OPT_NAME},
-        {"ctx", required_argument, 0, 'c'},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"queue", required_argument, 0, OPT_QUEUE},
-        {"max-body", required_argument, 0, OPT_BODY},
-        {"max-header", required_argument, 0, OPT_HEADER},
-        {"max-connections", required_argument, 0, OPT_CONNS},
-        {"timeout", required_argument, 0, OPT_TIMEOUT},
-        {"http-threads", required_argument, 0, OPT_HTTP_THREADS},
-        {"json-logs", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    serve_http_options o = {.host = "127.0.0.1", .port = 8080, .max_body = 1 << 20,
-                            .max_header = 16 << 10, .max_connections = 64, .idle_timeout = 30,
+    static const struct option opts[] = {{"host", required_argument, 0, OPT_HOST},
+                                         {"port", required_argument, 0, OPT_PORT},
+                                         {"api-key", required_argument, 0, OPT_KEY},
+                                         {"api-key-file", required_argument, 0, OPT_KEY_FILE},
+                                         {"model-name", required_argument, 0, OPT_NAME},
+                                         {"ctx", required_argument, 0, 'c'},
+                                         {"threads", required_argument, 0, OPT_THREADS},
+                                         {"queue", required_argument, 0, OPT_QUEUE},
+                                         {"max-body", required_argument, 0, OPT_BODY},
+                                         {"max-header", required_argument, 0, OPT_HEADER},
+                                         {"max-connections", required_argument, 0, OPT_CONNS},
+                                         {"timeout", required_argument, 0, OPT_TIMEOUT},
+                                         {"http-threads", required_argument, 0, OPT_HTTP_THREADS},
+                                         {"json-logs", no_argument, 0, OPT_JSON},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    serve_http_options o = {.host = "127.0.0.1",
+                            .port = 8080,
+                            .max_body = 1 << 20,
+                            .max_header = 16 << 10,
+                            .max_connections = 64,
+                            .idle_timeout = 30,
                             .threads = 2};
     long v, ctx = 0, threads = 0, queue = 32;
     const char *key_file = NULL, *name = NULL;
@@ -137,17 +154,31 @@ int cmd_serve(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         bool ok = true;
         switch (c) {
-        case OPT_HOST: o.host = optarg; break;
+        case OPT_HOST:
+            o.host = optarg;
+            break;
         case OPT_PORT:
             ok = cli_parse_int("serve", "--port", optarg, 0, 65535, &v);
             o.port = (int)v;
             break;
-        case OPT_KEY: o.api_key = optarg; break;
-        case OPT_KEY_FILE: key_file = optarg; break;
-        case OPT_NAME: name = optarg; break;
-        case 'c': ok = cli_parse_int("serve", "--ctx", optarg, 1, 1 << 24, &ctx); break;
-        case OPT_THREADS: ok = cli_parse_int("serve", "--threads", optarg, 1, 1024, &threads); break;
-        case OPT_QUEUE: ok = cli_parse_int("serve", "--queue", optarg, 1, 100000, &queue); break;
+        case OPT_KEY:
+            o.api_key = optarg;
+            break;
+        case OPT_KEY_FILE:
+            key_file = optarg;
+            break;
+        case OPT_NAME:
+            name = optarg;
+            break;
+        case 'c':
+            ok = cli_parse_int("serve", "--ctx", optarg, 1, 1 << 24, &ctx);
+            break;
+        case OPT_THREADS:
+            ok = cli_parse_int("serve", "--threads", optarg, 1, 1024, &threads);
+            break;
+        case OPT_QUEUE:
+            ok = cli_parse_int("serve", "--queue", optarg, 1, 100000, &queue);
+            break;
         case OPT_BODY:
             ok = cli_parse_int("serve", "--max-body", optarg, 1024, 1L << 30, &v);
             o.max_body = (size_t)v;
@@ -168,9 +199,14 @@ int cmd_serve(int argc, char **argv)
             ok = cli_parse_int("serve", "--http-threads", optarg, 1, 256, &v);
             o.threads = (int)v;
             break;
-        case OPT_JSON: o.json_logs = true; break;
-        case 'h': fputs(serve_help, stdout); return 0;
-        default: return cli_usage_error("serve", "unknown option");
+        case OPT_JSON:
+            o.json_logs = true;
+            break;
+        case 'h':
+            fputs(serve_help, stdout);
+            return 0;
+        default:
+            return cli_usage_error("serve", "unknown option");
         }
         if (!ok)
             return DSQ_EUSAGE;
@@ -219,6 +255,13 @@ int cmd_serve(int argc, char **argv)
         free(model_name);
         return cli_report("serve", &err);
     }
+    /* chat requests are rendered in DeepSeek's format (as dsq chat does); say so when the
+     * file's own template looks otherwise */
+    const char *tmpl = json_string_value(json_object_get(engine.m.file.file.meta, "chat_template"));
+    if (tmpl && (!strstr(tmpl, "User: ") || !strstr(tmpl, "Assistant:")))
+        serve_log_event(o.json_logs, "warning",
+                        "the file's chat template is not DeepSeek's 'User: ... Assistant:' "
+                        "format, which /v1/chat/completions uses");
     char detail[512];
     int port = serve_http_port(http);
     snprintf(detail, sizeof detail,

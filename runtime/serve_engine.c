@@ -93,8 +93,8 @@ void serve_penalties_apply(const serve_penalties *pen, float *logits, int vocab,
     }
 }
 
-int serve_engine_sample(serve_engine *e, sampler *s, const serve_penalties *pen,
-                        const int *history, int n_history, int n_prompt)
+int serve_engine_sample(serve_engine *e, sampler *s, const serve_penalties *pen, const int *history,
+                        int n_history, int n_prompt)
 {
     serve_penalties_apply(pen, e->logits, e->m.cfg->vocab_size, e->counts, history + n_prompt,
                           n_history - n_prompt);

@@ -57,8 +57,8 @@ int serve_engine_prefill(serve_engine *e, const int *prompt, int n, serve_cancel
 /* Samples the next token from the current logits. history[0..n_history) is the prompt and the
  * tokens generated so far (the sampler's repetition penalty looks at it); the OpenAI penalties
  * look at history[n_prompt..n_history). */
-int serve_engine_sample(serve_engine *e, sampler *s, const serve_penalties *pen,
-                        const int *history, int n_history, int n_prompt);
+int serve_engine_sample(serve_engine *e, sampler *s, const serve_penalties *pen, const int *history,
+                        int n_history, int n_prompt);
 
 /* Runs one generated token through the model (appending it to the cache). */
 int serve_engine_feed(serve_engine *e, int token, dsq_error *err);

@@ -76,8 +76,7 @@ static enum MHD_Result queue_body(http_req *r, int status, char *body, const cha
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                r->rt == ROUTE_CHAT || r->rt == ROUTE_COMPLETIONS ? "POST"
-                                                                                  : "GET");
+                                r->rt == ROUTE_CHAT || r->rt == ROUTE_COMPLETIONS ? "POST" : "GET");
     if (status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     r->status = status;
@@ -143,8 +142,8 @@ static enum MHD_Result answer_health(http_req *r)
     int waiting, running;
     serve_queue_counts(r->h->queue, &waiting, &running);
     bool refusing = atomic_load(&r->h->refusing);
-    json_t *o = json_pack("{s:s, s:i, s:i}", "status", refusing ? "shutting down" : "ok",
-                          "waiting", waiting, "running", running);
+    json_t *o = json_pack("{s:s, s:i, s:i}", "status", refusing ? "shutting down" : "ok", "waiting",
+                          waiting, "running", running);
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return queue_json(r, refusing ? 503 : 200, body);
@@ -237,8 +236,8 @@ static void resume_connection(void *conn)
 
 static openai_reply reply_of(const http_req *r)
 {
-    return (openai_reply){.kind = r->kind, .id = r->id, .model = r->h->o.model_name,
-                          .created = r->h->created};
+    return (openai_reply){
+        .kind = r->kind, .id = r->id, .model = r->h->o.model_name, .created = r->h->created};
 }
 
 static openai_usage usage_of(const http_req *r)
@@ -363,7 +362,8 @@ static enum MHD_Result submit(http_req *r)
     serve_http *h = r->h;
     r->kind = r->rt == ROUTE_CHAT ? OPENAI_CHAT : OPENAI_COMPLETION;
     unsigned long long k = atomic_fetch_add(&h->counter, 1);
-    openai_limits lim = {.tok = h->engine->tok, .ctx = serve_engine_ctx(h->engine),
+    openai_limits lim = {.tok = h->engine->tok,
+                         .ctx = serve_engine_ctx(h->engine),
                          .model_name = h->o.model_name,
                          .seed = h->seed_base ^ (k * 0x9e3779b97f4a7c15ull)};
     openai_request req;
@@ -388,8 +388,8 @@ static enum MHD_Result submit(http_req *r)
     if (q != SERVE_QUEUED) {
         serve_job_release(j);
         return q == SERVE_QUEUE_FULL
-                   ? fail(r, 429, "rate_limit_error", "queue_full",
-                          "%s", "too many requests are waiting for the model; retry later")
+                   ? fail(r, 429, "rate_limit_error", "queue_full", "%s",
+                          "too many requests are waiting for the model; retry later")
                    : fail(r, 503, "server_error", "shutting_down", "%s",
                           "the server is shutting down");
     }
@@ -410,8 +410,8 @@ static enum MHD_Result submit(http_req *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     http_req *r = *con_cls;
     (void)cls, (void)url, (void)version;
@@ -487,8 +487,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
-    serve_log_entry e = {.client = r->client, .method = r->method[0] ? r->method : NULL,
-                         .path = r->path, .status = r->status, .prompt_tokens = -1,
+    serve_log_entry e = {.client = r->client,
+                         .method = r->method[0] ? r->method : NULL,
+                         .path = r->path,
+                         .status = r->status,
+                         .prompt_tokens = -1,
                          .seconds = progress_now() - r->t0};
     serve_job *j = r->job;
     if (j) {
@@ -500,10 +503,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         e.completion_tokens = atomic_load(&j->n_generated);
         if (finished && j->t_done > j->t_started)
             e.gen_seconds = j->t_done - j->t_started;
-        e.outcome = !finished || how != MHD_REQUEST_TERMINATED_COMPLETED_OK ||
-                            j->finish == FINISH_CANCELLED
-                        ? "cancelled"
-                        : j->finish == FINISH_ERROR ? "error" : openai_finish_reason(j->finish);
+        e.outcome =
+            !finished || how != MHD_REQUEST_TERMINATED_COMPLETED_OK || j->finish == FINISH_CANCELLED
+                ? "cancelled"
+            : j->finish == FINISH_ERROR ? "error"
+                                        : openai_finish_reason(j->finish);
         serve_job_release(j);
         atomic_fetch_sub(&h->jobs_open, 1);
     } else if (how != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->status) {
@@ -526,8 +530,8 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 
 /* ---- daemon ------------------------------------------------------------------------------- */
 
-int serve_http_start(serve_http **out, const serve_http_options *o, serve_engine *e,
-                     serve_queue *q, dsq_error *err)
+int serve_http_start(serve_http **out, const serve_http_options *o, serve_engine *e, serve_queue *q,
+                     dsq_error *err)
 {
     *out = NULL;
     struct sockaddr_storage ss = {0};
@@ -568,15 +572,16 @@ int serve_http_start(serve_http **out, const serve_http_options *o, serve_engine
     size_t pool = o->max_header + 16 * 1024;
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, h,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (!h->d) {
         free(h);
-        return dsq_fail(err, DSQ_EUSAGE, "cannot listen on %s port %d (in use, or not an "
-                                         "address of this machine?)",
+        return dsq_fail(err, DSQ_EUSAGE,
+                        "cannot listen on %s port %d (in use, or not an "
+                        "address of this machine?)",
                         o->host, o->port);
     }
     *out = h;

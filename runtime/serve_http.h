@@ -18,15 +18,15 @@ typedef struct {
     size_t max_body;        /* bytes of a request body */
     size_t max_header;      /* bytes of the request line and headers */
     int max_connections;
-    int idle_timeout;       /* seconds a connection may stay silent */
-    int threads;            /* HTTP threads */
+    int idle_timeout; /* seconds a connection may stay silent */
+    int threads;      /* HTTP threads */
     bool json_logs;
 } serve_http_options;
 
 typedef struct serve_http serve_http;
 
-int serve_http_start(serve_http **out, const serve_http_options *o, serve_engine *e,
-                     serve_queue *q, dsq_error *err);
+int serve_http_start(serve_http **out, const serve_http_options *o, serve_engine *e, serve_queue *q,
+                     dsq_error *err);
 int serve_http_port(const serve_http *h);
 /* From now on new requests get 503. */
 void serve_http_refuse_new(serve_http *h);

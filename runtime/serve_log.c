@@ -50,16 +50,14 @@ void serve_log_request(bool json, const serve_log_entry *e)
 {
     char ts[40];
     timestamp(ts, sizeof ts);
-    double tps = e->gen_seconds > 0 && e->completion_tokens > 0
-                     ? e->completion_tokens / e->gen_seconds
-                     : 0;
+    double tps =
+        e->gen_seconds > 0 && e->completion_tokens > 0 ? e->completion_tokens / e->gen_seconds : 0;
     if (json) {
         /* status null: libmicrohttpd answered or closed the connection itself */
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:f}", "time", ts, "client",
-                              e->client ? e->client : "", "method", e->method ? e->method : "",
-                              "path", e->path ? e->path : "", "status",
-                              e->status ? json_integer(e->status) : json_null(), "seconds",
-                              e->seconds);
+        json_t *o = json_pack(
+            "{s:s, s:s, s:s, s:s, s:o, s:f}", "time", ts, "client", e->client ? e->client : "",
+            "method", e->method ? e->method : "", "path", e->path ? e->path : "", "status",
+            e->status ? json_integer(e->status) : json_null(), "seconds", e->seconds);
         if (o && e->prompt_tokens >= 0) {
             json_object_set_new(o, "prompt_tokens", json_integer(e->prompt_tokens));
             json_object_set_new(o, "cached_tokens", json_integer(e->cached_tokens));
@@ -75,9 +73,8 @@ void serve_log_request(bool json, const serve_log_entry *e)
     char status[16] = "-";
     if (e->status)
         snprintf(status, sizeof status, "%d", e->status);
-    int n = snprintf(line, sizeof line, "%s %s %s %.200s %s %.3fs", ts,
-                     e->client ? e->client : "-", e->method ? e->method : "-",
-                     e->path ? e->path : "-", status, e->seconds);
+    int n = snprintf(line, sizeof line, "%s %s %s %.200s %s %.3fs", ts, e->client ? e->client : "-",
+                     e->method ? e->method : "-", e->path ? e->path : "-", status, e->seconds);
     if (e->prompt_tokens >= 0 && n > 0 && (size_t)n < sizeof line)
         n += snprintf(line + n, sizeof line - (size_t)n,
                       " prompt=%d cached=%d completion=%d %.1f tok/s", e->prompt_tokens,

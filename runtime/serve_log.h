@@ -9,8 +9,8 @@ typedef struct {
     const char *client, *method, *path;
     int status;
     int prompt_tokens, cached_tokens, completion_tokens; /* -1: no generation */
-    double seconds;     /* from the request's first byte to its end */
-    double gen_seconds; /* of generation on the model thread, 0 if none */
+    double seconds;      /* from the request's first byte to its end */
+    double gen_seconds;  /* of generation on the model thread, 0 if none */
     const char *outcome; /* "stop", "length", "cancelled", "error" or NULL */
 } serve_log_entry;
 

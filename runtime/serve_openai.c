@@ -13,8 +13,8 @@
 #define INVALID "invalid_request_error"
 #define MAX_MESSAGES 4096
 
-int openai_fail(openai_error *e, int status, const char *type, const char *code,
-                const char *param, const char *fmt, ...)
+int openai_fail(openai_error *e, int status, const char *type, const char *code, const char *param,
+                const char *fmt, ...)
 {
     e->status = status;
     e->type = type;
@@ -32,14 +32,21 @@ static const char *type_name(const json_t *v)
     if (!v)
         return "missing";
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -109,8 +116,9 @@ static int refuse_unsupported(const json_t *o, openai_error *e)
         return openai_fail(e, 400, INVALID, NULL, "best_of", "'best_of' must be 1");
     const json_t *tools = json_object_get(o, "tools");
     if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0))
-        return openai_fail(e, 400, INVALID, NULL, "tools", "'tools' (function calling) is not "
-                                                          "supported");
+        return openai_fail(e, 400, INVALID, NULL, "tools",
+                           "'tools' (function calling) is not "
+                           "supported");
     const json_t *bias = json_object_get(o, "logit_bias");
     if (bias && !json_is_null(bias) && !(json_is_object(bias) && json_object_size(bias) == 0))
         return openai_fail(e, 400, INVALID, NULL, "logit_bias", "'logit_bias' is not supported");
@@ -140,8 +148,8 @@ static int parse_stop(const json_t *o, serve_gen_params *g, openai_error *e)
     for (size_t i = 0; i < n; i++) {
         const json_t *s = json_is_string(v) ? one[0] : json_array_get(v, i);
         if (!json_is_string(s))
-            return openai_fail(e, 400, INVALID, NULL, "stop", "'stop[%zu]' must be a string, not %s",
-                               i, type_name(s));
+            return openai_fail(e, 400, INVALID, NULL, "stop",
+                               "'stop[%zu]' must be a string, not %s", i, type_name(s));
         size_t len = json_string_length(s);
         if (len == 0 || len > SERVE_MAX_STOP_BYTES)
             return openai_fail(e, 400, INVALID, NULL, "stop",
@@ -254,15 +262,14 @@ static int message_text(const json_t *content, size_t idx, char **text, size_t *
     return 0;
 }
 
-static int chat_prompt(const json_t *o, const openai_limits *lim, token_list *out,
-                       openai_error *e)
+static int chat_prompt(const json_t *o, const openai_limits *lim, token_list *out, openai_error *e)
 {
     const json_t *msgs = json_object_get(o, "messages");
     if (!msgs || json_is_null(msgs))
         return openai_fail(e, 400, INVALID, NULL, "messages", "'messages' is required");
     if (!json_is_array(msgs))
-        return openai_fail(e, 400, INVALID, NULL, "messages",
-                           "'messages' must be an array, not %s", type_name(msgs));
+        return openai_fail(e, 400, INVALID, NULL, "messages", "'messages' must be an array, not %s",
+                           type_name(msgs));
     size_t n = json_array_size(msgs);
     if (n == 0 || n > MAX_MESSAGES)
         return openai_fail(e, 400, INVALID, NULL, "messages",
@@ -275,8 +282,8 @@ static int chat_prompt(const json_t *o, const openai_limits *lim, token_list *ou
         char param[64];
         snprintf(param, sizeof param, "messages[%zu]", i);
         if (!json_is_object(m)) {
-            rc = openai_fail(e, 400, INVALID, NULL, param, "'%s' must be an object, not %s",
-                             param, type_name(m));
+            rc = openai_fail(e, 400, INVALID, NULL, param, "'%s' must be an object, not %s", param,
+                             type_name(m));
             break;
         }
         const json_t *role = json_object_get(m, "role");
@@ -344,7 +351,8 @@ static int completion_prompt(const json_t *o, const openai_limits *lim, token_li
         const json_t *t = json_array_get(p, i);
         if (json_is_string(t))
             return openai_fail(e, 400, INVALID, NULL, "prompt",
-                               "'prompt' holds %zu strings; one prompt per request is supported", n);
+                               "'prompt' holds %zu strings; one prompt per request is supported",
+                               n);
         if (!json_is_integer(t) || json_integer_value(t) < 0 || json_integer_value(t) >= vocab)
             return openai_fail(e, 400, INVALID, NULL, "prompt",
                                "'prompt[%zu]' must be a token id from 0 to %d", i, vocab - 1);
@@ -377,7 +385,8 @@ int openai_parse_request(openai_kind kind, const char *body, size_t len, const o
         rc = openai_fail(e, 404, INVALID, "model_not_found", "model",
                          "the model '%.100s' does not exist; this server has '%s'",
                          json_string_value(name), lim->model_name);
-    if (!rc && (rc = refuse_unsupported(o, e)) == 0 && (rc = opt_bool(o, "stream", &out->stream, e)) <= 1)
+    if (!rc && (rc = refuse_unsupported(o, e)) == 0 &&
+        (rc = opt_bool(o, "stream", &out->stream, e)) <= 1)
         rc = 0;
     const json_t *so = json_object_get(o, "stream_options");
     if (!rc && so && !json_is_null(so)) {
@@ -417,7 +426,7 @@ int openai_parse_request(openai_kind kind, const char *body, size_t len, const o
                          max_name, max_tokens, lim->ctx, prompt.n, lim->ctx - prompt.n);
     if (!rc) {
         int room = lim->ctx - prompt.n;
-        out->gen.max_tokens = have_max ? (int)max_tokens
+        out->gen.max_tokens = have_max              ? (int)max_tokens
                               : kind == OPENAI_CHAT ? room
                                                     : (room < 16 ? room : 16);
         out->gen.prompt = prompt.ids;
@@ -474,8 +483,8 @@ char *openai_error_event(const openai_error *e)
 char *openai_models_body(const char *model_name, long created)
 {
     return dump(json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object", "list", "data", "id",
-                          model_name, "object", "model", "created", (json_int_t)created,
-                          "owned_by", "dsq"),
+                          model_name, "object", "model", "created", (json_int_t)created, "owned_by",
+                          "dsq"),
                 false);
 }
 
@@ -523,15 +532,15 @@ char *openai_chunk(const openai_reply *r, bool role, const char *text, size_t le
 {
     json_t *o = reply_object(r, true), *choice;
     if (r->kind == OPENAI_CHAT) {
-        json_t *delta = role    ? json_pack("{s:s, s:s}", "role", "assistant", "content", "")
+        json_t *delta = role   ? json_pack("{s:s, s:s}", "role", "assistant", "content", "")
                         : text ? json_pack("{s:s%}", "content", text, len)
                                : json_object();
         choice = json_pack("{s:i, s:o, s:n, s:o}", "index", 0, "delta", delta, "logprobs",
                            "finish_reason", finish ? json_string(finish) : json_null());
     } else {
-        choice = json_pack("{s:i, s:s%, s:n, s:o}", "index", 0, "text", text ? text : "",
-                           text ? len : 0, "logprobs", "finish_reason",
-                           finish ? json_string(finish) : json_null());
+        choice =
+            json_pack("{s:i, s:s%, s:n, s:o}", "index", 0, "text", text ? text : "", text ? len : 0,
+                      "logprobs", "finish_reason", finish ? json_string(finish) : json_null());
     }
     if (!o || !choice || json_object_set_new(o, "choices", json_pack("[o]", choice))) {
         json_decref(o);

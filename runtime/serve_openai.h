@@ -14,16 +14,16 @@
 typedef enum { OPENAI_CHAT, OPENAI_COMPLETION } openai_kind;
 
 typedef struct {
-    int status;        /* HTTP status */
-    const char *type;  /* "invalid_request_error", ... */
-    const char *code;  /* or NULL */
-    char param[64];    /* the field at fault, or "" */
+    int status;       /* HTTP status */
+    const char *type; /* "invalid_request_error", ... */
+    const char *code; /* or NULL */
+    char param[64];   /* the field at fault, or "" */
     char message[768];
 } openai_error;
 
 /* Sets e and returns status, so callers can `return openai_fail(...)`. */
-int openai_fail(openai_error *e, int status, const char *type, const char *code,
-                const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+int openai_fail(openai_error *e, int status, const char *type, const char *code, const char *param,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 typedef struct {
     openai_kind kind;

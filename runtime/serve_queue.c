@@ -165,8 +165,8 @@ static serve_finish generate_job(serve_queue *q, serve_job *j, dsq_error *err, i
     cancel_ctx cc = {q, j};
     int reused = 0;
     bool cancelled;
-    *rc = serve_engine_prefill(e, g->prompt, g->n_prompt, should_stop, &cc, &reused, &cancelled,
-                               err);
+    *rc =
+        serve_engine_prefill(e, g->prompt, g->n_prompt, should_stop, &cc, &reused, &cancelled, err);
     atomic_store(&j->n_cached, reused);
     if (*rc || cancelled)
         return *rc ? FINISH_ERROR : FINISH_CANCELLED;
@@ -327,7 +327,9 @@ int serve_queue_start(serve_queue *q, serve_engine *e, int limit, dsq_error *err
 int serve_queue_submit(serve_queue *q, serve_job *j)
 {
     pthread_mutex_lock(&q->mu);
-    int rc = q->stopping ? SERVE_QUEUE_STOPPING : q->n == q->limit ? SERVE_QUEUE_FULL : SERVE_QUEUED;
+    int rc = q->stopping        ? SERVE_QUEUE_STOPPING
+             : q->n == q->limit ? SERVE_QUEUE_FULL
+                                : SERVE_QUEUED;
     if (rc == SERVE_QUEUED) {
         atomic_fetch_add(&j->refs, 1);
         q->waiting[(q->head + q->n) % q->limit] = j;

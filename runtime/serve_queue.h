@@ -27,7 +27,13 @@ typedef struct {
 
 void serve_gen_params_free(serve_gen_params *p);
 
-typedef enum { FINISH_NONE, FINISH_STOP, FINISH_LENGTH, FINISH_CANCELLED, FINISH_ERROR } serve_finish;
+typedef enum {
+    FINISH_NONE,
+    FINISH_STOP,
+    FINISH_LENGTH,
+    FINISH_CANCELLED,
+    FINISH_ERROR
+} serve_finish;
 
 typedef struct serve_job serve_job;
 struct serve_job {
@@ -52,9 +58,9 @@ struct serve_job {
     bool done;
     atomic_bool finished; /* = done, for readers that cannot take mu; the fields below are final */
     serve_finish finish;
-    int status;        /* HTTP status of a failed job (FINISH_ERROR) */
-    const char *code;  /* its OpenAI error code, or NULL */
-    char error[1024];  /* its message */
+    int status;             /* HTTP status of a failed job (FINISH_ERROR) */
+    const char *code;       /* its OpenAI error code, or NULL */
+    char error[1024];       /* its message */
     atomic_int n_cached;    /* prompt tokens reused from the previous request's cache */
     atomic_int n_generated; /* tokens sampled, EOS included */
     double t_queued, t_started, t_first_token, t_done; /* seconds (progress_now) */
@@ -97,6 +103,6 @@ void serve_queue_counts(serve_queue *q, int *waiting, int *running);
 void serve_queue_stop(serve_queue *q);
 void serve_queue_cancel_running(serve_queue *q);
 bool serve_queue_stopped(serve_queue *q); /* the model thread has ended */
-void serve_queue_join(serve_queue *q);   /* stops, waits for the model thread, frees */
+void serve_queue_join(serve_queue *q);    /* stops, waits for the model thread, frees */
 
 #endif

@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-size_t stop_strings_scan(const char *const *stops, int n, const char *text, size_t len,
-                         bool final, bool *hit)
+size_t stop_strings_scan(const char *const *stops, int n, const char *text, size_t len, bool final,
+                         bool *hit)
 {
     *hit = false;
     for (size_t p = 0; p < len; p++) {

@@ -12,7 +12,7 @@
  * text ends there. Otherwise the bytes past the returned offset are a proper prefix of some stop
  * string and are held back, unless final (no more text will come), when only whole matches
  * count and everything else is released. */
-size_t stop_strings_scan(const char *const *stops, int n, const char *text, size_t len,
-                         bool final, bool *hit);
+size_t stop_strings_scan(const char *const *stops, int n, const char *text, size_t len, bool final,
+                         bool *hit);
 
 #endif

@@ -32,7 +32,10 @@ TEST(a_stop_string_split_over_pieces_is_found)
     CHECK_EQ_INT(scan("abc EN", false, &hit), 4);
     CHECK(!hit);
     /* the next piece completes it: the text ends before it */
-    CHECK_EQ_INT(scan("EN" "D and more", false, &hit), 0);
+    CHECK_EQ_INT(scan("EN"
+                      "D and more",
+                      false, &hit),
+                 0);
     CHECK(hit);
     CHECK_EQ_INT(scan("one\n\ntwo", false, &hit), 3);
     CHECK(hit);

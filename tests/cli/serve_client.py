@@ -230,6 +230,15 @@ def test_client(a, srv, client):
     check("reused cache gives the cold run's answer",
           r3.choices[0].message.content == r2.choices[0].message.content,
           f"{r3.choices[0].message.content!r} != {r2.choices[0].message.content!r}")
+    # the template with an assistant turn is the text dsq run gets (EOS written as its token,
+    # which the tokenizer turns into the id); chat drops the space after "Assistant:"
+    text = (f"User: Tell me a joke.\n\nAssistant: {r1.choices[0].message.content}"
+            "<\uff5cend\u2581of\u2581sentence\uff5c>User: Another one.\n\nAssistant:")
+    want = run_text(a, text, 20)
+    want = want[1:] if want.startswith(b" ") else want
+    check("multi-turn chat = dsq run on the rendered template",
+          r3.choices[0].message.content.encode() == want,
+          f"{r3.choices[0].message.content!r} != {want!r}")
 
 
 # ---- bad requests ----------------------------------------------------------------------------
