@@ -16,8 +16,8 @@ if ! "$PY" -c 'import openai' 2>/dev/null; then
         echo "serve: SKIPPED: $PY cannot import openai (python3 -m venv .venv &&" \
             ".venv/bin/pip install -r tests/requirements-serve.txt)"
     fi
-    # slow clients, idle timeout and the connection limit
-if start_server "$tmp/limits.log" --timeout 1 --max-connections 4; then
+    # slow clients, idle timeout, the queue limit and the connection limit
+if start_server "$tmp/limits.log" --timeout 1 --max-connections 4 --queue 1; then
     out=$("$PY" "$HERE/serve_client.py" --dsq "$DSQ" --model "$model" --port "$port" --pid "$pid" \
         --log "$tmp/limits.log" --only limits 2>&1)
     printf '%s\n' "$out" | grep -v '^serve-client:'
@@ -172,8 +172,8 @@ else
     fail "start server (json logs)" "$(cat "$tmp/json.log")"
 fi
 
-# slow clients, idle timeout and the connection limit
-if start_server "$tmp/limits.log" --timeout 1 --max-connections 4; then
+# slow clients, idle timeout, the queue limit and the connection limit
+if start_server "$tmp/limits.log" --timeout 1 --max-connections 4 --queue 1; then
     out=$("$PY" "$HERE/serve_client.py" --dsq "$DSQ" --model "$model" --port "$port" --pid "$pid" \
         --log "$tmp/limits.log" --only limits 2>&1)
     printf '%s\n' "$out" | grep -v '^serve-client:'

@@ -467,7 +467,7 @@ def test_load(a, srv):
 
 
 def test_limits(a, srv):
-    """Against a server started with --timeout 1 --max-connections 4 and no key."""
+    """Against a server started with --timeout 1 --max-connections 4 --queue 1 and no key."""
     import socket
 
     def connect():
@@ -494,7 +494,36 @@ def test_limits(a, srv):
     check("slow client closed after the idle timeout", closed_by_server(slow, 10) and
           time.time() - t0 < 5, f"{time.time() - t0:.1f} s")
     slow.close()
-    # the connection limit: a fifth connection gets no answer while four are open
+    # --queue 1: with one request running and one waiting, the next gets 429
+    results = {}
+
+    def post(name):
+        results[name] = srv.raw("POST", "/v1/completions", {"prompt": "Once", "max_tokens": 200,
+                                                           "temperature": 0}, key=False)
+
+    def wait_health(cond):
+        for _ in range(500):
+            st, h = srv.raw("GET", "/health", key=False)
+            if st == 200 and cond(h):
+                return True
+            time.sleep(0.01)
+        return False
+
+    first = threading.Thread(target=post, args=("first",))
+    first.start()
+    check("first request runs", wait_health(lambda h: h["running"] == 1))
+    second = threading.Thread(target=post, args=("second",))
+    second.start()
+    check("second request waits", wait_health(lambda h: h["waiting"] == 1))
+    st, d = srv.raw("POST", "/v1/completions", {"prompt": "Once", "max_tokens": 5}, key=False)
+    check("queue full: 429", st == 429 and d["error"]["code"] == "queue_full", f"{st} {d!r:.200}")
+    first.join(120)
+    second.join(120)
+    for name in ("first", "second"):
+        st, d = results.get(name, (None, None))
+        check(f"{name} request answered", st == 200 and d["usage"]["completion_tokens"] == 200,
+              f"{st} {d!r:.200}")
+    # the connection limit: one more connection gets no answer while the limit is open
     held = [connect() for _ in range(4)]
     for h in held:
         h.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
