@@ -70,7 +70,7 @@ struct serve_job {
 serve_job *serve_job_new(serve_gen_params *params);
 void serve_job_release(serve_job *j);
 
-/* The end of text [from, to) of piece i (under mu). */
+/* Where piece i begins in text (it ends at piece_end[i]); under mu. */
 static inline size_t serve_job_piece_start(const serve_job *j, int i)
 {
     return i == 0 ? 0 : j->piece_end[i - 1];
