@@ -3,7 +3,7 @@
 #   make test       build and run the test suite
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo       convert a shipped fixture and inspect it
-#   make bench      conversion, quantization and CPU runtime benchmarks (print numbers only)
+#   make bench      conversion, quantization, CPU runtime and server benchmarks (numbers only)
 #   make fuzz       libFuzzer targets (clang)
 # CUDA sources build with nvcc when it is found; CUDA_ARCHS picks the targets (after changing
 # it, make clean: objects do not record the flags they were built with).
@@ -25,7 +25,7 @@ endif
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -fopenmp -MMD -MP -I. -Iformats -Iquant -Iconvert -Iruntime
 LDFLAGS += $(OPT) -fopenmp
-LDLIBS  += -ljansson -lzstd -lxxhash -lpcre2-8 -lm
+LDLIBS  += -ljansson -lzstd -lxxhash -lpcre2-8 -lmicrohttpd -lpthread -lm
 
 LIB_SRCS  := $(wildcard formats/*.c quant/*.c convert/*.c runtime/*.c)
 LIB_SRCS  := $(filter-out runtime/main.c,$(LIB_SRCS))
@@ -97,6 +97,7 @@ demo: $(BUILD)/dsq
 bench: $(BUILD)/dsq
 	scripts/bench-convert.sh $(BUILD)/dsq
 	scripts/bench-runtime.sh $(BUILD)/dsq
+	python3 scripts/bench-serve.py --dsq $(BUILD)/dsq
 
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 fuzz: $(FUZZ_BINS)

@@ -15,6 +15,7 @@ int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Prints "dsq <cmd>: message" to stderr and returns the error's exit code. */
 int cli_report(const char *cmd, const dsq_error *err);

@@ -185,9 +185,13 @@ int engine_forward(engine *e, const int *tokens, int n, float *logits, bool all_
                         n, e->ctx);
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= e->desc->vocab)
-            return dsq_fail(err, DSQ_EINPUT, "token id %d outside the vocabulary (%d)", tokens[t],
-                            e->desc->vocab);
+            return dsq_fail(err, DSQ_EINPUT, "%s: token id %d outside the vocabulary (%d)",
+                            e->model->file.file.path, tokens[t], e->desc->vocab);
     int rc = e->ops->forward(e, tokens, n, logits, all_logits, err);
+    if (!rc) {
+        const int rows = all_logits ? n : 1;
+        rc = model_check_logits(e->model, logits, rows, e->n_past + n - rows, err);
+    }
     if (!rc)
         e->n_past += n;
     return rc;
@@ -207,14 +211,16 @@ int engine_forward_seqs(engine *e, const int *seq, const int *tokens, int n, flo
         if (seq[i] < 0 || seq[i] >= e->n_seq)
             rc = dsq_fail(err, DSQ_EUSAGE, "sequence %d outside 0..%d", seq[i], e->n_seq - 1);
         else if (tokens[i] < 0 || tokens[i] >= e->desc->vocab)
-            rc = dsq_fail(err, DSQ_EINPUT, "token id %d outside the vocabulary (%d)", tokens[i],
-                          e->desc->vocab);
+            rc = dsq_fail(err, DSQ_EINPUT, "%s: token id %d outside the vocabulary (%d)",
+                          e->model->file.file.path, tokens[i], e->desc->vocab);
         else if ((pos[i] = e->seq_past[seq[i]] + count[seq[i]]++) >= e->ctx)
             rc = dsq_fail(err, DSQ_EUSAGE, "context full: sequence %d exceeds --ctx %d", seq[i],
                           e->ctx);
     }
     if (!rc)
         rc = e->ops->forward_seqs(e, seq, pos, tokens, n, logits, err);
+    if (!rc)
+        rc = model_check_logits(e->model, logits, n, pos[0], err);
     for (int s = 0; !rc && s < e->n_seq; s++)
         e->seq_past[s] += count[s];
     free(pos);

@@ -22,6 +22,7 @@ static const char usage[] =
     "  chat    FILE.dsq            chat in the model's template; one user turn per stdin line\n"
     "  ppl     FILE.dsq --text F   perplexity over a text file; KL-divergence against a base\n"
     "  bench   FILE.dsq            prefill and decode speed next to a memory-read baseline\n"
+    "  serve   FILE.dsq            OpenAI-compatible HTTP server (chat, completions, streaming)\n"
     "\n"
     "'dsq <command> --help' describes a command's options.\n"
     "exit codes: 0 ok, 1 usage error, 2 bad input file, 3 out of memory or disk\n";
@@ -60,6 +61,8 @@ int main(int argc, char **argv)
         return cmd_ppl(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve"))
+        return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "dsq: unknown command '%s'\n\n%s", cmd, usage);
     return 1;
 }

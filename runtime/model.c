@@ -75,9 +75,7 @@ void model_close(model *m)
     memset(m, 0, sizeof *m);
 }
 
-/* A NaN or infinite logit means damaged weights or a config the arithmetic cannot follow:
- * every command stops on it rather than sample from or score garbage. pos: the first row's. */
-static int check_logits(const model *m, const float *logits, int rows, int pos, dsq_error *err)
+int model_check_logits(const model *m, const float *logits, int rows, int pos, dsq_error *err)
 {
     const size_t vocab = (size_t)m->cfg->vocab_size;
     for (int r = 0; r < rows; r++)
@@ -136,7 +134,6 @@ int model_forward(model *m, const int *tokens, int n, float *logits, bool all_lo
                         (float)c->rms_norm_eps);
         m->be->matmul(&m->w.output, xn + (size_t)first * h, logits, n - first);
         m->n_past += n;
-        rc = check_logits(m, logits, n - first, m->n_past - (n - first), err);
     }
     free(x);
     free(xn);

@@ -44,6 +44,12 @@ static inline void model_reset(model *m)
     m->n_past = 0;
 }
 
+/* A NaN or infinite logit means damaged weights or a config the arithmetic cannot follow:
+ * every command stops on it (DSQ_EINPUT naming the file) rather than sample from or score
+ * garbage. rows of vocab floats; pos: the first row's position. engine_forward checks every
+ * backend's logits with it. */
+int model_check_logits(const model *m, const float *logits, int rows, int pos, dsq_error *err);
+
 /* Runs n tokens at positions n_past..n_past+n-1 and appends them to the cache. logits receives
  * vocab floats per token if all_logits, else for the last token only. */
 int model_forward(model *m, const int *tokens, int n, float *logits, bool all_logits,
