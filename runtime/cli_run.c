@@ -20,6 +20,8 @@ static const char sampling_help[] =
     "      --seed S            random seed (default: from the clock, printed with -v)\n"
     "  -c, --ctx N             context size in tokens (default 4096 or the model's maximum)\n"
     "      --backend cpu|cuda  (default cpu)\n"
+    "  -t, --threads N         threads (default: OMP_NUM_THREADS, else all cores)\n"
+    "      --activations A     int8 (default) or f32: how q8/q4 matmuls take their input\n"
     "  -v, --verbose           print the prompt's tokens, the seed and timings\n"
     "  -h, --help              this text\n";
 
@@ -33,7 +35,7 @@ typedef struct {
 } gen_options;
 
 enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_PENALTY, OPT_LASTN, OPT_SEED,
-       OPT_BACKEND, OPT_SYSTEM };
+       OPT_BACKEND, OPT_SYSTEM, OPT_ACT };
 
 static bool parse_float(const char *cmd, const char *opt, const char *text, float *out)
 {
@@ -59,6 +61,7 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
         {"repeat-penalty", required_argument, 0, OPT_PENALTY},
         {"repeat-last-n", required_argument, 0, OPT_LASTN},
         {"seed", required_argument, 0, OPT_SEED}, {"backend", required_argument, 0, OPT_BACKEND},
+        {"threads", required_argument, 0, 't'}, {"activations", required_argument, 0, OPT_ACT},
         {"system", required_argument, 0, OPT_SYSTEM}, {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     o->n_predict = 128;
@@ -68,7 +71,7 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
     long v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:n:c:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:n:c:t:vh", opts, NULL)) != -1) {
         bool ok = true;
         switch (c) {
         case 'p':
@@ -108,6 +111,12 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
             if (strcmp(optarg, "cpu") != 0)
                 return cli_usage_error(cmd, "--backend %s: this build has only the cpu backend",
                                        optarg);
+            break;
+        case 't':
+            ok = cli_set_threads(cmd, optarg);
+            break;
+        case OPT_ACT:
+            ok = cli_set_activations(cmd, optarg);
             break;
         case OPT_SYSTEM:
             o->system = optarg;

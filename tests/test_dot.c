@@ -18,6 +18,7 @@
 #include <omp.h>
 
 #include "backend.h"
+#include "backend_cpu.h"
 #include "dequant.h"
 #include "dot.h"
 #include "float16.h"
@@ -296,11 +297,12 @@ TEST(dispatch_picks_avx2_when_present_and_can_be_forced)
     free(m);
 }
 
-/* The backend's matmul: every (token, row) within the bound of the exact dot, serial and parallel
- * sizes, row counts that are not a multiple of the row block; forced to the reference it gives
- * the reference's bits. */
+/* The backend's matmul with f32 activations: every (token, row) within the bound of the exact
+ * dot, serial and parallel sizes, row counts that are not a multiple of the row block; forced to
+ * the reference it gives the reference's bits. (tests/test_qdot.c covers int8 activations.) */
 TEST(cpu_matmul_matches_reference)
 {
+    dsq_cpu_set_int8_activations(false);
     const int shapes[][3] = {{37, 256, 3}, {300, 1408, 4}}; /* rows, cols, tokens */
     for (size_t s = 0; s < 2; s++) {
         const int rows = shapes[s][0], cols = shapes[s][1], n = shapes[s][2];
@@ -334,6 +336,7 @@ TEST(cpu_matmul_matches_reference)
         free(x);
         free(y);
     }
+    dsq_cpu_set_int8_activations(true);
 }
 
 static double now(void)
@@ -399,12 +402,12 @@ TEST(timing_2048x1408)
     float *x = malloc((size_t)nb * cols * sizeof(float));
     float *y = malloc((size_t)nb * rows * sizeof(float));
     random_x(x, (uint64_t)nb * cols);
-    omp_set_dynamic(1); /* as dsq runs */
+    omp_set_dynamic(0); /* as dsq runs */
     printf("GB/s of weight bytes, %dx%d, group 64, fused path in use: %s\n", rows, cols,
            dsq_dot_path());
     printf("        one thread, batch 1     | one thread, batch %d (x%d) | backend, %d threads\n",
            nb, nb, omp_get_max_threads());
-    printf("  type  widen+dot scalar   avx2 |   widen+dot  fused         | batch 1\n");
+    printf("  type  widen+dot scalar   avx2 |   widen+dot  fused         | batch 1 (q8/q4: int8 x)\n");
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const uint32_t type = all_types[ti], group = is_quant(type) ? 64 : 0;
         uint64_t bytes = 0;
