@@ -2,7 +2,6 @@
  * of path. */
 #include "qdot.h"
 
-#include <math.h>
 #include <stdatomic.h>
 
 #if defined(__x86_64__)
@@ -33,17 +32,20 @@ void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t grou
     for (uint64_t g = 0; g < cols / group; g++) {
         const float *xg = x + g * group;
         float amax = 0;
-        for (uint32_t k = 0; k < group; k++)
-            amax = fmaxf(amax, fabsf(xg[k]));
+        for (uint32_t k = 0; k < group; k++) { /* no libm calls: this loop vectorizes */
+            const float a = xg[k] < 0 ? -xg[k] : xg[k];
+            amax = a > amax ? a : amax;
+        }
         const float d = amax / 127, inv = amax > 0 ? 127 / amax : 0;
         int8_t *q = out.q + g * group;
         int32_t sum = 0;
         for (uint32_t k = 0; k < group; k++) {
-            /* q4 order: in each 32, element 2j goes to j and 2j + 1 to 16 + j */
-            const uint32_t at = type == DSQ_TYPE_Q4 ? (k & ~31u) + (k & 1) * 16 + (k & 31) / 2 : k;
-            const int v = (int)lrintf(xg[k] * inv); /* |v| <= 127: |x| <= amax */
-            q[at] = (int8_t)v;
-            sum += v;
+            const uint64_t at = type == DSQ_TYPE_Q4 ? dsq_qx_q4_slot(k, group) : k;
+            /* round half away from zero; |v| <= 127 since |x| <= amax */
+            const float v = xg[k] * inv;
+            const int c = (int)(v < 0 ? v - 0.5f : v + 0.5f);
+            q[at] = (int8_t)c;
+            sum += c;
         }
         out.d[g] = d;
         out.s[g] = sum;
@@ -67,13 +69,14 @@ static float ref_row(uint32_t type, const void *base, uint64_t rows, uint64_t co
     } else {
         const uint8_t *q = (const uint8_t *)base + r * cols / 2;
         const uint16_t *dm = dsq_q4_scales(base, rows, cols) + 2 * r * ng;
+        const uint32_t block = group % 64 ? 32 : 64;
         for (uint64_t g = 0; g < ng; g++) {
             int32_t s = 0;
-            for (uint32_t k = 0; k < group; k += 32) { /* 16 bytes: evens low, odds high */
+            for (uint32_t k = 0; k < group; k += block) { /* evens low, odds high */
                 const uint8_t *b = q + (g * group + k) / 2;
                 const int8_t *xq = x.q + g * group + k;
-                for (int j = 0; j < 16; j++)
-                    s += (b[j] & 15) * xq[j] + (b[j] >> 4) * xq[16 + j];
+                for (uint32_t j = 0; j < block / 2; j++)
+                    s += (b[j] & 15) * xq[j] + (b[j] >> 4) * xq[block / 2 + j];
             }
             sum += dsq_f16_to_f32(dm[2 * g]) * x.d[g] * (float)s +
                    dsq_f16_to_f32(dm[2 * g + 1]) * x.d[g] * (float)x.s[g];

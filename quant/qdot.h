@@ -1,10 +1,11 @@
 /* Integer dot products of q8/q4 weight rows with an activation row rounded to int8.
  *
  * A matmul rounds each activation row once (dsq_qx_quantize) to int8 codes with one f32 scale
- * per weight group: xd_g = max |x| over the group / 127, qx = round(x / xd_g) in [-127, 127],
+ * per weight group: xd_g = max |x| over the group / 127, qx = x / xd_g rounded half away from zero, in [-127, 127],
  * and the integer sum of the codes of each group (xs_g, for the q4 minimum term). For q4 the
- * codes of each 32 elements are stored evens first, then odds, the order in which 16 bytes of
- * nibbles unpack with one and and one shift.
+ * codes of each block of B elements (B = 64 when the group is a multiple of 64, else 32) are
+ * stored evens first, then odds: the order in which B / 2 bytes of nibbles unpack with one and
+ * (low nibbles) and one shift (high nibbles).
  *
  * Definition (dsq_qdot_rows_ref), integer sums exact, then fp32 in group order:
  *   q8: sum over g of (d_g * xd_g) * S_g,                 S_g = sum of q * qx over the group;
@@ -33,6 +34,13 @@ uint64_t dsq_qx_bytes(uint64_t cols, uint32_t group);
 
 /* The rounded row stored at buf (dsq_qx_bytes(cols, group) bytes, 4-byte aligned). */
 dsq_qx dsq_qx_at(void *buf, uint64_t cols, uint32_t group);
+
+/* Where element k of a row goes in the q4 order for this group size. */
+static inline uint64_t dsq_qx_q4_slot(uint64_t k, uint32_t group)
+{
+    const uint64_t b = group % 64 ? 32 : 64;
+    return (k & ~(b - 1)) + (k & 1) * (b / 2) + (k & (b - 1)) / 2;
+}
 
 /* Rounds x[cols] for a matmul with weights of the given type (DSQ_TYPE_Q8 or DSQ_TYPE_Q4). */
 void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out);

@@ -57,20 +57,42 @@ INLINE void q8_rows(const int8_t *w, uint64_t cols, const uint16_t *d, uint64_t 
         out[i] = hsum8(facc[i]);
 }
 
+/* 32 bytes of nibbles (64 elements): the low nibbles and the high nibbles. */
+INLINE void q4_unpack64(const uint8_t *p, __m256i *lo, __m256i *hi)
+{
+    const __m256i v = _mm256_loadu_si256((const __m256i *)p), m = _mm256_set1_epi8(15);
+    *lo = _mm256_and_si256(v, m);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+}
+
 INLINE void q4_rows(const uint8_t *w, uint64_t cols, const uint16_t *dm, uint64_t ng,
                     uint32_t group, dsq_qx x, float *out, const int nr)
 {
+    const bool wide = group % 64 == 0; /* blocks of 64 in the activation order */
     __m256 facc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                       _mm256_setzero_ps()};
     float msum[4] = {0, 0, 0, 0};
     for (uint64_t g = 0; g < ng; g++) {
         __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                           _mm256_setzero_si256()};
-        for (uint64_t k = g * group; k < (g + 1) * group; k += 32) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(x.q + k));
+        if (wide) {
+            for (uint64_t k = g * group; k < (g + 1) * group; k += 64) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(x.q + k));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(x.q + k + 32));
 #pragma GCC unroll 4
-            for (int i = 0; i < nr; i++)
-                acc[i] = DOT_U8S8(acc[i], q4_unpack(w + i * cols / 2 + k / 2), xv);
+                for (int i = 0; i < nr; i++) {
+                    __m256i lo, hi;
+                    q4_unpack64(w + i * cols / 2 + k / 2, &lo, &hi);
+                    acc[i] = DOT_U8S8(DOT_U8S8(acc[i], lo, x0), hi, x1);
+                }
+            }
+        } else {
+            for (uint64_t k = g * group; k < (g + 1) * group; k += 32) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(x.q + k));
+#pragma GCC unroll 4
+                for (int i = 0; i < nr; i++)
+                    acc[i] = DOT_U8S8(acc[i], q4_unpack(w + i * cols / 2 + k / 2), xv);
+            }
         }
         const float xd = x.d[g], xs = (float)x.s[g];
 #pragma GCC unroll 4

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #include "backend_cpu.h"
@@ -97,10 +98,12 @@ static int code(uint32_t type, const void *w, uint64_t rows, uint64_t cols, uint
     return k & 1 ? b >> 4 : b & 15;
 }
 
-/* Code of element k in a rounded row (undoing the q4 order). */
-static int xcode(uint32_t type, dsq_qx x, uint64_t k)
+/* Code of element k in a rounded row (undoing the q4 order, written out here: in blocks of 64,
+ * or 32 when the group is not a multiple of 64, evens first). */
+static int xcode(uint32_t type, uint32_t group, dsq_qx x, uint64_t k)
 {
-    return x.q[type == DSQ_TYPE_Q4 ? (k & ~31ull) + (k & 1) * 16 + (k & 31) / 2 : k];
+    const uint64_t b = group % 64 ? 32 : 64;
+    return x.q[type == DSQ_TYPE_Q4 ? k / b * b + (k % 2) * (b / 2) + (k % b) / 2 : k];
 }
 
 /* The definition evaluated in double from the codes, and T of the bound above. */
@@ -111,7 +114,7 @@ static void defined_dot(uint32_t type, const void *w, uint64_t rows, uint64_t co
     for (uint64_t g = 0; g < cols / group; g++) {
         double d = 0, m = 0, s = 0, sa = 0;
         for (uint64_t k = g * group; k < (g + 1) * group; k++) {
-            const int p = code(type, w, rows, cols, group, r, k, &d, &m) * xcode(type, x, k);
+            const int p = code(type, w, rows, cols, group, r, k, &d, &m) * xcode(type, group, x, k);
             s += p;
             sa += abs(p);
         }
@@ -152,7 +155,7 @@ TEST(activation_rounding_is_within_half_a_step_in_the_kernel_order)
                     amax = fmaxf(amax, fabsf(x[k]));
                 bad += q.d[g] != amax / 127;
                 for (uint64_t k = g * group; k < (g + 1) * group; k++) {
-                    const int c = xcode(type, q, k);
+                    const int c = xcode(type, group, q, k);
                     sum += c;
                     /* half a step, plus the rounding of x / d */
                     bad += !(c >= -127 && c <= 127 &&
@@ -271,4 +274,50 @@ TEST(int8_matmul_within_the_derived_bound_of_the_exact_dot)
     free(x);
     free(y);
     free(wr);
+}
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Prints (asserts nothing): one thread, one token, GB/s of weight bytes per path, best of 5. */
+TEST(timing_paths_2048x1408)
+{
+    const uint64_t rows = 2048, cols = 1408;
+    const uint32_t group = 64;
+    float x[1408];
+    random_x(x, cols);
+    float *y = malloc(rows * sizeof(float));
+    printf("  GB/s of weights, %llux%llu, group %u, one thread, one token:\n",
+           (unsigned long long)rows, (unsigned long long)cols, group);
+    for (size_t ti = 0; ti < 2; ti++) {
+        const uint32_t type = types[ti];
+        void *w = random_matrix(type, rows, cols, group), *buf;
+        const double bytes = type == DSQ_TYPE_Q8 ? (double)dsq_q8_bytes(rows, cols, group)
+                                                 : (double)dsq_q4_bytes(rows, cols, group);
+        dsq_qx q = new_qx(cols, group, &buf);
+        dsq_qx_quantize(type, x, cols, group, q);
+        printf("    %s:", type == DSQ_TYPE_Q8 ? "q8" : "q4");
+        for (int p = 0; p < DSQ_QDOT_N_PATHS; p++) {
+            if (!dsq_qdot_have((dsq_qdot_path)p))
+                continue;
+            dsq_qdot_force(p);
+            double best = 1e30;
+            for (int rep = 0; rep < 5; rep++) {
+                const double t0 = seconds();
+                for (uint64_t r = 0; r < rows; r += 4)
+                    dsq_qdot_rows(type, w, rows, cols, group, r, 4, q, y + r);
+                best = fmin(best, seconds() - t0);
+            }
+            printf(" %s %.1f", dsq_qdot_path_name(p), bytes / best / 1e9);
+        }
+        printf("\n");
+        dsq_qdot_force(-1);
+        free(w);
+        free(buf);
+    }
+    free(y);
 }
