@@ -85,11 +85,14 @@ static float ref_row(uint32_t type, const void *base, uint64_t rows, uint64_t co
     return sum;
 }
 
-void dsq_qdot_rows_ref(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
-                       uint32_t group, uint64_t r0, int nr, dsq_qx x, float *out)
+void dsq_qdot_tile_ref(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                       uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt, float *out,
+                       size_t ostride)
 {
-    for (int i = 0; i < nr; i++)
-        out[i] = ref_row(type, base, rows, cols, group, r0 + (uint64_t)i, x);
+    for (int t = 0; t < nt; t++)
+        for (int i = 0; i < nr; i++)
+            out[(size_t)t * ostride + (size_t)i] =
+                ref_row(type, base, rows, cols, group, r0 + (uint64_t)i, x[t]);
 }
 
 bool dsq_qdot_have(dsq_qdot_path p)
@@ -143,22 +146,28 @@ void dsq_qdot_force(int p)
     atomic_store_explicit(&forced, p, memory_order_relaxed);
 }
 
-void dsq_qdot_rows(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
-                   uint64_t r0, int nr, dsq_qx x, float *out)
+void dsq_qdot_tile(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
+                   uint64_t r0, int nr, const dsq_qx *x, int nt, float *out, size_t ostride)
 {
     switch (dsq_qdot_current()) {
 #if defined(__x86_64__)
     case DSQ_QDOT_AVX512VNNI:
-        dsq_qdot_rows_avx512vnni(type, base, rows, cols, group, r0, nr, x, out);
+        dsq_qdot_tile_avx512vnni(type, base, rows, cols, group, r0, nr, x, nt, out, ostride);
         return;
     case DSQ_QDOT_AVXVNNI:
-        dsq_qdot_rows_avxvnni(type, base, rows, cols, group, r0, nr, x, out);
+        dsq_qdot_tile_avxvnni(type, base, rows, cols, group, r0, nr, x, nt, out, ostride);
         return;
     case DSQ_QDOT_AVX2:
-        dsq_qdot_rows_avx2(type, base, rows, cols, group, r0, nr, x, out);
+        dsq_qdot_tile_avx2(type, base, rows, cols, group, r0, nr, x, nt, out, ostride);
         return;
 #endif
     default:
-        dsq_qdot_rows_ref(type, base, rows, cols, group, r0, nr, x, out);
+        dsq_qdot_tile_ref(type, base, rows, cols, group, r0, nr, x, nt, out, ostride);
     }
+}
+
+void dsq_qdot_rows(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
+                   uint64_t r0, int nr, dsq_qx x, float *out)
+{
+    dsq_qdot_tile(type, base, rows, cols, group, r0, nr, &x, 1, out, 0);
 }

@@ -20,6 +20,7 @@
 #define DSQ_QDOT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The rounded form of one activation row (cols elements, groups of group). */
@@ -45,36 +46,45 @@ static inline uint64_t dsq_qx_q4_slot(uint64_t k, uint32_t group)
 /* Rounds x[cols] for a matmul with weights of the given type (DSQ_TYPE_Q8 or DSQ_TYPE_Q4). */
 void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out);
 
-/* out[i] = row r0 + i of a (rows, cols) q8/q4 tensor at base dotted with the rounded row, for
- * i < nr (1..4; the rows share each activation load). Fastest path this CPU runs. */
+/* A tile: out[t * ostride + i] = row r0 + i of a (rows, cols) q8/q4 tensor at base dotted with
+ * the rounded row x[t], for i < nr (1..4) and t < nt (1..2); each weight load serves every token
+ * of the tile and each activation load every row. Fastest path this CPU runs. */
+void dsq_qdot_tile(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
+                   uint64_t r0, int nr, const dsq_qx *x, int nt, float *out, size_t ostride);
+
+/* The scalar reference: the definition above. */
+void dsq_qdot_tile_ref(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                       uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt, float *out,
+                       size_t ostride);
+
+/* One token: out[i] for i < nr, as dsq_qdot_tile with nt = 1. */
 void dsq_qdot_rows(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
                    uint64_t r0, int nr, dsq_qx x, float *out);
 
-/* The scalar reference: the definition above. */
-void dsq_qdot_rows_ref(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
-                       uint32_t group, uint64_t r0, int nr, dsq_qx x, float *out);
-
-/* The paths, fastest first; dsq_qdot_rows uses the first this CPU runs. */
+/* The paths, fastest first; dsq_qdot_tile uses the first this CPU runs. */
 typedef enum { DSQ_QDOT_AVX512VNNI, DSQ_QDOT_AVXVNNI, DSQ_QDOT_AVX2, DSQ_QDOT_SCALAR,
                DSQ_QDOT_N_PATHS } dsq_qdot_path;
 
 const char *dsq_qdot_path_name(dsq_qdot_path p);
 bool dsq_qdot_have(dsq_qdot_path p);
 
-/* Makes dsq_qdot_rows use path p (which this CPU must run), or the fastest again (-1); tests. */
+/* Makes dsq_qdot_tile use path p (which this CPU must run), or the fastest again (-1); tests. */
 void dsq_qdot_force(int p);
 
-/* The path dsq_qdot_rows uses now. */
+/* The path dsq_qdot_tile uses now. */
 dsq_qdot_path dsq_qdot_current(void);
 
 #if defined(__x86_64__)
 /* The same kernel built for each ISA (quant/qdot_x86.h); call only when dsq_qdot_have. */
-void dsq_qdot_rows_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
-                        uint32_t group, uint64_t r0, int nr, dsq_qx x, float *out);
-void dsq_qdot_rows_avxvnni(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
-                           uint32_t group, uint64_t r0, int nr, dsq_qx x, float *out);
-void dsq_qdot_rows_avx512vnni(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
-                              uint32_t group, uint64_t r0, int nr, dsq_qx x, float *out);
+void dsq_qdot_tile_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                        uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt,
+                        float *out, size_t ostride);
+void dsq_qdot_tile_avxvnni(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                        uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt,
+                        float *out, size_t ostride);
+void dsq_qdot_tile_avx512vnni(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                        uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt,
+                        float *out, size_t ostride);
 #endif
 
 #endif

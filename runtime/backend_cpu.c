@@ -1,6 +1,6 @@
 /* CPU backend. q8/q4 matmuls round each token's activations once to int8 and run the integer
- * kernels of quant/qdot.h (VNNI or AVX2, else the scalar reference), four weight rows per
- * activation load; other types, and q8/q4 with f32 activations, dot each weight row with every
+ * kernels of quant/qdot.h (VNNI or AVX2, else the scalar reference) in tiles of four weight
+ * rows by two tokens; other types, and q8/q4 with f32 activations, dot each weight row with every
  * token through the fused float kernels of quant/dot.h. Rows are split across OpenMP threads in
  * blocks small enough to stay in cache while every token passes over them. get_row widens with
  * the reference dequantizer. */
@@ -68,12 +68,16 @@ static bool matmul_int8(const dsq_matrix *w, const float *x, float *y, int n)
 #pragma omp for schedule(static)
         for (int b = 0; b < blocks; b++) {
             const int r0 = b * rb, r1 = r0 + rb < rows ? r0 + rb : rows;
-            for (int t = 0; t < n; t++) {
-                const dsq_qx xt = dsq_qx_at(buf + (size_t)t * xb, (uint64_t)cols, w->group);
+            for (int t = 0; t < n; t += 2) { /* tiles of 4 rows by 2 tokens */
+                const int nt = n - t < 2 ? n - t : 2;
+                dsq_qx xt[2];
+                for (int j = 0; j < nt; j++)
+                    xt[j] = dsq_qx_at(buf + (size_t)(t + j) * xb, (uint64_t)cols, w->group);
                 for (int r = r0; r < r1; r += 4) {
                     const int nr = r1 - r < 4 ? r1 - r : 4;
-                    dsq_qdot_rows(w->type, w->data, (uint64_t)rows, (uint64_t)cols, w->group,
-                                  (uint64_t)r, nr, xt, y + (size_t)t * rows + r);
+                    dsq_qdot_tile(w->type, w->data, (uint64_t)rows, (uint64_t)cols, w->group,
+                                  (uint64_t)r, nr, xt, nt, y + (size_t)t * rows + r,
+                                  (size_t)rows);
                 }
             }
         }

@@ -170,7 +170,9 @@ TEST(activation_rounding_is_within_half_a_step_in_the_kernel_order)
 }
 
 /* The reference against the double evaluation; every path this CPU runs against the reference,
- * at odd row counts, every row-tile width and every group size. */
+ * at odd row counts, every tile shape (1-4 rows by 1-2 tokens) and every group size. The second
+ * token of a tile is the first negated and halved, so its reference values are known exactly:
+ * codes negate, scales halve, sums negate. */
 TEST(every_path_matches_the_reference)
 {
     const uint64_t rows = 13, cols = 1408; /* 1408 = 11 * 128 */
@@ -183,8 +185,16 @@ TEST(every_path_matches_the_reference)
             void *w = random_matrix(type, rows, cols, group), *buf;
             dsq_qx q = new_qx(cols, group, &buf);
             dsq_qx_quantize(type, x, cols, group, q);
+            void *nbuf;
+            dsq_qx neg = new_qx(cols, group, &nbuf);
+            for (uint64_t k = 0; k < cols; k++)
+                neg.q[k] = (int8_t)-q.q[k];
+            for (uint64_t g = 0; g < cols / group; g++) {
+                neg.d[g] = q.d[g] / 2;
+                neg.s[g] = -q.s[g];
+            }
             float ref[13];
-            dsq_qdot_rows_ref(type, w, rows, cols, group, 0, (int)rows, q, ref);
+            dsq_qdot_tile_ref(type, w, rows, cols, group, 0, (int)rows, &q, 1, ref, 0);
             int bad = 0;
             for (uint64_t r = 0; r < rows; r++) {
                 double v, t;
@@ -199,23 +209,29 @@ TEST(every_path_matches_the_reference)
                 dsq_qdot_force(p);
                 CHECK(dsq_qdot_current() == (dsq_qdot_path)p);
                 bad = 0;
-                for (int nr = 1; nr <= 4; nr++)
-                    for (uint64_t r0 = 0; r0 + (uint64_t)nr <= rows; r0 += (uint64_t)nr + 2) {
-                        float got[4];
-                        dsq_qdot_rows(type, w, rows, cols, group, r0, nr, q, got);
-                        for (int i = 0; i < nr; i++) {
-                            double v, t;
-                            defined_dot(type, w, rows, cols, group, r0 + (uint64_t)i, q, &v, &t);
-                            bad += !(fabs(got[i] - ref[r0 + (uint64_t)i]) <=
-                                     2 * fp_bound(cols, group, t));
+                for (int nt = 1; nt <= 2; nt++)
+                    for (int nr = 1; nr <= 4; nr++)
+                        for (uint64_t r0 = 0; r0 + (uint64_t)nr <= rows; r0 += (uint64_t)nr + 2) {
+                            float got[2][4];
+                            const dsq_qx tile[2] = {q, neg};
+                            dsq_qdot_tile(type, w, rows, cols, group, r0, nr, tile, nt, got[0], 4);
+                            for (int t = 0; t < nt; t++)
+                                for (int i = 0; i < nr; i++) {
+                                    double v, mag;
+                                    defined_dot(type, w, rows, cols, group, r0 + (uint64_t)i, q,
+                                                &v, &mag);
+                                    const double want = ref[r0 + (uint64_t)i] * (t ? -0.5 : 1);
+                                    bad += !(fabs(got[t][i] - want) <=
+                                             2 * fp_bound(cols, group, mag) * (t ? 0.5 : 1));
+                                }
                         }
-                    }
                 CHECK_MSG(bad == 0, "%s, type %u group %u: %d rows off", dsq_qdot_path_name(p),
                           type, group, bad);
             }
             dsq_qdot_force(-1);
             free(w);
             free(buf);
+            free(nbuf);
         }
     printf("  paths run:");
     for (int p = 0; p < DSQ_QDOT_N_PATHS; p++)
@@ -290,8 +306,9 @@ TEST(timing_paths_2048x1408)
     const uint32_t group = 64;
     float x[1408];
     random_x(x, cols);
-    float *y = malloc(rows * sizeof(float));
-    printf("  GB/s of weights, %llux%llu, group %u, one thread, one token:\n",
+    float *y = malloc(2 * rows * sizeof(float));
+    printf("  GB/s of weights, %llux%llu, group %u, one thread, one token\n"
+           "  (x2 tokens: a 4x2 tile, weight bytes times tokens per second):\n",
            (unsigned long long)rows, (unsigned long long)cols, group);
     for (size_t ti = 0; ti < 2; ti++) {
         const uint32_t type = types[ti];
@@ -305,14 +322,20 @@ TEST(timing_paths_2048x1408)
             if (!dsq_qdot_have((dsq_qdot_path)p))
                 continue;
             dsq_qdot_force(p);
-            double best = 1e30;
+            double best = 1e30, best2 = 1e30;
+            const dsq_qx two[2] = {q, q};
             for (int rep = 0; rep < 5; rep++) {
-                const double t0 = seconds();
+                double t0 = seconds();
                 for (uint64_t r = 0; r < rows; r += 4)
                     dsq_qdot_rows(type, w, rows, cols, group, r, 4, q, y + r);
                 best = fmin(best, seconds() - t0);
+                t0 = seconds();
+                for (uint64_t r = 0; r < rows; r += 4)
+                    dsq_qdot_tile(type, w, rows, cols, group, r, 4, two, 2, y + 2 * r, 4);
+                best2 = fmin(best2, seconds() - t0);
             }
-            printf(" %s %.1f", dsq_qdot_path_name(p), bytes / best / 1e9);
+            printf(" %s %.1f (x2 tokens: %.1f)", dsq_qdot_path_name(p), bytes / best / 1e9,
+                   2 * bytes / best2 / 1e9);
         }
         printf("\n");
         dsq_qdot_force(-1);
