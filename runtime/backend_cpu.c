@@ -33,6 +33,7 @@ static void widen_row(const dsq_matrix *w, int r, float *out)
 
 static atomic_bool f32_activations;
 
+
 void dsq_cpu_set_int8_activations(bool on)
 {
     atomic_store_explicit(&f32_activations, !on, memory_order_relaxed);
@@ -50,69 +51,134 @@ static int row_block(int rows)
     return per_thread < 1 ? 1 : per_thread < ROW_BLOCK ? per_thread : ROW_BLOCK;
 }
 
-/* The integer path; false (nothing written) if its buffer cannot be allocated. */
-static bool matmul_int8(const dsq_matrix *w, const float *x, float *y, int n)
+static bool is_int8(const dsq_matrix *w)
 {
-    const int rows = w->rows, cols = w->cols, rb = row_block(rows);
-    const int blocks = (rows + rb - 1) / rb;
-    const uint64_t xb = dsq_qx_bytes((uint64_t)cols, w->group);
-    uint8_t *buf = malloc((size_t)n * xb);
-    if (!buf)
-        return false;
-#pragma omp parallel if ((long)rows * cols * n > PARALLEL_MIN_WORK)
-    {
-#pragma omp for schedule(static)
-        for (int t = 0; t < n; t++)
-            dsq_qx_quantize(w->type, x + (size_t)t * cols, (uint64_t)cols, w->group,
-                            dsq_qx_at(buf + (size_t)t * xb, (uint64_t)cols, w->group));
-#pragma omp for schedule(static)
-        for (int b = 0; b < blocks; b++) {
-            const int r0 = b * rb, r1 = r0 + rb < rows ? r0 + rb : rows;
-            for (int t = 0; t < n; t += 2) { /* tiles of 4 rows by 2 tokens */
-                const int nt = n - t < 2 ? n - t : 2;
-                dsq_qx xt[2];
-                for (int j = 0; j < nt; j++)
-                    xt[j] = dsq_qx_at(buf + (size_t)(t + j) * xb, (uint64_t)cols, w->group);
-                for (int r = r0; r < r1; r += 4) {
-                    const int nr = r1 - r < 4 ? r1 - r : 4;
-                    dsq_qdot_tile(w->type, w->data, (uint64_t)rows, (uint64_t)cols, w->group,
-                                  (uint64_t)r, nr, xt, nt, y + (size_t)t * rows + r,
-                                  (size_t)rows);
-                }
-            }
+    return (w->type == DSQ_TYPE_Q8 || w->type == DSQ_TYPE_Q4) && dsq_cpu_int8_activations();
+}
+
+/* What one job needs beyond its arguments: its row blocks, and its activations prepared once
+ * (int8 rows for the integer kernels, or q4 group sums for the float kernels; NULL if the
+ * float kernels go without them). */
+typedef struct {
+    int rb, first_block; /* rows per block; index of its first block among all jobs' */
+    bool int8;
+    uint64_t xb; /* bytes of one rounded row (int8) or floats of one row's sums */
+    void *prep;
+} job_plan;
+
+/* Rows r0..r1 of job j for all its tokens. */
+static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1)
+{
+    const dsq_matrix *w = j->w;
+    const int rows = w->rows, cols = w->cols, n = j->n;
+    if (p->int8) {
+        for (int t = 0; t < n; t += 2) { /* tiles of 4 rows by 2 tokens */
+            const int nt = n - t < 2 ? n - t : 2;
+            dsq_qx xt[2];
+            for (int k = 0; k < nt; k++)
+                xt[k] = dsq_qx_at((uint8_t *)p->prep + (size_t)(t + k) * p->xb, (uint64_t)cols,
+                                  w->group);
+            for (int r = r0; r < r1; r += 4)
+                dsq_qdot_tile(w->type, w->data, (uint64_t)rows, (uint64_t)cols, w->group,
+                              (uint64_t)r, r1 - r < 4 ? r1 - r : 4, xt, nt,
+                              j->y + (size_t)t * rows + r, (size_t)rows);
+        }
+        return;
+    }
+    for (int t = 0; t < n; t++) {
+        const float *xt = j->x + (size_t)t * cols;
+        const float *st = p->prep ? (const float *)p->prep + (size_t)t * p->xb : NULL;
+        for (int r = r0; r < r1; r++)
+            j->y[(size_t)t * rows + r] = dsq_dot_row(w->type, w->data, (uint64_t)rows,
+                                                     (uint64_t)cols, w->group, (uint64_t)r, xt, st);
+    }
+}
+
+/* Token t of job j's activations, prepared. */
+static void prepare_token(const dsq_matmul_job *j, const job_plan *p, int t)
+{
+    const dsq_matrix *w = j->w;
+    const float *x = j->x + (size_t)t * w->cols;
+    if (p->int8)
+        dsq_qx_quantize(w->type, x, (uint64_t)w->cols, w->group,
+                        dsq_qx_at((uint8_t *)p->prep + (size_t)t * p->xb, (uint64_t)w->cols,
+                                  w->group));
+    else
+        dsq_dot_xsums(w->type, x, (uint64_t)w->cols, w->group,
+                      (float *)p->prep + (size_t)t * p->xb);
+}
+
+int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
+{
+    job_plan *plan = calloc((size_t)count + 1, sizeof *plan);
+    int *token_start = malloc(((size_t)count + 1) * sizeof(int));
+    if (!plan || !token_start) {
+        free(plan);
+        free(token_start);
+        return DSQ_ERESOURCE;
+    }
+    int rc = DSQ_OK, blocks = 0, tokens = 0;
+    long work = 0;
+    for (int i = 0; i < count; i++) {
+        const dsq_matrix *w = jobs[i].w;
+        job_plan *p = &plan[i];
+        p->rb = row_block(w->rows);
+        p->first_block = blocks;
+        blocks += (w->rows + p->rb - 1) / p->rb;
+        token_start[i] = tokens;
+        tokens += jobs[i].n;
+        work += (long)w->rows * w->cols * jobs[i].n;
+        p->int8 = is_int8(w);
+        p->xb = p->int8 ? dsq_qx_bytes((uint64_t)w->cols, w->group)
+                        : dsq_dot_xsum_len(w->type, (uint64_t)w->cols, w->group);
+        if (p->xb) {
+            const size_t bytes = (size_t)jobs[i].n * p->xb * (p->int8 ? 1 : sizeof(float));
+            /* without q4 sums the float kernels compute them per row; int8 needs its buffer */
+            if (!(p->prep = malloc(bytes)) && p->int8)
+                rc = DSQ_ERESOURCE;
         }
     }
-    free(buf);
-    return true;
+    plan[count].first_block = blocks;
+    token_start[count] = tokens;
+    /* one parallel region for the whole batch: prepare every token, then every row block */
+#pragma omp parallel if (!rc && work > PARALLEL_MIN_WORK)
+    if (!rc) {
+#pragma omp for schedule(static)
+        for (int k = 0; k < tokens; k++) {
+            int i = 0;
+            while (token_start[i + 1] <= k)
+                i++;
+            if (plan[i].prep)
+                prepare_token(&jobs[i], &plan[i], k - token_start[i]);
+        }
+#pragma omp for schedule(static)
+        for (int b = 0; b < blocks; b++) {
+            int i = 0;
+            while (plan[i + 1].first_block <= b)
+                i++;
+            const int r0 = (b - plan[i].first_block) * plan[i].rb;
+            const int r1 = r0 + plan[i].rb < jobs[i].w->rows ? r0 + plan[i].rb : jobs[i].w->rows;
+            run_block(&jobs[i], &plan[i], r0, r1);
+        }
+    }
+    for (int i = 0; i < count; i++)
+        free(plan[i].prep);
+    free(plan);
+    free(token_start);
+    return rc;
 }
 
 static void cpu_matmul(const dsq_matrix *w, const float *x, float *y, int n)
 {
-    if ((w->type == DSQ_TYPE_Q8 || w->type == DSQ_TYPE_Q4) && dsq_cpu_int8_activations() &&
-        matmul_int8(w, x, y, n))
+    const dsq_matmul_job job = {w, x, y, n};
+    if (dsq_cpu_matmul_many(&job, 1) == DSQ_OK)
         return;
-    const int rows = w->rows, cols = w->cols, rb = row_block(rows);
-    const int blocks = (rows + rb - 1) / rb;
-    /* per-token group sums (q4), computed once here rather than once per row; if the allocation
-     * fails the kernels compute them per row instead */
-    const uint64_t ns = dsq_dot_xsum_len(w->type, (uint64_t)cols, w->group);
-    float *xsum = ns ? malloc((size_t)n * ns * sizeof(float)) : NULL;
-    if (xsum)
-        for (int t = 0; t < n; t++)
-            dsq_dot_xsums(w->type, x + (size_t)t * cols, (uint64_t)cols, w->group,
-                          xsum + (size_t)t * ns);
-#pragma omp parallel for schedule(static) if ((long)rows * cols * n > PARALLEL_MIN_WORK)
-    for (int b = 0; b < blocks; b++) {
-        const int r0 = b * rb, r1 = r0 + rb < rows ? r0 + rb : rows;
-        for (int t = 0; t < n; t++) {
-            const float *xt = x + (size_t)t * cols, *st = xsum ? xsum + (size_t)t * ns : NULL;
-            for (int r = r0; r < r1; r++)
-                y[(size_t)t * rows + r] =
-                    dsq_dot_row(w->type, w->data, (uint64_t)rows, (uint64_t)cols, w->group,
-                                (uint64_t)r, xt, st);
-        }
-    }
-    free(xsum);
+    /* out of memory for the prepared activations: the float kernels need none */
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < w->rows; r++)
+            y[(size_t)t * w->rows + r] =
+                dsq_dot_row(w->type, w->data, (uint64_t)w->rows, (uint64_t)w->cols, w->group,
+                            (uint64_t)r, x + (size_t)t * w->cols, NULL);
 }
 
 const dsq_backend dsq_backend_cpu = {
