@@ -297,6 +297,45 @@ TEST(dispatch_picks_avx2_when_present_and_can_be_forced)
     free(m);
 }
 
+/* The AVX2 float tile (f32, bf16, f16 rows by one or two tokens) against the exact dot of each
+ * row and token, at odd row counts and lengths that leave a scalar tail. */
+TEST(float_tile_within_bound_of_exact)
+{
+    if (!have_avx2()) {
+        printf("  skipped: no AVX2\n");
+        return;
+    }
+    const uint64_t rows = 7, lens[] = {203, 1408};
+    const uint32_t plain[] = {DSQ_TYPE_F32, DSQ_TYPE_BF16, DSQ_TYPE_F16};
+    for (size_t li = 0; li < 2; li++)
+        for (size_t ti = 0; ti < 3; ti++) {
+            const uint64_t cols = lens[li];
+            const uint32_t type = plain[ti];
+            void *w = random_matrix(type, rows, cols, 0);
+            float *x = malloc(2 * cols * sizeof(float));
+            random_x(x, 2 * cols);
+            const float *xs[2] = {x, x + cols};
+            int bad = 0;
+            for (int nt = 1; nt <= 2; nt++)
+                for (int nr = 1; nr <= 4; nr++)
+                    for (uint64_t r0 = 0; r0 + (uint64_t)nr <= rows; r0 += (uint64_t)nr + 1) {
+                        float out[2][4];
+                        dsq_dot_tile_avx2(type, w, cols, r0, nr, xs, nt, out[0], 4);
+                        for (int t = 0; t < nt; t++)
+                            for (int i = 0; i < nr; i++) {
+                                double exact, mag;
+                                widened_dot(type, w, rows, cols, 0, r0 + (uint64_t)i, xs[t],
+                                            &exact, &mag);
+                                bad += !(fabs(out[t][i] - exact) <= bound(cols, mag));
+                            }
+                    }
+            CHECK_MSG(bad == 0, "%s cols %llu: %d outside the bound", dsq_type_info(type)->name,
+                      (unsigned long long)cols, bad);
+            free(w);
+            free(x);
+        }
+}
+
 /* The backend's matmul with f32 activations: every (token, row) within the bound of the exact
  * dot, serial and parallel sizes, row counts that are not a multiple of the row block; forced to
  * the reference it gives the reference's bits. (tests/test_qdot.c covers int8 activations.) */
