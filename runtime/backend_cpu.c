@@ -1,7 +1,7 @@
 /* CPU backend. q8/q4 matmuls round each token's activations once to int8 and run the integer
  * kernels of quant/qdot.h (VNNI or AVX2, else the scalar reference) in tiles of four weight
- * rows by two tokens; f32/bf16/f16 weights run the AVX2 float tile of quant/dot.h (same shape;
- * f32 activations); q8/q4 with f32 activations, and everything on the scalar path, dot each
+ * rows by two tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h (4 rows by 4
+ * tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q4 with f32 activations, and everything on the scalar path, dot each
  * weight row with every token through the fused float kernels. Rows are split across OpenMP
  * threads in blocks small enough to stay in cache while every token passes over them. get_row
  * widens with the reference dequantizer. */
@@ -64,7 +64,7 @@ static bool is_int8(const dsq_matrix *w)
 typedef struct {
     int rb, first_block; /* rows per block; index of its first block among all jobs' */
     bool int8;
-    bool tile; /* plain float weights on the AVX2 tile kernel */
+    int tile; /* plain float weights on a tile kernel: 0 none, 2 AVX2 (2 tokens), 4 AVX-512 */
     uint64_t xb; /* bytes of one rounded row (int8) or floats of one row's sums */
     void *prep;
 } job_plan;
@@ -90,13 +90,21 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1
     }
 #if defined(__x86_64__)
     if (p->tile) {
-        for (int t = 0; t < n; t += 2) { /* tiles of 4 rows by 2 tokens */
-            const int nt = n - t < 2 ? n - t : 2;
-            const float *xt[2] = {j->x + (size_t)t * cols, j->x + (size_t)(t + nt - 1) * cols};
-            for (int r = r0; r < r1; r += 4)
-                dsq_dot_tile_avx2(w->type, w->data, (uint64_t)cols, (uint64_t)r,
-                                  r1 - r < 4 ? r1 - r : 4, xt, nt, j->y + (size_t)t * rows + r,
-                                  (size_t)rows);
+        for (int t = 0; t < n; t += p->tile) { /* tiles of 4 rows by 2 or 4 tokens */
+            const int nt = n - t < p->tile ? n - t : p->tile;
+            const float *xt[4];
+            for (int k = 0; k < 4; k++)
+                xt[k] = j->x + (size_t)(t + (k < nt ? k : 0)) * cols;
+            for (int r = r0; r < r1; r += 4) {
+                const int nr = r1 - r < 4 ? r1 - r : 4;
+                float *yt = j->y + (size_t)t * rows + r;
+                if (p->tile == 4)
+                    dsq_dot_tile_avx512(w->type, w->data, (uint64_t)cols, (uint64_t)r, nr, xt,
+                                        nt, yt, (size_t)rows);
+                else
+                    dsq_dot_tile_avx2(w->type, w->data, (uint64_t)cols, (uint64_t)r, nr, xt, nt,
+                                      yt, (size_t)rows);
+            }
         }
         return;
     }
@@ -134,6 +142,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         return DSQ_ERESOURCE;
     }
     int rc = DSQ_OK, blocks = 0, tokens = 0;
+    const bool have_avx512 = dsq_dot_have_avx512();
     long work = 0;
     for (int i = 0; i < count; i++) {
         const dsq_matrix *w = jobs[i].w;
@@ -145,9 +154,9 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         tokens += jobs[i].n;
         work += (long)w->rows * w->cols * jobs[i].n;
         p->int8 = is_int8(w);
-        p->tile = (w->type == DSQ_TYPE_F32 || w->type == DSQ_TYPE_BF16 ||
-                   w->type == DSQ_TYPE_F16) &&
-                  strcmp(dsq_dot_path(), "avx2") == 0;
+        if ((w->type == DSQ_TYPE_F32 || w->type == DSQ_TYPE_BF16 || w->type == DSQ_TYPE_F16) &&
+            strcmp(dsq_dot_path(), "avx2") == 0)
+            p->tile = have_avx512 ? 4 : 2;
         p->xb = p->int8 ? dsq_qx_bytes((uint64_t)w->cols, w->group)
                         : dsq_dot_xsum_len(w->type, (uint64_t)w->cols, w->group);
         if (p->xb) {

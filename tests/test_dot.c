@@ -297,10 +297,12 @@ TEST(dispatch_picks_avx2_when_present_and_can_be_forced)
     free(m);
 }
 
-/* The AVX2 float tile (f32, bf16, f16 rows by one or two tokens) against the exact dot of each
- * row and token, at odd row counts and lengths that leave a scalar tail. */
+/* The float tiles (f32, bf16, f16 rows by 1-2 tokens on AVX2, 1-4 on AVX-512) against the exact
+ * dot of each row and token, at odd row counts and lengths that leave a scalar tail. */
 TEST(float_tile_within_bound_of_exact)
 {
+    const bool avx512 = dsq_dot_have_avx512();
+    printf("  tiles run: avx2%s\n", avx512 ? " avx512" : "");
     if (!have_avx2()) {
         printf("  skipped: no AVX2\n");
         return;
@@ -312,23 +314,27 @@ TEST(float_tile_within_bound_of_exact)
             const uint64_t cols = lens[li];
             const uint32_t type = plain[ti];
             void *w = random_matrix(type, rows, cols, 0);
-            float *x = malloc(2 * cols * sizeof(float));
-            random_x(x, 2 * cols);
-            const float *xs[2] = {x, x + cols};
+            float *x = malloc(4 * cols * sizeof(float));
+            random_x(x, 4 * cols);
+            const float *xs[4] = {x, x + cols, x + 2 * cols, x + 3 * cols};
             int bad = 0;
-            for (int nt = 1; nt <= 2; nt++)
-                for (int nr = 1; nr <= 4; nr++)
-                    for (uint64_t r0 = 0; r0 + (uint64_t)nr <= rows; r0 += (uint64_t)nr + 1) {
-                        float out[2][4];
-                        dsq_dot_tile_avx2(type, w, cols, r0, nr, xs, nt, out[0], 4);
-                        for (int t = 0; t < nt; t++)
-                            for (int i = 0; i < nr; i++) {
-                                double exact, mag;
-                                widened_dot(type, w, rows, cols, 0, r0 + (uint64_t)i, xs[t],
-                                            &exact, &mag);
-                                bad += !(fabs(out[t][i] - exact) <= bound(cols, mag));
-                            }
-                    }
+            for (int wide = 0; wide <= avx512; wide++)
+                for (int nt = 1; nt <= (wide ? 4 : 2); nt++)
+                    for (int nr = 1; nr <= 4; nr++)
+                        for (uint64_t r0 = 0; r0 + (uint64_t)nr <= rows; r0 += (uint64_t)nr + 1) {
+                            float out[4][4];
+                            if (wide)
+                                dsq_dot_tile_avx512(type, w, cols, r0, nr, xs, nt, out[0], 4);
+                            else
+                                dsq_dot_tile_avx2(type, w, cols, r0, nr, xs, nt, out[0], 4);
+                            for (int t = 0; t < nt; t++)
+                                for (int i = 0; i < nr; i++) {
+                                    double exact, mag;
+                                    widened_dot(type, w, rows, cols, 0, r0 + (uint64_t)i, xs[t],
+                                                &exact, &mag);
+                                    bad += !(fabs(out[t][i] - exact) <= bound(cols, mag));
+                                }
+                        }
             CHECK_MSG(bad == 0, "%s cols %llu: %d outside the bound", dsq_type_info(type)->name,
                       (unsigned long long)cols, bad);
             free(w);
