@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_cpu.h"
 #include "model.h"
 #include "ops.h"
 
@@ -41,9 +42,12 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
         return DSQ_ERESOURCE;
     }
     /* new keys and values go straight into the cache at their positions */
-    m->be->matmul(&lw->wq, xn, q, n);
-    m->be->matmul(&lw->wk, xn, keys + (size_t)m->n_past * stride, n);
-    m->be->matmul(&lw->wv, xn, values + (size_t)m->n_past * stride, n);
+    const dsq_matmul_job qkv[3] = {{&lw->wq, xn, q, n},
+                                   {&lw->wk, xn, keys + (size_t)m->n_past * stride, n},
+                                   {&lw->wv, xn, values + (size_t)m->n_past * stride, n}};
+    if (m->be != &dsq_backend_cpu || dsq_cpu_matmul_many(qkv, 3)) /* one region on the CPU */
+        for (int i = 0; i < 3; i++)
+            m->be->matmul(qkv[i].w, xn, qkv[i].y, n);
     for (int t = 0; t < n; t++) {
         int pos = m->n_past + t;
         for (int h = 0; h < nh; h++)
@@ -179,16 +183,19 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
     int rc = q && ckv && attn && work && scores && (qa || !c->q_lora_rank) ? DSQ_OK
                                                                               : DSQ_ERESOURCE;
     if (!rc) {
+        /* the projections of xn in one batch (one parallel region on the CPU) */
+        const dsq_matmul_job proj[2] = {
+            {c->q_lora_rank ? &lw->q_a : &lw->wq, xn, c->q_lora_rank ? qa : q, n},
+            {&lw->kv_a, xn, ckv, n}};
+        if (m->be != &dsq_backend_cpu || dsq_cpu_matmul_many(proj, 2))
+            for (int i = 0; i < 2; i++)
+                m->be->matmul(proj[i].w, xn, proj[i].y, n);
         if (c->q_lora_rank) { /* the reference builds q_a_layernorm with its default eps 1e-6 */
-            m->be->matmul(&lw->q_a, xn, qa, n);
             for (int t = 0; t < n; t++)
                 ops_rmsnorm(qa + (size_t)t * c->q_lora_rank, qa + (size_t)t * c->q_lora_rank,
                             lw->q_a_norm, c->q_lora_rank, 1e-6f);
             m->be->matmul(&lw->q_b, qa, q, n);
-        } else {
-            m->be->matmul(&lw->wq, xn, q, n);
         }
-        m->be->matmul(&lw->kv_a, xn, ckv, n);
         for (int t = 0; t < n; t++) {
             int pos = m->n_past + t;
             const float *row = ckv + (size_t)t * (kvr + rope);

@@ -64,6 +64,7 @@ static bool is_int8(const dsq_matrix *w)
 typedef struct {
     int rb, first_block; /* rows per block; index of its first block among all jobs' */
     bool int8;
+    bool shares_prep; /* same activations and layout as the job before: its prep is reused */
     int tile; /* plain float weights on a tile kernel: 0 none, 2 AVX2 (2 tokens), 4 AVX-512 */
     uint64_t xb; /* bytes of one rounded row (int8) or floats of one row's sums */
     void *prep;
@@ -159,7 +160,13 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
             p->tile = have_avx512 ? 4 : 2;
         p->xb = p->int8 ? dsq_qx_bytes((uint64_t)w->cols, w->group)
                         : dsq_dot_xsum_len(w->type, (uint64_t)w->cols, w->group);
-        if (p->xb) {
+        const dsq_matrix *pw = i ? jobs[i - 1].w : NULL;
+        if (p->xb && pw && jobs[i - 1].x == jobs[i].x && jobs[i - 1].n == jobs[i].n &&
+            pw->type == w->type && pw->cols == w->cols && pw->group == w->group &&
+            plan[i - 1].int8 == p->int8) { /* gate and up of one input: round it once */
+            p->shares_prep = true;
+            p->prep = plan[i - 1].prep;
+        } else if (p->xb) {
             const size_t bytes = (size_t)jobs[i].n * p->xb * (p->int8 ? 1 : sizeof(float));
             /* without q4 sums the float kernels compute them per row; int8 needs its buffer */
             if (!(p->prep = malloc(bytes)) && p->int8)
@@ -176,7 +183,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
             int i = 0;
             while (token_start[i + 1] <= k)
                 i++;
-            if (plan[i].prep)
+            if (plan[i].prep && !plan[i].shares_prep)
                 prepare_token(&jobs[i], &plan[i], k - token_start[i]);
         }
 #pragma omp for schedule(static)
@@ -190,7 +197,8 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         }
     }
     for (int i = 0; i < count; i++)
-        free(plan[i].prep);
+        if (!plan[i].shares_prep)
+            free(plan[i].prep);
     free(plan);
     free(token_start);
     return rc;

@@ -20,8 +20,11 @@ static int swiglu_ffn(const dsq_backend *be, const ffn_weights *f, const float *
         free(u);
         return DSQ_ERESOURCE;
     }
-    be->matmul(&f->gate, x, g, n);
-    be->matmul(&f->up, x, u, n);
+    const dsq_matmul_job both[2] = {{&f->gate, x, g, n}, {&f->up, x, u, n}};
+    if (be != &dsq_backend_cpu || dsq_cpu_matmul_many(both, 2)) { /* one region on the CPU */
+        be->matmul(&f->gate, x, g, n);
+        be->matmul(&f->up, x, u, n);
+    }
     ops_swiglu(g, u, n * inter);
     be->matmul(&f->down, g, out, n);
     free(g);
