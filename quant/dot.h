@@ -10,6 +10,7 @@
 #define DSQ_DOT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* How many floats of per-vector precomputation dsq_dot_xsums writes for a type: cols / group for
@@ -44,6 +45,20 @@ bool dsq_dot_have_avx2(void);
  * dsq_dot_have_avx2(). */
 float dsq_dot_row_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
                        uint32_t group, uint64_t r, const float *x, const float *xsum);
+
+/* A tile of a plain float tensor (f32, bf16, f16): out[t * ostride + i] = row r0 + i dotted with
+ * x[t][cols], for i < nr (1..4) and t < nt (1..2); each weight load serves both tokens. Within
+ * the same bound of the exact dot as dsq_dot_row_avx2; call only when dsq_dot_have_avx2(). */
+void dsq_dot_tile_avx2(uint32_t type, const void *base, uint64_t cols, uint64_t r0, int nr,
+                       const float *const *x, int nt, float *out, size_t ostride);
+
+/* The same with 512-bit registers and up to four tokens (nt 1..4; quant/dot_avx512.c); call
+ * only when dsq_dot_have_avx512(). */
+void dsq_dot_tile_avx512(uint32_t type, const void *base, uint64_t cols, uint64_t r0, int nr,
+                         const float *const *x, int nt, float *out, size_t ostride);
 #endif
+
+/* Whether this CPU (and OS) runs the AVX-512F float tile, besides the AVX2 kernels. */
+bool dsq_dot_have_avx512(void);
 
 #endif

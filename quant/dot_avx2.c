@@ -177,3 +177,75 @@ TARGET float dsq_dot_row_avx2(uint32_t type, const void *base, uint64_t rows, ui
 }
 
 #endif
+
+#if defined(__x86_64__)
+/* A tile of plain float rows (f32, bf16, f16) by tokens: out[t * ostride + i] = row r0 + i dotted
+ * with x[t], i < nr (1..4), t < nt (1..2). Each weight load is widened once and serves both
+ * tokens; each activation load serves all rows. Eight lanes per (row, token), then a scalar
+ * tail; the order differs from dsq_dot_row_ref's, within the same bound. */
+#define TILE_FLOAT(name, load, scalar)                                                             \
+    TARGET static inline __attribute__((always_inline)) void name(                                 \
+        const void *base, uint64_t cols, uint64_t r0, const float *const *x, float *out,           \
+        size_t ostride, const int nr, const int nt)                                                \
+    {                                                                                              \
+        __m256 acc[4][2];                                                                          \
+        for (int i = 0; i < 4; i++)                                                                \
+            acc[i][0] = acc[i][1] = _mm256_setzero_ps();                                           \
+        uint64_t k = 0;                                                                            \
+        for (; k + 8 <= cols; k += 8) {                                                            \
+            __m256 xv[2];                                                                          \
+            _Pragma("GCC unroll 2") for (int t = 0; t < nt; t++) xv[t] = _mm256_loadu_ps(x[t] + k); \
+            _Pragma("GCC unroll 4") for (int i = 0; i < nr; i++)                                   \
+            {                                                                                      \
+                const void *w = row_at(base, r0 + (uint64_t)i, cols);                              \
+                const __m256 wv = load(w, k);                                                      \
+                _Pragma("GCC unroll 2") for (int t = 0; t < nt; t++) acc[i][t] =                   \
+                    _mm256_fmadd_ps(wv, xv[t], acc[i][t]);                                         \
+            }                                                                                      \
+        }                                                                                          \
+        for (int i = 0; i < nr; i++) {                                                             \
+            const void *w = row_at(base, r0 + (uint64_t)i, cols);                                  \
+            for (int t = 0; t < nt; t++) {                                                         \
+                float sum = hsum(acc[i][t]);                                                       \
+                for (uint64_t j = k; j < cols; j++)                                                \
+                    sum += scalar * x[t][j];                                                       \
+                out[(size_t)t * ostride + (size_t)i] = sum;                                        \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* Start of row r; the element size comes from the loader's type. */
+#define row_at(base, r, cols) ((const char *)(base) + (r) * (cols) * elem)
+
+#define elem 4
+TILE_FLOAT(tile_f32, load_f32, ((const float *)w)[j])
+#undef elem
+#define elem 2
+TILE_FLOAT(tile_bf16, load_bf16, dsq_bf16_to_f32(((const uint16_t *)w)[j]))
+TILE_FLOAT(tile_f16, load_f16, dsq_f16_to_f32(((const uint16_t *)w)[j]))
+#undef elem
+#undef row_at
+
+#define TILE_SHAPES(fn)                                                                            \
+    switch (nt * 8 + nr) {                                                                         \
+    case 20: fn(base, cols, r0, x, out, ostride, 4, 2); break;                                     \
+    case 19: fn(base, cols, r0, x, out, ostride, 3, 2); break;                                     \
+    case 18: fn(base, cols, r0, x, out, ostride, 2, 2); break;                                     \
+    case 17: fn(base, cols, r0, x, out, ostride, 1, 2); break;                                     \
+    case 12: fn(base, cols, r0, x, out, ostride, 4, 1); break;                                     \
+    case 11: fn(base, cols, r0, x, out, ostride, 3, 1); break;                                     \
+    case 10: fn(base, cols, r0, x, out, ostride, 2, 1); break;                                     \
+    default: fn(base, cols, r0, x, out, ostride, 1, 1); break;                                     \
+    }
+
+TARGET void dsq_dot_tile_avx2(uint32_t type, const void *base, uint64_t cols, uint64_t r0, int nr,
+                              const float *const *x, int nt, float *out, size_t ostride)
+{
+    if (type == DSQ_TYPE_F32)
+        TILE_SHAPES(tile_f32)
+    else if (type == DSQ_TYPE_BF16)
+        TILE_SHAPES(tile_bf16)
+    else
+        TILE_SHAPES(tile_f16)
+}
+#endif

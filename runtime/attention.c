@@ -1,10 +1,12 @@
 /* Attention: MHA with NeoX RoPE (DeepSeek-MoE) and MLA (DeepSeek-V2) in two forms over one
  * latent cache: expanded (K, V rebuilt by kv_b) and absorbed (W_UK folded into the query,
- * W_UV applied after the weighted sum of latents). */
+ * W_UV applied after the weighted sum of latents). Score and value loops run on the vector
+ * helpers of ops.h. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_cpu.h"
 #include "model.h"
 #include "ops.h"
 
@@ -17,20 +19,12 @@ static void mha_head(const float *q, const float *keys, size_t key_stride, const
                      size_t value_stride, int dim, int last, float scale, float *scores,
                      float *out)
 {
-    for (int s = 0; s <= last; s++) {
-        const float *k = keys + (size_t)s * key_stride;
-        float dot = 0;
-        for (int i = 0; i < dim; i++)
-            dot += q[i] * k[i];
-        scores[s] = dot * scale;
-    }
+    for (int s = 0; s <= last; s++)
+        scores[s] = ops_dot(q, keys + (size_t)s * key_stride, dim) * scale;
     ops_softmax(scores, last + 1);
     memset(out, 0, (size_t)dim * sizeof(float));
-    for (int s = 0; s <= last; s++) {
-        const float *v = values + (size_t)s * value_stride;
-        for (int i = 0; i < dim; i++)
-            out[i] += scores[s] * v[i];
-    }
+    for (int s = 0; s <= last; s++)
+        ops_axpy(out, scores[s], values + (size_t)s * value_stride, dim);
 }
 
 static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
@@ -49,9 +43,12 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
         return DSQ_ERESOURCE;
     }
     /* new keys and values go straight into the cache at their positions */
-    m->be->matmul(&lw->wq, xn, q, n);
-    m->be->matmul(&lw->wk, xn, keys + (size_t)m->n_past * stride, n);
-    m->be->matmul(&lw->wv, xn, values + (size_t)m->n_past * stride, n);
+    const dsq_matmul_job qkv[3] = {{&lw->wq, xn, q, n},
+                                   {&lw->wk, xn, keys + (size_t)m->n_past * stride, n},
+                                   {&lw->wv, xn, values + (size_t)m->n_past * stride, n}};
+    if (m->be != &dsq_backend_cpu || dsq_cpu_matmul_many(qkv, 3)) /* one region on the CPU */
+        for (int i = 0; i < 3; i++)
+            m->be->matmul(qkv[i].w, xn, qkv[i].y, n);
     for (int t = 0; t < n; t++) {
         int pos = m->n_past + t;
         for (int h = 0; h < nh; h++)
@@ -106,92 +103,71 @@ static void mla_expanded(model *m, int layer, const float *q, int n, float *attn
             int last = m->n_past + t;
             for (int s = 0; s <= last; s++) {
                 const float *k = kv + (size_t)s * nh * kvw + (size_t)h * kvw;
-                const float *kpe = pe + (size_t)s * rope;
-                float dot = 0;
-                for (int i = 0; i < nope; i++)
-                    dot += qh[i] * k[i];
-                for (int i = 0; i < rope; i++)
-                    dot += qh[nope + i] * kpe[i];
-                scores[s] = dot * m->softmax_scale;
+                scores[s] = (ops_dot(qh, k, nope) + ops_dot(qh + nope, pe + (size_t)s * rope, rope)) *
+                            m->softmax_scale;
             }
             ops_softmax(scores, last + 1);
             float *o = attn + ((size_t)t * nh + h) * vd;
             memset(o, 0, (size_t)vd * sizeof(float));
-            for (int s = 0; s <= last; s++) {
-                const float *v = kv + (size_t)s * nh * kvw + (size_t)h * kvw + nope;
-                for (int i = 0; i < vd; i++)
-                    o[i] += scores[s] * v[i];
-            }
+            for (int s = 0; s <= last; s++)
+                ops_axpy(o, scores[s], kv + (size_t)s * nh * kvw + (size_t)h * kvw + nope, vd);
         }
 }
 
-/* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c).
- * kv_b rows are widened one at a time and applied to every token. */
+/* kv_b of a layer as f32, widened at the first absorbed step and kept: that form reads W_UK and
+ * W_UV whole for every token, which would otherwise re-widen them each time. NULL if out of
+ * memory. */
+static const float *kv_b_widened(model *m, int layer)
+{
+    if (!m->kv_b_f32[layer]) {
+        const dsq_matrix *kv_b = &m->w.layers[layer].kv_b;
+        float *w = malloc((size_t)kv_b->rows * kv_b->cols * sizeof(float));
+        if (!w)
+            return NULL;
+        for (int r = 0; r < kv_b->rows; r++)
+            m->be->get_row(kv_b, r, w + (size_t)r * kv_b->cols);
+        m->kv_b_f32[layer] = w;
+    }
+    return m->kv_b_f32[layer];
+}
+
+/* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c). */
 static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn, float *q_lat,
                         float *o_lat, float *scores_all)
 {
     const dsq_model_config *c = m->cfg;
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int vd = c->v_head_dim, qk = nope + rope, kvr = c->kv_lora_rank, kvw = nope + vd;
-    const dsq_matrix *kv_b = &m->w.layers[layer].kv_b;
+    const float *kv_b = kv_b_widened(m, layer);
+    if (!kv_b)
+        return DSQ_ERESOURCE;
     const float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n;
-    memset(q_lat, 0, (size_t)n * nh * kvr * sizeof(float));
-    float *rows = malloc((size_t)omp_get_max_threads() * kvr * sizeof(float)); /* one a thread */
-    if (!rows)
-        return DSQ_ERESOURCE;
-#pragma omp parallel if ((long)n * nh * (total + nope + vd) * kvr > PARALLEL_MIN_WORK)
-    {
-        float *row = rows + (size_t)omp_get_thread_num() * kvr;
-#pragma omp for schedule(static)
-        for (int h = 0; h < nh; h++)
-            for (int i = 0; i < nope; i++) {
-                m->be->get_row(kv_b, h * kvw + i, row);
-                for (int t = 0; t < n; t++) {
-                    float qi = q[((size_t)t * nh + h) * qk + i];
-                    float *ql = q_lat + ((size_t)t * nh + h) * kvr;
-                    for (int j = 0; j < kvr; j++)
-                        ql[j] += qi * row[j];
-                }
-            }
-#pragma omp for collapse(2) schedule(static)
-        for (int t = 0; t < n; t++)
-            for (int h = 0; h < nh; h++) {
-                const float *ql = q_lat + ((size_t)t * nh + h) * kvr;
-                const float *qpe = q + ((size_t)t * nh + h) * qk + nope;
-                float *scores = scores_all + ((size_t)t * nh + h) * total;
-                int last = m->n_past + t;
-                for (int s = 0; s <= last; s++) {
-                    const float *cs = latent + (size_t)s * kvr, *kpe = pe + (size_t)s * rope;
-                    float dot = 0;
-                    for (int j = 0; j < kvr; j++)
-                        dot += ql[j] * cs[j];
-                    for (int i = 0; i < rope; i++)
-                        dot += qpe[i] * kpe[i];
-                    scores[s] = dot * m->softmax_scale;
-                }
-                ops_softmax(scores, last + 1);
-                float *ol = o_lat + ((size_t)t * nh + h) * kvr;
-                memset(ol, 0, (size_t)kvr * sizeof(float));
-                for (int s = 0; s <= last; s++)
-                    for (int j = 0; j < kvr; j++)
-                        ol[j] += scores[s] * latent[(size_t)s * kvr + j];
-            }
-#pragma omp for schedule(static)
-        for (int h = 0; h < nh; h++)
-            for (int i = 0; i < vd; i++) {
-                m->be->get_row(kv_b, h * kvw + nope + i, row);
-                for (int t = 0; t < n; t++) {
-                    const float *ol = o_lat + ((size_t)t * nh + h) * kvr;
-                    float dot = 0;
-                    for (int j = 0; j < kvr; j++)
-                        dot += row[j] * ol[j];
-                    attn[((size_t)t * nh + h) * vd + i] = dot;
-                }
-            }
-    }
-    free(rows);
+#pragma omp parallel for collapse(2) schedule(static) \
+    if ((long)n * nh * (total + nope + vd) * kvr > PARALLEL_MIN_WORK)
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < nh; h++) {
+            const float *qh = q + ((size_t)t * nh + h) * qk;
+            float *ql = q_lat + ((size_t)t * nh + h) * kvr;
+            memset(ql, 0, (size_t)kvr * sizeof(float));
+            for (int i = 0; i < nope; i++)
+                ops_axpy(ql, qh[i], kv_b + ((size_t)h * kvw + i) * kvr, kvr);
+            float *scores = scores_all + ((size_t)t * nh + h) * total;
+            const int last = m->n_past + t;
+            for (int s = 0; s <= last; s++)
+                scores[s] = (ops_dot(ql, latent + (size_t)s * kvr, kvr) +
+                             ops_dot(qh + nope, pe + (size_t)s * rope, rope)) *
+                            m->softmax_scale;
+            ops_softmax(scores, last + 1);
+            float *ol = o_lat + ((size_t)t * nh + h) * kvr;
+            memset(ol, 0, (size_t)kvr * sizeof(float));
+            for (int s = 0; s <= last; s++)
+                ops_axpy(ol, scores[s], latent + (size_t)s * kvr, kvr);
+            for (int i = 0; i < vd; i++)
+                attn[((size_t)t * nh + h) * vd + i] =
+                    ops_dot(kv_b + ((size_t)h * kvw + nope + i) * kvr, ol, kvr);
+        }
     return DSQ_OK;
 }
 
@@ -216,16 +192,19 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
     int rc = q && ckv && attn && work && scores && (qa || !c->q_lora_rank) ? DSQ_OK
                                                                               : DSQ_ERESOURCE;
     if (!rc) {
+        /* the projections of xn in one batch (one parallel region on the CPU) */
+        const dsq_matmul_job proj[2] = {
+            {c->q_lora_rank ? &lw->q_a : &lw->wq, xn, c->q_lora_rank ? qa : q, n},
+            {&lw->kv_a, xn, ckv, n}};
+        if (m->be != &dsq_backend_cpu || dsq_cpu_matmul_many(proj, 2))
+            for (int i = 0; i < 2; i++)
+                m->be->matmul(proj[i].w, xn, proj[i].y, n);
         if (c->q_lora_rank) { /* the reference builds q_a_layernorm with its default eps 1e-6 */
-            m->be->matmul(&lw->q_a, xn, qa, n);
             for (int t = 0; t < n; t++)
                 ops_rmsnorm(qa + (size_t)t * c->q_lora_rank, qa + (size_t)t * c->q_lora_rank,
                             lw->q_a_norm, c->q_lora_rank, 1e-6f);
             m->be->matmul(&lw->q_b, qa, q, n);
-        } else {
-            m->be->matmul(&lw->wq, xn, q, n);
         }
-        m->be->matmul(&lw->kv_a, xn, ckv, n);
         for (int t = 0; t < n; t++) {
             int pos = m->n_past + t;
             const float *row = ckv + (size_t)t * (kvr + rope);

@@ -1,13 +1,22 @@
-/* CPU backend: each weight row is dotted with every token by the fused kernels of quant/dot.h
- * (AVX2 where the CPU has it, else the scalar reference), fp32 accumulation, rows split across
- * OpenMP threads. get_row widens with the reference dequantizer. */
+/* CPU backend. q8/q4 matmuls round each token's activations once to int8 and run the integer
+ * kernels of quant/qdot.h (VNNI or AVX2, else the scalar reference) in tiles of four weight
+ * rows by two tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h (4 rows by 4
+ * tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q4 with f32 activations, and everything on the scalar path, dot each
+ * weight row with every token through the fused float kernels. Rows are split across OpenMP
+ * threads in blocks small enough to stay in cache while every token passes over them. get_row
+ * widens with the reference dequantizer. */
+#include "backend_cpu.h"
+
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <omp.h>
 
 #include "backend.h"
 #include "dequant.h"
 #include "dot.h"
+#include "qdot.h"
 #include "types.h"
 
 /* Below this many multiply-adds a parallel region costs more than it saves (and on a busy
@@ -24,33 +33,188 @@ static void widen_row(const dsq_matrix *w, int r, float *out)
                     out);
 }
 
-static void cpu_matmul(const dsq_matrix *w, const float *x, float *y, int n)
+static atomic_bool f32_activations;
+
+
+void dsq_cpu_set_int8_activations(bool on)
 {
-    const int rows = w->rows, cols = w->cols;
-    /* smaller blocks when there are too few rows to give every thread one */
+    atomic_store_explicit(&f32_activations, !on, memory_order_relaxed);
+}
+
+bool dsq_cpu_int8_activations(void)
+{
+    return !atomic_load_explicit(&f32_activations, memory_order_relaxed);
+}
+
+/* Rows per block: ROW_BLOCK, or fewer when there are too few rows to give every thread one. */
+static int row_block(int rows)
+{
     const int per_thread = (rows + omp_get_max_threads() - 1) / omp_get_max_threads();
-    const int rb = per_thread < 1 ? 1 : per_thread < ROW_BLOCK ? per_thread : ROW_BLOCK;
-    const int blocks = (rows + rb - 1) / rb;
-    /* per-token group sums (q4), computed once here rather than once per row; if the allocation
-     * fails the kernels compute them per row instead */
-    const uint64_t ns = dsq_dot_xsum_len(w->type, (uint64_t)cols, w->group);
-    float *xsum = ns ? malloc((size_t)n * ns * sizeof(float)) : NULL;
-    if (xsum)
-        for (int t = 0; t < n; t++)
-            dsq_dot_xsums(w->type, x + (size_t)t * cols, (uint64_t)cols, w->group,
-                          xsum + (size_t)t * ns);
-#pragma omp parallel for schedule(static) if ((long)rows * cols * n > PARALLEL_MIN_WORK)
-    for (int b = 0; b < blocks; b++) {
-        const int r0 = b * rb, r1 = r0 + rb < rows ? r0 + rb : rows;
-        for (int t = 0; t < n; t++) {
-            const float *xt = x + (size_t)t * cols, *st = xsum ? xsum + (size_t)t * ns : NULL;
-            for (int r = r0; r < r1; r++)
-                y[(size_t)t * rows + r] =
-                    dsq_dot_row(w->type, w->data, (uint64_t)rows, (uint64_t)cols, w->group,
-                                (uint64_t)r, xt, st);
+    return per_thread < 1 ? 1 : per_thread < ROW_BLOCK ? per_thread : ROW_BLOCK;
+}
+
+static bool is_int8(const dsq_matrix *w)
+{
+    return (w->type == DSQ_TYPE_Q8 || w->type == DSQ_TYPE_Q4) && dsq_cpu_int8_activations();
+}
+
+/* What one job needs beyond its arguments: its row blocks, and its activations prepared once
+ * (int8 rows for the integer kernels, or q4 group sums for the float kernels; NULL if the
+ * float kernels go without them). */
+typedef struct {
+    int rb, first_block; /* rows per block; index of its first block among all jobs' */
+    bool int8;
+    bool shares_prep; /* same activations and layout as the job before: its prep is reused */
+    int tile; /* plain float weights on a tile kernel: 0 none, 2 AVX2 (2 tokens), 4 AVX-512 */
+    uint64_t xb; /* bytes of one rounded row (int8) or floats of one row's sums */
+    void *prep;
+} job_plan;
+
+/* Rows r0..r1 of job j for all its tokens. */
+static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1)
+{
+    const dsq_matrix *w = j->w;
+    const int rows = w->rows, cols = w->cols, n = j->n;
+    if (p->int8) {
+        for (int t = 0; t < n; t += 2) { /* tiles of 4 rows by 2 tokens */
+            const int nt = n - t < 2 ? n - t : 2;
+            dsq_qx xt[2];
+            for (int k = 0; k < nt; k++)
+                xt[k] = dsq_qx_at((uint8_t *)p->prep + (size_t)(t + k) * p->xb, (uint64_t)cols,
+                                  w->group);
+            for (int r = r0; r < r1; r += 4)
+                dsq_qdot_tile(w->type, w->data, (uint64_t)rows, (uint64_t)cols, w->group,
+                              (uint64_t)r, r1 - r < 4 ? r1 - r : 4, xt, nt,
+                              j->y + (size_t)t * rows + r, (size_t)rows);
+        }
+        return;
+    }
+#if defined(__x86_64__)
+    if (p->tile) {
+        for (int t = 0; t < n; t += p->tile) { /* tiles of 4 rows by 2 or 4 tokens */
+            const int nt = n - t < p->tile ? n - t : p->tile;
+            const float *xt[4];
+            for (int k = 0; k < 4; k++)
+                xt[k] = j->x + (size_t)(t + (k < nt ? k : 0)) * cols;
+            for (int r = r0; r < r1; r += 4) {
+                const int nr = r1 - r < 4 ? r1 - r : 4;
+                float *yt = j->y + (size_t)t * rows + r;
+                if (p->tile == 4)
+                    dsq_dot_tile_avx512(w->type, w->data, (uint64_t)cols, (uint64_t)r, nr, xt,
+                                        nt, yt, (size_t)rows);
+                else
+                    dsq_dot_tile_avx2(w->type, w->data, (uint64_t)cols, (uint64_t)r, nr, xt, nt,
+                                      yt, (size_t)rows);
+            }
+        }
+        return;
+    }
+#endif
+    for (int t = 0; t < n; t++) {
+        const float *xt = j->x + (size_t)t * cols;
+        const float *st = p->prep ? (const float *)p->prep + (size_t)t * p->xb : NULL;
+        for (int r = r0; r < r1; r++)
+            j->y[(size_t)t * rows + r] = dsq_dot_row(w->type, w->data, (uint64_t)rows,
+                                                     (uint64_t)cols, w->group, (uint64_t)r, xt, st);
+    }
+}
+
+/* Token t of job j's activations, prepared. */
+static void prepare_token(const dsq_matmul_job *j, const job_plan *p, int t)
+{
+    const dsq_matrix *w = j->w;
+    const float *x = j->x + (size_t)t * w->cols;
+    if (p->int8)
+        dsq_qx_quantize(w->type, x, (uint64_t)w->cols, w->group,
+                        dsq_qx_at((uint8_t *)p->prep + (size_t)t * p->xb, (uint64_t)w->cols,
+                                  w->group));
+    else
+        dsq_dot_xsums(w->type, x, (uint64_t)w->cols, w->group,
+                      (float *)p->prep + (size_t)t * p->xb);
+}
+
+int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
+{
+    job_plan *plan = calloc((size_t)count + 1, sizeof *plan);
+    int *token_start = malloc(((size_t)count + 1) * sizeof(int));
+    if (!plan || !token_start) {
+        free(plan);
+        free(token_start);
+        return DSQ_ERESOURCE;
+    }
+    int rc = DSQ_OK, blocks = 0, tokens = 0;
+    const bool have_avx512 = dsq_dot_have_avx512();
+    long work = 0;
+    for (int i = 0; i < count; i++) {
+        const dsq_matrix *w = jobs[i].w;
+        job_plan *p = &plan[i];
+        p->rb = row_block(w->rows);
+        p->first_block = blocks;
+        blocks += (w->rows + p->rb - 1) / p->rb;
+        token_start[i] = tokens;
+        tokens += jobs[i].n;
+        work += (long)w->rows * w->cols * jobs[i].n;
+        p->int8 = is_int8(w);
+        if ((w->type == DSQ_TYPE_F32 || w->type == DSQ_TYPE_BF16 || w->type == DSQ_TYPE_F16) &&
+            strcmp(dsq_dot_path(), "avx2") == 0)
+            p->tile = have_avx512 ? 4 : 2;
+        p->xb = p->int8 ? dsq_qx_bytes((uint64_t)w->cols, w->group)
+                        : dsq_dot_xsum_len(w->type, (uint64_t)w->cols, w->group);
+        const dsq_matrix *pw = i ? jobs[i - 1].w : NULL;
+        if (p->xb && pw && jobs[i - 1].x == jobs[i].x && jobs[i - 1].n == jobs[i].n &&
+            pw->type == w->type && pw->cols == w->cols && pw->group == w->group &&
+            plan[i - 1].int8 == p->int8) { /* gate and up of one input: round it once */
+            p->shares_prep = true;
+            p->prep = plan[i - 1].prep;
+        } else if (p->xb) {
+            const size_t bytes = (size_t)jobs[i].n * p->xb * (p->int8 ? 1 : sizeof(float));
+            /* without q4 sums the float kernels compute them per row; int8 needs its buffer */
+            if (!(p->prep = malloc(bytes)) && p->int8)
+                rc = DSQ_ERESOURCE;
         }
     }
-    free(xsum);
+    plan[count].first_block = blocks;
+    token_start[count] = tokens;
+    /* one parallel region for the whole batch: prepare every token, then every row block */
+#pragma omp parallel if (!rc && work > PARALLEL_MIN_WORK)
+    if (!rc) {
+#pragma omp for schedule(static)
+        for (int k = 0; k < tokens; k++) {
+            int i = 0;
+            while (token_start[i + 1] <= k)
+                i++;
+            if (plan[i].prep && !plan[i].shares_prep)
+                prepare_token(&jobs[i], &plan[i], k - token_start[i]);
+        }
+#pragma omp for schedule(static)
+        for (int b = 0; b < blocks; b++) {
+            int i = 0;
+            while (plan[i + 1].first_block <= b)
+                i++;
+            const int r0 = (b - plan[i].first_block) * plan[i].rb;
+            const int r1 = r0 + plan[i].rb < jobs[i].w->rows ? r0 + plan[i].rb : jobs[i].w->rows;
+            run_block(&jobs[i], &plan[i], r0, r1);
+        }
+    }
+    for (int i = 0; i < count; i++)
+        if (!plan[i].shares_prep)
+            free(plan[i].prep);
+    free(plan);
+    free(token_start);
+    return rc;
+}
+
+static void cpu_matmul(const dsq_matrix *w, const float *x, float *y, int n)
+{
+    const dsq_matmul_job job = {w, x, y, n};
+    if (dsq_cpu_matmul_many(&job, 1) == DSQ_OK)
+        return;
+    /* out of memory for the prepared activations: the float kernels need none */
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < w->rows; r++)
+            y[(size_t)t * w->rows + r] =
+                dsq_dot_row(w->type, w->data, (uint64_t)w->rows, (uint64_t)w->cols, w->group,
+                            (uint64_t)r, x + (size_t)t * w->cols, NULL);
 }
 
 const dsq_backend dsq_backend_cpu = {

@@ -2,10 +2,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "backend_cpu.h"
 
 int cli_report(const char *cmd, const dsq_error *err)
 {
@@ -35,6 +38,25 @@ bool cli_parse_int(const char *cmd, const char *opt, const char *text, long lo, 
         return false;
     }
     *out = v;
+    return true;
+}
+
+bool cli_set_threads(const char *cmd, const char *text)
+{
+    long n;
+    if (!cli_parse_int(cmd, "--threads", text, 1, 1024, &n))
+        return false;
+    omp_set_num_threads((int)n);
+    return true;
+}
+
+bool cli_set_activations(const char *cmd, const char *text)
+{
+    if (strcmp(text, "int8") && strcmp(text, "f32")) {
+        cli_usage_error(cmd, "--activations must be int8 or f32, not '%s'", text);
+        return false;
+    }
+    dsq_cpu_set_int8_activations(strcmp(text, "int8") == 0);
     return true;
 }
 

@@ -27,6 +27,14 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 bool cli_parse_int(const char *cmd, const char *opt, const char *text, long lo, long hi,
                    long *out);
 
+/* --threads N for the commands that run a model: OpenMP's team size from now on (without the
+ * option: OMP_NUM_THREADS, else every core); false (with a message) if N is not 1..1024. */
+bool cli_set_threads(const char *cmd, const char *text);
+
+/* --activations int8|f32 for the commands that run a model: how q8/q4 matmuls take their
+ * input (runtime/backend_cpu.h); false (with a message) for anything else. */
+bool cli_set_activations(const char *cmd, const char *text);
+
 /* The whole command line as one string, for provenance (malloc'd). */
 char *cli_command_line(int argc, char **argv);
 

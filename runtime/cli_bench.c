@@ -2,38 +2,46 @@
  * run (decode streams the active weights once per token): a read of the mapped weights on the
  * CPU, a device-to-device copy on the GPU. */
 #include <getopt.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "backend_cpu.h"
 #include "cli_backend.h"
 #include "dot.h"
 #include "model.h"
 #include "progress.h"
+#include "qdot.h"
 #include "random_model.h"
 
 static const char help[] =
-    "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--backend cpu|cuda] [--json]\n"
+    "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--depth D] [--threads N] [options]\n"
     "       dsq bench --random v2-lite|moe-16b|v2 [--quant q4|q8|bf16] [--layers N] ...\n"
     "\n"
-    "Times a prefill of N prompt tokens and N greedy decode steps (token ids drawn from a fixed\n"
-    "seed, so runs compare), and, as a baseline in the same run, one read of the weight bytes a\n"
-    "decode step touches (cpu) or a device-to-device copy (cuda). Prints tokens/s, the bytes per\n"
-    "token and the effective bandwidth; cuda adds the load time and device memory used.\n"
+    "Times a prefill of N prompt tokens from an empty cache, then N decode steps that start\n"
+    "with D tokens in the cache (token ids drawn from a fixed seed, so runs compare), and, as a\n"
+    "baseline in the same run, a read of every weight byte with the same threads (cpu) or a\n"
+    "device-to-device copy (cuda). Prints tokens/s, the weight bytes one decode step reads and\n"
+    "the bandwidth that makes; cuda adds the load time and device memory used.\n"
     "\n"
     "options:\n"
-    "  --prompt N   prompt tokens (default 128)\n"
-    "  --gen N      decode steps (default 32)\n"
-    "  --json       one JSON object on stdout\n"
-    "  --random M   instead of a file, a full-size model with random weights built in memory\n"
-    "               from the published config of M (v2-lite, moe-16b, v2); cuda only\n"
-    "  --quant Q    its weights: q4 (routed experts int4, the rest int8; default), q8, bf16\n"
-    "  --layers N   keep only the first N layers (V2 does not fit one GPU whole)\n"
-    "  --batch N    decode N sequences together (cuda), each after its own prompt; tokens/s\n"
-    "               counts all of them, GB/s one token's weights per step\n"
+    "  --prompt N       prompt tokens (default 128)\n"
+    "  --gen N          decode steps (default 32)\n"
+    "  --depth D        tokens in the cache when decode starts (default: the prompt's N; with\n"
+    "                   another D the cache is cleared and D tokens are run untimed first)\n"
+    "  -t, --threads N  threads (default: OMP_NUM_THREADS, else all cores)\n"
+    "  --activations A  int8 (default) or f32: how q8/q4 matmuls take their input (cpu)\n"
+    "  --json           one JSON object on stdout\n"
+    "  --random M       instead of a file, a full-size model with random weights built in\n"
+    "                   memory from the published config of M (v2-lite, moe-16b, v2); cuda only\n"
+    "  --quant Q        its weights: q4 (routed experts int4, the rest int8; default), q8, bf16\n"
+    "  --layers N       keep only the first N layers (V2 does not fit one GPU whole)\n"
+    "  --batch N        decode N sequences together (cuda), each after its own prompt; tokens/s\n"
+    "                   counts all of them, GB/s one token's weights per step\n"
     CLI_BACKEND_HELP
-    "  -h, --help   this text\n";
+    "  -h, --help       this text\n";
 
 /* Bytes of weights one decode token reads: everything but the unused routed experts and all
  * of the embedding table but one row. */
@@ -79,10 +87,11 @@ static double read_bandwidth(const model *m)
     return bytes / (progress_now() - t0) / 1e9;
 }
 
-/* One sequence: a prompt, then decode steps of one token; a warm-up first so the first
- * launches and the decode graph's capture stay out of the timings. */
-static int time_one(engine *e, const int *tokens, int n_prompt, int n_gen, float *logits,
-                    double *t0, double *t1, double *t2, dsq_error *err)
+/* One sequence: a prompt, then decode steps of one token starting at depth tokens in the
+ * cache; a warm-up first so the first launches and the decode graph's capture stay out of the
+ * timings. */
+static int time_one(engine *e, const int *tokens, int n_prompt, int depth, int n_gen,
+                    float *logits, double *t0, double *t1, double *t2, dsq_error *err)
 {
     int rc = engine_forward(e, tokens, 1, logits, false, err);
     if (!rc)
@@ -92,8 +101,14 @@ static int time_one(engine *e, const int *tokens, int n_prompt, int n_gen, float
     if (!rc)
         rc = engine_forward(e, tokens, n_prompt, logits, false, err);
     *t1 = progress_now();
+    if (!rc && depth != n_prompt) { /* refill the cache to the asked depth, untimed */
+        engine_reset(e);
+        if (depth)
+            rc = engine_forward(e, tokens, depth, logits, false, err);
+        *t1 = progress_now();
+    }
     for (int i = 0; !rc && i < n_gen; i++)
-        rc = engine_forward(e, &tokens[n_prompt + i], 1, logits, false, err);
+        rc = engine_forward(e, &tokens[depth + i], 1, logits, false, err);
     *t2 = progress_now();
     return rc;
 }
@@ -140,6 +155,9 @@ int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {{"prompt", required_argument, 0, 'p'},
                                          {"gen", required_argument, 0, 'g'},
+                                         {"depth", required_argument, 0, 'd'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"activations", required_argument, 0, 'a'},
                                          {"json", no_argument, 0, 'j'},
                                          {"backend", required_argument, 0, 'b'},
                                          {"vram", required_argument, 0, 'V'},
@@ -149,15 +167,21 @@ int cmd_bench(int argc, char **argv)
                                          {"batch", required_argument, 0, 'B'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    long n_prompt = 128, n_gen = 32, layers = 0, batch = 1;
+    long n_prompt = 128, n_gen = 32, layers = 0, batch = 1, depth = -1;
     const char *random_name = NULL, *quant = "q4";
     int as_json = 0, c;
     engine_options eo = {0};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
         if (c == 'p' && !cli_parse_int("bench", "--prompt", optarg, 1, 1 << 20, &n_prompt))
             return DSQ_EUSAGE;
         if (c == 'g' && !cli_parse_int("bench", "--gen", optarg, 1, 1 << 20, &n_gen))
+            return DSQ_EUSAGE;
+        if (c == 'd' && !cli_parse_int("bench", "--depth", optarg, 0, 1 << 20, &depth))
+            return DSQ_EUSAGE;
+        if (c == 't' && !cli_set_threads("bench", optarg))
+            return DSQ_EUSAGE;
+        if (c == 'a' && !cli_set_activations("bench", optarg))
             return DSQ_EUSAGE;
         if (c == 'j')
             as_json = 1;
@@ -185,6 +209,11 @@ int cmd_bench(int argc, char **argv)
                                                     : "expected exactly one .dsq file");
     if (random_name && eo.backend && strcmp(eo.backend, "cuda") != 0)
         return cli_usage_error("bench", "--random runs on --backend cuda only");
+    if (depth >= 0 && batch > 1)
+        return cli_usage_error("bench", "--depth applies to one sequence, not --batch");
+    if (depth < 0)
+        depth = n_prompt;
+    const long longest = depth > n_prompt ? depth : n_prompt;
     if (random_name)
         eo.backend = "cuda";
     eo.n_seq = (int)batch;
@@ -195,7 +224,7 @@ int cmd_bench(int argc, char **argv)
     model m;
     dsq_error err = {0};
     engine e;
-    const int ctx = (int)(n_prompt + n_gen + 2); /* + 2: the warm-up steps */
+    const int ctx = (int)(longest + n_gen + 2); /* + 2: the warm-up steps */
     const char *label = random_name ? random_name : argv[optind];
     if (random_name ? random_model_build(&rm, random_name, quant, (int)layers, ctx, &err)
                     : model_open(&m, argv[optind], ctx, &err))
@@ -206,7 +235,8 @@ int cmd_bench(int argc, char **argv)
         return cli_report("bench", &err);
     }
     const int vocab = mp->cfg->vocab_size;
-    int *tokens = malloc((size_t)(n_prompt + n_gen) * sizeof(int));
+    const long n_tokens = longest + n_gen;
+    int *tokens = malloc((size_t)n_tokens * sizeof(int));
     const long rows = batch > 1 ? (n_prompt > batch ? n_prompt : batch) : 1;
     float *logits = malloc((size_t)rows * vocab * sizeof(float));
     if (!tokens || !logits) {
@@ -221,7 +251,7 @@ int cmd_bench(int argc, char **argv)
         return DSQ_ERESOURCE;
     }
     uint64_t rng = 12345;
-    for (long i = 0; i < n_prompt + n_gen; i++) {
+    for (long i = 0; i < n_tokens; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         tokens[i] = (int)((rng >> 33) % (uint64_t)vocab);
     }
@@ -232,32 +262,39 @@ int cmd_bench(int argc, char **argv)
     double t0 = 0, t1 = 0, t2 = 0;
     int rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits,
                                     &t0, &t1, &t2, &err)
-                       : time_one(&e, tokens, (int)n_prompt, (int)n_gen, logits, &t0, &t1, &t2,
-                                  &err);
+                       : time_one(&e, tokens, (int)n_prompt, (int)depth, (int)n_gen, logits, &t0,
+                                  &t1, &t2, &err);
     if (!rc) {
         double prefill = batch * n_prompt / (t1 - t0), decode = batch * n_gen / (t2 - t1);
         double per_token = random_name ? random_model_bytes_per_token(&rm) : bytes_per_token(&m);
         double effective = per_token * decode / batch / 1e9;
         const char *kernels = e.ops->copy_bandwidth ? "cuda" : dsq_dot_path();
         const double load_gb_s = e.load_seconds > 0 ? e.load_bytes / e.load_seconds / 1e9 : 0;
+        char activations[64] = "f32";
+        if (!e.ops->copy_bandwidth && dsq_cpu_int8_activations())
+            snprintf(activations, sizeof activations, "int8 (%s)",
+                     dsq_qdot_path_name(dsq_qdot_current()));
         if (as_json)
-            printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"prompt_tokens\": %ld, "
-                   "\"prefill_tok_s\": %.3f, \"gen_tokens\": %ld, \"decode_tok_s\": %.3f, "
+            printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"activations\": \"%s\", "
+                   "\"threads\": %d, \"prompt_tokens\": %ld, \"prefill_tok_s\": %.3f, "
+                   "\"gen_tokens\": %ld, \"depth\": %ld, \"decode_tok_s\": %.3f, "
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
                    "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
                    "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
                    "\"batch\": %ld}\n",
-                   label, e.ops->name, kernels, n_prompt, prefill, n_gen, decode,
-                   per_token, effective, baseline, base_name, e.load_seconds, load_gb_s,
-                   (unsigned long long)e.device_bytes, batch);
+                   label, e.ops->name, kernels, activations, omp_get_max_threads(), n_prompt,
+                   prefill, n_gen, depth, decode, per_token, effective, baseline, base_name,
+                   e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes, batch);
         else {
-            printf("%s (backend %s, %s kernels, %ld sequence%s)\n"
+            printf("%s (backend %s, %s kernels, q8/q4 with %s activations, %d threads, %ld "
+                   "sequence%s)\n"
                    "prefill  %ld tokens: %.2f tok/s\n"
-                   "decode   %ld tokens: %.2f tok/s, %.1f MB of weights per token, %.2f GB/s\n"
+                   "decode   %ld tokens after %ld: %.2f tok/s, %.1f MB of weights per token, "
+                   "%.2f GB/s\n"
                    "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
-                   label, e.ops->name, kernels, batch, batch > 1 ? "s decoded together" : "",
-                   n_prompt, prefill, n_gen, decode, per_token / 1e6, effective, base_name,
-                   baseline, 100 * effective / baseline);
+                   label, e.ops->name, kernels, activations, omp_get_max_threads(), batch,
+                   batch > 1 ? "s decoded together" : "", n_prompt, prefill, n_gen, depth, decode,
+                   per_token / 1e6, effective, base_name, baseline, 100 * effective / baseline);
             if (e.load_seconds > 0)
                 printf("load     %.2f GB in %.2f s (%.2f GB/s); device memory %.2f GB\n",
                        e.load_bytes / 1e9, e.load_seconds, load_gb_s, e.device_bytes / 1e9);

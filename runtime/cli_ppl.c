@@ -5,7 +5,6 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,17 +48,18 @@ static const char help[] =
     "                          or the ctx of --kld-base)\n"
     "      --save-logits OUT   write the log-probs of every scored token (the base run)\n"
     "      --kld-base BASE     compare with a file written by --save-logits\n"
-    "  -t, --threads N         threads (default: all cores)\n"
+    "  -t, --threads N         threads (default: OMP_NUM_THREADS, else all cores)\n"
+    "      --activations A     int8 (default) or f32: how q8/q4 matmuls take their input\n"
     CLI_BACKEND_HELP
     "      --json              one JSON object with the results on stdout; the text report\n"
     "                          goes to stderr (dp and same_top as fractions, not %)\n"
     "  -h, --help              this text\n";
 
-enum { OPT_SAVE = 256, OPT_BASE, OPT_JSON, OPT_BACKEND, OPT_VRAM };
+enum { OPT_SAVE = 256, OPT_BASE, OPT_JSON, OPT_BACKEND, OPT_VRAM, OPT_ACT };
 
 typedef struct {
     const char *model_path, *text_path, *save_path, *base_path;
-    long ctx, threads;
+    long ctx;
     int json;
     engine_options engine;
 } ppl_cli;
@@ -71,6 +71,7 @@ static int parse(int argc, char **argv, ppl_cli *o)
                                          {"save-logits", required_argument, 0, OPT_SAVE},
                                          {"kld-base", required_argument, 0, OPT_BASE},
                                          {"threads", required_argument, 0, 't'},
+                                         {"activations", required_argument, 0, OPT_ACT},
                                          {"json", no_argument, 0, OPT_JSON},
                                          {"backend", required_argument, 0, OPT_BACKEND},
                                          {"vram", required_argument, 0, OPT_VRAM},
@@ -98,7 +99,11 @@ static int parse(int argc, char **argv, ppl_cli *o)
                                        o->ctx);
             break;
         case 't':
-            if (!cli_parse_int("ppl", "--threads", optarg, 1, 1024, &o->threads))
+            if (!cli_set_threads("ppl", optarg))
+                return DSQ_EUSAGE;
+            break;
+        case OPT_ACT:
+            if (!cli_set_activations("ppl", optarg))
                 return DSQ_EUSAGE;
             break;
         case OPT_SAVE:
@@ -379,8 +384,6 @@ int cmd_ppl(int argc, char **argv)
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    if (o.threads)
-        omp_set_num_threads((int)o.threads);
 
     dsq_error err = {0};
     char *text = NULL;

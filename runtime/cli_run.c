@@ -25,6 +25,8 @@ static const char sampling_help[] =
     "      --seed S            random seed (default: from the clock, printed with -v)\n"
     "  -c, --ctx N             context size in tokens (default 4096 or the model's maximum)\n"
     CLI_BACKEND_HELP
+    "  -t, --threads N         threads (default: OMP_NUM_THREADS, else all cores)\n"
+    "      --activations A     int8 (default) or f32: how q8/q4 matmuls take their input\n"
     "  -v, --verbose           print the prompt's tokens, the seed and timings\n"
     "  -h, --help              this text\n";
 
@@ -39,7 +41,7 @@ typedef struct {
 } gen_options;
 
 enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_PENALTY, OPT_LASTN, OPT_SEED,
-       OPT_BACKEND, OPT_SYSTEM, OPT_VRAM };
+       OPT_BACKEND, OPT_SYSTEM, OPT_VRAM, OPT_ACT };
 
 static bool parse_float(const char *cmd, const char *opt, const char *text, float *out)
 {
@@ -66,6 +68,7 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
         {"repeat-last-n", required_argument, 0, OPT_LASTN},
         {"seed", required_argument, 0, OPT_SEED}, {"backend", required_argument, 0, OPT_BACKEND},
         {"vram", required_argument, 0, OPT_VRAM},
+        {"threads", required_argument, 0, 't'}, {"activations", required_argument, 0, OPT_ACT},
         {"system", required_argument, 0, OPT_SYSTEM}, {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     o->n_predict = 128;
@@ -75,7 +78,7 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
     long v;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:n:c:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:n:c:t:vh", opts, NULL)) != -1) {
         bool ok = true;
         switch (c) {
         case 'p':
@@ -116,6 +119,12 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
             break;
         case OPT_VRAM:
             ok = cli_parse_bytes(cmd, "--vram", optarg, &o->engine.vram);
+            break;
+        case 't':
+            ok = cli_set_threads(cmd, optarg);
+            break;
+        case OPT_ACT:
+            ok = cli_set_activations(cmd, optarg);
             break;
         case OPT_SYSTEM:
             o->system = optarg;

@@ -54,7 +54,8 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err)
     size_t per_layer_a = (size_t)ctx * m->cache_a_stride, per_layer_b = (size_t)ctx * m->cache_b_stride;
     m->cache_a = malloc((size_t)c->n_layers * per_layer_a * sizeof(float));
     m->cache_b = malloc((size_t)c->n_layers * per_layer_b * sizeof(float));
-    if (!m->cache_a || !m->cache_b) {
+    m->kv_b_f32 = calloc((size_t)c->n_layers, sizeof *m->kv_b_f32);
+    if (!m->cache_a || !m->cache_b || !m->kv_b_f32) {
         model_close(m);
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
     }
@@ -67,6 +68,9 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err)
 
 void model_close(model *m)
 {
+    for (int l = 0; m->kv_b_f32 && l < m->cfg->n_layers; l++)
+        free(m->kv_b_f32[l]);
+    free(m->kv_b_f32);
     weights_free(&m->w);
     rope_free(&m->rope);
     free(m->cache_a);

@@ -28,6 +28,7 @@ typedef struct model {
      * MLA: RMSNorm(c_kv), (ctx, kv_lora_rank), and the roped shared key, (ctx, rope). */
     float *cache_a, *cache_b;
     size_t cache_a_stride, cache_b_stride; /* floats per token */
+    float **kv_b_f32; /* MLA: per layer, kv_b widened at the first absorbed step (or NULL) */
 } model;
 
 /* Bytes of KV cache a context of ctx tokens takes. */

@@ -1,8 +1,10 @@
 /* Feed-forward layers: dense SwiGLU, and mixture of experts (softmax router, greedy or
- * group-limited top-k, routed experts batched per expert, shared experts, fp32 combine). */
+ * group-limited top-k, routed experts batched per expert, shared experts, fp32 combine). On the
+ * CPU backend all experts of a layer share one batch of matmuls per projection. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_cpu.h"
 #include "model.h"
 #include "ops.h"
 
@@ -18,8 +20,11 @@ static int swiglu_ffn(const dsq_backend *be, const ffn_weights *f, const float *
         free(u);
         return DSQ_ERESOURCE;
     }
-    be->matmul(&f->gate, x, g, n);
-    be->matmul(&f->up, x, u, n);
+    const dsq_matmul_job both[2] = {{&f->gate, x, g, n}, {&f->up, x, u, n}};
+    if (be != &dsq_backend_cpu || dsq_cpu_matmul_many(both, 2)) { /* one region on the CPU */
+        be->matmul(&f->gate, x, g, n);
+        be->matmul(&f->up, x, u, n);
+    }
     ops_swiglu(g, u, n * inter);
     be->matmul(&f->down, g, out, n);
     free(g);
@@ -73,20 +78,75 @@ static void route(const dsq_model_config *c, const float *scores, int *ids, floa
                                                 : weights[i] * (float)c->routed_scaling_factor;
 }
 
+/* Routed experts on the CPU backend: every chosen expert's gate and up (and the shared
+ * experts') in one batch of matmuls, then every down in another, so a decode step has two
+ * parallel regions per layer instead of three per expert. xe/ye hold each expert's tokens
+ * back to back (n * k rows in all); count[e] tokens start at row start[e]. */
+static int experts_batched(const model *m, const layer_weights *lw, const float *xn, int n,
+                           const float *xe, const int *start, const int *count, float *ye,
+                           float *shared_out)
+{
+    const dsq_model_config *c = m->cfg;
+    const int ne = c->n_routed_experts, rows = n * c->n_experts_per_tok;
+    const int inter = c->moe_intermediate_size, h = c->hidden_size;
+    const int sh_inter = lw->has_shared ? lw->shared.gate.rows : 0;
+    const size_t gu = (size_t)rows * inter + (size_t)n * sh_inter;
+    float *g = malloc(gu * sizeof(float)), *u = malloc(gu * sizeof(float));
+    dsq_matmul_job *jobs = malloc(2 * ((size_t)ne + 1) * sizeof *jobs);
+    int rc = g && u && jobs ? DSQ_OK : DSQ_ERESOURCE;
+    int nj = 0;
+    for (int e = 0; !rc && e < ne; e++) {
+        if (!count[e])
+            continue;
+        const size_t at = (size_t)start[e] * inter;
+        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].gate, xe + (size_t)start[e] * h, g + at,
+                                      count[e]};
+        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].up, xe + (size_t)start[e] * h, u + at,
+                                      count[e]};
+    }
+    const size_t sh_at = (size_t)rows * inter;
+    if (!rc && lw->has_shared) {
+        jobs[nj++] = (dsq_matmul_job){&lw->shared.gate, xn, g + sh_at, n};
+        jobs[nj++] = (dsq_matmul_job){&lw->shared.up, xn, u + sh_at, n};
+    }
+    if (!rc)
+        rc = dsq_cpu_matmul_many(jobs, nj);
+    if (!rc) {
+        ops_swiglu(g, u, (int)gu);
+        nj = 0;
+        for (int e = 0; e < ne; e++)
+            if (count[e])
+                jobs[nj++] = (dsq_matmul_job){&lw->experts[e].down, g + (size_t)start[e] * inter,
+                                              ye + (size_t)start[e] * h, count[e]};
+        if (lw->has_shared)
+            jobs[nj++] = (dsq_matmul_job){&lw->shared.down, g + sh_at, shared_out, n};
+        rc = dsq_cpu_matmul_many(jobs, nj);
+    }
+    free(g);
+    free(u);
+    free(jobs);
+    return rc;
+}
+
 static int moe_forward(const model *m, const layer_weights *lw, const float *xn, int n, float *out)
 {
     const dsq_model_config *c = m->cfg;
     const int h = c->hidden_size, ne = c->n_routed_experts, k = c->n_experts_per_tok;
+    const bool batched = m->be == &dsq_backend_cpu;
     float *scores = malloc((size_t)n * ne * sizeof(float));
     int *ids = malloc((size_t)n * k * sizeof(int));
     float *weights = malloc((size_t)n * k * sizeof(float));
     char *taken = malloc((size_t)ne);
-    int *rows = malloc((size_t)n * sizeof(int));
-    float *row_weight = malloc((size_t)n * sizeof(float));
-    float *xe = malloc((size_t)n * h * sizeof(float));
-    float *ye = malloc((size_t)n * h * sizeof(float));
-    int rc = scores && ids && weights && taken && rows && row_weight && xe && ye ? DSQ_OK
-                                                                               : DSQ_ERESOURCE;
+    int *start = malloc((size_t)ne * sizeof(int)), *count = calloc((size_t)ne, sizeof(int));
+    int *rows = malloc((size_t)n * k * sizeof(int));
+    float *row_weight = malloc((size_t)n * k * sizeof(float));
+    float *xe = malloc((size_t)n * k * h * sizeof(float));
+    float *ye = malloc((size_t)n * k * h * sizeof(float));
+    float *ys = lw->has_shared ? malloc((size_t)n * h * sizeof(float)) : NULL;
+    int rc = scores && ids && weights && taken && start && count && rows && row_weight && xe &&
+                     ye && (ys || !lw->has_shared)
+                 ? DSQ_OK
+                 : DSQ_ERESOURCE;
     if (!rc) {
         m->be->matmul(&lw->router, xn, scores, n);
         for (int t = 0; t < n; t++) {
@@ -94,39 +154,52 @@ static int moe_forward(const model *m, const layer_weights *lw, const float *xn,
             route(c, scores + (size_t)t * ne, ids + (size_t)t * k, weights + (size_t)t * k,
                   taken);
         }
-        memset(out, 0, (size_t)n * h * sizeof(float));
-    }
-    /* each expert runs once on the tokens that chose it */
-    for (int e = 0; !rc && e < ne; e++) {
-        int count = 0;
+        /* each expert runs once on the tokens that chose it: gather them, in token order */
+        for (int i = 0; i < n * k; i++)
+            count[ids[i]]++;
+        for (int e = 0, at = 0; e < ne; e++) {
+            start[e] = at;
+            at += count[e];
+            count[e] = 0;
+        }
         for (int t = 0; t < n; t++)
-            for (int i = 0; i < k; i++)
-                if (ids[t * k + i] == e) {
-                    rows[count] = t;
-                    row_weight[count] = weights[t * k + i];
-                    memcpy(xe + (size_t)count * h, xn + (size_t)t * h, (size_t)h * sizeof(float));
-                    count++;
-                }
-        if (!count)
-            continue;
-        rc = swiglu_ffn(m->be, &lw->experts[e], xe, count, ye);
-        for (int j = 0; !rc && j < count; j++)
-            for (int i = 0; i < h; i++)
-                out[(size_t)rows[j] * h + i] += row_weight[j] * ye[(size_t)j * h + i];
+            for (int i = 0; i < k; i++) {
+                const int e = ids[t * k + i], j = start[e] + count[e]++;
+                rows[j] = t;
+                row_weight[j] = weights[t * k + i];
+                memcpy(xe + (size_t)j * h, xn + (size_t)t * h, (size_t)h * sizeof(float));
+            }
+        if (batched) {
+            rc = experts_batched(m, lw, xn, n, xe, start, count, ye, ys);
+        } else {
+            for (int e = 0; !rc && e < ne; e++)
+                if (count[e])
+                    rc = swiglu_ffn(m->be, &lw->experts[e], xe + (size_t)start[e] * h, count[e],
+                                    ye + (size_t)start[e] * h);
+            if (!rc && lw->has_shared)
+                rc = swiglu_ffn(m->be, &lw->shared, xn, n, ys);
+        }
     }
-    if (!rc && lw->has_shared) {
-        rc = swiglu_ffn(m->be, &lw->shared, xn, n, ye);
-        for (size_t i = 0; !rc && i < (size_t)n * h; i++)
-            out[i] += ye[i];
+    if (!rc) { /* combine in expert order, then the shared experts, as before */
+        memset(out, 0, (size_t)n * h * sizeof(float));
+        for (int e = 0; e < ne; e++)
+            for (int j = start[e]; j < start[e] + count[e]; j++)
+                for (int i = 0; i < h; i++)
+                    out[(size_t)rows[j] * h + i] += row_weight[j] * ye[(size_t)j * h + i];
+        for (size_t i = 0; lw->has_shared && i < (size_t)n * h; i++)
+            out[i] += ys[i];
     }
     free(scores);
     free(ids);
     free(weights);
     free(taken);
+    free(start);
+    free(count);
     free(rows);
     free(row_weight);
     free(xe);
     free(ye);
+    free(ys);
     return rc;
 }
 

@@ -11,4 +11,11 @@ void ops_softmax(float *x, int n);
 /* gate[i] = silu(gate[i]) * up[i] */
 void ops_swiglu(float *gate, const float *up, int n);
 
+/* sum of a[i] * b[i] over n elements, in fp32 (eight-lane partial sums where the CPU has AVX2,
+ * so the order differs from a loop's) */
+float ops_dot(const float *a, const float *b, int n);
+
+/* y[i] += a * x[i] over n elements */
+void ops_axpy(float *y, float a, const float *x, int n);
+
 #endif

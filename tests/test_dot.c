@@ -18,6 +18,7 @@
 #include <omp.h>
 
 #include "backend.h"
+#include "backend_cpu.h"
 #include "dequant.h"
 #include "dot.h"
 #include "float16.h"
@@ -296,11 +297,57 @@ TEST(dispatch_picks_avx2_when_present_and_can_be_forced)
     free(m);
 }
 
-/* The backend's matmul: every (token, row) within the bound of the exact dot, serial and parallel
- * sizes, row counts that are not a multiple of the row block; forced to the reference it gives
- * the reference's bits. */
+/* The float tiles (f32, bf16, f16 rows by 1-2 tokens on AVX2, 1-4 on AVX-512) against the exact
+ * dot of each row and token, at odd row counts and lengths that leave a scalar tail. */
+TEST(float_tile_within_bound_of_exact)
+{
+    const bool avx512 = dsq_dot_have_avx512();
+    printf("  tiles run: avx2%s\n", avx512 ? " avx512" : "");
+    if (!have_avx2()) {
+        printf("  skipped: no AVX2\n");
+        return;
+    }
+    const uint64_t rows = 7, lens[] = {203, 1408};
+    const uint32_t plain[] = {DSQ_TYPE_F32, DSQ_TYPE_BF16, DSQ_TYPE_F16};
+    for (size_t li = 0; li < 2; li++)
+        for (size_t ti = 0; ti < 3; ti++) {
+            const uint64_t cols = lens[li];
+            const uint32_t type = plain[ti];
+            void *w = random_matrix(type, rows, cols, 0);
+            float *x = malloc(4 * cols * sizeof(float));
+            random_x(x, 4 * cols);
+            const float *xs[4] = {x, x + cols, x + 2 * cols, x + 3 * cols};
+            int bad = 0;
+            for (int wide = 0; wide <= avx512; wide++)
+                for (int nt = 1; nt <= (wide ? 4 : 2); nt++)
+                    for (int nr = 1; nr <= 4; nr++)
+                        for (uint64_t r0 = 0; r0 + (uint64_t)nr <= rows; r0 += (uint64_t)nr + 1) {
+                            float out[4][4];
+                            if (wide)
+                                dsq_dot_tile_avx512(type, w, cols, r0, nr, xs, nt, out[0], 4);
+                            else
+                                dsq_dot_tile_avx2(type, w, cols, r0, nr, xs, nt, out[0], 4);
+                            for (int t = 0; t < nt; t++)
+                                for (int i = 0; i < nr; i++) {
+                                    double exact, mag;
+                                    widened_dot(type, w, rows, cols, 0, r0 + (uint64_t)i, xs[t],
+                                                &exact, &mag);
+                                    bad += !(fabs(out[t][i] - exact) <= bound(cols, mag));
+                                }
+                        }
+            CHECK_MSG(bad == 0, "%s cols %llu: %d outside the bound", dsq_type_info(type)->name,
+                      (unsigned long long)cols, bad);
+            free(w);
+            free(x);
+        }
+}
+
+/* The backend's matmul with f32 activations: every (token, row) within the bound of the exact
+ * dot, serial and parallel sizes, row counts that are not a multiple of the row block; forced to
+ * the reference it gives the reference's bits. (tests/test_qdot.c covers int8 activations.) */
 TEST(cpu_matmul_matches_reference)
 {
+    dsq_cpu_set_int8_activations(false);
     const int shapes[][3] = {{37, 256, 3}, {300, 1408, 4}}; /* rows, cols, tokens */
     for (size_t s = 0; s < 2; s++) {
         const int rows = shapes[s][0], cols = shapes[s][1], n = shapes[s][2];
@@ -334,6 +381,7 @@ TEST(cpu_matmul_matches_reference)
         free(x);
         free(y);
     }
+    dsq_cpu_set_int8_activations(true);
 }
 
 static double now(void)
@@ -399,12 +447,12 @@ TEST(timing_2048x1408)
     float *x = malloc((size_t)nb * cols * sizeof(float));
     float *y = malloc((size_t)nb * rows * sizeof(float));
     random_x(x, (uint64_t)nb * cols);
-    omp_set_dynamic(1); /* as dsq runs */
+    omp_set_dynamic(0); /* as dsq runs */
     printf("GB/s of weight bytes, %dx%d, group 64, fused path in use: %s\n", rows, cols,
            dsq_dot_path());
     printf("        one thread, batch 1     | one thread, batch %d (x%d) | backend, %d threads\n",
            nb, nb, omp_get_max_threads());
-    printf("  type  widen+dot scalar   avx2 |   widen+dot  fused         | batch 1\n");
+    printf("  type  widen+dot scalar   avx2 |   widen+dot  fused         | batch 1 (q8/q4: int8 x)\n");
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const uint32_t type = all_types[ti], group = is_quant(type) ? 64 : 0;
         uint64_t bytes = 0;

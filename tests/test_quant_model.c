@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "backend_cpu.h"
 #include "convert.h"
 #include "model.h"
 #include "test.h"
@@ -67,9 +68,15 @@ static void compare(const float *base, const float *q, int vocab, double *kld, d
 /* Bound: a linear layer whose weights carry relative RMS error e gives outputs with relative
  * error about e (independent rounding errors against an input they do not depend on). The
  * fixture has about 20 such stages in series (3 layers of projections, experts, router, head);
- * independent errors add in quadrature, sqrt(20) ~ 4.5. Twice that, 9 e, is the bound. */
-TEST(quantized_logits_track_bf16)
+ * independent errors add in quadrature, sqrt(20) ~ 4.5. Twice that, 9 e, is the bound.
+ * With int8 activations (the default) each q8/q4 matmul's input also carries relative RMS error
+ * at most e_x = sqrt(G) / (127 sqrt(12)): each element moves at most max|x| / 254 of its group,
+ * uniformly, so RMS max|x| / (127 sqrt 12), and max|x| <= sqrt(G) RMS(x) over a group of G.
+ * The errors are independent, so the bound becomes 9 sqrt(e^2 + e_x^2). */
+static void check_quantized_logits(bool int8_x)
 {
+    dsq_cpu_set_int8_activations(int8_x);
+    const double ex = int8_x ? sqrt(32.0) / (127 * sqrt(12.0)) : 0; /* group 32 */
     double e_bf16, e8, e4, kld8, kld4, rms8, rms4;
     float *base = logits_for("bf16", &e_bf16);
     float *q8 = logits_for("q8", &e8);
@@ -77,16 +84,29 @@ TEST(quantized_logits_track_bf16)
     const int vocab = 512;
     compare(base, q8, vocab, &kld8, &rms8);
     compare(base, q4, vocab, &kld4, &rms4);
+    const double b8 = 9 * sqrt(e8 * e8 + ex * ex), b4 = 9 * sqrt(e4 * e4 + ex * ex);
+    printf("  %s activations\n", int8_x ? "int8" : "f32");
     printf("  q8: weight rel. RMSE %.4f, logits rel. RMS diff %.4f, mean KLD %.3g\n", e8, rms8,
            kld8);
     printf("  q4: weight rel. RMSE %.4f, logits rel. RMS diff %.4f, mean KLD %.3g\n", e4, rms4,
            kld4);
     CHECK(e_bf16 == 0);
     CHECK(e8 > 0 && e4 > e8);
-    CHECK_MSG(rms8 <= 9 * e8, "q8 logits moved %.4f, bound %.4f", rms8, 9 * e8);
-    CHECK_MSG(rms4 <= 9 * e4, "q4 logits moved %.4f, bound %.4f", rms4, 9 * e4);
+    CHECK_MSG(rms8 <= b8, "q8 logits moved %.4f, bound %.4f", rms8, b8);
+    CHECK_MSG(rms4 <= b4, "q4 logits moved %.4f, bound %.4f", rms4, b4);
     CHECK(kld8 < kld4);
     free(base);
     free(q8);
     free(q4);
+    dsq_cpu_set_int8_activations(true);
+}
+
+TEST(quantized_logits_track_bf16_f32_activations)
+{
+    check_quantized_logits(false);
+}
+
+TEST(quantized_logits_track_bf16_int8_activations)
+{
+    check_quantized_logits(true);
 }

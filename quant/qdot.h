@@ -1,0 +1,90 @@
+/* Integer dot products of q8/q4 weight rows with an activation row rounded to int8.
+ *
+ * A matmul rounds each activation row once (dsq_qx_quantize) to int8 codes with one f32 scale
+ * per weight group: xd_g = max |x| over the group / 127, qx = x / xd_g rounded half away from zero, in [-127, 127],
+ * and the integer sum of the codes of each group (xs_g, for the q4 minimum term). For q4 the
+ * codes of each block of B elements (B = 64 when the group is a multiple of 64, else 32) are
+ * stored evens first, then odds: the order in which B / 2 bytes of nibbles unpack with one and
+ * (low nibbles) and one shift (high nibbles).
+ *
+ * Definition (dsq_qdot_rows_ref), integer sums exact, then fp32 in group order:
+ *   q8: sum over g of (d_g * xd_g) * S_g,                 S_g = sum of q * qx over the group;
+ *   q4: sum over g of (d_g * xd_g) * S_g + (m_g * xd_g) * xs_g.
+ * Faster paths (AVX2 maddubs, AVX-VNNI and AVX-512 VNNI dpbusd) keep the integer sums exact and
+ * differ only in the fp32 order; tests/test_qdot.c bounds that.
+ *
+ * Error against the float activation path: each rounded x differs from x by at most xd_g / 2,
+ * so |int8 dot - exact dot| <= sum over g of xd_g / 2 * sum over the group of |w| (plus fp32
+ * rounding), i.e. at most 1/254 of sum |w| * max|x| per group. */
+#ifndef DSQ_QDOT_H
+#define DSQ_QDOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The rounded form of one activation row (cols elements, groups of group). */
+typedef struct {
+    int8_t *q;   /* [cols] codes, q4 order for q4 weights */
+    float *d;    /* [cols / group] scales */
+    int32_t *s;  /* [cols / group] sums of the codes */
+} dsq_qx;
+
+/* Bytes one rounded row takes in the packed layout dsq_qx_at lays out (q, then d, then s). */
+uint64_t dsq_qx_bytes(uint64_t cols, uint32_t group);
+
+/* The rounded row stored at buf (dsq_qx_bytes(cols, group) bytes, 4-byte aligned). */
+dsq_qx dsq_qx_at(void *buf, uint64_t cols, uint32_t group);
+
+/* Where element k of a row goes in the q4 order for this group size. */
+static inline uint64_t dsq_qx_q4_slot(uint64_t k, uint32_t group)
+{
+    const uint64_t b = group % 64 ? 32 : 64;
+    return (k & ~(b - 1)) + (k & 1) * (b / 2) + (k & (b - 1)) / 2;
+}
+
+/* Rounds x[cols] for a matmul with weights of the given type (DSQ_TYPE_Q8 or DSQ_TYPE_Q4). */
+void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out);
+
+/* A tile: out[t * ostride + i] = row r0 + i of a (rows, cols) q8/q4 tensor at base dotted with
+ * the rounded row x[t], for i < nr (1..4) and t < nt (1..2); each weight load serves every token
+ * of the tile and each activation load every row. Fastest path this CPU runs. */
+void dsq_qdot_tile(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
+                   uint64_t r0, int nr, const dsq_qx *x, int nt, float *out, size_t ostride);
+
+/* The scalar reference: the definition above. */
+void dsq_qdot_tile_ref(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                       uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt, float *out,
+                       size_t ostride);
+
+/* One token: out[i] for i < nr, as dsq_qdot_tile with nt = 1. */
+void dsq_qdot_rows(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
+                   uint64_t r0, int nr, dsq_qx x, float *out);
+
+/* The paths, fastest first; dsq_qdot_tile uses the first this CPU runs. */
+typedef enum { DSQ_QDOT_AVX512VNNI, DSQ_QDOT_AVXVNNI, DSQ_QDOT_AVX2, DSQ_QDOT_SCALAR,
+               DSQ_QDOT_N_PATHS } dsq_qdot_path;
+
+const char *dsq_qdot_path_name(dsq_qdot_path p);
+bool dsq_qdot_have(dsq_qdot_path p);
+
+/* Makes dsq_qdot_tile use path p (which this CPU must run), or the fastest again (-1); tests. */
+void dsq_qdot_force(int p);
+
+/* The path dsq_qdot_tile uses now. */
+dsq_qdot_path dsq_qdot_current(void);
+
+#if defined(__x86_64__)
+/* The same kernel built for each ISA (quant/qdot_x86.h); call only when dsq_qdot_have. */
+void dsq_qdot_tile_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                        uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt,
+                        float *out, size_t ostride);
+void dsq_qdot_tile_avxvnni(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                        uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt,
+                        float *out, size_t ostride);
+void dsq_qdot_tile_avx512vnni(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                        uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt,
+                        float *out, size_t ostride);
+#endif
+
+#endif

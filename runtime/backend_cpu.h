@@ -1,0 +1,29 @@
+/* Settings of the CPU backend (runtime/backend_cpu.c). */
+#ifndef DSQ_BACKEND_CPU_H
+#define DSQ_BACKEND_CPU_H
+
+#include <stdbool.h>
+
+#include "weights.h"
+
+/* How activations enter q8/q4 matmuls: rounded once per matmul to int8 with a scale per weight
+ * group, for the integer kernels of quant/qdot.h (true, the default), or as f32 through the fused
+ * float kernels of quant/dot.h (false: the reference the golden tests hold to upstream). Other
+ * weight types always take f32 activations. Set it before running a model, not during. */
+void dsq_cpu_set_int8_activations(bool on);
+bool dsq_cpu_int8_activations(void);
+
+/* One matmul of a batch: y[t][w->rows] = w · x[t] for t < n. */
+typedef struct {
+    const dsq_matrix *w;
+    const float *x;
+    float *y;
+    int n;
+} dsq_matmul_job;
+
+/* Runs independent matmuls in one parallel region, their row blocks shared out across the
+ * threads together (the experts of a MoE layer at decode: one barrier instead of one per
+ * matrix). 0, or DSQ_ERESOURCE with nothing computed if a buffer cannot be allocated. */
+int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count);
+
+#endif

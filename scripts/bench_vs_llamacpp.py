@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""CPU speed of dsq next to llama.cpp on one machine, same model, same quantization level, same
+threads. Prints ratios; asserts nothing.
+
+Steps (everything built or downloaded goes under --work, outside the repository):
+  1. llama.cpp: the sdist of llama-cpp-python (pinned below; it vendors llama.cpp under
+     vendor/llama.cpp) is fetched with pip, unpacked, patched so that a deepseek2 GGUF without
+     q compression loads at any depth (q_lora_rank optional; upstream keys it on n_layer == 27,
+     see docs/QUANT.md), and llama-bench + llama-quantize are built with cmake, CPU only.
+  2. Models: the tiny trained model (models/tiny-v2) and the synthetic full-width DeepSeek-V2-Lite
+     cut to 2 layers (scripts/make_synthetic_checkpoint.py, made once under build/bench).
+     llama.cpp: convert_hf_to_gguf.py --outtype bf16 (through quant_study.py's pre-tokenizer
+     wrapper), then llama-quantize to Q8_0, Q4_0, Q4_K_M. dsq: dsq convert --quant bf16|q8|q4.
+  3. Rounds, alternating the two programs: dsq bench and llama-bench, prefill of 512 tokens and
+     64 decode steps at an empty cache and after 512 tokens, each pair
+     bf16/BF16, q8/Q8_0, q4/Q4_0, q4/Q4_K_M. Per pair the best of the rounds is reported, with
+     dsq/llama.cpp ratios; decode GB/s is each file's weight bytes read per token times tok/s,
+     next to dsq bench's plain threaded read of its file in the same round.
+
+Needs: cmake, a C/C++ compiler, and --python (default: python3) with numpy, torch, transformers,
+safetensors, tokenizers and sentencepiece for the GGUF conversion.
+
+  scripts/bench_vs_llamacpp.py [--dsq build/dsq] [--work DIR] [--threads N] [--rounds N]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+LLAMA_CPP_PYTHON = "0.3.36"
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import quant_study  # noqa: E402  (the pre-tokenizer check)
+
+PAIRS = [("bf16", "bf16", "BF16"), ("q8", "q8", "Q8_0"), ("q4", "q4", "Q4_0"),
+         ("q4", "q4", "Q4_K_M")]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    log("  $ " + " ".join(str(c) for c in cmd))
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if p.returncode:
+        raise SystemExit(f"{Path(str(cmd[0])).name} exited {p.returncode}:\n"
+                         + "\n".join((p.stdout + p.stderr).strip().splitlines()[-15:]))
+    return p.stdout
+
+
+# The converter, unmodified, except that a BPE pre-tokenizer hash it does not know is mapped to
+# "deepseek-llm" (the caller checks tokenizer.json has that structure), as quant_study.py does
+# for the older tree; this llama.cpp keeps get_vocab_base_pre in conversion/base.py.
+CONVERT_SHIM = r'''
+import importlib.util, sys
+llama_dir = sys.argv[1]
+sys.argv = [llama_dir + "/convert_hf_to_gguf.py"] + sys.argv[2:]
+import conversion.base as base
+patched = 0
+for obj in list(vars(base).values()):
+    if isinstance(obj, type) and "get_vocab_base_pre" in vars(obj):
+        orig = vars(obj)["get_vocab_base_pre"]
+        def wrapped(self, tokenizer, _orig=orig):
+            try:
+                return _orig(self, tokenizer)
+            except NotImplementedError:
+                print("unknown pre-tokenizer hash; using 'deepseek-llm'", file=sys.stderr)
+                return "deepseek-llm"
+        setattr(obj, "get_vocab_base_pre", wrapped)
+        patched += 1
+assert patched, "no get_vocab_base_pre in conversion/base.py"
+spec = importlib.util.spec_from_file_location("convert_hf_to_gguf", sys.argv[0])
+mod = importlib.util.module_from_spec(spec)
+sys.modules["convert_hf_to_gguf"] = mod
+spec.loader.exec_module(mod)
+mod.main()
+'''
+
+
+def build_llama(work, jobs):
+    src = work / f"llama_cpp_python-{LLAMA_CPP_PYTHON}" / "vendor" / "llama.cpp"
+    if not src.is_dir():
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+             f"llama-cpp-python=={LLAMA_CPP_PYTHON}", "-d", work])
+        with tarfile.open(work / f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz") as t:
+            t.extractall(work, filter="data")
+    # q_lora_rank optional: V2-Lite's layout at any depth (the real 27-layer files have no key)
+    model_src = src / "src" / "models" / "deepseek2.cpp"
+    text = model_src.read_text()
+    old = "ml.get_key(LLM_KV_ATTENTION_Q_LORA_RANK, hparams.n_lora_q);"
+    new = "ml.get_key(LLM_KV_ATTENTION_Q_LORA_RANK, hparams.n_lora_q, false);"
+    if old in text:
+        model_src.write_text(text.replace(old, new, 1))
+    elif new not in text:
+        raise SystemExit(f"{model_src}: the q_lora_rank line to patch is not there")
+    build = work / "llama-build"
+    bins = [build / "bin" / "llama-bench", build / "bin" / "llama-quantize"]
+    if not all(b.exists() for b in bins):
+        run(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON",
+             "-DGGML_CUDA=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF"])
+        run(["cmake", "--build", build, f"-j{jobs}", "--target", "llama-bench", "llama-quantize"])
+    return src, bins[0], bins[1]
+
+
+def ggufs(a, src, quantize, name, hf_dir, out):
+    """bf16 GGUF by the converter, the others by llama-quantize; returns {ftype: path}."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"BF16": out / f"{name}-BF16.gguf"}
+    if not files["BF16"].exists():
+        if not quant_study.deepseek_llm_pretokenizer(hf_dir):
+            raise SystemExit(f"{hf_dir}: tokenizer.json is not DeepSeek LLM's pre-tokenizer")
+        shim = out / "convert_shim.py"
+        shim.write_text(CONVERT_SHIM)
+        # the converter imports its own packages (conversion/, gguf-py/) from its folder
+        env = dict(os.environ, PYTHONPATH=f"{src}{os.pathsep}{src / 'gguf-py'}")
+        run([a.python, shim, src, hf_dir, "--outtype", "bf16", "--outfile", files["BF16"]],
+            env=env)
+    for ftype in ("Q8_0", "Q4_0", "Q4_K_M"):
+        files[ftype] = out / f"{name}-{ftype}.gguf"
+        if not files[ftype].exists():
+            run([quantize, files["BF16"], files[ftype], ftype, str(a.threads)])
+    return files
+
+
+def dsq_files(a, name, hf_dir, out):
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for preset in ("bf16", "q8", "q4"):
+        files[preset] = out / f"{name}-{preset}.dsq"
+        if not files[preset].exists():
+            run([a.dsq, "convert", hf_dir, "-o", files[preset], "--quant", preset, "-q"])
+    return files
+
+
+def gguf_decode_bytes(a, src, path):
+    """Weight bytes one decode token reads from a GGUF: all tensors but the unused routed experts
+    (top-k of n) and all but one row of the token embedding (as dsq bench counts its own)."""
+    code = r'''
+import json, sys
+sys.path.insert(0, sys.argv[1] + "/gguf-py")
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[2])
+arch = r.fields["general.architecture"].contents()
+k = int(r.fields[arch + ".expert_used_count"].contents())
+n = int(r.fields[arch + ".expert_count"].contents())
+total = 0.0
+for t in r.tensors:
+    b = float(t.n_bytes)
+    if "_exps." in t.name:
+        b *= k / n
+    elif t.name == "token_embd.weight":
+        b /= int(t.shape[-1])
+    total += b
+print(json.dumps(total))
+'''
+    return float(run([a.python, "-c", code, src, path]))
+
+
+def dsq_bench(a, path, depth):
+    out = run([a.dsq, "bench", path, "--prompt", "512", "--gen", "64", "--depth", str(depth),
+               "--threads", str(a.threads), "--json"])
+    return json.loads(out)
+
+
+def llama_bench(a, exe, path):
+    out = run([exe, "-m", path, "-p", "512", "-n", "64", "-d", "0,512", "-t", str(a.threads),
+               "-r", "1", "-o", "json"])
+    res = {}
+    for row in json.loads(out):
+        key = ("prefill" if row["n_prompt"] else "decode", row.get("n_depth", 0))
+        res[key] = row["avg_ts"]
+    return res
+
+
+def load_average():
+    return open("/proc/loadavg").read().split()[:3]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dsq", default=str(REPO / "build" / "dsq"))
+    ap.add_argument("--work", default=os.environ.get("DSQ_BENCH_WORK",
+                                                     str(Path.home() / ".cache" / "dsq-bench")))
+    ap.add_argument("--python", default=os.environ.get("LLAMA_PYTHON", "python3"),
+                    help="python with torch, transformers, numpy for convert_hf_to_gguf.py")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--models", default="tiny,v2lite-2layer")
+    a = ap.parse_args()
+    work = Path(a.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    src, llama, quantize = build_llama(work, a.threads)
+    synth = REPO / "build" / "bench" / "v2lite-2layer"
+    if "v2lite-2layer" in a.models and not (synth / "model.safetensors.index.json").exists():
+        run([a.python, REPO / "scripts" / "make_synthetic_checkpoint.py", synth, "--layers", "2",
+             "--shards", "4"])
+    models = {"tiny": REPO / "models" / "tiny-v2", "v2lite-2layer": synth}
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), "unknown CPU")
+    commit = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).strip()
+    print(f"machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; dsq at {commit}; "
+          f"llama.cpp from llama-cpp-python {LLAMA_CPP_PYTHON}; {a.rounds} rounds")
+    for name in a.models.split(","):
+        hf = models[name]
+        g = ggufs(a, src, quantize, name, hf, work / "gguf")
+        d = dsq_files(a, name, hf, work / "dsq")
+        gbytes = {ft: gguf_decode_bytes(a, src, p) for ft, p in g.items()}
+        best = {}
+        loads = []
+        for rnd in range(a.rounds):
+            order = [0, 1] if rnd % 2 == 0 else [1, 0]  # alternate who goes first
+            for preset, _, ftype in PAIRS:
+                for who in order:
+                    loads.append(load_average()[0])
+                    if who == 0:
+                        for depth in (0, 512):
+                            r = dsq_bench(a, d[preset], depth)
+                            k = ("dsq", preset, depth)
+                            cur = best.setdefault(k, {"prefill": 0, "decode": 0, "read": 0})
+                            cur["prefill"] = max(cur["prefill"], r["prefill_tok_s"])
+                            cur["decode"] = max(cur["decode"], r["decode_tok_s"])
+                            cur["read"] = max(cur["read"], r["read_baseline_gb_s"])
+                            cur["bytes"] = r["bytes_per_token"]
+                    else:
+                        r = llama_bench(a, llama, g[ftype])
+                        for depth in (0, 512):
+                            k = ("llama", ftype, depth)
+                            cur = best.setdefault(k, {"prefill": 0, "decode": 0})
+                            cur["prefill"] = max(cur["prefill"], r.get(("prefill", depth), 0))
+                            cur["decode"] = max(cur["decode"], r.get(("decode", depth), 0))
+        print(f"\n== {name} (best of {a.rounds} rounds; load average 1-min during the run: "
+              f"{min(loads)}-{max(loads)})")
+        print("| dsq / llama.cpp | prefill 512 tok/s | ratio | decode 64 @0 tok/s | ratio "
+              "| decode 64 @512 tok/s | ratio | decode GB/s @0 (dsq / llama.cpp) "
+              "| read GB/s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for preset, _, ftype in PAIRS:
+            d0, d5 = best[("dsq", preset, 0)], best[("dsq", preset, 512)]
+            l0, l5 = best[("llama", ftype, 0)], best[("llama", ftype, 512)]
+            pf = max(d0["prefill"], d5["prefill"])
+            ratio = lambda x, y: f"{x / y:.2f}" if y else "n/a"
+            print(f"| {preset} / {ftype} | {pf:.1f} / {l0['prefill']:.1f} | "
+                  f"{ratio(pf, l0['prefill'])} | {d0['decode']:.1f} / {l0['decode']:.1f} | "
+                  f"{ratio(d0['decode'], l0['decode'])} | {d5['decode']:.1f} / "
+                  f"{l5['decode']:.1f} | {ratio(d5['decode'], l5['decode'])} | "
+                  f"{d0['bytes'] * d0['decode'] / 1e9:.1f} / "
+                  f"{gbytes[ftype] * l0['decode'] / 1e9:.1f} | {d0['read']:.1f} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
