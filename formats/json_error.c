@@ -26,3 +26,26 @@ bool dsq_json_out_of_memory(const json_error_t *je)
     allocation_failed = false;
     return failed || json_error_code(je) == json_error_out_of_memory || je->text[0] == 0;
 }
+
+const char *dsq_json_type_name(const json_t *v)
+{
+    if (!v)
+        return "missing";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}

@@ -1,4 +1,5 @@
-/* jansson parse failures: telling a file that is bad from a machine that ran out of memory. */
+/* jansson in error messages: telling a file that is bad from a machine that ran out of memory,
+ * and naming what a value is. */
 #ifndef DSQ_JSON_ERROR_H
 #define DSQ_JSON_ERROR_H
 
@@ -14,5 +15,8 @@ bool dsq_json_out_of_memory(const json_error_t *je);
 
 /* The allocator behind that wrapper: malloc, or one a test makes fail. */
 extern void *(*dsq_json_malloc)(size_t);
+
+/* "an object", "a string", ... for a message saying what a value is; "missing" for NULL. */
+const char *dsq_json_type_name(const json_t *v);
 
 #endif

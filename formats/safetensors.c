@@ -55,27 +55,6 @@ const char *st_dtype_name(st_dtype dtype)
     return "?";
 }
 
-static const char *json_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 /* Reads exactly len bytes at off, retrying short reads and EINTR. what names the data read. */
 static int pread_full(int fd, void *buf, size_t len, uint64_t off, const char *path,
                       const char *what, dsq_error *err)
@@ -148,7 +127,7 @@ static int read_header(st_shard *s, json_t **root, dsq_error *err)
                         s->path, je.line, je.column, je.text);
     if (!json_is_object(*root))
         return dsq_fail(err, DSQ_EINPUT, "%s: header must be a JSON object, not %s", s->path,
-                        json_type_name(*root));
+                        dsq_json_type_name(*root));
     return 0;
 }
 
@@ -157,7 +136,7 @@ static int check_metadata(const char *path, json_t *meta, dsq_error *err)
 {
     if (!json_is_object(meta))
         return dsq_fail(err, DSQ_EINPUT, "%s: \"__metadata__\" must be an object, not %s", path,
-                        json_type_name(meta));
+                        dsq_json_type_name(meta));
     const char *key;
     json_t *v;
     json_object_foreach(meta, key, v)
@@ -165,7 +144,7 @@ static int check_metadata(const char *path, json_t *meta, dsq_error *err)
         if (!json_is_string(v))
             return dsq_fail(err, DSQ_EINPUT,
                             "%s: \"__metadata__\" value \"%s\" must be a string, not %s", path, key,
-                            json_type_name(v));
+                            dsq_json_type_name(v));
     }
     return 0;
 }
@@ -179,7 +158,7 @@ static json_t *get_field(const char *path, const char *name, json_t *entry, cons
         dsq_fail(err, DSQ_EINPUT, "%s: tensor \"%s\": missing field \"%s\"", path, name, field);
     else if (json_typeof(v) != want)
         dsq_fail(err, DSQ_EINPUT, "%s: tensor \"%s\": field \"%s\" must be %s, not %s", path, name,
-                 field, want_name, json_type_name(v));
+                 field, want_name, dsq_json_type_name(v));
     else
         return v;
     return NULL;
@@ -271,7 +250,7 @@ static int parse_tensor(const st_shard *s, const char *name, json_t *entry, st_t
 {
     if (!json_is_object(entry))
         return dsq_fail(err, DSQ_EINPUT, "%s: tensor \"%s\": entry must be an object, not %s",
-                        s->path, name, json_type_name(entry));
+                        s->path, name, dsq_json_type_name(entry));
     json_t *dtype = get_field(s->path, name, entry, "dtype", JSON_STRING, "a string", err);
     json_t *shape =
         dtype ? get_field(s->path, name, entry, "shape", JSON_ARRAY, "an array", err) : NULL;

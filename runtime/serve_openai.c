@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chat_template.h"
+#include "json_error.h"
 
 #define INVALID "invalid_request_error"
 #define MAX_MESSAGES 4096
@@ -27,29 +28,6 @@ int openai_fail(openai_error *e, int status, const char *type, const char *code,
     return status;
 }
 
-static const char *type_name(const json_t *v)
-{
-    if (!v)
-        return "missing";
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 /* Optional fields: 0 absent or null, 1 present (value stored), or an HTTP status. */
 static int opt_number(const json_t *o, const char *key, double lo, double hi, bool lo_open,
                       double *out, openai_error *e)
@@ -59,7 +37,7 @@ static int opt_number(const json_t *o, const char *key, double lo, double hi, bo
         return 0;
     if (!json_is_number(v))
         return openai_fail(e, 400, INVALID, NULL, key, "'%s' must be a number, not %s", key,
-                           type_name(v));
+                           dsq_json_type_name(v));
     double x = json_number_value(v);
     if (!(lo_open ? x > lo : x >= lo) || !(x <= hi))
         return openai_fail(e, 400, INVALID, NULL, key, "'%s' must be in %s%g, %g], not %g", key,
@@ -76,7 +54,7 @@ static int opt_int(const json_t *o, const char *key, long long lo, long long hi,
         return 0;
     if (!json_is_integer(v))
         return openai_fail(e, 400, INVALID, NULL, key, "'%s' must be an integer, not %s", key,
-                           type_name(v));
+                           dsq_json_type_name(v));
     long long x = json_integer_value(v);
     if (x < lo || x > hi)
         return openai_fail(e, 400, INVALID, NULL, key, "'%s' must be from %lld to %lld, not %lld",
@@ -92,7 +70,7 @@ static int opt_bool(const json_t *o, const char *key, bool *out, openai_error *e
         return 0;
     if (!json_is_boolean(v))
         return openai_fail(e, 400, INVALID, NULL, key, "'%s' must be a boolean, not %s", key,
-                           type_name(v));
+                           dsq_json_type_name(v));
     *out = json_is_true(v);
     return 1;
 }
@@ -141,7 +119,7 @@ static int parse_stop(const json_t *o, serve_gen_params *g, openai_error *e)
     size_t n = json_is_string(v) ? 1 : json_is_array(v) ? json_array_size(v) : 0;
     if (!json_is_string(v) && !json_is_array(v))
         return openai_fail(e, 400, INVALID, NULL, "stop",
-                           "'stop' must be a string or an array of strings, not %s", type_name(v));
+                           "'stop' must be a string or an array of strings, not %s", dsq_json_type_name(v));
     if (n > SERVE_MAX_STOP)
         return openai_fail(e, 400, INVALID, NULL, "stop",
                            "'stop' holds %zu strings; at most %d are allowed", n, SERVE_MAX_STOP);
@@ -149,7 +127,7 @@ static int parse_stop(const json_t *o, serve_gen_params *g, openai_error *e)
         const json_t *s = json_is_string(v) ? one[0] : json_array_get(v, i);
         if (!json_is_string(s))
             return openai_fail(e, 400, INVALID, NULL, "stop",
-                               "'stop[%zu]' must be a string, not %s", i, type_name(s));
+                               "'stop[%zu]' must be a string, not %s", i, dsq_json_type_name(s));
         size_t len = json_string_length(s);
         if (len == 0 || len > SERVE_MAX_STOP_BYTES)
             return openai_fail(e, 400, INVALID, NULL, "stop",
@@ -255,7 +233,7 @@ static int message_text(const json_t *content, size_t idx, char **text, size_t *
     } else {
         return openai_fail(e, 400, INVALID, NULL, param,
                            "'%s' must be a string or an array of text parts, not %s", param,
-                           type_name(content));
+                           dsq_json_type_name(content));
     }
     if (!*text)
         return openai_fail(e, 500, "server_error", NULL, NULL, "out of memory");
@@ -269,7 +247,7 @@ static int chat_prompt(const json_t *o, const openai_limits *lim, token_list *ou
         return openai_fail(e, 400, INVALID, NULL, "messages", "'messages' is required");
     if (!json_is_array(msgs))
         return openai_fail(e, 400, INVALID, NULL, "messages", "'messages' must be an array, not %s",
-                           type_name(msgs));
+                           dsq_json_type_name(msgs));
     size_t n = json_array_size(msgs);
     if (n == 0 || n > MAX_MESSAGES)
         return openai_fail(e, 400, INVALID, NULL, "messages",
@@ -283,7 +261,7 @@ static int chat_prompt(const json_t *o, const openai_limits *lim, token_list *ou
         snprintf(param, sizeof param, "messages[%zu]", i);
         if (!json_is_object(m)) {
             rc = openai_fail(e, 400, INVALID, NULL, param, "'%s' must be an object, not %s", param,
-                             type_name(m));
+                             dsq_json_type_name(m));
             break;
         }
         const json_t *role = json_object_get(m, "role");
@@ -344,7 +322,7 @@ static int completion_prompt(const json_t *o, const openai_limits *lim, token_li
         return openai_fail(e, 400, INVALID, NULL, "prompt",
                            "'prompt' must be a string, an array of one string or an array of "
                            "token ids, not %s",
-                           type_name(p));
+                           dsq_json_type_name(p));
     size_t n = json_array_size(p);
     const int vocab = tokenizer_n_tokens(lim->tok);
     for (size_t i = 0; i < n; i++) {
@@ -377,10 +355,10 @@ int openai_parse_request(openai_kind kind, const char *body, size_t len, const o
     const json_t *name = json_object_get(o, "model");
     if (!json_is_object(o))
         rc = openai_fail(e, 400, INVALID, NULL, NULL, "the body must be a JSON object, not %s",
-                         type_name(o));
+                         dsq_json_type_name(o));
     else if (name && !json_is_null(name) && !json_is_string(name))
         rc = openai_fail(e, 400, INVALID, NULL, "model", "'model' must be a string, not %s",
-                         type_name(name));
+                         dsq_json_type_name(name));
     else if (json_is_string(name) && strcmp(json_string_value(name), lim->model_name) != 0)
         rc = openai_fail(e, 404, INVALID, "model_not_found", "model",
                          "the model '%.100s' does not exist; this server has '%s'",
@@ -392,7 +370,7 @@ int openai_parse_request(openai_kind kind, const char *body, size_t len, const o
     if (!rc && so && !json_is_null(so)) {
         if (!json_is_object(so))
             rc = openai_fail(e, 400, INVALID, NULL, "stream_options",
-                             "'stream_options' must be an object, not %s", type_name(so));
+                             "'stream_options' must be an object, not %s", dsq_json_type_name(so));
         else if ((rc = opt_bool(so, "include_usage", &out->include_usage, e)) <= 1)
             rc = 0;
     }

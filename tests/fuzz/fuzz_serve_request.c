@@ -5,30 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "convert/tokenizer_import.h"
+#include "fixture_tokenizer.h"
 #include "runtime/serve_openai.h"
 
 #define CTX 64
 
-static tokenizer *tok;
-
-static void load_once(void)
-{
-    const char *data = getenv("DSQ_TEST_DATA");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/tiny-v2-lite", data ? data : "tests/data");
-    json_t *obj = NULL, *tmpl = NULL;
-    dsq_error err = {0};
-    if (tokenizer_import(dir, 510, 511, 512, &obj, &tmpl, &err) ||
-        tokenizer_load(&tok, obj, dir, &err)) {
-        fprintf(stderr, "fuzz_serve_request: %s\n", err.msg);
-        abort();
-    }
-    json_decref(obj);
-    json_decref(tmpl);
-}
-
-static void parse(openai_kind kind, const uint8_t *data, size_t size)
+static void parse(const tokenizer *tok, openai_kind kind, const uint8_t *data, size_t size)
 {
     openai_limits lim = {.tok = tok, .ctx = CTX, .model_name = "m", .seed = 1};
     openai_request r;
@@ -57,9 +39,8 @@ static void parse(openai_kind kind, const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!tok)
-        load_once();
-    parse(OPENAI_CHAT, data, size);
-    parse(OPENAI_COMPLETION, data, size);
+    tokenizer *tok = fixture_tokenizer("fuzz_serve_request");
+    parse(tok, OPENAI_CHAT, data, size);
+    parse(tok, OPENAI_COMPLETION, data, size);
     return 0;
 }

@@ -4,31 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "convert/tokenizer_import.h"
-#include "runtime/tokenizer.h"
-
-static tokenizer *tok;
-
-static void load_once(void)
-{
-    const char *data = getenv("DSQ_TEST_DATA");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/tiny-v2-lite", data ? data : "tests/data");
-    json_t *obj = NULL, *tmpl = NULL;
-    dsq_error err = {0};
-    if (tokenizer_import(dir, 510, 511, 512, &obj, &tmpl, &err) ||
-        tokenizer_load(&tok, obj, dir, &err)) {
-        fprintf(stderr, "fuzz_tokenizer: %s\n", err.msg);
-        abort();
-    }
-    json_decref(obj);
-    json_decref(tmpl);
-}
+#include "fixture_tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!tok)
-        load_once();
+    tokenizer *tok = fixture_tokenizer("fuzz_tokenizer");
     int *ids = NULL;
     size_t n = 0;
     dsq_error err = {0};
