@@ -239,29 +239,21 @@ int cmd_bench(int argc, char **argv)
     int *tokens = malloc((size_t)n_tokens * sizeof(int));
     const long rows = batch > 1 ? (n_prompt > batch ? n_prompt : batch) : 1;
     float *logits = malloc((size_t)rows * vocab * sizeof(float));
-    if (!tokens || !logits) {
-        free(tokens);
-        free(logits);
-        engine_close(&e);
-        if (random_name)
-            random_model_free(&rm);
-        else
-            model_close(&m);
-        fprintf(stderr, "dsq bench: out of memory\n");
-        return DSQ_ERESOURCE;
-    }
+    int rc = tokens && logits ? DSQ_OK : dsq_fail(&err, DSQ_ERESOURCE, "out of memory");
     uint64_t rng = 12345;
-    for (long i = 0; i < n_tokens; i++) {
+    for (long i = 0; !rc && i < n_tokens; i++) {
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
         tokens[i] = (int)((rng >> 33) % (uint64_t)vocab);
     }
     /* the CPU read also brings the file into the page cache */
-    double baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e) : read_bandwidth(mp);
+    double baseline = 0, t0 = 0, t1 = 0, t2 = 0;
     const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
                                                   : "one read of every weight byte";
-    double t0 = 0, t1 = 0, t2 = 0;
-    int rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits,
-                                    &t0, &t1, &t2, &err)
+    if (!rc)
+        baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e) : read_bandwidth(mp);
+    if (!rc)
+        rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits, &t0,
+                                    &t1, &t2, &err)
                        : time_one(&e, tokens, (int)n_prompt, (int)depth, (int)n_gen, logits, &t0,
                                   &t1, &t2, &err);
     if (!rc) {
