@@ -268,13 +268,15 @@ int cmd_bench(int argc, char **argv)
                      dsq_qdot_path_name(dsq_qdot_current()));
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"activations\": \"%s\", "
-                   "\"threads\": %d, \"prompt_tokens\": %ld, \"prefill_tok_s\": %.3f, "
+                   "\"threads\": %d, \"gomp_spincount\": \"%s\", \"prompt_tokens\": %ld, "
+                   "\"prefill_tok_s\": %.3f, "
                    "\"gen_tokens\": %ld, \"depth\": %ld, \"decode_tok_s\": %.3f, "
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
                    "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
                    "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
                    "\"batch\": %ld}\n",
-                   label, e.ops->name, kernels, activations, omp_get_max_threads(), n_prompt,
+                   label, e.ops->name, kernels, activations, omp_get_max_threads(),
+                   getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
                    prefill, n_gen, depth, decode, per_token, effective, baseline, base_name,
                    e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes, batch);
         else {

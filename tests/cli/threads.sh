@@ -27,6 +27,13 @@ run "bench OMP_NUM_THREADS=1" 0 -- env OMP_NUM_THREADS=1 "$DSQ" bench "$q8" --pr
     --json && json_field "bench OMP_NUM_THREADS=1" threads 1
 run "bench default threads" 0 -- env -u OMP_NUM_THREADS "$DSQ" bench "$q8" --prompt 4 --gen 2 \
     --json && json_field "bench default threads" threads "$(nproc)"
+# barriers spin briefly unless the user set a wait policy (see runtime/main.c)
+run "bench short spin" 0 -- env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY "$DSQ" bench "$q8" \
+    --prompt 4 --gen 2 --json && json_field "bench short spin" gomp_spincount 1000
+run "bench user spin" 0 -- env GOMP_SPINCOUNT=50000 "$DSQ" bench "$q8" --prompt 4 --gen 2 \
+    --json && json_field "bench user spin" gomp_spincount 50000
+run "bench user wait policy" 0 -- env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active "$DSQ" bench \
+    "$q8" --prompt 4 --gen 2 --json && json_field "bench user wait policy" gomp_spincount default
 run "bench --activations f32" 0 -- bench --activations f32 &&
     json_field "bench --activations f32" activations f32
 run "bench --depth 8" 0 -- bench --depth 8 && json_field "bench --depth 8" depth 8
