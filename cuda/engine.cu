@@ -134,6 +134,9 @@ static int check_model(const model_desc *d, dsq_error *err)
     int rc = check_matrix(d, d->embed, "embedding", -1, err);
     if (!rc)
         rc = check_matrix(d, d->output, "output", -1, err);
+    int first_moe = 0;
+    while (first_moe < d->n_layers - 1 && !d->layers[first_moe].moe)
+        first_moe++;
     for (int l = 0; !rc && l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
         const md_matrix *ms[] = {&L.wq,          &L.wk,        &L.wv,         &L.q_a,
@@ -148,8 +151,11 @@ static int check_model(const model_desc *d, dsq_error *err)
                 rc = check_matrix(d, L.experts[e].up, "expert", l, err);
             if (!rc)
                 rc = check_matrix(d, L.experts[e].down, "expert", l, err);
-            if (!rc && (L.experts[e].gate.rows != L.experts[0].gate.rows))
-                rc = dsq_fail(err, DSQ_EINPUT, "layer %d: experts of different sizes", l);
+            /* the kernels take one expert width for every layer (st->expert_inter) */
+            if (!rc && L.experts[e].gate.rows != d->layers[first_moe].experts[0].gate.rows)
+                rc = dsq_fail(err, DSQ_EINPUT,
+                              "layer %d: experts of a different width than layer %d's", l,
+                              first_moe);
         }
     }
     if (!rc &&
@@ -634,7 +640,8 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
     en->ops = &cuda_ops;
     if (o->verbose) {
         cudaDeviceProp prop;
-        cudaGetDeviceProperties(&prop, 0);
+        if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
+            snprintf(prop.name, sizeof prop.name, "device 0");
         fprintf(stderr,
                 "cuda: %s; loaded %.2f GB in %.2f s (%.2f GB/s); %.2f GB of device "
                 "memory planned (cache %.2f GB for %d tokens)\n",

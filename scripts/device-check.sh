@@ -54,8 +54,9 @@ note_failure() {
     echo
     echo "== compute-sanitizer memcheck"
     for fam in tiny-v1 tiny-v2-lite tiny-v2; do
+        # tiny-v2's q_b reads the 48-wide q latent, which no group of 32 divides
         "$dsq" convert "tests/data/$fam" -o "$work/$fam.dsq" --quant q4 --group-size 32 \
-            >/dev/null 2>&1 || note_failure "convert $fam"
+            --override 'layers.*.attn.q_b=bf16' >/dev/null 2>&1 || note_failure "convert $fam"
     done
     "$dsq" convert models/tiny-v2 -o "$work/tiny.dsq" --quant q4 >/dev/null 2>&1 ||
         note_failure "convert models/tiny-v2"
