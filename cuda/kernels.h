@@ -12,6 +12,15 @@
 /* matvec.cu: y[t][r] (+)= w . x[t] for t < n (x: n rows of w.cols) */
 cudaError_t launch_gemv(const dmat &w, const float *x, int n, float *y, bool accumulate,
                         cudaStream_t s);
+/* gemm.cu: the same product on the tensor cores (bf16 hi + lo split, fp32 accumulation) */
+cudaError_t launch_gemm(const dmat &w, const float *x, int n, float *y, bool accumulate,
+                        cudaStream_t s);
+/* Tokens per pass from which launch_matmul takes the GEMM instead of the GEMV. A first guess,
+ * to be replaced by the crossover test_gemm measures and prints on a device. */
+#define GEMM_MIN_TOKENS 32
+/* the GEMV below GEMM_MIN_TOKENS tokens, the GEMM from there on */
+cudaError_t launch_matmul(const dmat &w, const float *x, int n, float *y, bool accumulate,
+                          cudaStream_t s);
 /* routed experts of one layer in one launch per stage; slot = t * k + j uses expert ids[slot].
  * h[slot][inter] = silu(gate . x[t]) * (up . x[t]) */
 cudaError_t launch_expert_gate_up(const dmat *gates, const dmat *ups, const int *ids, int k,
