@@ -3,7 +3,8 @@
  * would round weights and activations to 8 significant bits, far outside the fp32 engine's
  * logit bound, so each operand is split in two bf16 (v = hi + lo, to 16 bits) and three products
  * are summed (hi.hi + hi.lo + lo.hi; lo.lo is below 2^-16 of the term). Any weight type and
- * width: the weight tile is read through dmat_get and zero-padded past the row's end. */
+ * width: q4 and q8 tiles are staged 8 weights per load (their rows are multiples of 32), other
+ * types element by element through dmat_get, zero-padded past the row's end. */
 #include <cuda_bf16.h>
 #include <mma.h>
 
@@ -24,6 +25,41 @@ __device__ __forceinline__ const __nv_bfloat16 *as_bf16(const uint16_t *p)
     return reinterpret_cast<const __nv_bfloat16 *>(p);
 }
 
+/* Weights (r, k..k+7) of a q4 or q8 row (K a multiple of 32, so the 8 share a group and lie
+ * inside the row) from one 4- or 8-byte load and one scale, split into hi and lo; a row past the
+ * matrix stages zeros. */
+__device__ __forceinline__ void stage_packed(const dmat &w, int r, int k, uint16_t *hi,
+                                             uint16_t *lo)
+{
+    float v[8];
+    if (r >= w.rows) {
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            v[i] = 0.0f;
+    } else if (w.type == DSQ_TYPE_Q4) {
+        const size_t K = (size_t)w.cols, groups = K / w.group;
+        const uint32_t q = *(const uint32_t *)(w.data + (size_t)r * K / 2 + k / 2);
+        const uint16_t *dm = (const uint16_t *)(w.data + (size_t)w.rows * K / 2) +
+                             2 * ((size_t)r * groups + (uint32_t)k / w.group);
+        const float d = dev_f16(dm[0]), m = dev_f16(dm[1]);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            v[i] = d * (float)((q >> (4 * i)) & 15) + m;
+    } else { /* q8 */
+        const size_t K = (size_t)w.cols, groups = K / w.group;
+        const uint2 q = *(const uint2 *)(w.data + (size_t)r * K + k);
+        const float d =
+            dev_f16(((const uint16_t *)(w.data + (size_t)w.rows * K))[(size_t)r * groups +
+                                                                      (uint32_t)k / w.group]);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+            v[i] = d * (float)(int8_t)((i < 4 ? q.x : q.y) >> (8 * (i & 3)));
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        bf16_split(v[i], &hi[i], &lo[i]);
+}
+
 /* 8 warps: 4 along tokens (16 each) x 2 along rows (32 each, two 16-wide fragments). */
 __global__ void __launch_bounds__(256) gemm_kernel(dmat w, const float *x, int n, float *y,
                                                    bool accumulate)
@@ -33,6 +69,7 @@ __global__ void __launch_bounds__(256) gemm_kernel(dmat w, const float *x, int n
     __shared__ __align__(32) float c[TM * LDC];
     const int r0 = blockIdx.x * TN, t0 = blockIdx.y * TM, K = w.cols;
     const int warp = threadIdx.x >> 5, wm = warp & 3, wn = warp >> 2;
+    const bool packed = w.type == DSQ_TYPE_Q4 || w.type == DSQ_TYPE_Q8;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
     wmma::fill_fragment(acc[0], 0.0f);
     wmma::fill_fragment(acc[1], 0.0f);
@@ -43,11 +80,16 @@ __global__ void __launch_bounds__(256) gemm_kernel(dmat w, const float *x, int n
             const float v = t < n && k < K ? x[(size_t)t * K + k] : 0.0f;
             bf16_split(v, &a_hi[m * LDS + kk], &a_lo[m * LDS + kk]);
         }
-        for (int i = threadIdx.x; i < TN * TK; i += blockDim.x) {
-            const int j = i / TK, kk = i % TK, r = r0 + j, k = k0 + kk;
-            const float v = r < w.rows && k < K ? dmat_get(w, r, k) : 0.0f;
-            bf16_split(v, &b_hi[j * LDS + kk], &b_lo[j * LDS + kk]);
-        }
+        if (packed) /* 8 consecutive weights of one row per thread (TN * TK / 8 = 256) */
+            stage_packed(w, r0 + threadIdx.x / (TK / 8), k0 + threadIdx.x % (TK / 8) * 8,
+                         b_hi + threadIdx.x / (TK / 8) * LDS + threadIdx.x % (TK / 8) * 8,
+                         b_lo + threadIdx.x / (TK / 8) * LDS + threadIdx.x % (TK / 8) * 8);
+        else
+            for (int i = threadIdx.x; i < TN * TK; i += blockDim.x) {
+                const int j = i / TK, kk = i % TK, r = r0 + j, k = k0 + kk;
+                const float v = r < w.rows && k < K ? dmat_get(w, r, k) : 0.0f;
+                bf16_split(v, &b_hi[j * LDS + kk], &b_lo[j * LDS + kk]);
+            }
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < TK; kk += 16) {
