@@ -10,6 +10,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "kernels.h"
+#include "sample_key.h"
 #include "sampler_rng.h"
 
 #define SAMPLE_THREADS 1024
@@ -93,15 +94,8 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
     unsigned long long *k = keys + (size_t)row * vocab;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
         const float pr = (float)(expf((l[i] - mx) / p.temperature) / sum);
-        /* ascending keys: higher probability first (probabilities are >= 0, so their bits
-         * order as they do), then lower index */
-        k[i] = ((unsigned long long)(0xffffffffu - __float_as_uint(pr)) << 32) | (unsigned)i;
+        k[i] = sample_key(pr, i);
     }
-}
-
-__device__ __forceinline__ float key_prob(unsigned long long k)
-{
-    return __uint_as_float(0xffffffffu - (unsigned)(k >> 32));
 }
 
 /* The cuts and the draw over one row's sorted keys, in the CPU's order of operations. One
@@ -112,9 +106,9 @@ __global__ void sample_pick_kernel(const unsigned long long *sorted, int vocab, 
     const int row = blockIdx.x;
     const unsigned long long *k = sorted + (size_t)row * vocab;
     int keep = p.top_k > 0 && p.top_k < vocab ? p.top_k : vocab;
-    double cum = 0, floor_p = p.min_p * key_prob(k[0]);
+    double cum = 0, floor_p = p.min_p * sample_key_prob(k[0]);
     for (int i = 0; i < keep; i++) {
-        const float pi = key_prob(k[i]);
+        const float pi = sample_key_prob(k[i]);
         if (i > 0 && pi < floor_p) {
             keep = i;
             break;
@@ -127,16 +121,16 @@ __global__ void sample_pick_kernel(const unsigned long long *sorted, int vocab, 
     }
     double mass = 0;
     for (int i = 0; i < keep; i++)
-        mass += key_prob(k[i]);
+        mass += sample_key_prob(k[i]);
     uint64_t st = state[row];
     const double r = sampler_rng_uniform(&st) * mass;
     state[row] = st;
     double acc = 0;
-    int pick = (int)(k[keep - 1] & 0xffffffffu);
+    int pick = sample_key_index(k[keep - 1]);
     for (int i = 0; i < keep; i++) {
-        acc += key_prob(k[i]);
+        acc += sample_key_prob(k[i]);
         if (r < acc) {
-            pick = (int)(k[i] & 0xffffffffu);
+            pick = sample_key_index(k[i]);
             break;
         }
     }
