@@ -134,6 +134,9 @@ static int check_model(const model_desc *d, dsq_error *err)
     int rc = check_matrix(d, d->embed, "embedding", -1, err);
     if (!rc)
         rc = check_matrix(d, d->output, "output", -1, err);
+    int first_moe = 0;
+    while (first_moe < d->n_layers - 1 && !d->layers[first_moe].moe)
+        first_moe++;
     for (int l = 0; !rc && l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
         const md_matrix *ms[] = {&L.wq,          &L.wk,        &L.wv,         &L.q_a,
@@ -148,8 +151,11 @@ static int check_model(const model_desc *d, dsq_error *err)
                 rc = check_matrix(d, L.experts[e].up, "expert", l, err);
             if (!rc)
                 rc = check_matrix(d, L.experts[e].down, "expert", l, err);
-            if (!rc && (L.experts[e].gate.rows != L.experts[0].gate.rows))
-                rc = dsq_fail(err, DSQ_EINPUT, "layer %d: experts of different sizes", l);
+            /* the kernels take one expert width for every layer (st->expert_inter) */
+            if (!rc && L.experts[e].gate.rows != d->layers[first_moe].experts[0].gate.rows)
+                rc = dsq_fail(err, DSQ_EINPUT,
+                              "layer %d: experts of a different width than layer %d's", l,
+                              first_moe);
         }
     }
     if (!rc &&
@@ -373,8 +379,8 @@ static cudaError_t ffn_gate_up(cuda_state *st, const dlayer &L, const dmat &gate
     if (n == 1)
         return launch_expert_gate_up(L.ffn_pair, L.ffn_pair + 1, st->zero_ids, 1, st->xn, 1, H,
                                      gate.rows, st->g, s);
-    TRY(launch_gemv(gate, st->xn, n, st->g, false, s));
-    TRY(launch_gemv(up, st->xn, n, st->u, false, s));
+    TRY(launch_matmul(gate, st->xn, n, st->g, false, s));
+    TRY(launch_matmul(up, st->xn, n, st->u, false, s));
     return launch_swiglu(st->g, st->u, (size_t)n * gate.rows, s);
 }
 
@@ -397,22 +403,22 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         float *cb = st->cache_b + (size_t)l * st->n_seq * pos.stride_b;
         TRY(launch_rmsnorm(st->x, L.attn_norm, n, H, eps, st->xn, s));
         if (!d->mla) {
-            TRY(launch_gemv(L.wq, st->xn, n, st->q, false, s));
-            TRY(launch_gemv(L.wk, st->xn, n, st->k, false, s));
-            TRY(launch_gemv(L.wv, st->xn, n, st->v, false, s));
+            TRY(launch_matmul(L.wq, st->xn, n, st->q, false, s));
+            TRY(launch_matmul(L.wk, st->xn, n, st->k, false, s));
+            TRY(launch_matmul(L.wv, st->xn, n, st->v, false, s));
             TRY(launch_mha_store(st->q, st->k, st->v, n, nh, d->n_kv_heads, d->head_dim, st->rope,
                                  pos, ca, cb, s));
             TRY(launch_mha_attend(st->q, ca, cb, n, nh, d->n_kv_heads, d->head_dim, pos,
                                   d->softmax_scale, ctx, st->scores, st->attn, s));
         } else {
             if (d->q_lora_rank) { /* q_a_layernorm keeps the reference's default eps 1e-6 */
-                TRY(launch_gemv(L.q_a, st->xn, n, st->qa, false, s));
+                TRY(launch_matmul(L.q_a, st->xn, n, st->qa, false, s));
                 TRY(launch_rmsnorm(st->qa, L.q_a_norm, n, d->q_lora_rank, 1e-6f, st->qa, s));
-                TRY(launch_gemv(L.q_b, st->qa, n, st->q, false, s));
+                TRY(launch_matmul(L.q_b, st->qa, n, st->q, false, s));
             } else {
-                TRY(launch_gemv(L.wq, st->xn, n, st->q, false, s));
+                TRY(launch_matmul(L.wq, st->xn, n, st->q, false, s));
             }
-            TRY(launch_gemv(L.kv_a, st->xn, n, st->ckv, false, s));
+            TRY(launch_matmul(L.kv_a, st->xn, n, st->ckv, false, s));
             TRY(launch_mla_store(st->q, st->ckv, L.kv_a_norm, n, nh, d->qk_nope, d->kv_lora_rank,
                                  st->rope, pos, ca, cb, s));
             TRY(launch_mla_absorb(L.kv_b, st->q, n, nh, d->qk_nope, d->qk_rope, d->v_head_dim,
@@ -422,15 +428,15 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
                                   st->o_lat, s));
             TRY(launch_mla_value(L.kv_b, st->o_lat, n, nh, d->qk_nope, d->v_head_dim, st->attn, s));
         }
-        TRY(launch_gemv(L.wo, st->attn, n, st->x, true, s));
+        TRY(launch_matmul(L.wo, st->attn, n, st->x, true, s));
         TRY(launch_rmsnorm(st->x, L.ffn_norm, n, H, eps, st->xn, s));
         if (!L.moe) {
             TRY(ffn_gate_up(st, L, L.dense_gate, L.dense_up, n, H, s));
-            TRY(launch_gemv(L.dense_down, st->g, n, st->x, true, s));
+            TRY(launch_matmul(L.dense_down, st->g, n, st->x, true, s));
             continue;
         }
         const int k = d->route.k;
-        TRY(launch_gemv(L.router, st->xn, n, st->router, false, s));
+        TRY(launch_matmul(L.router, st->xn, n, st->router, false, s));
         TRY(launch_moe_route(st->router, n, d->route, st->ids, st->route_w, s));
         if (n == 1) { /* decode: one block row per chosen expert */
             TRY(launch_expert_gate_up(L.gates, L.ups, st->ids, k, st->xn, n, H, st->expert_inter,
@@ -443,7 +449,7 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         }
         if (L.has_shared) {
             TRY(ffn_gate_up(st, L, L.shared_gate, L.shared_up, n, H, s));
-            TRY(launch_gemv(L.shared_down, st->g, n, st->shared_out, false, s));
+            TRY(launch_matmul(L.shared_down, st->g, n, st->shared_out, false, s));
         }
         TRY(launch_moe_combine(st->ye, st->route_w, L.has_shared ? st->shared_out : NULL, n, k, H,
                                st->x, s));
@@ -452,7 +458,7 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         return cudaSuccess;
     const int first = all_logits ? 0 : n - 1;
     TRY(launch_rmsnorm(st->x + (size_t)first * H, st->norm, n - first, H, eps, st->xn, s));
-    return launch_gemv(st->output, st->xn, n - first, st->logits, false, s);
+    return launch_matmul(st->output, st->xn, n - first, st->logits, false, s);
 }
 
 /* The launches of an n-token step with every row's logits, captured once per n. */
@@ -634,7 +640,8 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
     en->ops = &cuda_ops;
     if (o->verbose) {
         cudaDeviceProp prop;
-        cudaGetDeviceProperties(&prop, 0);
+        if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess)
+            snprintf(prop.name, sizeof prop.name, "device 0");
         fprintf(stderr,
                 "cuda: %s; loaded %.2f GB in %.2f s (%.2f GB/s); %.2f GB of device "
                 "memory planned (cache %.2f GB for %d tokens)\n",

@@ -8,10 +8,22 @@
 
 #include "dmatrix.cuh"
 #include "moe_route.h"
+extern "C" {
+#include "sampler.h"
+}
 
 /* matvec.cu: y[t][r] (+)= w . x[t] for t < n (x: n rows of w.cols) */
 cudaError_t launch_gemv(const dmat &w, const float *x, int n, float *y, bool accumulate,
                         cudaStream_t s);
+/* gemm.cu: the same product on the tensor cores (bf16 hi + lo split, fp32 accumulation) */
+cudaError_t launch_gemm(const dmat &w, const float *x, int n, float *y, bool accumulate,
+                        cudaStream_t s);
+/* Tokens per pass from which launch_matmul takes the GEMM instead of the GEMV. A first guess,
+ * to be replaced by the crossover test_gemm measures and prints on a device. */
+#define GEMM_MIN_TOKENS 32
+/* the GEMV below GEMM_MIN_TOKENS tokens, the GEMM from there on */
+cudaError_t launch_matmul(const dmat &w, const float *x, int n, float *y, bool accumulate,
+                          cudaStream_t s);
 /* routed experts of one layer in one launch per stage; slot = t * k + j uses expert ids[slot].
  * h[slot][inter] = silu(gate . x[t]) * (up . x[t]) */
 cudaError_t launch_expert_gate_up(const dmat *gates, const dmat *ups, const int *ids, int k,
@@ -44,6 +56,22 @@ cudaError_t launch_moe_route(float *scores, int n, const moe_route_params &p, in
 /* x[t] += sum_j weights[t][j] * y[t * k + j] (+ shared[t] when not NULL) */
 cudaError_t launch_moe_combine(const float *y, const float *weights, const float *shared, int n,
                                int k, int hidden, float *x, cudaStream_t s);
+
+/* sample.cu: the CPU sampler's pipeline on the device (sampler_params, one RNG state per row) */
+struct dsampler {
+    sampler_params p;
+    int vocab, rows;
+    unsigned long long *state; /* device [rows]: the splitmix64 state of each row */
+    unsigned long long *keys;  /* device [2][rows][vocab]: sort keys, then sorted */
+    void *temp;                /* the radix sort's scratch */
+    size_t temp_bytes;
+};
+cudaError_t dsampler_init(dsampler *s, const sampler_params &p, int vocab, int rows);
+void dsampler_free(dsampler *s);
+/* tokens[r] = the next token of row r from logits[r] (penalized in place), with row r's history
+ * of n_history[r] tokens at history + r * hist_cap (device memory, so a graph can replay it) */
+cudaError_t launch_sample(dsampler *s, float *logits, int rows, const int *history,
+                          const int *n_history, int hist_cap, int *tokens, cudaStream_t st);
 
 /* attention.cu */
 /* Where each token of a pass goes: position pos[t] of sequence seq[t], whose cache starts

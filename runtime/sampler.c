@@ -1,6 +1,8 @@
 /* Sampling pipeline over one logits vector. */
 #include "sampler.h"
 
+#include "sampler_rng.h"
+
 #include <math.h>
 #include <stdlib.h>
 
@@ -33,7 +35,7 @@ int sampler_init(sampler *s, const sampler_params *p, int vocab, dsq_error *err)
     if (rc)
         return rc;
     s->p = *p;
-    s->state = p->seed ^ 0x9e3779b97f4a7c15ull;
+    s->state = sampler_rng_seed(p->seed);
     s->vocab = vocab;
     s->probs = malloc((size_t)vocab * sizeof(float));
     s->order = malloc((size_t)vocab * sizeof(int));
@@ -50,16 +52,6 @@ void sampler_free(sampler *s)
     free(s->order);
     s->probs = NULL;
     s->order = NULL;
-}
-
-/* splitmix64: small, fast, and the same stream on every platform for a given seed. */
-static double next_uniform(sampler *s)
-{
-    uint64_t z = (s->state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
 }
 
 static int by_prob_desc(const void *a, const void *b, void *probs)
@@ -125,7 +117,7 @@ int sampler_sample(sampler *s, float *logits, const int *history, int n_history)
     double mass = 0;
     for (int i = 0; i < keep; i++)
         mass += s->probs[s->order[i]];
-    double r = next_uniform(s) * mass, acc = 0;
+    double r = sampler_rng_uniform(&s->state) * mass, acc = 0;
     for (int i = 0; i < keep; i++) {
         acc += s->probs[s->order[i]];
         if (r < acc)

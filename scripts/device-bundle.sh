@@ -2,7 +2,9 @@
 # Gathers what the GPU machine's check runs into BUILD/device: the dsq binary, the GPU test
 # binaries, and the shared libraries they load beyond the C library itself (lib/), so binaries
 # built here run on a GPU machine whose image lacks them. cudart is linked statically; the
-# driver (libcuda) always comes from the GPU machine. Carry BUILD/device (a few MB).
+# driver (libcuda) always comes from the GPU machine. Carry BUILD/device (a few MB). No cuBLAS:
+# libcublasLt alone is over 500 MB, past the 64 MiB a device call carries, so the prefill GEMM
+# is the engine's own (cuda/gemm.cu) and nothing here links it.
 #   scripts/device-bundle.sh [BUILD_DIR]
 set -eu
 build=${1:-build}

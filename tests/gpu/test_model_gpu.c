@@ -4,6 +4,7 @@
  * captured decode graph against plain launches (bit-identical); several sequences in one engine
  * against each alone (q4); 64 greedy tokens identical on the tiny model; and perplexity over
  * data/heldout.txt equal to the printed digits. Bounds: tests/gpu/README.md. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,14 @@
 #include "engine.h"
 #include "model.h"
 #include "perplexity.h"
+#include "route_margin.h"
 #include "tokenizer.h"
 
 /* |gpu - cpu| <= LOGIT_TOL * max(4, max |cpu logit| over the row); README.md derives it */
 #define LOGIT_TOL 2.5e-5
 #define N_PROMPT 100 /* more than one 64-token device pass */
 #define N_DECODE 8
+#define PROMPT_TRIES 64 /* prompts tried for one whose CPU run has no near-tie */
 
 static int passed, failed;
 static char tmp_dir[256];
@@ -53,12 +56,79 @@ static double row_error(const float *gpu, const float *cpu, int vocab)
     return worst / (LOGIT_TOL * mx);
 }
 
-static bool convert_to(const char *dir, const char *preset, int group, const char *out)
+/* The CPU run's router decisions. A backend wrapped around the CPU one sees every router
+ * product and records the first token whose expert choice is within 2 D of a tie, D the logit
+ * bound applied to the router's logits (README.md): only there can the GPU choose otherwise.
+ * Tokens from there on (later tokens attend to its cache entries) are not compared. */
+static const dsq_backend *watch_inner;
+static const model *watch_model;
+static int watch_row0;  /* token index of the first row of the current CPU forward */
+static int watch_first; /* first ambiguous token seen, INT_MAX if none */
+static int watch_calls; /* router products seen */
+
+static void watch_matmul(const dsq_matrix *w, const float *x, float *y, int n)
+{
+    watch_inner->matmul(w, x, y, n);
+    const dsq_model_config *c = watch_model->cfg;
+    bool router = false;
+    for (int l = 0; !router && l < c->n_layers; l++)
+        router = watch_model->w.layers[l].moe && w->data == watch_model->w.layers[l].router.data;
+    if (!router)
+        return;
+    watch_calls++;
+    const moe_route_params p = {c->n_routed_experts, c->n_experts_per_tok,
+                                c->topk_method == DSQ_TOPK_GROUP_LIMITED, c->n_group,
+                                c->topk_group, c->norm_topk_prob, (float)c->routed_scaling_factor};
+    for (int t = 0; t < n; t++) {
+        const float *z = y + (size_t)t * w->rows;
+        double mx = 4;
+        for (int e = 0; e < w->rows; e++)
+            mx = fmax(mx, fabs(z[e]));
+        if (moe_route_margin(&p, z) <= 2 * LOGIT_TOL * mx && watch_row0 + t < watch_first)
+            watch_first = watch_row0 + t;
+    }
+}
+
+static dsq_backend watch_backend;
+
+/* Routes m's CPU matrix products through watch_matmul. */
+static void watch(model *m)
+{
+    watch_inner = m->be;
+    watch_backend = *m->be;
+    watch_backend.matmul = watch_matmul;
+    watch_model = m;
+    watch_calls = 0;
+    m->be = &watch_backend;
+}
+
+/* Ambiguous tokens also include a greedy step whose top two logits are within 2 D. */
+static bool greedy_ambiguous(const float *x, int n)
+{
+    int b = 0, second = -1;
+    double mx = 4;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b])
+            b = i;
+    for (int i = 0; i < n; i++) {
+        mx = fmax(mx, fabs(x[i]));
+        if (i != b && (second < 0 || x[i] > x[second]))
+            second = i;
+    }
+    return second >= 0 && x[b] - x[second] <= 2 * LOGIT_TOL * mx;
+}
+
+/* override: NULL, or one GLOB=TYPE for tensors whose rows the group size does not divide */
+static bool convert_to(const char *dir, const char *preset, int group, const char *override,
+                       const char *out)
 {
     convert_options o = {.hf_dir = dir,
                          .out_path = out,
                          .threads = 2,
-                         .recipe = {.preset = preset, .group_size = group}};
+                         .recipe = {.preset = preset,
+                                    .group_size = group,
+                                    .overrides = {override},
+                                    .n_overrides = override ? 1 : 0}};
     convert_stats st = {0};
     dsq_error err = {0};
     if (dsq_convert(&o, &st, &err) != DSQ_OK) {
@@ -90,51 +160,81 @@ static void compare_logits(const char *name, const char *path)
         model_close(&m);
         return;
     }
-    const int vocab = m.cfg->vocab_size;
-    float *a = malloc((size_t)N_PROMPT * vocab * sizeof(float));
+    const int vocab = m.cfg->vocab_size, rows = N_PROMPT + N_DECODE;
+    float *a = malloc((size_t)rows * vocab * sizeof(float)); /* CPU: prefill rows, then steps */
     float *b = malloc((size_t)N_PROMPT * vocab * sizeof(float));
     float *c = malloc((size_t)vocab * sizeof(float));
-    int tokens[N_PROMPT];
-    uint64_t s = 12345;
-    for (int i = 0; i < N_PROMPT; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        tokens[i] = (int)((s >> 33) % (uint64_t)vocab);
+    float *keep = malloc((size_t)rows * vocab * sizeof(float)); /* the chosen prompt's CPU rows */
+    int tokens[N_PROMPT + N_DECODE], best[N_PROMPT + N_DECODE], clean = -1, rc = 0;
+    watch(&m);
+    /* prompts from seeds 12345, 12346, ... until the CPU run has no near-tie */
+    for (int tries = 0; !rc && tries < PROMPT_TRIES && clean < rows; tries++) {
+        uint64_t s = 12345 + (uint64_t)tries;
+        for (int i = 0; i < N_PROMPT; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            tokens[i] = (int)((s >> 33) % (uint64_t)vocab);
+        }
+        engine_reset(&cpu);
+        watch_first = INT_MAX;
+        watch_row0 = 0;
+        rc = engine_forward(&cpu, tokens, N_PROMPT, a, true, &err);
+        for (int step = 0; !rc && step < N_DECODE; step++) {
+            const float *prev = a + (size_t)(N_PROMPT + step - 1) * vocab;
+            tokens[N_PROMPT + step] = argmax(prev, vocab);
+            watch_row0 = N_PROMPT + step;
+            rc = engine_forward(&cpu, &tokens[N_PROMPT + step], 1,
+                                a + (size_t)(N_PROMPT + step) * vocab, false, &err);
+        }
+        const int first = watch_first < rows ? watch_first : rows;
+        if (!rc && first > clean) {
+            clean = first;
+            memcpy(best, tokens, sizeof tokens);
+            memcpy(keep, a, (size_t)rows * vocab * sizeof(float));
+        }
     }
-    int rc = engine_forward(&cpu, tokens, N_PROMPT, a, true, &err);
+    m.be = watch_inner;
+    if (!rc && m.cfg->n_routed_experts > 0 && watch_calls == 0) {
+        snprintf(what, sizeof what, "%s: the CPU run's router products were not seen", name);
+        result(false, what);
+    }
     if (!rc)
-        rc = engine_forward(&gpu, tokens, N_PROMPT, b, true, &err);
+        rc = engine_forward(&gpu, best, N_PROMPT, b, true, &err);
     if (!rc)
-        rc = engine_forward(&plain, tokens, N_PROMPT, c, false, &err);
+        rc = engine_forward(&plain, best, N_PROMPT, c, false, &err);
+    const int n_pre = clean < N_PROMPT ? clean : N_PROMPT;
     double worst = 0;
-    for (int t = 0; !rc && t < N_PROMPT; t++)
-        worst = fmax(worst, row_error(b + (size_t)t * vocab, a + (size_t)t * vocab, vocab));
-    snprintf(what, sizeof what, "%s prefill %d tokens (largest error %.3f of the bound)", name,
-             N_PROMPT, worst);
-    result(!rc && worst <= 1, what);
+    for (int t = 0; !rc && t < n_pre; t++)
+        worst = fmax(worst, row_error(b + (size_t)t * vocab, keep + (size_t)t * vocab, vocab));
+    snprintf(what, sizeof what,
+             "%s prefill %d tokens, %d rows before any near-tie compared (largest error %.3f "
+             "of the bound)",
+             name, N_PROMPT, n_pre, worst);
+    result(!rc && n_pre > 0 && worst <= 1, what);
     worst = 0;
     bool same_graph = !rc;
+    int n_dec = 0;
     for (int step = 0; !rc && step < N_DECODE; step++) {
-        int next = argmax(a, vocab);
-        rc = engine_forward(&cpu, &next, 1, a, false, &err);
+        rc = engine_forward(&gpu, &best[N_PROMPT + step], 1, b, false, &err);
         if (!rc)
-            rc = engine_forward(&gpu, &next, 1, b, false, &err);
-        if (!rc)
-            rc = engine_forward(&plain, &next, 1, c, false, &err);
-        if (!rc) {
-            worst = fmax(worst, row_error(b, a, vocab));
-            same_graph = same_graph && memcmp(b, c, (size_t)vocab * sizeof(float)) == 0;
+            rc = engine_forward(&plain, &best[N_PROMPT + step], 1, c, false, &err);
+        if (!rc && N_PROMPT + step < clean) {
+            worst = fmax(worst, row_error(b, keep + (size_t)(N_PROMPT + step) * vocab, vocab));
+            n_dec++;
         }
+        if (!rc)
+            same_graph = same_graph && memcmp(b, c, (size_t)vocab * sizeof(float)) == 0;
     }
     if (rc)
         fprintf(stderr, "  %s: %s\n", name, err.msg);
-    snprintf(what, sizeof what, "%s %d decode steps (largest error %.3f of the bound)", name,
-             N_DECODE, worst);
+    snprintf(what, sizeof what, "%s %d decode steps, %d before any near-tie compared (largest "
+             "error %.3f of the bound)", name, N_DECODE, n_dec, worst);
     result(!rc && worst <= 1, what);
     snprintf(what, sizeof what, "%s decode graph equals plain launches", name);
     result(!rc && same_graph, what);
     free(a);
     free(b);
     free(c);
+    free(keep);
     engine_close(&cpu);
     engine_close(&gpu);
     engine_close(&plain);
@@ -172,14 +272,22 @@ static void compare_sequences(const char *name, const char *path)
             toks[q][i] = (q * 131 + i * 17 + 3) % vocab;
     float *want = malloc((size_t)S * MAXLEN * vocab * sizeof(float));
     float *got = malloc((size_t)(9 + 5 + 3) * vocab * sizeof(float));
+    int clean[S]; /* rows of each sequence before its first near-tie */
+    watch(&m);
     for (int q = 0; !rc && q < S; q++) { /* each sequence alone on the CPU, every row */
         engine_reset(&cpu);
         float *rows = want + (size_t)q * MAXLEN * vocab;
+        watch_first = INT_MAX;
+        watch_row0 = 0;
         rc = engine_forward(&cpu, toks[q], len[q], rows, true, &err);
-        for (int i = 0; !rc && i < STEPS; i++)
+        for (int i = 0; !rc && i < STEPS; i++) {
+            watch_row0 = len[q] + i;
             rc = engine_forward(&cpu, &toks[q][len[q] + i], 1,
                                 rows + (size_t)(len[q] + i) * vocab, false, &err);
+        }
+        clean[q] = watch_first;
     }
+    m.be = watch_inner;
     int seq[17], ids[17], row_of[17], n = 0;
     for (int i = 0; i < MAXLEN; i++) /* round-robin over the prompts */
         for (int q = 0; q < S; q++)
@@ -191,8 +299,9 @@ static void compare_sequences(const char *name, const char *path)
     double worst = 0;
     if (!rc && !(rc = engine_forward_seqs(&gpu, seq, ids, n, got, &err)))
         for (int i = 0; i < n; i++)
-            worst = fmax(worst, row_error(got + (size_t)i * vocab,
-                                          want + (size_t)row_of[i] * vocab, vocab));
+            if (row_of[i] % MAXLEN < clean[seq[i]])
+                worst = fmax(worst, row_error(got + (size_t)i * vocab,
+                                              want + (size_t)row_of[i] * vocab, vocab));
     for (int step = 0; !rc && step < STEPS; step++) {
         const int order[S] = {2, 0, 1};
         for (int j = 0; j < S; j++) {
@@ -201,7 +310,8 @@ static void compare_sequences(const char *name, const char *path)
         }
         if (!(rc = engine_forward_seqs(&gpu, seq, ids, S, got, &err)))
             for (int j = 0; j < S; j++)
-                worst = fmax(worst, row_error(got + (size_t)j * vocab,
+                if (len[order[j]] + step < clean[order[j]])
+                    worst = fmax(worst, row_error(got + (size_t)j * vocab,
                                               want + ((size_t)order[j] * MAXLEN + len[order[j]] +
                                                       step) * vocab,
                                               vocab));
@@ -235,18 +345,34 @@ static void compare_greedy_and_ppl(const char *name, const char *path)
     int seq[2][64];
     float *logits = malloc((size_t)vocab * sizeof(float));
     int rc = tokenizer_load(&tok, json_object_get(m.file.file.meta, "tokenizer"), path, &err);
+    /* the CPU's tokens are certain up to the first step with a near-tie in its routing or in
+     * its top two logits; the GPU must match every token before that */
+    int certain = 64;
     for (int k = 0; !rc && k < 2; k++) {
         engine_options o = {.backend = k ? "cuda" : "cpu"};
         if ((rc = engine_open(&e[k], &m, &o, &err)))
             break;
+        if (k == 0) {
+            watch(&m);
+            watch_first = INT_MAX;
+        }
         int t = tokenizer_bos(tok);
         for (int i = 0; !rc && i < 64; i++) {
+            watch_row0 = i;
             rc = engine_forward(&e[k], &t, 1, logits, false, &err);
+            if (k == 0 && !rc && (watch_first <= i || greedy_ambiguous(logits, vocab)) &&
+                certain == 64)
+                certain = i;
             seq[k][i] = t = argmax(logits, vocab);
         }
+        if (k == 0)
+            m.be = watch_inner;
     }
-    snprintf(what, sizeof what, "%s 64 greedy tokens identical", name);
-    result(!rc && memcmp(seq[0], seq[1], sizeof seq[0]) == 0, what);
+    snprintf(what, sizeof what, "%s greedy tokens identical (%d of 64 before any near-tie)", name,
+             certain);
+    result(!rc && certain > 0 &&
+               memcmp(seq[0], seq[1], (size_t)certain * sizeof seq[0][0]) == 0,
+           what);
     char *text = NULL;
     size_t len = 0;
     FILE *f = rc ? NULL : fopen("data/heldout.txt", "rb");
@@ -305,8 +431,10 @@ int main(void)
             snprintf(out, sizeof out, "%s/%d-%s.dsq", tmp_dir, f, presets[p]);
             snprintf(label, sizeof label, "%s %s", f < 3 ? families[f] : "models/tiny-v2",
                      presets[p]);
-            /* fixture rows are 32 or 64 long: group 32; the tiny model takes the default */
-            if (!convert_to(dir, presets[p], f < 3 ? 32 : 0, out)) {
+            /* fixture rows are 32 or 64 long: group 32; the tiny model takes the default.
+             * tiny-v2's q_b reads the 48-wide q latent, which no group of 32 divides: bf16 */
+            if (!convert_to(dir, presets[p], f < 3 ? 32 : 0,
+                            f == 2 ? "layers.*.attn.q_b=bf16" : NULL, out)) {
                 result(false, label);
                 continue;
             }
