@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expert_stats.h"
 #include "model.h"
 #include "ops.h"
 
@@ -73,7 +74,8 @@ static void route(const dsq_model_config *c, const float *scores, int *ids, floa
                                                 : weights[i] * (float)c->routed_scaling_factor;
 }
 
-static int moe_forward(const model *m, const layer_weights *lw, const float *xn, int n, float *out)
+static int moe_forward(const model *m, int layer, const layer_weights *lw, const float *xn, int n,
+                       float *out)
 {
     const dsq_model_config *c = m->cfg;
     const int h = c->hidden_size, ne = c->n_routed_experts, k = c->n_experts_per_tok;
@@ -94,6 +96,8 @@ static int moe_forward(const model *m, const layer_weights *lw, const float *xn,
             route(c, scores + (size_t)t * ne, ids + (size_t)t * k, weights + (size_t)t * k,
                   taken);
         }
+        if (m->expert_stats)
+            rc = expert_stats_record(m->expert_stats, layer, ids, n);
         memset(out, 0, (size_t)n * h * sizeof(float));
     }
     /* each expert runs once on the tokens that chose it */
@@ -133,5 +137,5 @@ static int moe_forward(const model *m, const layer_weights *lw, const float *xn,
 int ffn_forward(const model *m, int layer, const float *xn, int n, float *out)
 {
     const layer_weights *lw = &m->w.layers[layer];
-    return lw->moe ? moe_forward(m, lw, xn, n, out) : swiglu_ffn(m->be, &lw->dense, xn, n, out);
+    return lw->moe ? moe_forward(m, layer, lw, xn, n, out) : swiglu_ffn(m->be, &lw->dense, xn, n, out);
 }
