@@ -209,7 +209,8 @@ int cmd_bench(int argc, char **argv)
     if (random_name && !eo.backend)
         eo.backend = "cuda";
     eo.n_seq = (int)batch;
-    if (random_name && !strcmp(eo.backend, "cuda") && engine_cuda_devices() < 1) /* before building gigabytes of weights */
+    /* before building gigabytes of weights */
+    if (random_name && !strcmp(eo.backend, "cuda") && engine_cuda_devices() < 1)
         return cli_report("bench", &(dsq_error){DSQ_ERESOURCE,
                                                 "--random needs a CUDA device; none is available"});
     static random_model rm;
@@ -248,8 +249,8 @@ int cmd_bench(int argc, char **argv)
     }
     /* the CPU read also brings the file into the page cache */
     double baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e)
-                      : random_name           ? read_buffer_bandwidth(rm.buf, rm.size)
-                                              : read_bandwidth(mp);
+                      : random_name         ? read_buffer_bandwidth(rm.buf, rm.size)
+                                            : read_bandwidth(mp);
     const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
                                                   : "one read of every weight byte";
     double t0 = 0, t1 = 0, t2 = 0;

@@ -160,8 +160,10 @@ static int parse(int argc, char **argv, ppl_cli *o)
         if (output_path_check(o->stats_path, inputs, 4, &err))
             return cli_usage_error("ppl", "--save-expert-stats %s", err.msg);
         if (o->save_path && !strcmp(o->save_path, o->stats_path))
-            return cli_usage_error("ppl", "--save-expert-stats and --save-logits name the same "
-                                          "file %s", o->stats_path);
+            return cli_usage_error("ppl",
+                                   "--save-expert-stats and --save-logits name the same "
+                                   "file %s",
+                                   o->stats_path);
     }
     return -1;
 }
@@ -535,10 +537,10 @@ int cmd_ppl(int argc, char **argv)
     if (!rc && o.save_path)
         rc = logits_writer_finish(&save, &err);
     if (!rc && o.stats_path) {
-        stats.meta = json_pack("{s:O, s:s, s:I, s:s, s:i}", "model",
-                               json_object_get(m.file.file.meta, "model"), "file", o.model_path,
-                               "file_size", (json_int_t)m.file.file.size, "text", o.text_path,
-                               "ctx", (int)o.ctx);
+        stats.meta =
+            json_pack("{s:O, s:s, s:I, s:s, s:i}", "model",
+                      json_object_get(m.file.file.meta, "model"), "file", o.model_path, "file_size",
+                      (json_int_t)m.file.file.size, "text", o.text_path, "ctx", (int)o.ctx);
         rc = expert_stats_save(&stats, o.stats_path, &err);
     }
     if (rc) {

@@ -28,7 +28,7 @@ typedef struct model {
      * MLA: RMSNorm(c_kv), (ctx, kv_lora_rank), and the roped shared key, (ctx, rope). */
     float *cache_a, *cache_b;
     size_t cache_a_stride, cache_b_stride; /* floats per token */
-    struct expert_stats *expert_stats;      /* optional: counts each routing (expert_stats.h) */
+    struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 
 /* Bytes of KV cache a context of ctx tokens takes. */

@@ -137,5 +137,6 @@ static int moe_forward(const model *m, int layer, const layer_weights *lw, const
 int ffn_forward(const model *m, int layer, const float *xn, int n, float *out)
 {
     const layer_weights *lw = &m->w.layers[layer];
-    return lw->moe ? moe_forward(m, layer, lw, xn, n, out) : swiglu_ffn(m->be, &lw->dense, xn, n, out);
+    return lw->moe ? moe_forward(m, layer, lw, xn, n, out)
+                   : swiglu_ffn(m->be, &lw->dense, xn, n, out);
 }
