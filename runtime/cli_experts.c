@@ -21,7 +21,7 @@ static const char help[] =
     "\n"
     "--simulate replays the routing trace (saved with --expert-trace) against a cache of SLOTS\n"
     "expert slots shared by all MoE layers (a count, or a percentage of all routed experts such\n"
-    "as 25%%) under three policies, and prints the hit rate (uses served from the cache) and\n"
+    "as 25%) under three policies, and prints the hit rate (uses served from the cache) and\n"
     "loads per token (experts copied in): static (the most used experts of the profile),\n"
     "LRU, and LFU with decayed counts. The first fraction F of the traced tokens (default 0.5)\n"
     "is the profile: it picks the static set and warms LRU and LFU; only the rest is counted.\n"
