@@ -16,6 +16,8 @@ int cmd_chat(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_experts(int argc, char **argv);
 
 /* Prints "dsq <cmd>: message" to stderr and returns the error's exit code. */
 int cli_report(const char *cmd, const dsq_error *err);

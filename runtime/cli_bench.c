@@ -35,7 +35,8 @@ static const char help[] =
     "  --activations A  int8 (default) or f32: how q8/q4 matmuls take their input (cpu)\n"
     "  --json           one JSON object on stdout\n"
     "  --random M       instead of a file, a full-size model with random weights built in\n"
-    "                   memory from the published config of M (v2-lite, moe-16b, v2); cuda only\n"
+    "                   memory from the published config of M (v2-lite, moe-16b, v2); cuda\n"
+    "                   unless --backend cpu\n"
     "  --quant Q        its weights: q4 (routed experts int4, the rest int8; default), q8, bf16\n"
     "  --layers N       keep only the first N layers (V2 does not fit one GPU whole)\n"
     "  --batch N        decode N sequences together (cuda), each after its own prompt; tokens/s\n"
@@ -82,6 +83,28 @@ static double read_bandwidth(const model *m)
             sink += acc;
             bytes += (double)t->size;
         }
+    }
+    (void)sink;
+    return bytes / (progress_now() - t0) / 1e9;
+}
+
+/* GB/s of one read of a buffer (a random model's weights), as read_bandwidth. */
+static double read_buffer_bandwidth(const uint8_t *buf, size_t size)
+{
+    volatile uint64_t sink = 0;
+    double bytes = 0, t0 = progress_now();
+    for (int pass = 0; pass < 2 || progress_now() - t0 < 0.25; pass++) {
+        if (pass == 1) {
+            bytes = 0;
+            t0 = progress_now();
+        }
+        const uint64_t *p = (const uint64_t *)buf, n = size / 8;
+        uint64_t acc = 0;
+#pragma omp parallel for reduction(+ : acc)
+        for (uint64_t k = 0; k < n; k++)
+            acc += p[k];
+        sink += acc;
+        bytes += (double)size;
     }
     (void)sink;
     return bytes / (progress_now() - t0) / 1e9;
@@ -207,17 +230,16 @@ int cmd_bench(int argc, char **argv)
     if (optind != argc - (random_name ? 0 : 1))
         return cli_usage_error("bench", random_name ? "--random takes no .dsq file"
                                                     : "expected exactly one .dsq file");
-    if (random_name && eo.backend && strcmp(eo.backend, "cuda") != 0)
-        return cli_usage_error("bench", "--random runs on --backend cuda only");
     if (depth >= 0 && batch > 1)
         return cli_usage_error("bench", "--depth applies to one sequence, not --batch");
     if (depth < 0)
         depth = n_prompt;
     const long longest = depth > n_prompt ? depth : n_prompt;
-    if (random_name)
+    if (random_name && !eo.backend)
         eo.backend = "cuda";
     eo.n_seq = (int)batch;
-    if (random_name && engine_cuda_devices() < 1) /* before building gigabytes of weights */
+    /* before building gigabytes of weights */
+    if (random_name && !strcmp(eo.backend, "cuda") && engine_cuda_devices() < 1)
         return cli_report("bench", &(dsq_error){DSQ_ERESOURCE,
                                                 "--random needs a CUDA device; none is available"});
     static random_model rm;
@@ -250,7 +272,9 @@ int cmd_bench(int argc, char **argv)
     const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
                                                   : "one read of every weight byte";
     if (!rc)
-        baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e) : read_bandwidth(mp);
+        baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e)
+                   : random_name         ? read_buffer_bandwidth(rm.buf, rm.size)
+                                         : read_bandwidth(mp);
     if (!rc)
         rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits, &t0,
                                     &t1, &t2, &err)

@@ -1,15 +1,19 @@
 /* dsq info FILE.dsq [--tensors] [--json] */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_backend.h"
+#include "cli_plan.h"
 #include "model_file.h"
 #include "types.h"
+#include "placement.h"
 #include "vram_plan.h"
 
 static const char help[] =
-    "usage: dsq info FILE.dsq [--tensors] [--json] [--ctx N]\n"
+    "usage: dsq info FILE.dsq [--tensors] [--json] [--ctx N] [--vram BYTES [--expert-stats F]]\n"
     "\n"
     "Prints the model's family and dimensions, parameter counts (total and active per token),\n"
     "bytes and bits per weight by tensor class, the tokenizer, the quantization recipe and\n"
@@ -20,6 +24,11 @@ static const char help[] =
     "  --tensors   also list every tensor: name, type, shape, bytes, offset\n"
     "  --json      one JSON object on stdout instead of text\n"
     "  --ctx N     context for the device memory line (default 4096 or the model's maximum)\n"
+    "  --vram BYTES  also print the GPU / host placement for this much GPU memory (text\n"
+    "              only; see 'dsq plan --help'); exit code 3 when the GPU-resident part\n"
+    "              does not fit\n"
+    "  --expert-stats F  with --vram: the most used experts first ('dsq ppl\n"
+    "              --save-expert-stats')\n"
     "  -h, --help  this text\n";
 
 /* 15.706 B, 2.451 M, 270000: readable at any model size. */
@@ -90,20 +99,7 @@ static json_t *shape_json(const dsq_tensor_info *t)
 /* Device memory `--backend cuda` plans for this file at a context of ctx tokens. */
 static vram_plan vram_for(const model_file *m, int ctx)
 {
-    const dsq_model_config *c = &m->config;
-    vram_model v = {c->family == DSQ_FAMILY_V2, c->n_layers, c->hidden_size, c->vocab_size,
-                    c->n_heads, c->n_kv_heads, c->head_dim, c->q_lora_rank, c->kv_lora_rank,
-                    c->qk_nope_head_dim, c->qk_rope_head_dim, c->v_head_dim,
-                    c->n_routed_experts, c->n_experts_per_tok, 0, 0,
-                    c->family == DSQ_FAMILY_V2 ? c->qk_rope_head_dim : c->head_dim, m->file.size,
-                    1};
-    for (int l = 0; l < c->n_layers; l++) {
-        const bool moe = model_layer_is_moe(c, l);
-        const int ffn = moe ? c->n_shared_experts * c->moe_intermediate_size : c->intermediate_size;
-        v.ffn_inter = ffn > v.ffn_inter ? ffn : v.ffn_inter;
-        if (moe)
-            v.expert_inter = c->moe_intermediate_size;
-    }
+    const vram_model v = placement_vram_model(&m->config, m->file.size);
     vram_plan p;
     vram_plan_make(&p, &v, ctx);
     return p;
@@ -274,9 +270,13 @@ int cmd_info(int argc, char **argv)
     static const struct option opts[] = {{"tensors", no_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
                                          {"ctx", required_argument, 0, 'c'},
+                                         {"vram", required_argument, 0, 'v'},
+                                         {"expert-stats", required_argument, 0, 'e'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int list_tensors = 0, as_json = 0, c;
+    uint64_t vram = 0;
+    const char *stats_path = NULL;
     long ctx = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -288,6 +288,11 @@ int cmd_info(int argc, char **argv)
             if (!cli_parse_int("info", "--ctx", optarg, 1, 1 << 24, &ctx))
                 return DSQ_EUSAGE;
         }
+        else if (c == 'v') {
+            if (!cli_parse_bytes("info", "--vram", optarg, &vram))
+                return DSQ_EUSAGE;
+        } else if (c == 'e')
+            stats_path = optarg;
         else if (c == 'h') {
             fputs(help, stdout);
             return 0;
@@ -296,6 +301,10 @@ int cmd_info(int argc, char **argv)
     }
     if (optind != argc - 1)
         return cli_usage_error("info", "expected exactly one .dsq file");
+    if (stats_path && !vram)
+        return cli_usage_error("info", "--expert-stats needs --vram BYTES");
+    if (vram && as_json)
+        return cli_usage_error("info", "--vram prints a text plan: leave out --json");
     model_file m;
     dsq_error err = {0};
     if (model_file_open(&m, argv[optind], &err))
@@ -308,6 +317,15 @@ int cmd_info(int argc, char **argv)
         const vram_plan vp = vram_for(&m, (int)ctx);
         printf("cuda memory %.2f GB at --ctx %ld: weights %.2f, KV cache %.2f, work buffers %.2f\n",
                vp.total / 1e9, ctx, vp.weights / 1e9, vp.cache_bytes / 1e9, vp.work_bytes / 1e9);
+    }
+    if (vram) {
+        uint64_t *bytes = malloc((size_t)m.n_plan * sizeof *bytes);
+        for (int i = 0; bytes && i < m.n_plan; i++)
+            bytes[i] = m.tensors[i]->size;
+        rc = bytes ? cli_placement_report("info", &m.config, m.plan, bytes, m.n_plan, vram,
+                                          (int)ctx, stats_path, false)
+                   : cli_report("info", &(dsq_error){DSQ_ERESOURCE, "out of memory"});
+        free(bytes);
     }
     model_file_close(&m);
     return rc;

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "cli_backend.h"
+#include "expert_stats.h"
 #include "input_file.h"
 #include "logits_file.h"
 #include "model.h"
@@ -48,6 +49,13 @@ static const char help[] =
     "                          or the ctx of --kld-base)\n"
     "      --save-logits OUT   write the log-probs of every scored token (the base run)\n"
     "      --kld-base BASE     compare with a file written by --save-logits\n"
+    "      --save-expert-stats OUT  write how many tokens the router sent to each routed\n"
+    "                          expert, per layer (JSON; 'dsq experts OUT' summarizes it,\n"
+    "                          'dsq plan --expert-stats OUT' places the hottest on the GPU);\n"
+    "                          counted on the cpu backend\n"
+    "      --expert-trace      with --save-expert-stats: also every token's expert ids, in\n"
+    "                          order, for 'dsq experts --simulate' (k ids per MoE layer per\n"
+    "                          token evaluated)\n"
     "  -t, --threads N         threads (default: OMP_NUM_THREADS, else all cores)\n"
     "      --activations A     int8 (default) or f32: how q8/q4 matmuls take their input\n"
     CLI_BACKEND_HELP
@@ -55,12 +63,13 @@ static const char help[] =
     "                          goes to stderr (dp and same_top as fractions, not %)\n"
     "  -h, --help              this text\n";
 
-enum { OPT_SAVE = 256, OPT_BASE, OPT_JSON, OPT_BACKEND, OPT_VRAM, OPT_ACT };
+enum { OPT_SAVE = 256, OPT_BASE, OPT_JSON, OPT_BACKEND, OPT_VRAM, OPT_ACT, OPT_STATS,
+       OPT_TRACE };
 
 typedef struct {
-    const char *model_path, *text_path, *save_path, *base_path;
+    const char *model_path, *text_path, *save_path, *base_path, *stats_path;
     long ctx;
-    int json;
+    int json, trace;
     engine_options engine;
 } ppl_cli;
 
@@ -75,6 +84,8 @@ static int parse(int argc, char **argv, ppl_cli *o)
                                          {"json", no_argument, 0, OPT_JSON},
                                          {"backend", required_argument, 0, OPT_BACKEND},
                                          {"vram", required_argument, 0, OPT_VRAM},
+                                         {"save-expert-stats", required_argument, 0, OPT_STATS},
+                                         {"expert-trace", no_argument, 0, OPT_TRACE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -115,6 +126,12 @@ static int parse(int argc, char **argv, ppl_cli *o)
         case OPT_JSON:
             o->json = 1;
             break;
+        case OPT_STATS:
+            o->stats_path = optarg;
+            break;
+        case OPT_TRACE:
+            o->trace = 1;
+            break;
         case OPT_BACKEND:
             if (!cli_parse_backend("ppl", optarg, &o->engine))
                 return DSQ_EUSAGE;
@@ -140,6 +157,19 @@ static int parse(int argc, char **argv, ppl_cli *o)
         dsq_error err;
         if (output_path_check(o->save_path, inputs, 3, &err))
             return cli_usage_error("ppl", "--save-logits %s", err.msg);
+    }
+    if (o->trace && !o->stats_path)
+        return cli_usage_error("ppl", "--expert-trace needs --save-expert-stats FILE");
+    if (o->stats_path) {
+        const char *inputs[] = {o->model_path, o->text_path, o->base_path, o->save_path};
+        dsq_error err;
+        if (output_path_check(o->stats_path, inputs, 4, &err))
+            return cli_usage_error("ppl", "--save-expert-stats %s", err.msg);
+        if (o->save_path && !strcmp(o->save_path, o->stats_path))
+            return cli_usage_error("ppl",
+                                   "--save-expert-stats and --save-logits name the same "
+                                   "file %s",
+                                   o->stats_path);
     }
     return -1;
 }
@@ -399,6 +429,7 @@ int cmd_ppl(int argc, char **argv)
     ppl_result res = {0};
     reporter rep = {0};
     kld_stats ks;
+    expert_stats stats = {0};
 
     if ((rc = read_text(o.text_path, &text, &text_len, &err)))
         goto done;
@@ -436,6 +467,16 @@ int cmd_ppl(int argc, char **argv)
     model_opened = true;
     if ((rc = engine_open(&e, &m, &o.engine, &err)))
         goto done;
+    if (o.stats_path) { /* the CPU forward pass counts through the model's hook */
+        if (strcmp(e.ops->name, "cpu")) {
+            rc = cli_usage_error("ppl", "--save-expert-stats counts on the cpu backend only: "
+                                        "add --backend cpu");
+            goto done_quiet;
+        }
+        if ((rc = expert_stats_init(&stats, m.cfg, o.trace, &err)))
+            goto done;
+        m.expert_stats = &stats;
+    }
     const json_t *tok_json = json_object_get(m.file.file.meta, "tokenizer");
     if ((rc = tokenizer_load(&tok, tok_json, o.model_path, &err)))
         goto done;
@@ -499,6 +540,13 @@ int cmd_ppl(int argc, char **argv)
     clear_bar(&rep);
     if (!rc && o.save_path)
         rc = logits_writer_finish(&save, &err);
+    if (!rc && o.stats_path) {
+        stats.meta =
+            json_pack("{s:O, s:s, s:I, s:s, s:i}", "model",
+                      json_object_get(m.file.file.meta, "model"), "file", o.model_path, "file_size",
+                      (json_int_t)m.file.file.size, "text", o.text_path, "ctx", (int)o.ctx);
+        rc = expert_stats_save(&stats, o.stats_path, &err);
+    }
     if (rc) {
         if (rep.n_done && !rep.kld && !rep.defer)
             fputc('\n', rep.out);
@@ -520,6 +568,10 @@ int cmd_ppl(int argc, char **argv)
             "evaluated)\n",
             n_ids, res.n_chunk, res.count, res.seconds,
             res.seconds > 0 ? (double)res.n_chunk * (double)o.ctx / res.seconds : 0.0);
+    if (o.stats_path)
+        fprintf(rep.out, "saved the expert statistics of %llu tokens%s to %s\n",
+                (unsigned long long)(stats.n_moe ? stats.tokens[0] : 0),
+                o.trace ? " with their routing trace" : "", o.stats_path);
     if (o.save_path)
         fprintf(rep.out, "saved the log-probs of %zu tokens to %s\n", res.count, o.save_path);
     fflush(rep.out);
@@ -540,5 +592,6 @@ done_quiet:
     engine_close(&e);
     if (model_opened)
         model_close(&m);
+    expert_stats_free(&stats);
     return rc;
 }

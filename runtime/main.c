@@ -25,6 +25,8 @@ static const char usage[] =
     "  ppl     FILE.dsq --text F   perplexity over a text file; KL-divergence against a base\n"
     "  bench   FILE.dsq            prefill and decode speed next to a memory-read baseline\n"
     "  serve   FILE.dsq            OpenAI-compatible HTTP server (chat, completions, streaming)\n"
+    "  plan    FILE.dsq --vram B   GPU / host placement of a model larger than the GPU\n"
+    "  experts STATS.json          expert routing statistics; expert cache replays\n"
     "\n"
     "'dsq <command> --help' describes a command's options.\n"
     "exit codes: 0 ok, 1 usage error, 2 bad input file, 3 out of memory or disk\n";
@@ -76,6 +78,10 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "chat"))
         return cmd_chat(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan"))
+        return cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "experts"))
+        return cmd_experts(argc - 1, argv + 1);
     if (!strcmp(cmd, "ppl"))
         return cmd_ppl(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))

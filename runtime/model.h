@@ -29,6 +29,7 @@ typedef struct model {
     float *cache_a, *cache_b;
     size_t cache_a_stride, cache_b_stride; /* floats per token */
     float **kv_b_f32; /* MLA: per layer, kv_b widened at the first absorbed step (or NULL) */
+    struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 
 /* Bytes of KV cache a context of ctx tokens takes. */

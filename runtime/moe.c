@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend_cpu.h"
+#include "expert_stats.h"
 #include "model.h"
 #include "ops.h"
 
@@ -128,7 +129,8 @@ static int experts_batched(const model *m, const layer_weights *lw, const float 
     return rc;
 }
 
-static int moe_forward(const model *m, const layer_weights *lw, const float *xn, int n, float *out)
+static int moe_forward(const model *m, int layer, const layer_weights *lw, const float *xn, int n,
+                       float *out)
 {
     const dsq_model_config *c = m->cfg;
     const int h = c->hidden_size, ne = c->n_routed_experts, k = c->n_experts_per_tok;
@@ -154,6 +156,10 @@ static int moe_forward(const model *m, const layer_weights *lw, const float *xn,
             route(c, scores + (size_t)t * ne, ids + (size_t)t * k, weights + (size_t)t * k,
                   taken);
         }
+        if (m->expert_stats)
+            rc = expert_stats_record(m->expert_stats, layer, ids, n);
+    }
+    if (!rc) {
         /* each expert runs once on the tokens that chose it: gather them, in token order */
         for (int i = 0; i < n * k; i++)
             count[ids[i]]++;
@@ -206,5 +212,6 @@ static int moe_forward(const model *m, const layer_weights *lw, const float *xn,
 int ffn_forward(const model *m, int layer, const float *xn, int n, float *out)
 {
     const layer_weights *lw = &m->w.layers[layer];
-    return lw->moe ? moe_forward(m, lw, xn, n, out) : swiglu_ffn(m->be, &lw->dense, xn, n, out);
+    return lw->moe ? moe_forward(m, layer, lw, xn, n, out)
+                   : swiglu_ffn(m->be, &lw->dense, xn, n, out);
 }

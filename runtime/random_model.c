@@ -279,6 +279,17 @@ int random_model_build(random_model *r, const char *name, const char *quant, int
         scale *= ms * ms;
     }
     m->softmax_scale = (float)scale;
+    /* a KV cache for the CPU engine, laid out as model_open lays it out */
+    const bool mla = c->family != DSQ_FAMILY_V1;
+    m->be = &dsq_backend_cpu;
+    m->cache_a_stride = mla ? (size_t)c->kv_lora_rank : (size_t)c->n_kv_heads * c->head_dim;
+    m->cache_b_stride = mla ? (size_t)c->qk_rope_head_dim : m->cache_a_stride;
+    m->cache_a = malloc((size_t)c->n_layers * ctx * m->cache_a_stride * sizeof(float));
+    m->cache_b = malloc((size_t)c->n_layers * ctx * m->cache_b_stride * sizeof(float));
+    if (!m->cache_a || !m->cache_b) {
+        random_model_free(r);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
+    }
     return DSQ_OK;
 }
 
@@ -288,6 +299,8 @@ void random_model_free(random_model *r)
         free(r->m.w.layers[i].experts);
     free(r->m.w.layers);
     rope_free(&r->m.rope);
+    free(r->m.cache_a);
+    free(r->m.cache_b);
     free(r->buf);
     memset(r, 0, sizeof *r);
 }

@@ -1,8 +1,8 @@
 /* A full-size model with random weights built in memory from a published config (DeepSeek-V2-
  * Lite, DeepSeek-MoE-16B, DeepSeek-V2 cut to fewer layers), so GPU speed can be measured without
  * a checkpoint on disk. The weights are laid out as a .dsq file would hold them, with small
- * scales so activations stay finite; the values mean nothing. Only device engines run it: it has
- * no CPU cache. */
+ * scales so activations stay finite; the values mean nothing. The CPU engine runs it too (a
+ * baseline for the host expert kernels). */
 #ifndef DSQ_RANDOM_MODEL_H
 #define DSQ_RANDOM_MODEL_H
 
