@@ -401,7 +401,8 @@ static int check_commands_accept(const char *dir, const json_t *tok, const json_
     return DSQ_OK;
 }
 
-/* Refuses an output that is one of the files this conversion reads (output_path.h). */
+/* Refuses a small input that is not a regular file, and an output that is one of the files this
+ * conversion reads (output_path.h). */
 static int check_output(const convert_options *o, const st_checkpoint *ck, dsq_error *err)
 {
     static const char *small[] = {"config.json",         "tokenizer.json",
@@ -417,6 +418,9 @@ static int check_output(const convert_options *o, const st_checkpoint *ck, dsq_e
             rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
         } else {
             inputs[i] = paths[i];
+            int fd; /* a small file read only for provenance must be regular too, or absent */
+            if (!(rc = input_open(paths[i], 1, &fd, NULL, err)) && fd >= 0)
+                close(fd);
         }
     for (int i = 0; !rc && i < ck->n_shards; i++)
         inputs[N_SMALL + i] = ck->shards[i].path;

@@ -76,7 +76,7 @@ if [ -z "$(ls -A "$tmp/out-folder")" ]; then pass; else fail "convert -o a folde
 
 # --- 2. inputs never block: a FIFO in place of any input file is refused at once -----------------
 for victim in config.json tokenizer.json tokenizer_config.json chat_template.jinja "$S2" \
-    model.safetensors.index.json; do
+    model.safetensors.index.json generation_config.json; do
     fresh_ckpt fifo-in
     rm -f "$tmp/fifo-out.dsq" "$tmp/fifo-in/$victim"
     # the template is read from chat_template.jinja only when tokenizer_config.json has none
