@@ -38,6 +38,17 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err)
                         ctx, (double)need / 1e9, have / 1e9);
     }
     m->ctx = ctx;
+    if ((rc = model_state_init(m, err)) || (rc = weights_build(&m->w, &m->file, err))) {
+        model_close(m);
+        return rc;
+    }
+    return DSQ_OK;
+}
+
+int model_state_init(model *m, dsq_error *err)
+{
+    const dsq_model_config *c = m->cfg;
+    const int ctx = m->ctx;
     if (c->family == DSQ_FAMILY_V1) {
         m->cache_a_stride = m->cache_b_stride = (size_t)c->n_kv_heads * (size_t)c->head_dim;
         m->softmax_scale = 1.0f / sqrtf((float)c->head_dim);
@@ -55,26 +66,27 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err)
     m->cache_a = malloc((size_t)c->n_layers * per_layer_a * sizeof(float));
     m->cache_b = malloc((size_t)c->n_layers * per_layer_b * sizeof(float));
     m->kv_b_f32 = calloc((size_t)c->n_layers, sizeof *m->kv_b_f32);
-    if (!m->cache_a || !m->cache_b || !m->kv_b_f32) {
-        model_close(m);
+    if (!m->cache_a || !m->cache_b || !m->kv_b_f32)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
-    }
-    if ((rc = weights_build(&m->w, &m->file, err)) || (rc = rope_init(&m->rope, c, ctx, err))) {
-        model_close(m);
-        return rc;
-    }
-    return DSQ_OK;
+    return rope_init(&m->rope, c, ctx, err);
 }
 
-void model_close(model *m)
+void model_state_free(model *m)
 {
     for (int l = 0; m->kv_b_f32 && l < m->cfg->n_layers; l++)
         free(m->kv_b_f32[l]);
     free(m->kv_b_f32);
-    weights_free(&m->w);
+    m->kv_b_f32 = NULL;
     rope_free(&m->rope);
     free(m->cache_a);
     free(m->cache_b);
+    m->cache_a = m->cache_b = NULL;
+}
+
+void model_close(model *m)
+{
+    model_state_free(m);
+    weights_free(&m->w);
     model_file_close(&m->file);
     memset(m, 0, sizeof *m);
 }

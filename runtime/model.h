@@ -40,6 +40,12 @@ size_t model_cache_bytes(const dsq_model_config *c, int ctx);
 int model_open(model *m, const char *path, int ctx, dsq_error *err);
 void model_close(model *m);
 
+/* What a model needs beyond its weights, for m->cfg and m->ctx: cache strides, the softmax
+ * scale, the KV cache, the widened kv_b slots and the RoPE tables (model_open calls it; so does a
+ * model built in memory). model_state_free releases them. */
+int model_state_init(model *m, dsq_error *err);
+void model_state_free(model *m);
+
 /* Forgets the cache (a new sequence starts at position 0). */
 static inline void model_reset(model *m)
 {

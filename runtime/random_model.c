@@ -265,32 +265,13 @@ int random_model_build(random_model *r, const char *name, const char *quant, int
     fill_all(c, &m->w);
     m->file.file.map = r->buf;
     m->file.file.size = r->size;
-    int rc = rope_init(&m->rope, c, ctx, err);
-    if (rc) {
-        random_model_free(r);
-        return rc;
-    }
-    /* the softmax scale as model_open computes it */
-    double scale = 1.0 / sqrt((double)(c->family == DSQ_FAMILY_V1
-                                           ? c->head_dim
-                                           : c->qk_nope_head_dim + c->qk_rope_head_dim));
-    if (c->rope_yarn) {
-        double ms = rope_yarn_mscale(c->yarn_factor, c->yarn_mscale_all_dim);
-        scale *= ms * ms;
-    }
-    m->softmax_scale = (float)scale;
-    /* a KV cache for the CPU engine, laid out as model_open lays it out */
-    const bool mla = c->family != DSQ_FAMILY_V1;
+    snprintf(r->label, sizeof r->label, "random %s %s", name, quant);
+    m->file.file.path = r->label;
     m->be = &dsq_backend_cpu;
-    m->cache_a_stride = mla ? (size_t)c->kv_lora_rank : (size_t)c->n_kv_heads * c->head_dim;
-    m->cache_b_stride = mla ? (size_t)c->qk_rope_head_dim : m->cache_a_stride;
-    m->cache_a = malloc((size_t)c->n_layers * ctx * m->cache_a_stride * sizeof(float));
-    m->cache_b = malloc((size_t)c->n_layers * ctx * m->cache_b_stride * sizeof(float));
-    if (!m->cache_a || !m->cache_b) {
+    int rc = model_state_init(m, err);
+    if (rc)
         random_model_free(r);
-        return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
-    }
-    return DSQ_OK;
+    return rc;
 }
 
 void random_model_free(random_model *r)
@@ -298,9 +279,8 @@ void random_model_free(random_model *r)
     for (int i = 0; r->m.w.layers && i < r->m.w.n_layers; i++)
         free(r->m.w.layers[i].experts);
     free(r->m.w.layers);
-    rope_free(&r->m.rope);
-    free(r->m.cache_a);
-    free(r->m.cache_b);
+    if (r->m.cfg)
+        model_state_free(&r->m);
     free(r->buf);
     memset(r, 0, sizeof *r);
 }

@@ -13,6 +13,7 @@ typedef struct {
     uint8_t *buf; /* every weight, each 4096-byte aligned */
     size_t size;
     const char *name;
+    char label[64]; /* "random v2-lite q4": stands for the file name in messages */
 } random_model;
 
 /* name: "v2-lite", "moe-16b" or "v2"; quant: "bf16", "q8" (every matrix int8) or "q4" (routed

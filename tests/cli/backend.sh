@@ -57,4 +57,10 @@ else
     fail "run --backend cuda" "exit $rc: $(cat "$tmp/err")"
 fi
 
+# a full-size random model runs on the CPU engine too (MLA absorbed and MHA; one layer each)
+for fam in v2-lite moe-16b; do
+    run "bench --random $fam on cpu" 0 -- "$DSQ" bench --random "$fam" --backend cpu --layers 1 \
+        --prompt 2 --gen 1 --json && expect_output "bench --random $fam on cpu" '"decode_tok_s"'
+done
+
 cli_summary "cli backend"
