@@ -46,9 +46,13 @@ static inline uint64_t dsq_qx_q4_slot(uint64_t k, uint32_t group)
 /* Rounds x[cols] for a matmul with weights of the given type (DSQ_TYPE_Q8 or DSQ_TYPE_Q4). */
 void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out);
 
+/* Tokens one dsq_qdot_tile call takes at most. */
+#define DSQ_QDOT_MAX_TOKENS 4
+
 /* A tile: out[t * ostride + i] = row r0 + i of a (rows, cols) q8/q4 tensor at base dotted with
- * the rounded row x[t], for i < nr (1..4) and t < nt (1..2); each weight load serves every token
- * of the tile and each activation load every row. Fastest path this CPU runs. */
+ * the rounded row x[t], for i < nr (1..4) and t < nt (1..DSQ_QDOT_MAX_TOKENS); each weight load
+ * serves every token of the tile (paths with fewer registers take the tokens two at a time) and
+ * each activation load every row. Fastest path this CPU runs. */
 void dsq_qdot_tile(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
                    uint64_t r0, int nr, const dsq_qx *x, int nt, float *out, size_t ostride);
 

@@ -2,9 +2,11 @@
  * file defines TARGET (the function attribute), QDOT_NAME (the entry point) and
  * DOT_U8S8(acc, u, s) (acc + the sums of four adjacent u8 * s8 products per 32-bit lane) before
  * including it, and QDOT_NO_SATURATION when that sum has no int16 intermediate (VNNI), which
- * lets q8 use x + 128 against signed weights instead of |w| against x with w's sign. Tiles of up
- * to four weight rows by two tokens; every group's integer sums are exact and go to fp32 once
- * per group. */
+ * lets q8 use x + 128 against signed weights instead of |w| against x with w's sign, and
+ * optionally QDOT_MAX_NT, the tokens one q8 tile holds (2 unless set; 4 where the ISA has 32
+ * vector registers, so that each weight load and weight sum serves more tokens). Tiles of up to
+ * four weight rows by that many tokens (q4: two); every group's integer sums are exact and go
+ * to fp32 once per group. */
 #include <immintrin.h>
 
 #include "float16.h"
@@ -12,6 +14,10 @@
 #include "q8.h"
 #include "qdot.h"
 #include "types.h"
+
+#ifndef QDOT_MAX_NT
+#define QDOT_MAX_NT 2
+#endif
 
 #define INLINE TARGET static inline __attribute__((always_inline))
 
@@ -38,32 +44,41 @@ INLINE void q8_tile(const int8_t *w, uint64_t cols, const uint16_t *d, uint64_t 
                     uint32_t group, const dsq_qx *x, float *out, size_t ostride, const int nr,
                     const int nt)
 {
-    __m256 facc[4][2];
+    __m256 facc[4][QDOT_MAX_NT];
     for (int i = 0; i < 4; i++)
-        facc[i][0] = facc[i][1] = _mm256_setzero_ps();
+        for (int t = 0; t < QDOT_MAX_NT; t++)
+            facc[i][t] = _mm256_setzero_ps();
     for (uint64_t g = 0; g < ng; g++) {
-        __m256i acc[4][2], wsum[4];
+        __m256i acc[4][QDOT_MAX_NT];
         for (int i = 0; i < 4; i++)
-            acc[i][0] = acc[i][1] = wsum[i] = _mm256_setzero_si256();
+            for (int t = 0; t < QDOT_MAX_NT; t++)
+                acc[i][t] = _mm256_setzero_si256();
+#ifdef QDOT_NO_SATURATION
+        __m256i wsum[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                           _mm256_setzero_si256(), _mm256_setzero_si256()};
+#endif
         for (uint64_t k = g * group; k < (g + 1) * group; k += 32) {
-            __m256i xv[2];
-#pragma GCC unroll 2
-            for (int t = 0; t < nt; t++)
+            __m256i xv[QDOT_MAX_NT];
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
                 xv[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k));
+#ifdef QDOT_NO_SATURATION
+                xv[t] = _mm256_xor_si256(xv[t], _mm256_set1_epi8(-128)); /* x + 128 as u8 */
+#endif
+            }
 #pragma GCC unroll 4
             for (int i = 0; i < nr; i++) {
                 const __m256i wv = _mm256_loadu_si256((const __m256i *)(w + i * cols + k));
 #ifdef QDOT_NO_SATURATION
                 /* (x + 128) as u8 times signed w; 128 * sum w taken off per group below */
                 wsum[i] = DOT_U8S8(wsum[i], _mm256_set1_epi8(1), wv);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int t = 0; t < nt; t++)
-                    acc[i][t] = DOT_U8S8(acc[i][t],
-                                         _mm256_xor_si256(xv[t], _mm256_set1_epi8(-128)), wv);
+                    acc[i][t] = DOT_U8S8(acc[i][t], xv[t], wv);
 #else
                 /* |w| (never -128) times x with w's sign: u8 * s8 without int16 overflow */
                 const __m256i aw = _mm256_abs_epi8(wv);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int t = 0; t < nt; t++)
                     acc[i][t] = DOT_U8S8(acc[i][t], aw, _mm256_sign_epi8(xv[t], wv));
 #endif
@@ -72,7 +87,7 @@ INLINE void q8_tile(const int8_t *w, uint64_t cols, const uint16_t *d, uint64_t 
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
             const float dw = _cvtsh_ss(d[i * ng + g]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int t = 0; t < nt; t++) {
 #ifdef QDOT_NO_SATURATION
                 acc[i][t] = _mm256_sub_epi32(acc[i][t], _mm256_slli_epi32(wsum[i], 7));
@@ -95,23 +110,29 @@ INLINE void q4_unpack64(const uint8_t *p, __m256i *lo, __m256i *hi)
     *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
 }
 
+/* q4 tiles stay at two tokens: with groups of 64 its time goes to the per-group fp32 work of
+ * every row and token, which more tokens do not share (four measured no faster). */
+#define Q4_MAX_NT 2
+
 INLINE void q4_tile(const uint8_t *w, uint64_t cols, const uint16_t *dm, uint64_t ng,
                     uint32_t group, const dsq_qx *x, float *out, size_t ostride, const int nr,
                     const int nt)
 {
     const bool wide = group % 64 == 0; /* blocks of 64 in the activation order */
-    __m256 facc[4][2];
-    float msum[4][2] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+    __m256 facc[4][Q4_MAX_NT];
+    float msum[4][Q4_MAX_NT] = {{0}};
     for (int i = 0; i < 4; i++)
-        facc[i][0] = facc[i][1] = _mm256_setzero_ps();
+        for (int t = 0; t < Q4_MAX_NT; t++)
+            facc[i][t] = _mm256_setzero_ps();
     for (uint64_t g = 0; g < ng; g++) {
-        __m256i acc[4][2];
+        __m256i acc[4][Q4_MAX_NT];
         for (int i = 0; i < 4; i++)
-            acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+            for (int t = 0; t < Q4_MAX_NT; t++)
+                acc[i][t] = _mm256_setzero_si256();
         if (wide) {
             for (uint64_t k = g * group; k < (g + 1) * group; k += 64) {
-                __m256i x0[2], x1[2];
-#pragma GCC unroll 2
+                __m256i x0[Q4_MAX_NT], x1[Q4_MAX_NT];
+#pragma GCC unroll 4
                 for (int t = 0; t < nt; t++) {
                     x0[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k));
                     x1[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k + 32));
@@ -120,21 +141,21 @@ INLINE void q4_tile(const uint8_t *w, uint64_t cols, const uint16_t *dm, uint64_
                 for (int i = 0; i < nr; i++) {
                     __m256i lo, hi;
                     q4_unpack64(w + i * cols / 2 + k / 2, &lo, &hi);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
                     for (int t = 0; t < nt; t++)
                         acc[i][t] = DOT_U8S8(DOT_U8S8(acc[i][t], lo, x0[t]), hi, x1[t]);
                 }
             }
         } else {
             for (uint64_t k = g * group; k < (g + 1) * group; k += 32) {
-                __m256i xv[2];
-#pragma GCC unroll 2
+                __m256i xv[Q4_MAX_NT];
+#pragma GCC unroll 4
                 for (int t = 0; t < nt; t++)
                     xv[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k));
 #pragma GCC unroll 4
                 for (int i = 0; i < nr; i++) {
                     const __m256i wv = q4_unpack(w + i * cols / 2 + k / 2);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
                     for (int t = 0; t < nt; t++)
                         acc[i][t] = DOT_U8S8(acc[i][t], wv, xv[t]);
                 }
@@ -144,7 +165,7 @@ INLINE void q4_tile(const uint8_t *w, uint64_t cols, const uint16_t *dm, uint64_
         for (int i = 0; i < nr; i++) {
             const uint16_t *p = dm + 2 * (i * ng + g);
             const float dw = _cvtsh_ss(p[0]), mw = _cvtsh_ss(p[1]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int t = 0; t < nt; t++) {
                 const float xd = x[t].d[g];
                 facc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i][t]),
@@ -158,8 +179,7 @@ INLINE void q4_tile(const uint8_t *w, uint64_t cols, const uint16_t *dm, uint64_
             out[(size_t)t * ostride + (size_t)i] = hsum8(facc[i][t]) + msum[i][t];
 }
 
-#define TILE_CASES(fn, ...)                                                                        \
-    switch (nt * 8 + nr) {                                                                         \
+#define CASES_2(fn, ...)                                                                           \
     case 20: fn(__VA_ARGS__, 4, 2); break;                                                         \
     case 19: fn(__VA_ARGS__, 3, 2); break;                                                         \
     case 18: fn(__VA_ARGS__, 2, 2); break;                                                         \
@@ -167,21 +187,46 @@ INLINE void q4_tile(const uint8_t *w, uint64_t cols, const uint16_t *dm, uint64_
     case 12: fn(__VA_ARGS__, 4, 1); break;                                                         \
     case 11: fn(__VA_ARGS__, 3, 1); break;                                                         \
     case 10: fn(__VA_ARGS__, 2, 1); break;                                                         \
-    default: fn(__VA_ARGS__, 1, 1); break;                                                         \
-    }
+    default: fn(__VA_ARGS__, 1, 1); break;
+
+#if QDOT_MAX_NT == 4
+#define CASES_4(fn, ...)                                                                           \
+    case 36: fn(__VA_ARGS__, 4, 4); break;                                                         \
+    case 35: fn(__VA_ARGS__, 3, 4); break;                                                         \
+    case 34: fn(__VA_ARGS__, 2, 4); break;                                                         \
+    case 33: fn(__VA_ARGS__, 1, 4); break;                                                         \
+    case 28: fn(__VA_ARGS__, 4, 3); break;                                                         \
+    case 27: fn(__VA_ARGS__, 3, 3); break;                                                         \
+    case 26: fn(__VA_ARGS__, 2, 3); break;                                                         \
+    case 25: fn(__VA_ARGS__, 1, 3); break;
+#else
+#define CASES_4(fn, ...)
+#endif
 
 TARGET void QDOT_NAME(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
                       uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt, float *out,
                       size_t ostride)
 {
     const uint64_t ng = cols / group;
+    const int max_nt = type == DSQ_TYPE_Q8 ? QDOT_MAX_NT : Q4_MAX_NT;
+    if (nt > max_nt) { /* more tokens than this tile holds: in turns */
+        for (int t = 0; t < nt; t += max_nt)
+            QDOT_NAME(type, base, rows, cols, group, r0, nr, x + t,
+                      nt - t < max_nt ? nt - t : max_nt, out + (size_t)t * ostride, ostride);
+        return;
+    }
     if (type == DSQ_TYPE_Q8) {
         const int8_t *w = (const int8_t *)base + r0 * cols;
         const uint16_t *d = dsq_q8_scales(base, rows, cols) + r0 * ng;
-        TILE_CASES(q8_tile, w, cols, d, ng, group, x, out, ostride)
+        switch (nt * 8 + nr) {
+            CASES_4(q8_tile, w, cols, d, ng, group, x, out, ostride)
+            CASES_2(q8_tile, w, cols, d, ng, group, x, out, ostride)
+        }
     } else {
         const uint8_t *w = (const uint8_t *)base + r0 * cols / 2;
         const uint16_t *dm = dsq_q4_scales(base, rows, cols) + 2 * r0 * ng;
-        TILE_CASES(q4_tile, w, cols, dm, ng, group, x, out, ostride)
+        switch (nt * 8 + nr) {
+            CASES_2(q4_tile, w, cols, dm, ng, group, x, out, ostride)
+        }
     }
 }

@@ -1,6 +1,6 @@
 /* CPU backend. q8/q4 matmuls round each token's activations once to int8 and run the integer
  * kernels of quant/qdot.h (VNNI or AVX2, else the scalar reference) in tiles of four weight
- * rows by two tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h (4 rows by 4
+ * rows by four tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h (4 rows by 4
  * tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q4 with f32 activations, and everything on the scalar path, dot each
  * weight row with every token through the fused float kernels. Rows are split across OpenMP
  * threads in blocks small enough to stay in cache while every token passes over them. get_row
@@ -76,9 +76,9 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1
     const dsq_matrix *w = j->w;
     const int rows = w->rows, cols = w->cols, n = j->n;
     if (p->int8) {
-        for (int t = 0; t < n; t += 2) { /* tiles of 4 rows by 2 tokens */
-            const int nt = n - t < 2 ? n - t : 2;
-            dsq_qx xt[2];
+        for (int t = 0; t < n; t += DSQ_QDOT_MAX_TOKENS) { /* tiles of 4 rows by 4 tokens */
+            const int nt = n - t < DSQ_QDOT_MAX_TOKENS ? n - t : DSQ_QDOT_MAX_TOKENS;
+            dsq_qx xt[DSQ_QDOT_MAX_TOKENS];
             for (int k = 0; k < nt; k++)
                 xt[k] = dsq_qx_at((uint8_t *)p->prep + (size_t)(t + k) * p->xb, (uint64_t)cols,
                                   w->group);

@@ -193,6 +193,19 @@ TEST(every_path_matches_the_reference)
                 neg.d[g] = q.d[g] / 2;
                 neg.s[g] = -q.s[g];
             }
+            /* the codes of q and neg with doubled scales (exact in fp32: a power of two) */
+            void *dbuf, *dnbuf;
+            dsq_qx dq = new_qx(cols, group, &dbuf), dneg = new_qx(cols, group, &dnbuf);
+            for (uint64_t k = 0; k < cols; k++) {
+                dq.q[k] = q.q[k];
+                dneg.q[k] = neg.q[k];
+            }
+            for (uint64_t g = 0; g < cols / group; g++) {
+                dq.d[g] = 2 * q.d[g];
+                dneg.d[g] = 2 * neg.d[g];
+                dq.s[g] = q.s[g];
+                dneg.s[g] = neg.s[g];
+            }
             float ref[13];
             dsq_qdot_tile_ref(type, w, rows, cols, group, 0, (int)rows, &q, 1, ref, 0);
             int bad = 0;
@@ -209,20 +222,22 @@ TEST(every_path_matches_the_reference)
                 dsq_qdot_force(p);
                 CHECK(dsq_qdot_current() == (dsq_qdot_path)p);
                 bad = 0;
-                for (int nt = 1; nt <= 2; nt++)
+                /* token t is x scaled by scale[t]: x, -x/2, then the same with doubled scales */
+                static const double scale[DSQ_QDOT_MAX_TOKENS] = {1, -0.5, 2, -1};
+                const dsq_qx tile[DSQ_QDOT_MAX_TOKENS] = {q, neg, dq, dneg};
+                for (int nt = 1; nt <= DSQ_QDOT_MAX_TOKENS; nt++)
                     for (int nr = 1; nr <= 4; nr++)
                         for (uint64_t r0 = 0; r0 + (uint64_t)nr <= rows; r0 += (uint64_t)nr + 2) {
-                            float got[2][4];
-                            const dsq_qx tile[2] = {q, neg};
+                            float got[DSQ_QDOT_MAX_TOKENS][4];
                             dsq_qdot_tile(type, w, rows, cols, group, r0, nr, tile, nt, got[0], 4);
                             for (int t = 0; t < nt; t++)
                                 for (int i = 0; i < nr; i++) {
                                     double v, mag;
                                     defined_dot(type, w, rows, cols, group, r0 + (uint64_t)i, q,
                                                 &v, &mag);
-                                    const double want = ref[r0 + (uint64_t)i] * (t ? -0.5 : 1);
+                                    const double want = ref[r0 + (uint64_t)i] * scale[t];
                                     bad += !(fabs(got[t][i] - want) <=
-                                             2 * fp_bound(cols, group, mag) * (t ? 0.5 : 1));
+                                             2 * fp_bound(cols, group, mag) * fabs(scale[t]));
                                 }
                         }
                 CHECK_MSG(bad == 0, "%s, type %u group %u: %d rows off", dsq_qdot_path_name(p),
@@ -232,6 +247,8 @@ TEST(every_path_matches_the_reference)
             free(w);
             free(buf);
             free(nbuf);
+            free(dbuf);
+            free(dnbuf);
         }
     printf("  paths run:");
     for (int p = 0; p < DSQ_QDOT_N_PATHS; p++)
@@ -306,9 +323,10 @@ TEST(timing_paths_2048x1408)
     const uint32_t group = 64;
     float x[1408];
     random_x(x, cols);
-    float *y = malloc(2 * rows * sizeof(float));
+    float *y = malloc((4 * rows + 16) * sizeof(float));
     printf("  GB/s of weights, %llux%llu, group %u, one thread, one token\n"
-           "  (x2 tokens: a 4x2 tile, weight bytes times tokens per second):\n",
+           "  (x2, x4 tokens: tiles of 4 rows by 2 or 4 tokens, weight bytes times tokens per\n"
+           "  second):\n",
            (unsigned long long)rows, (unsigned long long)cols, group);
     for (size_t ti = 0; ti < 2; ti++) {
         const uint32_t type = types[ti];
@@ -322,8 +340,8 @@ TEST(timing_paths_2048x1408)
             if (!dsq_qdot_have((dsq_qdot_path)p))
                 continue;
             dsq_qdot_force(p);
-            double best = 1e30, best2 = 1e30;
-            const dsq_qx two[2] = {q, q};
+            double best = 1e30, best2 = 1e30, best4 = 1e30;
+            const dsq_qx four[4] = {q, q, q, q};
             for (int rep = 0; rep < 5; rep++) {
                 double t0 = seconds();
                 for (uint64_t r = 0; r < rows; r += 4)
@@ -331,11 +349,15 @@ TEST(timing_paths_2048x1408)
                 best = fmin(best, seconds() - t0);
                 t0 = seconds();
                 for (uint64_t r = 0; r < rows; r += 4)
-                    dsq_qdot_tile(type, w, rows, cols, group, r, 4, two, 2, y + 2 * r, 4);
+                    dsq_qdot_tile(type, w, rows, cols, group, r, 4, four, 2, y + 2 * r, 4);
                 best2 = fmin(best2, seconds() - t0);
+                t0 = seconds();
+                for (uint64_t r = 0; r < rows; r += 4)
+                    dsq_qdot_tile(type, w, rows, cols, group, r, 4, four, 4, y + 4 * r, 4);
+                best4 = fmin(best4, seconds() - t0);
             }
-            printf(" %s %.1f (x2 tokens: %.1f)", dsq_qdot_path_name(p), bytes / best / 1e9,
-                   2 * bytes / best2 / 1e9);
+            printf(" %s %.1f (x2: %.1f, x4: %.1f)", dsq_qdot_path_name(p), bytes / best / 1e9,
+                   2 * bytes / best2 / 1e9, 4 * bytes / best4 / 1e9);
         }
         printf("\n");
         dsq_qdot_force(-1);
