@@ -99,12 +99,19 @@ bench: $(BUILD)/dsq
 	scripts/bench-runtime.sh $(BUILD)/dsq
 	python3 scripts/bench-serve.py --dsq $(BUILD)/dsq
 
+# the library is compiled once with coverage instrumentation, then linked into every target
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=build-fuzz/obj/%.o)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp=libgomp -I. -Iformats -Iquant -Iconvert \
+               -Iruntime
 fuzz: $(FUZZ_BINS)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+build-fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp=libgomp \
-	    -I. -Iformats -Iquant -Iconvert -Iruntime -o $@ $< $(LIB_SRCS) $(LDLIBS) -lgomp
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIB_OBJS) \
+	    $(LDLIBS) -lgomp
 
 format:
 	clang-format -i $(wildcard */*.c */*.h */*.cu tests/*/*.c)
