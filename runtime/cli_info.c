@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "cli_backend.h"
 #include "cli_plan.h"
+#include "model.h"
 #include "model_file.h"
 #include "types.h"
 #include "placement.h"
@@ -309,9 +310,8 @@ int cmd_info(int argc, char **argv)
     dsq_error err = {0};
     if (model_file_open(&m, argv[optind], &err))
         return cli_report("info", &err);
-    const int max_ctx = m.config.max_position_embeddings;
     if (!ctx)
-        ctx = max_ctx < 4096 ? max_ctx : 4096;
+        ctx = model_default_ctx(&m.config);
     int rc = as_json ? print_json(&m, list_tensors, (int)ctx) : (print_text(&m, list_tensors), 0);
     if (!as_json) {
         const vram_plan vp = vram_for(&m, (int)ctx);

@@ -9,6 +9,7 @@
 #include "cli_backend.h"
 #include "cli_plan.h"
 #include "hf_config.h"
+#include "model.h"
 #include "model_file.h"
 #include "placement.h"
 
@@ -152,7 +153,7 @@ int cmd_plan(int argc, char **argv)
             (rc = placement_bytes_from_config(&cfg, &recipe, &plan, &bytes, &n, &err)))
             return cli_report("plan", &err);
         if (!ctx)
-            ctx = cfg.max_position_embeddings < 4096 ? cfg.max_position_embeddings : 4096;
+            ctx = model_default_ctx(&cfg);
         printf("model       %s (%s preset, group %u)\n", config_path, recipe.preset,
                recipe.group_size);
         rc = cli_placement_report("plan", &cfg, plan, bytes, n, vram, (int)ctx, stats_path,
@@ -172,7 +173,7 @@ int cmd_plan(int argc, char **argv)
     for (int i = 0; i < m.n_plan; i++)
         bytes[i] = m.tensors[i]->size;
     if (!ctx)
-        ctx = m.config.max_position_embeddings < 4096 ? m.config.max_position_embeddings : 4096;
+        ctx = model_default_ctx(&m.config);
     printf("model       %s\n", argv[optind]);
     rc = cli_placement_report("plan", &m.config, m.plan, bytes, m.n_plan, vram, (int)ctx,
                               stats_path, per_layer);

@@ -160,9 +160,8 @@ static int open_all(const char *cmd, const gen_options *o, model *m, engine *e, 
     model_file probe;
     if (model_file_open(&probe, o->model_path, &err))
         return cli_report(cmd, &err);
-    int max_ctx = probe.config.max_position_embeddings;
+    int ctx = o->ctx ? (int)o->ctx : model_default_ctx(&probe.config);
     model_file_close(&probe);
-    int ctx = o->ctx ? (int)o->ctx : (max_ctx < 4096 ? max_ctx : 4096);
     if (model_open(m, o->model_path, ctx, &err))
         return cli_report(cmd, &err);
     if (engine_open(e, m, &o->engine, &err)) {

@@ -35,6 +35,12 @@ typedef struct model {
 /* Bytes of KV cache a context of ctx tokens takes. */
 size_t model_cache_bytes(const dsq_model_config *c, int ctx);
 
+/* The context a command uses when none is given: the model's maximum, at most 4096 tokens. */
+static inline int model_default_ctx(const dsq_model_config *c)
+{
+    return c->max_position_embeddings < 4096 ? c->max_position_embeddings : 4096;
+}
+
 /* Opens path and allocates a cache of ctx tokens (1..max_position_embeddings); a cache larger
  * than the machine's memory is refused before allocating. */
 int model_open(model *m, const char *path, int ctx, dsq_error *err);

@@ -12,9 +12,8 @@ int serve_engine_open(serve_engine *e, const char *path, int ctx, const engine_o
         int rc = model_file_open(&probe, path, err);
         if (rc)
             return rc;
-        int max_ctx = probe.config.max_position_embeddings;
+        ctx = model_default_ctx(&probe.config);
         model_file_close(&probe);
-        ctx = max_ctx < 4096 ? max_ctx : 4096;
     }
     int rc = model_open(&e->m, path, ctx, err);
     if (rc)
