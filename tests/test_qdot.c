@@ -26,20 +26,8 @@
 #include "qdot.h"
 #include "types.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float rng_uniform(float lo, float hi)
-{
-    return lo + (hi - lo) * (float)(rng_next() >> 40) * (1.0f / (1 << 24));
-}
+#define TEST_RNG_SEED 0x2545f4914f6cdd1dull
+#include "test_rng.h"
 
 static const uint32_t groups[] = {32, 64, 128};
 static const uint32_t types[] = {DSQ_TYPE_Q8, DSQ_TYPE_Q4};
