@@ -1,6 +1,7 @@
 /* CPU backend. q8/q4 matmuls round each token's activations once to int8 and run the integer
- * kernels of quant/qdot.h (VNNI or AVX2, else the scalar reference) in tiles of four weight
- * rows by four tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h (4 rows by 4
+ * kernels: on the packed copy of the weights (quant/qpack.h, AVX-512 VNNI; 16 rows by 8 tokens)
+ * where the engine made one, else quant/qdot.h's (VNNI or AVX2, else the scalar reference) in
+ * tiles of four weight rows by four tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h (4 rows by 4
  * tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q4 with f32 activations, and everything on the scalar path, dot each
  * weight row with every token through the fused float kernels. Rows are split across OpenMP
  * threads in blocks small enough to stay in cache while every token passes over them. get_row
@@ -17,6 +18,7 @@
 #include "dequant.h"
 #include "dot.h"
 #include "qdot.h"
+#include "qpack.h"
 #include "types.h"
 
 /* Below this many multiply-adds a parallel region costs more than it saves (and on a busy
@@ -64,6 +66,7 @@ static bool is_int8(const dsq_matrix *w)
 typedef struct {
     int rb, first_block; /* rows per block; index of its first block among all jobs' */
     bool int8;
+    bool packed; /* int8 on the row-interleaved copy (quant/qpack.h), 16-row blocks */
     bool shares_prep; /* same activations and layout as the job before: its prep is reused */
     int tile; /* plain float weights on a tile kernel: 0 none, 2 AVX2 (2 tokens), 4 AVX-512 */
     uint64_t xb; /* bytes of one rounded row (int8) or floats of one row's sums */
@@ -75,6 +78,19 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1
 {
     const dsq_matrix *w = j->w;
     const int rows = w->rows, cols = w->cols, n = j->n;
+    if (p->packed) {
+        for (int t = 0; t < n; t += DSQ_QPACK_MAX_TOKENS) {
+            const int nt = n - t < DSQ_QPACK_MAX_TOKENS ? n - t : DSQ_QPACK_MAX_TOKENS;
+            dsq_qx xt[DSQ_QPACK_MAX_TOKENS];
+            for (int k = 0; k < nt; k++)
+                xt[k] = dsq_qx_at((uint8_t *)p->prep + (size_t)(t + k) * p->xb, (uint64_t)cols,
+                                  w->group);
+            for (int b = r0 / DSQ_QPACK_ROWS; b < r1 / DSQ_QPACK_ROWS; b++)
+                dsq_qpack_tile(w->type, w->packed, (uint64_t)rows, (uint64_t)cols, w->group,
+                               (uint64_t)b, xt, nt, j->y + (size_t)t * rows, (size_t)rows);
+        }
+        return;
+    }
     if (p->int8) {
         for (int t = 0; t < n; t += DSQ_QDOT_MAX_TOKENS) { /* tiles of 4 rows by 4 tokens */
             const int nt = n - t < DSQ_QDOT_MAX_TOKENS ? n - t : DSQ_QDOT_MAX_TOKENS;
@@ -124,8 +140,8 @@ static void prepare_token(const dsq_matmul_job *j, const job_plan *p, int t)
 {
     const dsq_matrix *w = j->w;
     const float *x = j->x + (size_t)t * w->cols;
-    if (p->int8)
-        dsq_qx_quantize(w->type, x, (uint64_t)w->cols, w->group,
+    if (p->int8) /* the packed kernels take the codes in the plain order, as q8 does */
+        dsq_qx_quantize(p->packed ? DSQ_TYPE_Q8 : w->type, x, (uint64_t)w->cols, w->group,
                         dsq_qx_at((uint8_t *)p->prep + (size_t)t * p->xb, (uint64_t)w->cols,
                                   w->group));
     else
@@ -144,17 +160,19 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
     }
     int rc = DSQ_OK, blocks = 0, tokens = 0;
     const bool have_avx512 = dsq_dot_have_avx512();
+    const bool packed_path = dsq_qpack_have() && dsq_qdot_current() == DSQ_QDOT_AVX512VNNI;
     long work = 0;
     for (int i = 0; i < count; i++) {
         const dsq_matrix *w = jobs[i].w;
         job_plan *p = &plan[i];
-        p->rb = row_block(w->rows);
+        p->int8 = is_int8(w);
+        p->packed = p->int8 && w->packed && packed_path;
+        p->rb = p->packed ? DSQ_QPACK_ROWS : row_block(w->rows);
         p->first_block = blocks;
         blocks += (w->rows + p->rb - 1) / p->rb;
         token_start[i] = tokens;
         tokens += jobs[i].n;
         work += (long)w->rows * w->cols * jobs[i].n;
-        p->int8 = is_int8(w);
         if ((w->type == DSQ_TYPE_F32 || w->type == DSQ_TYPE_BF16 || w->type == DSQ_TYPE_F16) &&
             strcmp(dsq_dot_path(), "avx2") == 0)
             p->tile = have_avx512 ? 4 : 2;
@@ -163,7 +181,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         const dsq_matrix *pw = i ? jobs[i - 1].w : NULL;
         if (p->xb && pw && jobs[i - 1].x == jobs[i].x && jobs[i - 1].n == jobs[i].n &&
             pw->type == w->type && pw->cols == w->cols && pw->group == w->group &&
-            plan[i - 1].int8 == p->int8) { /* gate and up of one input: round it once */
+            plan[i - 1].int8 == p->int8 && plan[i - 1].packed == p->packed) { /* gate and up of one input: round it once */
             p->shares_prep = true;
             p->prep = plan[i - 1].prep;
         } else if (p->xb) {

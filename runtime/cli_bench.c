@@ -313,9 +313,12 @@ int cmd_bench(int argc, char **argv)
                    label, e.ops->name, kernels, activations, omp_get_max_threads(), batch,
                    batch > 1 ? "s decoded together" : "", n_prompt, prefill, n_gen, depth, decode,
                    per_token / 1e6, effective, base_name, baseline, 100 * effective / baseline);
-            if (e.load_seconds > 0)
+            if (e.load_seconds > 0 && e.ops->copy_bandwidth)
                 printf("load     %.2f GB in %.2f s (%.2f GB/s); device memory %.2f GB\n",
                        e.load_bytes / 1e9, e.load_seconds, load_gb_s, e.device_bytes / 1e9);
+            else if (e.load_seconds > 0) /* the CPU's load is the packing of q8/q4 weights */
+                printf("packed   %.2f GB of q8/q4 weights for the CPU kernels in %.2f s\n",
+                       e.load_bytes / 1e9, e.load_seconds);
         }
     }
     free(tokens);

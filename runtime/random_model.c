@@ -82,7 +82,7 @@ static dsq_matrix place(layout *l, int rows, int cols, uint32_t type)
     size_t at = (l->r->size + ALIGN - 1) / ALIGN * ALIGN;
     l->r->size = at + bytes;
     return (dsq_matrix){l->sizing ? NULL : l->r->buf + at, type, rows, cols,
-                        dsq_type_info(type)->quantized ? GROUP : 0};
+                        dsq_type_info(type)->quantized ? GROUP : 0, NULL};
 }
 
 static const float *place_norm(layout *l, int n)
@@ -196,7 +196,7 @@ static void fill_all(const dsq_model_config *c, const model_weights *w)
     uint64_t seed = 1;
     fill(&w->embed, seed++ << 40);
     fill(&w->output, seed++ << 40);
-    const dsq_matrix norm = {w->norm, DSQ_TYPE_F32, 1, c->hidden_size, 0};
+    const dsq_matrix norm = {w->norm, DSQ_TYPE_F32, 1, c->hidden_size, 0, NULL};
     fill(&norm, 0);
     for (int i = 0; i < c->n_layers; i++) {
         const layer_weights *lw = &w->layers[i];
@@ -211,7 +211,7 @@ static void fill_all(const dsq_model_config *c, const model_weights *w)
         const int dims[] = {c->hidden_size, c->hidden_size, c->q_lora_rank, c->kv_lora_rank};
         for (int j = 0; j < 4; j++)
             if (norms[j]) {
-                const dsq_matrix v = {norms[j], DSQ_TYPE_F32, 1, dims[j], 0};
+                const dsq_matrix v = {norms[j], DSQ_TYPE_F32, 1, dims[j], 0, NULL};
                 fill(&v, 0);
             }
         for (int e = 0; lw->moe && e < c->n_routed_experts; e++) {
@@ -276,9 +276,7 @@ int random_model_build(random_model *r, const char *name, const char *quant, int
 
 void random_model_free(random_model *r)
 {
-    for (int i = 0; r->m.w.layers && i < r->m.w.n_layers; i++)
-        free(r->m.w.layers[i].experts);
-    free(r->m.w.layers);
+    weights_free(&r->m.w);
     if (r->m.cfg)
         model_state_free(&r->m);
     free(r->buf);

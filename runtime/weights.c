@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "types.h"
 
@@ -57,7 +58,7 @@ static dsq_matrix view(const model_file *m, int i)
 {
     const dsq_tensor_info *t = m->tensors[i];
     return (dsq_matrix){dsq_file_data(&m->file, t), t->type, (int)t->shape[0], (int)t->shape[1],
-                        t->group_size};
+                        t->group_size, NULL};
 }
 
 int weights_build(model_weights *w, const model_file *m, dsq_error *err)
@@ -106,6 +107,8 @@ int weights_build(model_weights *w, const model_file *m, dsq_error *err)
 
 void weights_free(model_weights *w)
 {
+    if (w->packed_arena)
+        munmap(w->packed_arena, w->packed_bytes);
     for (int l = 0; l < w->n_layers && w->layers; l++)
         free(w->layers[l].experts);
     free(w->layers);

@@ -14,6 +14,7 @@ typedef struct {
     int rows;      /* out_features */
     int cols;      /* in_features; rows are contiguous */
     uint32_t group; /* quantization group along a row (0 for float types) */
+    const void *packed; /* q8/q4: the CPU's row-interleaved copy (quant/qpack.h), or NULL */
 } dsq_matrix;
 
 typedef struct {
@@ -52,6 +53,8 @@ typedef struct {
     dsq_matrix output; /* (vocab, hidden) */
     layer_weights *layers;
     int n_layers;
+    void *packed_arena; /* the packed copies' memory (runtime/cpu_pack.c), or NULL */
+    uint64_t packed_bytes;
 } model_weights;
 
 /* Builds the views; norms must be stored as f32 (the file says otherwise: error). */

@@ -343,7 +343,7 @@ TEST(cpu_matmul_matches_reference)
         random_x(x, (uint64_t)n * cols);
         for (size_t ti = 0; ti < N_TYPES; ti++) {
             const uint32_t type = all_types[ti], group = is_quant(type) ? 64 : 0;
-            dsq_matrix w = {random_matrix(type, rows, cols, group), type, rows, cols, group};
+            dsq_matrix w = {random_matrix(type, rows, cols, group), type, rows, cols, group, NULL};
             for (int forced = 0; forced < 2; forced++) {
                 dsq_dot_force_reference(forced);
                 dsq_backend_cpu.matmul(&w, x, y, n);
@@ -444,7 +444,7 @@ TEST(timing_2048x1408)
         const uint32_t type = all_types[ti], group = is_quant(type) ? 64 : 0;
         uint64_t bytes = 0;
         dsq_type_nbytes(type, rows, cols, group, &bytes);
-        dsq_matrix w = {random_matrix(type, rows, cols, group), type, rows, cols, group};
+        dsq_matrix w = {random_matrix(type, rows, cols, group), type, rows, cols, group, NULL};
         const double old = gbps(widen_matmul, &w, x, y, 1, bytes);
         dsq_dot_force_reference(true);
         const double scalar = gbps(fused_matmul_1t, &w, x, y, 1, bytes);

@@ -24,6 +24,7 @@
 #include "q4.h"
 #include "q8.h"
 #include "qdot.h"
+#include "qpack.h"
 #include "types.h"
 
 #define TEST_RNG_SEED 0x2545f4914f6cdd1dull
@@ -260,7 +261,7 @@ TEST(int8_matmul_within_the_derived_bound_of_the_exact_dot)
     for (size_t ti = 0; ti < 2; ti++)
         for (size_t gi = 0; gi < 3; gi++) {
             const uint32_t type = types[ti], group = groups[gi];
-            dsq_matrix w = {random_matrix(type, rows, cols, group), type, rows, cols, group};
+            dsq_matrix w = {random_matrix(type, rows, cols, group), type, rows, cols, group, NULL};
             dsq_cpu_set_int8_activations(true);
             dsq_backend_cpu.matmul(&w, x, y, n);
             int bad = 0;
@@ -371,7 +372,7 @@ TEST(batched_matmuls_match_single_ones)
         const uint32_t group = shapes[i].cols % 128 ? 64 : 128;
         w[i] = (dsq_matrix){random_matrix(shapes[i].type, (uint64_t)shapes[i].rows,
                                           (uint64_t)shapes[i].cols, group),
-                            shapes[i].type, shapes[i].rows, shapes[i].cols, group};
+                            shapes[i].type, shapes[i].rows, shapes[i].cols, group, NULL};
         float *x = (float *)jobs[0].x;
         if (i != 1) {
             x = malloc((size_t)shapes[i].n * shapes[i].cols * sizeof(float));
@@ -391,5 +392,148 @@ TEST(batched_matmuls_match_single_ones)
             free((void *)jobs[i].x);
         free(jobs[i].y);
         free(solo[i]);
+    }
+}
+
+/* The packed copy of quant/qpack.h, from every block of a planar tensor. */
+static void *packed_copy(uint32_t type, const void *w, uint64_t rows, uint64_t cols,
+                         uint32_t group)
+{
+    void *p = malloc(dsq_qpack_bytes(type, rows, cols, group));
+    for (uint64_t b = 0; b < rows / DSQ_QPACK_ROWS; b++)
+        dsq_qpack_block(type, w, rows, cols, group, b, p);
+    return p;
+}
+
+/* Packing moves every code and scale to its documented place: each element of the packed
+ * copy reads back as the planar one, bit for bit, with the same total size. */
+TEST(packed_layout_holds_every_element_of_the_planar_tensor)
+{
+    const uint64_t rows = 48, cols = 384;
+    for (size_t ti = 0; ti < 2; ti++)
+        for (size_t gi = 0; gi < 3; gi++) {
+            const uint32_t type = types[ti], group = groups[gi];
+            CHECK(dsq_qpack_fits(type, rows, cols, group));
+            void *w = random_matrix(type, rows, cols, group);
+            void *p = packed_copy(type, w, rows, cols, group);
+            int bad = 0;
+            for (uint64_t r = 0; r < rows; r++)
+                for (uint64_t k = 0; k < cols; k++) {
+                    const float want = type == DSQ_TYPE_Q8
+                                           ? dsq_q8_get(w, rows, cols, group, r, k)
+                                           : dsq_q4_get(w, rows, cols, group, r, k);
+                    bad += dsq_qpack_get(type, p, rows, cols, group, r, k) != want;
+                }
+            CHECK_MSG(bad == 0, "type %u group %u: %d elements moved", type, group, bad);
+            free(w);
+            free(p);
+        }
+    CHECK(!dsq_qpack_fits(DSQ_TYPE_Q8, 40, 384, 64)); /* not a whole number of blocks */
+    CHECK(!dsq_qpack_fits(DSQ_TYPE_BF16, 48, 384, 0));
+}
+
+/* Tokens of the packed tests: more than one tile holds. */
+#define SET_TOKENS 11
+
+/* Eleven different tokens, rounded both ways: in the weights' own order (the definition's, for
+ * defined_dot) and in the plain order the packed kernels take. */
+typedef struct {
+    dsq_qx own[SET_TOKENS], plain[SET_TOKENS];
+    void *buf[2 * SET_TOKENS];
+    float *x;
+} token_set;
+
+static void token_set_init(token_set *s, uint32_t type, uint64_t cols, uint32_t group)
+{
+    s->x = malloc(SET_TOKENS * cols * sizeof(float));
+    random_x(s->x, SET_TOKENS * cols);
+    for (int t = 0; t < SET_TOKENS; t++) {
+        s->own[t] = new_qx(cols, group, &s->buf[2 * t]);
+        s->plain[t] = new_qx(cols, group, &s->buf[2 * t + 1]);
+        dsq_qx_quantize(type, s->x + t * cols, cols, group, s->own[t]);
+        dsq_qx_quantize(DSQ_TYPE_Q8, s->x + t * cols, cols, group, s->plain[t]);
+    }
+}
+
+static void token_set_free(token_set *s)
+{
+    for (int i = 0; i < 2 * SET_TOKENS; i++)
+        free(s->buf[i]);
+    free(s->x);
+}
+
+/* The packed kernel against the definition at every token count 1..8, every group size, and
+ * every block of a 3-block tensor, within twice the fp32 bound of the file header (the integer
+ * sums are exact; only the fp32 order differs). */
+TEST(packed_tiles_match_the_definition)
+{
+    if (!dsq_qpack_have()) {
+        printf("  skipped: this CPU has no AVX-512 VNNI (the packed kernels do not run here)\n");
+        return;
+    }
+    const uint64_t rows = 48, cols = 1408;
+    for (size_t ti = 0; ti < 2; ti++)
+        for (size_t gi = 0; gi < 3; gi++) {
+            const uint32_t type = types[ti], group = groups[gi];
+            void *w = random_matrix(type, rows, cols, group);
+            void *p = packed_copy(type, w, rows, cols, group);
+            token_set s;
+            token_set_init(&s, type, cols, group);
+            int bad = 0;
+            for (int nt = 1; nt <= DSQ_QPACK_MAX_TOKENS; nt++)
+                for (uint64_t b = 0; b < rows / DSQ_QPACK_ROWS; b++) {
+                    float got[DSQ_QPACK_MAX_TOKENS][48];
+                    dsq_qpack_tile(type, p, rows, cols, group, b, s.plain, nt, got[0], rows);
+                    for (int t = 0; t < nt; t++)
+                        for (uint64_t i = 0; i < DSQ_QPACK_ROWS; i++) {
+                            const uint64_t r = b * DSQ_QPACK_ROWS + i;
+                            double v, mag;
+                            defined_dot(type, w, rows, cols, group, r, s.own[t], &v, &mag);
+                            bad += !(fabs(got[t][r] - v) <= 2 * fp_bound(cols, group, mag));
+                        }
+                }
+            CHECK_MSG(bad == 0, "type %u group %u: %d values off", type, group, bad);
+            token_set_free(&s);
+            free(w);
+            free(p);
+        }
+}
+
+/* The matmul takes the packed copy where a matrix has one (more tokens than a tile holds, so
+ * tiles of 8 and a remainder), and a batch that mixes packed and planar matrices on one input
+ * must round it for each layout separately. */
+TEST(matmul_on_packed_weights_matches_the_definition)
+{
+    if (!dsq_qpack_have()) {
+        printf("  skipped: this CPU has no AVX-512 VNNI (the packed kernels do not run here)\n");
+        return;
+    }
+    const int rows = 64, cols = 640, n = SET_TOKENS;
+    const uint32_t group = 64;
+    for (size_t ti = 0; ti < 2; ti++) {
+        const uint32_t type = types[ti];
+        void *data = random_matrix(type, rows, cols, group);
+        const dsq_matrix planar = {data, type, rows, cols, group, NULL};
+        const dsq_matrix packed = {data, type, rows, cols, group,
+                                   packed_copy(type, data, rows, cols, group)};
+        token_set s;
+        token_set_init(&s, type, cols, group);
+        float *y = malloc(2 * (size_t)n * rows * sizeof(float));
+        const dsq_matmul_job jobs[2] = {{&packed, s.x, y, n}, {&planar, s.x, y + n * rows, n}};
+        CHECK(dsq_cpu_matmul_many(jobs, 2) == 0);
+        int bad = 0;
+        for (int j = 0; j < 2; j++)
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < rows; r++) {
+                    double v, mag;
+                    defined_dot(type, data, rows, cols, group, (uint64_t)r, s.own[t], &v, &mag);
+                    bad += !(fabs(y[((size_t)j * n + t) * rows + r] - v) <=
+                             2 * fp_bound(cols, group, mag));
+                }
+        CHECK_MSG(bad == 0, "type %u: %d values off", type, bad);
+        token_set_free(&s);
+        free(y);
+        free((void *)packed.packed);
+        free(data);
     }
 }

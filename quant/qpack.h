@@ -1,0 +1,58 @@
+/* The CPU's row-interleaved copy of a q8 or q4 tensor, made once at load for the AVX-512 VNNI
+ * kernels. With the file's planar rows a 512-bit dot product sums one row's elements across
+ * its lanes, so every group of every row and token costs a horizontal fold into fp32; here each
+ * 64-byte load holds 16 rows, vpdpbusd takes one broadcast 4-byte slice of the activations, and
+ * lane r accumulates row r: a group's fp32 work is one convert and one fma per 16 rows, and no
+ * horizontal sums remain.
+ *
+ * Layout of an (N rows, K cols) tensor in groups of G (N a multiple of 16, G of 8):
+ *   blocks of 16 rows one after another, block b = rows 16b..16b+15, each 16 K bytes (q8) or
+ *   8 K bytes (q4), in chunks of 64 bytes in k order:
+ *     q8: chunk c covers k = 4c..4c+3: byte 4r + j = q[16b + r][4c + j] + 128, as u8;
+ *     q4: chunk c covers k = 8c..8c+7: byte 4r + j = q[16b + r][8c + j] (low nibble)
+ *                                                  | q[16b + r][8c + 4 + j] << 4;
+ *   then the scales, by block then group: the 16 rows' f16 d (q8), or 16 d then 16 m (q4).
+ * Bytes: the planar tensor's (dsq_q8_bytes, dsq_q4_bytes).
+ *
+ * The dot product is quant/qdot.h's definition, with the activations rounded in the plain
+ * element order (dsq_qx_quantize with DSQ_TYPE_Q8, for q4 weights too); q8 takes 128 times the
+ * group's code sum off the integer sum of w + 128. Integer sums are exact; only the fp32 order
+ * differs from dsq_qdot_tile_ref, within tests/test_qdot.c's bound. */
+#ifndef DSQ_QPACK_H
+#define DSQ_QPACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qdot.h"
+
+/* Rows of one block, and tokens one dsq_qpack_tile call takes at most. */
+#define DSQ_QPACK_ROWS 16
+#define DSQ_QPACK_MAX_TOKENS 8
+
+/* Whether a (rows, cols) tensor of this type and group has a packed form. */
+bool dsq_qpack_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group);
+
+/* Bytes of the packed form (the same as the planar tensor's). */
+uint64_t dsq_qpack_bytes(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group);
+
+/* Writes block b of the packed form of the planar tensor at planar into packed (the whole
+ * packed tensor's buffer); blocks are independent, so callers may pack them in parallel. */
+void dsq_qpack_block(uint32_t type, const void *planar, uint64_t rows, uint64_t cols,
+                     uint32_t group, uint64_t b, void *packed);
+
+/* Element (r, k) of a packed tensor, as f32: the layout's definition, for tests. */
+float dsq_qpack_get(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
+                    uint32_t group, uint64_t r, uint64_t k);
+
+/* Whether this CPU runs dsq_qpack_tile (AVX-512 F, BW, VL and VNNI, F16C). */
+bool dsq_qpack_have(void);
+
+/* out[t * ostride + 16 b + i] = row 16 b + i dotted with the rounded row x[t], for i < 16 and
+ * t < nt (1..DSQ_QPACK_MAX_TOKENS); call only when dsq_qpack_have(). */
+void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
+                    uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
+                    size_t ostride);
+
+#endif

@@ -1,0 +1,145 @@
+/* dsq_qpack_tile with AVX-512 VNNI: 16 rows (one 64-byte load, lane r = row r) by up to 8
+ * tokens, each vpdpbusd taking a broadcast 4-byte slice of one token's codes. */
+#include "qpack.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "types.h"
+
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+#define INLINE TARGET static inline __attribute__((always_inline))
+
+/* Four codes of token x from element k, broadcast to every lane. */
+INLINE __m512i slice(const dsq_qx *x, uint64_t k)
+{
+    int32_t v;
+    memcpy(&v, x->q + k, 4);
+    return _mm512_set1_epi32(v);
+}
+
+INLINE void q8_tile(const uint8_t *codes, const uint16_t *scales, uint64_t cols, uint32_t group,
+                    const dsq_qx *x, float *out, size_t ostride, const int nt)
+{
+    const uint64_t ng = cols / group;
+    __m512 facc[DSQ_QPACK_MAX_TOKENS];
+    for (int t = 0; t < nt; t++)
+        facc[t] = _mm512_setzero_ps();
+    for (uint64_t g = 0; g < ng; g++) {
+        __m512i acc[DSQ_QPACK_MAX_TOKENS];
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm512_setzero_si512();
+        for (uint64_t k = g * group; k < (g + 1) * group; k += 4) {
+            const __m512i w = _mm512_loadu_si512((const void *)(codes + 16 * k));
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++)
+                acc[t] = _mm512_dpbusd_epi32(acc[t], w, slice(&x[t], k));
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(scales + 16 * g)));
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            /* the codes were w + 128: take 128 times the activation codes' sum off */
+            const __m512i s = _mm512_sub_epi32(acc[t], _mm512_set1_epi32(128 * x[t].s[g]));
+            facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
+                                      _mm512_mul_ps(d, _mm512_set1_ps(x[t].d[g])), facc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm512_storeu_ps(out + (size_t)t * ostride, facc[t]);
+}
+
+INLINE void q4_tile(const uint8_t *codes, const uint16_t *scales, uint64_t cols, uint32_t group,
+                    const dsq_qx *x, float *out, size_t ostride, const int nt)
+{
+    const uint64_t ng = cols / group;
+    const __m512i low = _mm512_set1_epi8(15);
+    __m512 facc[DSQ_QPACK_MAX_TOKENS];
+    for (int t = 0; t < nt; t++)
+        facc[t] = _mm512_setzero_ps();
+    for (uint64_t g = 0; g < ng; g++) {
+        __m512i acc[DSQ_QPACK_MAX_TOKENS];
+        for (int t = 0; t < nt; t++)
+            acc[t] = _mm512_setzero_si512();
+        for (uint64_t k = g * group; k < (g + 1) * group; k += 8) {
+            const __m512i v = _mm512_loadu_si512((const void *)(codes + 8 * k));
+            const __m512i lo = _mm512_and_si512(v, low);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++) {
+                acc[t] = _mm512_dpbusd_epi32(acc[t], lo, slice(&x[t], k));
+                acc[t] = _mm512_dpbusd_epi32(acc[t], hi, slice(&x[t], k + 4));
+            }
+        }
+        const uint16_t *s = scales + 32 * g;
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)s));
+        const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(s + 16)));
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) {
+            const float xd = x[t].d[g];
+            facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]),
+                                      _mm512_mul_ps(d, _mm512_set1_ps(xd)), facc[t]);
+            facc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(xd * (float)x[t].s[g]), facc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm512_storeu_ps(out + (size_t)t * ostride, facc[t]);
+}
+
+#define CASES(fn, ...)                                                                             \
+    case 8: fn(__VA_ARGS__, 8); break;                                                             \
+    case 7: fn(__VA_ARGS__, 7); break;                                                             \
+    case 6: fn(__VA_ARGS__, 6); break;                                                             \
+    case 5: fn(__VA_ARGS__, 5); break;                                                             \
+    case 4: fn(__VA_ARGS__, 4); break;                                                             \
+    case 3: fn(__VA_ARGS__, 3); break;                                                             \
+    case 2: fn(__VA_ARGS__, 2); break;                                                             \
+    default: fn(__VA_ARGS__, 1); break;
+
+TARGET void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
+                           uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
+                           size_t ostride)
+{
+    const uint64_t ng = cols / group, blocks = rows / DSQ_QPACK_ROWS;
+    float *o = out + b * DSQ_QPACK_ROWS;
+    if (type == DSQ_TYPE_Q8) {
+        const uint8_t *codes = (const uint8_t *)packed + b * DSQ_QPACK_ROWS * cols;
+        const uint16_t *scales = (const uint16_t *)(const void *)((const uint8_t *)packed +
+                                                                  blocks * DSQ_QPACK_ROWS * cols) +
+                                 b * ng * DSQ_QPACK_ROWS;
+        switch (nt) { CASES(q8_tile, codes, scales, cols, group, x, o, ostride) }
+    } else {
+        const uint8_t *codes = (const uint8_t *)packed + b * DSQ_QPACK_ROWS * cols / 2;
+        const uint16_t *scales =
+            (const uint16_t *)(const void *)((const uint8_t *)packed +
+                                             blocks * DSQ_QPACK_ROWS * cols / 2) +
+            b * ng * 2 * DSQ_QPACK_ROWS;
+        switch (nt) { CASES(q4_tile, codes, scales, cols, group, x, o, ostride) }
+    }
+}
+
+bool dsq_qpack_have(void)
+{
+    __builtin_cpu_init();
+    return dsq_qdot_have(DSQ_QDOT_AVX512VNNI) && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw");
+}
+
+#else
+#include <stdlib.h>
+
+bool dsq_qpack_have(void)
+{
+    return false;
+}
+
+void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
+                    uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
+                    size_t ostride)
+{
+    (void)type, (void)packed, (void)rows, (void)cols, (void)group, (void)b, (void)x, (void)nt,
+        (void)out, (void)ostride;
+    abort(); /* unreachable: dsq_qpack_have() is false off x86 */
+}
+
+#endif

@@ -1,0 +1,110 @@
+/* Packing a model's q8/q4 matrices for the CPU kernels once at load (runtime/cpu_pack.h). */
+#include "cpu_pack.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "qdot.h"
+#include "qpack.h"
+
+bool cpu_pack_useful(void)
+{
+    return dsq_qpack_have() && dsq_qdot_current() == DSQ_QDOT_AVX512VNNI;
+}
+
+/* Every matmul weight of the model, in a fixed order; returns how many (list may be NULL). */
+static int list_matrices(model_weights *w, int n_routed_experts, dsq_matrix **list)
+{
+    int n = 0;
+#define ADD(m)                                                                                     \
+    do {                                                                                           \
+        if (list)                                                                                  \
+            list[n] = (m);                                                                         \
+        n++;                                                                                       \
+    } while (0)
+    ADD(&w->output);
+    for (int l = 0; l < w->n_layers; l++) {
+        layer_weights *L = &w->layers[l];
+        dsq_matrix *attn[] = {&L->wq, &L->wk, &L->wv, &L->q_a, &L->q_b, &L->kv_a, &L->kv_b, &L->wo};
+        for (size_t i = 0; i < sizeof attn / sizeof *attn; i++)
+            ADD(attn[i]);
+        ffn_weights *f[] = {&L->dense, &L->shared};
+        for (size_t i = 0; i < 2; i++) {
+            ADD(&f[i]->gate);
+            ADD(&f[i]->up);
+            ADD(&f[i]->down);
+        }
+        for (int e = 0; L->moe && L->experts && e < n_routed_experts; e++) {
+            ADD(&L->experts[e].gate);
+            ADD(&L->experts[e].up);
+            ADD(&L->experts[e].down);
+        }
+    }
+#undef ADD
+    return n;
+}
+
+static bool packs(const dsq_matrix *m)
+{
+    return m->data && !m->packed &&
+           dsq_qpack_fits(m->type, (uint64_t)m->rows, (uint64_t)m->cols, m->group);
+}
+
+/* Bytes of m's packed copy, rounded up to keep every copy 64-byte aligned. */
+static uint64_t slot_bytes(const dsq_matrix *m)
+{
+    return (dsq_qpack_bytes(m->type, (uint64_t)m->rows, (uint64_t)m->cols, m->group) + 63) /
+           64 * 64;
+}
+
+int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
+{
+    if (w->packed_arena)
+        return DSQ_OK;
+    const int n = list_matrices(w, n_routed_experts, NULL);
+    dsq_matrix **list = malloc((size_t)n * sizeof *list);
+    uint64_t *offset = malloc((size_t)n * sizeof *offset);
+    if (!list || !offset) {
+        free(list);
+        free(offset);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    list_matrices(w, n_routed_experts, list);
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        offset[i] = total;
+        if (packs(list[i]))
+            total += slot_bytes(list[i]);
+    }
+    void *arena = total ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                               -1, 0)
+                        : NULL;
+    if (arena == MAP_FAILED) {
+        free(list);
+        free(offset);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory for %.1f GB of packed weights",
+                        (double)total / 1e9);
+    }
+    if (arena) /* fewer TLB misses on the stream of weights; advice only */
+        madvise(arena, total, MADV_HUGEPAGE);
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < n; i++) {
+        const dsq_matrix *m = list[i];
+        if (!packs(m))
+            continue;
+        for (uint64_t b = 0; b < (uint64_t)m->rows / DSQ_QPACK_ROWS; b++)
+            dsq_qpack_block(m->type, m->data, (uint64_t)m->rows, (uint64_t)m->cols, m->group, b,
+                            (uint8_t *)arena + offset[i]);
+    }
+    for (int i = 0; i < n; i++)
+        if (packs(list[i]))
+            list[i]->packed = (uint8_t *)arena + offset[i];
+    /* the arena is only read from now on */
+    if (arena)
+        mprotect(arena, total, PROT_READ);
+    w->packed_arena = arena;
+    w->packed_bytes = total;
+    free(list);
+    free(offset);
+    return DSQ_OK;
+}

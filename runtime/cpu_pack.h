@@ -1,0 +1,20 @@
+/* The CPU engine's packed copies of a model's q8/q4 matmul weights (quant/qpack.h). */
+#ifndef DSQ_CPU_PACK_H
+#define DSQ_CPU_PACK_H
+
+#include <stdbool.h>
+
+#include "error.h"
+#include "weights.h"
+
+/* Whether packing pays here: the CPU runs the packed kernels and q8/q4 matmuls take int8
+ * activations. */
+bool cpu_pack_useful(void);
+
+/* Packs every q8/q4 matrix that has a packed form, except the embedding (only ever read by
+ * rows), into one anonymous mapping, in parallel, and points each matrix's packed at its copy.
+ * Does nothing if already packed. DSQ_ERESOURCE when the memory is not there (the matrices
+ * then stay planar and the model still runs). */
+int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err);
+
+#endif
