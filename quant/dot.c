@@ -96,12 +96,20 @@ static atomic_bool force_ref;
 bool dsq_dot_have_avx2(void)
 {
 #if defined(__x86_64__)
-    /* __builtin_cpu_supports checks that the OS saves the ymm registers; clang 14 knows no
-     * "f16c" there, so that bit (CPUID leaf 1, ecx bit 29) is read directly */
-    unsigned a, b, c, d;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+    /* asked once: CPUID traps to the hypervisor in a virtual machine, which made this check
+     * cost more than a small model's matmul */
+    static atomic_int known = -1;
+    int have = atomic_load_explicit(&known, memory_order_relaxed);
+    if (have < 0) {
+        /* __builtin_cpu_supports checks that the OS saves the ymm registers; clang 14 knows no
+         * "f16c" there, so that bit (CPUID leaf 1, ecx bit 29) is read directly */
+        unsigned a, b, c, d;
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+        atomic_store_explicit(&known, have, memory_order_relaxed);
+    }
+    return have;
 #else
     return false;
 #endif

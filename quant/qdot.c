@@ -95,7 +95,23 @@ void dsq_qdot_tile_ref(uint32_t type, const void *base, uint64_t rows, uint64_t 
                 ref_row(type, base, rows, cols, group, r0 + (uint64_t)i, x[t]);
 }
 
+static bool cpu_has(dsq_qdot_path p);
+
 bool dsq_qdot_have(dsq_qdot_path p)
+{
+    /* asked once per path: CPUID traps to the hypervisor in a virtual machine */
+    static atomic_int known[DSQ_QDOT_N_PATHS]; /* 0 not yet asked, 1 no, 2 yes */
+    if ((unsigned)p >= DSQ_QDOT_N_PATHS)
+        return false;
+    int have = atomic_load_explicit(&known[p], memory_order_relaxed);
+    if (!have) {
+        have = cpu_has(p) ? 2 : 1;
+        atomic_store_explicit(&known[p], have, memory_order_relaxed);
+    }
+    return have == 2;
+}
+
+static bool cpu_has(dsq_qdot_path p)
 {
 #if defined(__x86_64__)
     unsigned a, b, c, d;

@@ -4,6 +4,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "types.h"
@@ -120,9 +121,15 @@ TARGET void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uin
 
 bool dsq_qpack_have(void)
 {
-    __builtin_cpu_init();
-    return dsq_qdot_have(DSQ_QDOT_AVX512VNNI) && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw");
+    static atomic_int known = -1; /* asked once: CPUID is slow in a virtual machine */
+    int have = atomic_load_explicit(&known, memory_order_relaxed);
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = dsq_qdot_have(DSQ_QDOT_AVX512VNNI) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw");
+        atomic_store_explicit(&known, have, memory_order_relaxed);
+    }
+    return have;
 }
 
 #else
