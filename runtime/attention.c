@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend_cpu.h"
+#include "gemm_f32.h"
 #include "model.h"
 #include "ops.h"
 
@@ -25,6 +26,31 @@ static void mha_head(const float *q, const float *keys, size_t key_stride, const
     memset(out, 0, (size_t)dim * sizeof(float));
     for (int s = 0; s <= last; s++)
         ops_axpy(out, scores[s], values + (size_t)s * value_stride, dim);
+}
+
+/* Queries one matrix product of scores takes: a block of them shares each loaded key. */
+#define QUERY_BLOCK 16
+
+/* Causal attention of queries t0..t0+tn-1 (at positions n_past + t) of one head, as fp32
+ * matrix products: scores = Q K^T over the keys the last of them sees, scaled, softmax over
+ * each query's own positions (later ones zeroed), out = P V. q: the first query, rows q_stride
+ * apart; kt: the head's keys transposed, (qk, kt_stride) with kt_stride >= every key; v: the
+ * first value, rows v_stride apart; scores: tn rows of kt_stride floats. */
+static void head_block(const float *q, size_t q_stride, const float *kt, size_t kt_stride, int qk,
+                       const float *v, size_t v_stride, int vd, int n_past, int t0, int tn,
+                       float scale, float *scores, float *out, size_t out_stride)
+{
+    const int keys = n_past + t0 + tn;
+    gemm_f32(tn, keys, qk, q, q_stride, kt, kt_stride, scores, kt_stride, false);
+    for (int i = 0; i < tn; i++) {
+        float *row = scores + (size_t)i * kt_stride;
+        const int last = n_past + t0 + i;
+        for (int s = 0; s <= last; s++)
+            row[s] *= scale;
+        ops_softmax(row, last + 1);
+        memset(row + last + 1, 0, (size_t)(keys - last - 1) * sizeof(float));
+    }
+    gemm_f32(tn, vd, keys, scores, kt_stride, v, v_stride, out, out_stride, false);
 }
 
 static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
@@ -56,36 +82,59 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
         for (int h = 0; h < nkv; h++)
             rope_apply(&m->rope, keys + (size_t)pos * stride + (size_t)h * hd, pos);
     }
-    /* each thread's scores row, allocated up front so a failure is reported, not dereferenced */
-    const size_t span = (size_t)(m->n_past + n);
-    float *scratch = malloc((size_t)omp_get_max_threads() * span * sizeof(float));
-    if (!scratch) {
+    const int total = m->n_past + n;
+    const bool threads = (long)n * nh * total * hd > PARALLEL_MIN_WORK;
+    /* each thread's scores, allocated up front so a failure is reported, not dereferenced; a
+     * prompt also takes each key head transposed ([kv head][hd][total]) for the matrix form */
+    float *scratch = malloc((size_t)omp_get_max_threads() * QUERY_BLOCK * total * sizeof(float));
+    float *kt = n > 1 ? malloc((size_t)nkv * hd * total * sizeof(float)) : NULL;
+    if (!scratch || (n > 1 && !kt)) {
         free(q);
         free(attn);
+        free(scratch);
+        free(kt);
         return DSQ_ERESOURCE;
     }
-#pragma omp parallel if ((long)n * nh * (m->n_past + n) * hd > PARALLEL_MIN_WORK)
-    {
-        float *scores = scratch + (size_t)omp_get_thread_num() * span;
-#pragma omp for collapse(2) schedule(static)
-        for (int t = 0; t < n; t++)
-            for (int h = 0; h < nh; h++) {
-                size_t kv_off = (size_t)(h / group) * hd;
-                mha_head(q + ((size_t)t * nh + h) * hd, keys + kv_off, stride, values + kv_off,
-                         stride, hd, m->n_past + t, m->softmax_scale, scores,
-                         attn + ((size_t)t * nh + h) * hd);
+    if (n > 1) {
+#pragma omp parallel for schedule(static) if (threads)
+        for (int h = 0; h < nkv; h++)
+            for (int d = 0; d < hd; d++)
+                for (int s = 0; s < total; s++)
+                    kt[((size_t)h * hd + d) * total + s] = keys[(size_t)s * stride + (size_t)h * hd + d];
+        const int blocks = (n + QUERY_BLOCK - 1) / QUERY_BLOCK;
+#pragma omp parallel for collapse(2) schedule(dynamic) if (threads)
+        for (int h = 0; h < nh; h++)
+            for (int b = 0; b < blocks; b++) {
+                const int t0 = b * QUERY_BLOCK, tn = n - t0 < QUERY_BLOCK ? n - t0 : QUERY_BLOCK;
+                const size_t kvh = (size_t)(h / group);
+                head_block(q + ((size_t)t0 * nh + h) * hd, (size_t)nh * hd,
+                           kt + kvh * hd * total, (size_t)total, hd, values + kvh * hd, stride,
+                           hd, m->n_past, t0, tn, m->softmax_scale,
+                           scratch + (size_t)omp_get_thread_num() * QUERY_BLOCK * total,
+                           attn + ((size_t)t0 * nh + h) * hd, (size_t)nh * hd);
             }
+    } else { /* one query: a dot product per cached key needs no transposed copy */
+#pragma omp parallel for schedule(static) if (threads)
+        for (int h = 0; h < nh; h++) {
+            size_t kv_off = (size_t)(h / group) * hd;
+            mha_head(q + (size_t)h * hd, keys + kv_off, stride, values + kv_off, stride, hd,
+                     m->n_past, m->softmax_scale,
+                     scratch + (size_t)omp_get_thread_num() * QUERY_BLOCK * total,
+                     attn + (size_t)h * hd);
+        }
     }
     free(scratch);
+    free(kt);
     m->be->matmul(&lw->wo, attn, out, n);
     free(q);
     free(attn);
     return DSQ_OK;
 }
 
-/* MLA, expanded: per head, k = [W_UK c ; k_pe], v = W_UV c for every cached position. */
-static void mla_expanded(model *m, int layer, const float *q, int n, float *attn, float *kv,
-                         float *scores_all)
+/* MLA, expanded: per head, k = [W_UK c ; k_pe], v = W_UV c for every cached position; the keys
+ * are laid out transposed per head so that scores come from one matrix product per block of
+ * queries. */
+static int mla_expanded(model *m, int layer, const float *q, int n, float *attn, float *kv)
 {
     const dsq_model_config *c = m->cfg;
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
@@ -94,24 +143,38 @@ static void mla_expanded(model *m, int layer, const float *q, int n, float *attn
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n;
     m->be->matmul(&m->w.layers[layer].kv_b, latent, kv, total); /* (total, nh * (nope + v)) */
+    float *kt = malloc((size_t)nh * qk * total * sizeof(float)); /* [h][qk][total] */
+    float *scratch = malloc((size_t)omp_get_max_threads() * QUERY_BLOCK * total * sizeof(float));
+    if (!kt || !scratch) {
+        free(kt);
+        free(scratch);
+        return DSQ_ERESOURCE;
+    }
     const bool threads = (long)n * nh * total * qk > PARALLEL_MIN_WORK;
-#pragma omp parallel for collapse(2) schedule(static) if (threads)
-    for (int t = 0; t < n; t++)
-        for (int h = 0; h < nh; h++) {
-            const float *qh = q + ((size_t)t * nh + h) * qk;
-            float *scores = scores_all + ((size_t)t * nh + h) * total;
-            int last = m->n_past + t;
-            for (int s = 0; s <= last; s++) {
-                const float *k = kv + (size_t)s * nh * kvw + (size_t)h * kvw;
-                scores[s] = (ops_dot(qh, k, nope) + ops_dot(qh + nope, pe + (size_t)s * rope, rope)) *
-                            m->softmax_scale;
-            }
-            ops_softmax(scores, last + 1);
-            float *o = attn + ((size_t)t * nh + h) * vd;
-            memset(o, 0, (size_t)vd * sizeof(float));
-            for (int s = 0; s <= last; s++)
-                ops_axpy(o, scores[s], kv + (size_t)s * nh * kvw + (size_t)h * kvw + nope, vd);
+#pragma omp parallel for schedule(static) if (threads)
+    for (int h = 0; h < nh; h++) {
+        float *kh = kt + (size_t)h * qk * total;
+        for (int d = 0; d < nope; d++)
+            for (int s = 0; s < total; s++)
+                kh[(size_t)d * total + s] = kv[(size_t)s * nh * kvw + (size_t)h * kvw + d];
+        for (int d = 0; d < rope; d++)
+            for (int s = 0; s < total; s++)
+                kh[(size_t)(nope + d) * total + s] = pe[(size_t)s * rope + d];
+    }
+    const int blocks = (n + QUERY_BLOCK - 1) / QUERY_BLOCK;
+#pragma omp parallel for collapse(2) schedule(dynamic) if (threads)
+    for (int h = 0; h < nh; h++)
+        for (int b = 0; b < blocks; b++) {
+            const int t0 = b * QUERY_BLOCK, tn = n - t0 < QUERY_BLOCK ? n - t0 : QUERY_BLOCK;
+            head_block(q + ((size_t)t0 * nh + h) * qk, (size_t)nh * qk, kt + (size_t)h * qk * total,
+                       (size_t)total, qk, kv + (size_t)h * kvw + nope, (size_t)nh * kvw, vd,
+                       m->n_past, t0, tn, m->softmax_scale,
+                       scratch + (size_t)omp_get_thread_num() * QUERY_BLOCK * total,
+                       attn + ((size_t)t0 * nh + h) * vd, (size_t)nh * vd);
         }
+    free(kt);
+    free(scratch);
+    return DSQ_OK;
 }
 
 /* kv_b of a layer as f32, widened at the first absorbed step and kept: that form reads W_UK and
@@ -188,9 +251,10 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
     float *qa = c->q_lora_rank ? malloc((size_t)n * c->q_lora_rank * sizeof(float)) : NULL;
     float *attn = malloc((size_t)n * nh * c->v_head_dim * sizeof(float));
     float *work = malloc(lat_size * sizeof(float));
-    float *scores = malloc((size_t)n * nh * total * sizeof(float));
-    int rc = q && ckv && attn && work && scores && (qa || !c->q_lora_rank) ? DSQ_OK
-                                                                              : DSQ_ERESOURCE;
+    float *scores = expanded ? NULL : malloc((size_t)n * nh * total * sizeof(float));
+    int rc = q && ckv && attn && work && (scores || expanded) && (qa || !c->q_lora_rank)
+                 ? DSQ_OK
+                 : DSQ_ERESOURCE;
     if (!rc) {
         /* the projections of xn in one batch (one parallel region on the CPU) */
         const dsq_matmul_job proj[2] = {
@@ -215,7 +279,7 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
                 rope_apply(&m->rope, q + ((size_t)t * nh + h) * qk + nope, pos);
         }
         if (expanded)
-            mla_expanded(m, layer, q, n, attn, work, scores);
+            rc = mla_expanded(m, layer, q, n, attn, work);
         else
             rc = mla_absorbed(m, layer, q, n, attn, work, work + (size_t)n * nh * kvr, scores);
     }

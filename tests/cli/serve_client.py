@@ -433,30 +433,36 @@ def cancelled_lines(a):
         return [l for l in f if l.rstrip().endswith(" cancelled")]
 
 
+# tokens a client that hangs up early asks for: near the server's 1024-token context, so that
+# generating all of them takes far longer than the hang-up (the tiny model decodes thousands of
+# tokens a second)
+HANGUP_TOKENS = 900
+
+
 def test_load(a, srv):
     expected = {"chat": chat_text(a, "What is love?", 24).decode()}
     for p in PROMPTS:
         expected[("greedy", p)] = run_text(a, p, 32).decode()
         expected[("seeded", p)] = run_text(a, p, 24, ["--temp", "0.8", "--seed", "5"]).decode()
     # warm-up: every thread, arena and buffer the load uses exists before the first measurement
-    errors, _ = load_round(srv, expected, 8, 4, 400)
+    errors, _ = load_round(srv, expected, 8, 4, HANGUP_TOKENS)
     check("load warm-up", not errors, "; ".join(errors[:5]))
     check("idle after warm-up", wait_idle(srv))
     rss0, threads0 = srv.proc_status()
     n_cancelled = len(cancelled_lines(a))
     t0 = time.time()
-    errors, disconnects = load_round(srv, expected, 8, 20, 400)
+    errors, disconnects = load_round(srv, expected, 8, 20, HANGUP_TOKENS)
     took = time.time() - t0
     check("load: 8 clients x 20 requests, none lost, every answer right", not errors,
           f"{len(errors)} errors: " + "; ".join(errors[:5]))
     check("load: some clients hung up early", disconnects == 40, str(disconnects))
     check("idle after load", wait_idle(srv))
     rss1, threads1 = srv.proc_status()
-    # every hang-up stopped its generation (400 tokens take longer than reading two events)
+    # every hang-up stopped its generation (all its tokens take longer than reading two events)
     new = cancelled_lines(a)[n_cancelled:]
     gen = [int(l.split(" completion=")[1].split()[0]) for l in new]
     check("load: every hang-up cancels its generation", len(new) == disconnects and
-          all(n < 400 for n in gen), f"{len(new)} cancelled of {disconnects}; tokens {gen}")
+          all(n < HANGUP_TOKENS for n in gen), f"{len(new)} cancelled of {disconnects}; tokens {gen}")
     print(f"load: 160 requests in {took:.1f} s; RSS {rss0} -> {rss1} kB, threads {threads0} -> "
           f"{threads1}", flush=True)
     check("load: no thread growth", threads1 == threads0, f"{threads0} -> {threads1}")

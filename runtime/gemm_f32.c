@@ -1,0 +1,139 @@
+/* fp32 matrix product in register tiles (runtime/gemm_f32.h): four rows of C by 32 columns
+ * (AVX-512) or 16 (AVX2); each loaded piece of B serves four rows, each broadcast element of A
+ * a whole row of the tile. Column edges use masked loads and stores. */
+#include "gemm_f32.h"
+
+#include <stdint.h>
+
+#include "dot.h"
+
+void gemm_f32_ref(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
+                  float *c, size_t ldc, bool accumulate)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = accumulate ? c[(size_t)i * ldc + (size_t)j] : 0;
+            for (int p = 0; p < k; p++)
+                s += a[(size_t)i * lda + (size_t)p] * b[(size_t)p * ldb + (size_t)j];
+            c[(size_t)i * ldc + (size_t)j] = s;
+        }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define T512 __attribute__((target("avx512f,avx2,fma")))
+#define T256 __attribute__((target("avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* Rows i0..i0+mr-1, columns j0..j0+31 (the first cols of them). */
+T512 INLINE void tile512(const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                         size_t ldc, int k, int cols, bool accumulate, const int mr)
+{
+    const __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    const __mmask16 m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    __m512 acc[4][2];
+    for (int i = 0; i < mr; i++) {
+        acc[i][0] = accumulate ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : _mm512_setzero_ps();
+        acc[i][1] = accumulate ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16)
+                               : _mm512_setzero_ps();
+    }
+    for (int p = 0; p < k; p++) {
+        const float *bp = b + (size_t)p * ldb;
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++) {
+            const __m512 av = _mm512_set1_ps(a[(size_t)i * lda + (size_t)p]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, acc[i][0]);
+        _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, acc[i][1]);
+    }
+}
+
+T512 void gemm_f32_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
+                         size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    for (int j = 0; j < n; j += 32)
+        for (int i = 0; i < m; i += 4) {
+            const int mr = m - i < 4 ? m - i : 4, cols = n - j < 32 ? n - j : 32;
+            const float *ai = a + (size_t)i * lda;
+            float *ci = c + (size_t)i * ldc + j;
+            switch (mr) {
+            case 4: tile512(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 4); break;
+            case 3: tile512(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 3); break;
+            case 2: tile512(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 2); break;
+            default: tile512(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 1); break;
+            }
+        }
+}
+
+/* The lanes of an AVX2 masked load or store: the first cols of 8. */
+T256 INLINE __m256i mask8(int cols)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
+}
+
+T256 INLINE void tile256(const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                         size_t ldc, int k, int cols, bool accumulate, const int mr)
+{
+    const __m256i m0 = mask8(cols), m1 = mask8(cols - 8);
+    __m256 acc[4][2];
+    for (int i = 0; i < mr; i++) {
+        acc[i][0] = accumulate ? _mm256_maskload_ps(c + (size_t)i * ldc, m0) : _mm256_setzero_ps();
+        acc[i][1] = accumulate ? _mm256_maskload_ps(c + (size_t)i * ldc + 8, m1)
+                               : _mm256_setzero_ps();
+    }
+    for (int p = 0; p < k; p++) {
+        const float *bp = b + (size_t)p * ldb;
+        const __m256 b0 = _mm256_maskload_ps(bp, m0), b1 = _mm256_maskload_ps(bp + 8, m1);
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++) {
+            const __m256 av = _mm256_set1_ps(a[(size_t)i * lda + (size_t)p]);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        _mm256_maskstore_ps(c + (size_t)i * ldc, m0, acc[i][0]);
+        _mm256_maskstore_ps(c + (size_t)i * ldc + 8, m1, acc[i][1]);
+    }
+}
+
+T256 void gemm_f32_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
+                         size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    for (int j = 0; j < n; j += 16)
+        for (int i = 0; i < m; i += 4) {
+            const int mr = m - i < 4 ? m - i : 4, cols = n - j < 16 ? n - j : 16;
+            const float *ai = a + (size_t)i * lda;
+            float *ci = c + (size_t)i * ldc + j;
+            switch (mr) {
+            case 4: tile256(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 4); break;
+            case 3: tile256(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 3); break;
+            case 2: tile256(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 2); break;
+            default: tile256(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 1); break;
+            }
+        }
+}
+#endif
+
+void gemm_f32(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
+              float *c, size_t ldc, bool accumulate)
+{
+#if defined(__x86_64__)
+    if (dsq_dot_have_avx512()) {
+        gemm_f32_avx512(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        return;
+    }
+    if (dsq_dot_have_avx2()) {
+        gemm_f32_avx2(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        return;
+    }
+#endif
+    gemm_f32_ref(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
