@@ -194,9 +194,11 @@ static const float *kv_b_widened(model *m, int layer)
     return m->kv_b_f32[layer];
 }
 
-/* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c). */
+/* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c).
+ * Every head of every query goes through the cache together, as matrix products, so each
+ * cached latent is read once per four heads rather than once per head. */
 static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn, float *q_lat,
-                        float *o_lat, float *scores_all)
+                        float *o_lat, float *scores)
 {
     const dsq_model_config *c = m->cfg;
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
@@ -206,31 +208,48 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
         return DSQ_ERESOURCE;
     const float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
-    const int total = m->n_past + n;
-#pragma omp parallel for collapse(2) schedule(static) \
-    if ((long)n * nh * (total + nope + vd) * kvr > PARALLEL_MIN_WORK)
-    for (int t = 0; t < n; t++)
-        for (int h = 0; h < nh; h++) {
-            const float *qh = q + ((size_t)t * nh + h) * qk;
-            float *ql = q_lat + ((size_t)t * nh + h) * kvr;
-            memset(ql, 0, (size_t)kvr * sizeof(float));
-            for (int i = 0; i < nope; i++)
-                ops_axpy(ql, qh[i], kv_b + ((size_t)h * kvw + i) * kvr, kvr);
-            float *scores = scores_all + ((size_t)t * nh + h) * total;
-            const int last = m->n_past + t;
-            for (int s = 0; s <= last; s++)
-                scores[s] = (ops_dot(ql, latent + (size_t)s * kvr, kvr) +
-                             ops_dot(qh + nope, pe + (size_t)s * rope, rope)) *
-                            m->softmax_scale;
-            ops_softmax(scores, last + 1);
-            float *ol = o_lat + ((size_t)t * nh + h) * kvr;
-            memset(ol, 0, (size_t)kvr * sizeof(float));
-            for (int s = 0; s <= last; s++)
-                ops_axpy(ol, scores[s], latent + (size_t)s * kvr, kvr);
-            for (int i = 0; i < vd; i++)
-                attn[((size_t)t * nh + h) * vd + i] =
-                    ops_dot(kv_b + ((size_t)h * kvw + nope + i) * kvr, ol, kvr);
+    const int total = m->n_past + n, rows = n * nh; /* row t * nh + h: query t, head h */
+    /* position and latent-column slices per thread */
+    const int slice = 64;
+    const int pos_slices = (total + slice - 1) / slice, col_slices = (kvr + slice - 1) / slice;
+#pragma omp parallel if ((long)rows * total * kvr > PARALLEL_MIN_WORK)
+    {
+#pragma omp for schedule(static)
+        for (int h = 0; h < nh; h++) /* q_lat[t][h] = q_nope[t][h] W_UK[h] */
+            gemm_f32(n, kvr, nope, q + (size_t)h * qk, (size_t)nh * qk,
+                     kv_b + (size_t)h * kvw * kvr, (size_t)kvr, q_lat + (size_t)h * kvr,
+                     (size_t)nh * kvr, false);
+#pragma omp for schedule(static)
+        for (int sl = 0; sl < pos_slices; sl++) {
+            const int s0 = sl * slice, ns = total - s0 < slice ? total - s0 : slice;
+            gemm_f32_nt(rows, ns, kvr, q_lat, (size_t)kvr, latent + (size_t)s0 * kvr,
+                        (size_t)kvr, scores + s0, (size_t)total, false);
+            for (int t = 0; t < n; t++) /* q_pe . k_pe: one query's heads at a time */
+                gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
+                            pe + (size_t)s0 * rope, (size_t)rope,
+                            scores + (size_t)t * nh * total + s0, (size_t)total, true);
         }
+#pragma omp for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            float *row = scores + (size_t)r * total;
+            const int last = m->n_past + r / nh;
+            for (int s = 0; s <= last; s++)
+                row[s] *= m->softmax_scale;
+            ops_softmax(row, last + 1);
+            memset(row + last + 1, 0, (size_t)(total - last - 1) * sizeof(float));
+        }
+#pragma omp for schedule(static)
+        for (int sl = 0; sl < col_slices; sl++) { /* o_lat = P latent, a slice of columns */
+            const int j0 = sl * slice, nj = kvr - j0 < slice ? kvr - j0 : slice;
+            gemm_f32(rows, nj, total, scores, (size_t)total, latent + j0, (size_t)kvr, o_lat + j0,
+                     (size_t)kvr, false);
+        }
+#pragma omp for schedule(static)
+        for (int h = 0; h < nh; h++) /* attn[t][h] = W_UV[h] o_lat[t][h] */
+            gemm_f32_nt(n, vd, kvr, o_lat + (size_t)h * kvr, (size_t)nh * kvr,
+                        kv_b + ((size_t)h * kvw + nope) * kvr, (size_t)kvr,
+                        attn + (size_t)h * vd, (size_t)nh * vd, false);
+    }
     return DSQ_OK;
 }
 

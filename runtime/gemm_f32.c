@@ -19,6 +19,18 @@ void gemm_f32_ref(int m, int n, int k, const float *a, size_t lda, const float *
         }
 }
 
+void gemm_f32_nt_ref(int m, int n, int k, const float *a, size_t lda, const float *b,
+                     size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = 0;
+            for (int p = 0; p < k; p++)
+                s += a[(size_t)i * lda + (size_t)p] * b[(size_t)j * ldb + (size_t)p];
+            c[(size_t)i * ldc + (size_t)j] = (accumulate ? c[(size_t)i * ldc + (size_t)j] : 0) + s;
+        }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -120,7 +132,139 @@ T256 void gemm_f32_avx2(int m, int n, int k, const float *a, size_t lda, const f
             }
         }
 }
+/* C rows i0..i0+mr-1 by columns j0..j0+nr-1 of A B^T: mr x nr dot products over k, each in
+ * 16 lanes (k in steps of 16, the tail masked), folded once at the end. */
+T512 INLINE void nt_tile512(const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                            size_t ldc, int k, bool accumulate, const int mr, const int nr)
+{
+    __m512 acc[4][4];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    for (int p = 0; p < k; p += 16) {
+        const __mmask16 mk = k - p >= 16 ? 0xffff : (__mmask16)((1u << (k - p)) - 1);
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            bv[j] = _mm512_maskz_loadu_ps(mk, b + (size_t)j * ldb + (size_t)p);
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++) {
+            const __m512 av = _mm512_maskz_loadu_ps(mk, a + (size_t)i * lda + (size_t)p);
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++)
+                acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *out = c + (size_t)i * ldc + (size_t)j;
+            *out = (accumulate ? *out : 0) + _mm512_reduce_add_ps(acc[i][j]);
+        }
+}
+
+#define NT_SHAPES(tile, ...)                                                                       \
+    switch ((mr - 1) * 4 + (nr - 1)) {                                                             \
+    case 15: tile(__VA_ARGS__, 4, 4); break;                                                       \
+    case 14: tile(__VA_ARGS__, 4, 3); break;                                                       \
+    case 13: tile(__VA_ARGS__, 4, 2); break;                                                       \
+    case 12: tile(__VA_ARGS__, 4, 1); break;                                                       \
+    case 11: tile(__VA_ARGS__, 3, 4); break;                                                       \
+    case 10: tile(__VA_ARGS__, 3, 3); break;                                                       \
+    case 9: tile(__VA_ARGS__, 3, 2); break;                                                        \
+    case 8: tile(__VA_ARGS__, 3, 1); break;                                                        \
+    case 7: tile(__VA_ARGS__, 2, 4); break;                                                        \
+    case 6: tile(__VA_ARGS__, 2, 3); break;                                                        \
+    case 5: tile(__VA_ARGS__, 2, 2); break;                                                        \
+    case 4: tile(__VA_ARGS__, 2, 1); break;                                                        \
+    case 3: tile(__VA_ARGS__, 1, 4); break;                                                        \
+    case 2: tile(__VA_ARGS__, 1, 3); break;                                                        \
+    case 1: tile(__VA_ARGS__, 1, 2); break;                                                        \
+    default: tile(__VA_ARGS__, 1, 1); break;                                                       \
+    }
+
+T512 void gemm_f32_nt_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
+                             size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    for (int j = 0; j < n; j += 4)
+        for (int i = 0; i < m; i += 4) {
+            const int mr = m - i < 4 ? m - i : 4, nr = n - j < 4 ? n - j : 4;
+            NT_SHAPES(nt_tile512, a + (size_t)i * lda, lda, b + (size_t)j * ldb, ldb,
+                      c + (size_t)i * ldc + j, ldc, k, accumulate)
+        }
+}
+
+/* The same in 8 lanes; 2 rows of A by 4 of B keep the accumulators in 16 registers. */
+T256 INLINE void nt_tile256(const float *a, size_t lda, const float *b, size_t ldb, float *c,
+                            size_t ldc, int k, bool accumulate, const int mr, const int nr)
+{
+    __m256 acc[2][4];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            acc[i][j] = _mm256_setzero_ps();
+    for (int p = 0; p < k; p += 8) {
+        const __m256i mk = mask8(k - p);
+        __m256 bv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            bv[j] = _mm256_maskload_ps(b + (size_t)j * ldb + (size_t)p, mk);
+#pragma GCC unroll 2
+        for (int i = 0; i < mr; i++) {
+            const __m256 av = _mm256_maskload_ps(a + (size_t)i * lda + (size_t)p, mk);
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++)
+                acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[i][j]),
+                                  _mm256_extractf128_ps(acc[i][j], 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            float *out = c + (size_t)i * ldc + (size_t)j;
+            *out = (accumulate ? *out : 0) + _mm_cvtss_f32(h);
+        }
+}
+
+#define NT_SHAPES_2(tile, ...)                                                                     \
+    switch ((mr - 1) * 4 + (nr - 1)) {                                                             \
+    case 7: tile(__VA_ARGS__, 2, 4); break;                                                        \
+    case 6: tile(__VA_ARGS__, 2, 3); break;                                                        \
+    case 5: tile(__VA_ARGS__, 2, 2); break;                                                        \
+    case 4: tile(__VA_ARGS__, 2, 1); break;                                                        \
+    case 3: tile(__VA_ARGS__, 1, 4); break;                                                        \
+    case 2: tile(__VA_ARGS__, 1, 3); break;                                                        \
+    case 1: tile(__VA_ARGS__, 1, 2); break;                                                        \
+    default: tile(__VA_ARGS__, 1, 1); break;                                                       \
+    }
+
+T256 void gemm_f32_nt_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
+                           size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    for (int j = 0; j < n; j += 4)
+        for (int i = 0; i < m; i += 2) {
+            const int mr = m - i < 2 ? m - i : 2, nr = n - j < 4 ? n - j : 4;
+            NT_SHAPES_2(nt_tile256, a + (size_t)i * lda, lda, b + (size_t)j * ldb, ldb,
+                        c + (size_t)i * ldc + j, ldc, k, accumulate)
+        }
+}
 #endif
+
+void gemm_f32_nt(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
+                 float *c, size_t ldc, bool accumulate)
+{
+#if defined(__x86_64__)
+    if (dsq_dot_have_avx512()) {
+        gemm_f32_nt_avx512(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        return;
+    }
+    if (dsq_dot_have_avx2()) {
+        gemm_f32_nt_avx2(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        return;
+    }
+#endif
+    gemm_f32_nt_ref(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+}
 
 void gemm_f32(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
               float *c, size_t ldc, bool accumulate)

@@ -13,7 +13,15 @@
 void gemm_f32(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
               float *c, size_t ldc, bool accumulate);
 
+/* C = A B^T (or C += A B^T): A (m, k) with row stride lda, B (n, k) with row stride ldb, so
+ * C[i][j] is the dot product of row i of A and row j of B. Same bound as gemm_f32 (a different
+ * order of the same sum). */
+void gemm_f32_nt(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
+                 float *c, size_t ldc, bool accumulate);
+
 /* The plain loops of the same; the reference tests hold the fast paths to. */
+void gemm_f32_nt_ref(int m, int n, int k, const float *a, size_t lda, const float *b,
+                     size_t ldb, float *c, size_t ldc, bool accumulate);
 void gemm_f32_ref(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
                   float *c, size_t ldc, bool accumulate);
 
@@ -24,6 +32,10 @@ void gemm_f32_avx512(int m, int n, int k, const float *a, size_t lda, const floa
                      size_t ldb, float *c, size_t ldc, bool accumulate);
 void gemm_f32_avx2(int m, int n, int k, const float *a, size_t lda, const float *b, size_t ldb,
                    float *c, size_t ldc, bool accumulate);
+void gemm_f32_nt_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
+                        size_t ldb, float *c, size_t ldc, bool accumulate);
+void gemm_f32_nt_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
+                      size_t ldb, float *c, size_t ldc, bool accumulate);
 #endif
 
 #endif
