@@ -1,7 +1,7 @@
 /* Attention: MHA with NeoX RoPE (DeepSeek-MoE) and MLA (DeepSeek-V2) in two forms over one
  * latent cache: expanded (K, V rebuilt by kv_b) and absorbed (W_UK folded into the query,
- * W_UV applied after the weighted sum of latents). Score and value loops run on the vector
- * helpers of ops.h. */
+ * W_UV applied after the weighted sum of latents). Prompts and the absorbed form run as fp32
+ * matrix products (gemm_f32.h); a single MHA query as a dot product per cached key. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +21,8 @@ static void mha_head(const float *q, const float *keys, size_t key_stride, const
                      float *out)
 {
     for (int s = 0; s <= last; s++)
-        scores[s] = ops_dot(q, keys + (size_t)s * key_stride, dim) * scale;
-    ops_softmax(scores, last + 1);
+        scores[s] = ops_dot(q, keys + (size_t)s * key_stride, dim);
+    ops_scaled_softmax(scores, last + 1, scale);
     memset(out, 0, (size_t)dim * sizeof(float));
     for (int s = 0; s <= last; s++)
         ops_axpy(out, scores[s], values + (size_t)s * value_stride, dim);
@@ -45,9 +45,7 @@ static void head_block(const float *q, size_t q_stride, const float *kt, size_t 
     for (int i = 0; i < tn; i++) {
         float *row = scores + (size_t)i * kt_stride;
         const int last = n_past + t0 + i;
-        for (int s = 0; s <= last; s++)
-            row[s] *= scale;
-        ops_softmax(row, last + 1);
+        ops_scaled_softmax(row, last + 1, scale);
         memset(row + last + 1, 0, (size_t)(keys - last - 1) * sizeof(float));
     }
     gemm_f32(tn, vd, keys, scores, kt_stride, v, v_stride, out, out_stride, false);
@@ -233,9 +231,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
         for (int r = 0; r < rows; r++) {
             float *row = scores + (size_t)r * total;
             const int last = m->n_past + r / nh;
-            for (int s = 0; s <= last; s++)
-                row[s] *= m->softmax_scale;
-            ops_softmax(row, last + 1);
+            ops_scaled_softmax(row, last + 1, m->softmax_scale);
             memset(row + last + 1, 0, (size_t)(total - last - 1) * sizeof(float));
         }
 #pragma omp for schedule(static)

@@ -25,9 +25,11 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err)
     const dsq_model_config *c = m->cfg = &m->file.config;
     m->be = &dsq_backend_cpu;
     if (ctx < 1 || ctx > c->max_position_embeddings) {
+        /* the message first: closing clears the config it quotes */
+        rc = dsq_fail(err, DSQ_EUSAGE, "--ctx %d out of range: the model takes 1..%d tokens", ctx,
+                      c->max_position_embeddings);
         model_close(m);
-        return dsq_fail(err, DSQ_EUSAGE, "--ctx %d out of range: the model takes 1..%d tokens",
-                        ctx, c->max_position_embeddings);
+        return rc;
     }
     size_t need = model_cache_bytes(c, ctx);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);

@@ -41,6 +41,73 @@ TARGET static void axpy_avx2(float *y, float a, const float *x, int n)
         y[i] += a * x[i];
 }
 
+/* e^x for x <= 0 in 8 lanes: x = k ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, so r is
+ * exact to fp32), e^r by its Taylor series to r^7 (truncation below 6e-9, a twentieth of an
+ * fp32 step), then 2^k placed in the exponent. Within 3 fp32 steps of e^x down to x = -87;
+ * below that (where e^x < 2^-125) it gives 0. */
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_LN2_HI 0.693145751953125f
+#define EXP_LN2_LO 1.42860682030941723e-6f
+#define EXP_MIN -87.0f
+
+TARGET static inline __m256 exp8(__m256 x)
+{
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    const __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+    return _mm256_and_ps(e, _mm256_cmp_ps(x, _mm256_set1_ps(EXP_MIN), _CMP_GE_OQ));
+}
+
+/* The first n of 8 lanes, for masked loads and stores. */
+TARGET static inline __m256i lanes8(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+TARGET static void scaled_softmax_avx2(float *x, int n, float scale)
+{
+    const __m256 sv = _mm256_set1_ps(scale);
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    for (int i = 0; i < n; i += 8) {
+        const __m256i k = lanes8(n - i);
+        const __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, k), sv);
+        mv = _mm256_max_ps(mv, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), v,
+                                                 _mm256_castsi256_ps(k)));
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const __m256 max = _mm256_set1_ps(_mm_cvtss_f32(h));
+    __m256 sum = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        const __m256i k = lanes8(n - i);
+        const __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, k), sv);
+        const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(v, max)), _mm256_castsi256_ps(k));
+        _mm256_maskstore_ps(x + i, k, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    const __m256 total = _mm256_set1_ps(_mm_cvtss_f32(h));
+    for (int i = 0; i < n; i += 8) {
+        const __m256i k = lanes8(n - i);
+        _mm256_maskstore_ps(x + i, k, _mm256_div_ps(_mm256_maskload_ps(x + i, k), total));
+    }
+}
+
 static int have_avx2 = -1; /* racing first callers store the same answer */
 
 static bool use_avx2(void)
@@ -90,6 +157,28 @@ void ops_softmax(float *x, int n)
     float max = x[0];
     for (int i = 1; i < n; i++)
         max = x[i] > max ? x[i] : max;
+    float sum = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
+void ops_scaled_softmax(float *x, int n, float scale)
+{
+#if defined(__x86_64__)
+    if (use_avx2()) {
+        scaled_softmax_avx2(x, n, scale);
+        return;
+    }
+#endif
+    float max = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        x[i] *= scale;
+        max = x[i] > max ? x[i] : max;
+    }
     float sum = 0;
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);

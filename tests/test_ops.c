@@ -1,5 +1,5 @@
-/* The vector helpers of attention (runtime/ops.h) against double-precision loops, at lengths
- * that are not multiples of the vector width.
+/* The vector helpers of attention (runtime/ops.h: dot, axpy, scaled softmax) against double
+ * loops, at lengths that are not multiples of the vector width.
  * Bounds, u = 2^-24: an fp32 sum of n products in any order is within (n + 2) u sum |a b| of
  * the exact value; y + a x with or without a fused multiply-add is within 2 u (|y| + |a x|). */
 #include "test.h"
@@ -42,4 +42,59 @@ TEST(dot_and_axpy_match_double_loops)
         }
         CHECK_MSG(bad == 0, "axpy n=%d: %d elements off (or written past n)", n, bad);
     }
+}
+
+/* softmax(scale x) in double, and M = max |scale x| + |max of scale x|, the size of the
+ * arguments whose rounding the bound below carries. */
+static void softmax_exact(const float *x, int n, float scale, double *p, double *m_out)
+{
+    double max = -INFINITY, big = 0, sum = 0;
+    for (int i = 0; i < n; i++) {
+        max = fmax(max, (double)scale * x[i]);
+        big = fmax(big, fabs((double)scale * x[i]));
+    }
+    for (int i = 0; i < n; i++)
+        sum += p[i] = exp((double)scale * x[i] - max);
+    for (int i = 0; i < n; i++)
+        p[i] /= sum;
+    *m_out = big + fabs(max);
+}
+
+/* Bound, u = 2^-24: each argument fl(fl(s x) - max) is off by at most 2 u M, so its e^ by that
+ * relative amount, plus 6 u for the exponential (3 fp32 steps); the sum of n such terms adds
+ * n u, the division u; every element is within ((n + 7) u + 2 (6 u + 2 u M)) of its exact
+ * value relative, and absolutely within 2^-120 where e^ underflows to 0. The element after n
+ * must stay untouched. */
+TEST(scaled_softmax_matches_double)
+{
+    static const int lengths[] = {1, 2, 7, 8, 9, 17, 64, 513};
+    float x[514];
+    double p[514];
+    /* narrow arguments: the precision of the exponential shows */
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        const int n = lengths[li];
+        for (int i = 0; i <= n; i++)
+            x[i] = value(i, 5) / 40;
+        double m;
+        softmax_exact(x, n, 1.5f, p, &m);
+        ops_scaled_softmax(x, n, 1.5f);
+        const double u = ldexp(1, -24);
+        int bad = 0;
+        for (int i = 0; i < n; i++)
+            bad += !(fabs(x[i] - p[i]) <= ((n + 7) * u + 2 * (6 * u + 2 * u * m)) * p[i]);
+        bad += x[n] != value(n, 5) / 40;
+        CHECK_MSG(bad == 0, "narrow, n=%d: %d elements off", n, bad);
+    }
+    /* wide arguments, down past e^-87 where the exponential gives 0 */
+    const int n = 77;
+    for (int i = 0; i < n; i++)
+        x[i] = -2.5f * (float)i + 0.01f * value(i, 6);
+    double m;
+    softmax_exact(x, n, 1.0f, p, &m);
+    ops_scaled_softmax(x, n, 1.0f);
+    const double u = ldexp(1, -24);
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        bad += !(fabs(x[i] - p[i]) <= ((n + 7) * u + 2 * (6 * u + 2 * u * m)) * p[i] + ldexp(1, -120));
+    CHECK_MSG(bad == 0, "wide: %d elements off", bad);
 }

@@ -16,6 +16,7 @@
 #include "model.h"
 #include "perplexity.h"
 #include "route_margin.h"
+#include "route_watch.h"
 #include "tokenizer.h"
 
 /* |gpu - cpu| <= LOGIT_TOL * max(4, max |cpu logit| over the row); README.md derives it */
@@ -54,52 +55,6 @@ static double row_error(const float *gpu, const float *cpu, int vocab)
             worst = isnan(d) ? INFINITY : d;
     }
     return worst / (LOGIT_TOL * mx);
-}
-
-/* The CPU run's router decisions. A backend wrapped around the CPU one sees every router
- * product and records the first token whose expert choice is within 2 D of a tie, D the logit
- * bound applied to the router's logits (README.md): only there can the GPU choose otherwise.
- * Tokens from there on (later tokens attend to its cache entries) are not compared. */
-static const dsq_backend *watch_inner;
-static const model *watch_model;
-static int watch_row0;  /* token index of the first row of the current CPU forward */
-static int watch_first; /* first ambiguous token seen, INT_MAX if none */
-static int watch_calls; /* router products seen */
-
-static void watch_matmul(const dsq_matrix *w, const float *x, float *y, int n)
-{
-    watch_inner->matmul(w, x, y, n);
-    const dsq_model_config *c = watch_model->cfg;
-    bool router = false;
-    for (int l = 0; !router && l < c->n_layers; l++)
-        router = watch_model->w.layers[l].moe && w->data == watch_model->w.layers[l].router.data;
-    if (!router)
-        return;
-    watch_calls++;
-    const moe_route_params p = {c->n_routed_experts, c->n_experts_per_tok,
-                                c->topk_method == DSQ_TOPK_GROUP_LIMITED, c->n_group,
-                                c->topk_group, c->norm_topk_prob, (float)c->routed_scaling_factor};
-    for (int t = 0; t < n; t++) {
-        const float *z = y + (size_t)t * w->rows;
-        double mx = 4;
-        for (int e = 0; e < w->rows; e++)
-            mx = fmax(mx, fabs(z[e]));
-        if (moe_route_margin(&p, z) <= 2 * LOGIT_TOL * mx && watch_row0 + t < watch_first)
-            watch_first = watch_row0 + t;
-    }
-}
-
-static dsq_backend watch_backend;
-
-/* Routes m's CPU matrix products through watch_matmul. */
-static void watch(model *m)
-{
-    watch_inner = m->be;
-    watch_backend = *m->be;
-    watch_backend.matmul = watch_matmul;
-    watch_model = m;
-    watch_calls = 0;
-    m->be = &watch_backend;
 }
 
 /* Ambiguous tokens also include a greedy step whose top two logits are within 2 D. */
@@ -166,7 +121,7 @@ static void compare_logits(const char *name, const char *path)
     float *c = malloc((size_t)vocab * sizeof(float));
     float *keep = malloc((size_t)rows * vocab * sizeof(float)); /* the chosen prompt's CPU rows */
     int tokens[N_PROMPT + N_DECODE], best[N_PROMPT + N_DECODE], clean = -1, rc = 0;
-    watch(&m);
+    watch(&m, LOGIT_TOL);
     /* prompts from seeds 12345, 12346, ... until the CPU run has no near-tie */
     for (int tries = 0; !rc && tries < PROMPT_TRIES && clean < rows; tries++) {
         uint64_t s = 12345 + (uint64_t)tries;
@@ -273,7 +228,7 @@ static void compare_sequences(const char *name, const char *path)
     float *want = malloc((size_t)S * MAXLEN * vocab * sizeof(float));
     float *got = malloc((size_t)(9 + 5 + 3) * vocab * sizeof(float));
     int clean[S]; /* rows of each sequence before its first near-tie */
-    watch(&m);
+    watch(&m, LOGIT_TOL);
     for (int q = 0; !rc && q < S; q++) { /* each sequence alone on the CPU, every row */
         engine_reset(&cpu);
         float *rows = want + (size_t)q * MAXLEN * vocab;
@@ -353,7 +308,7 @@ static void compare_greedy_and_ppl(const char *name, const char *path)
         if ((rc = engine_open(&e[k], &m, &o, &err)))
             break;
         if (k == 0) {
-            watch(&m);
+            watch(&m, LOGIT_TOL);
             watch_first = INT_MAX;
         }
         int t = tokenizer_bos(tok);

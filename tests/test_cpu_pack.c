@@ -1,0 +1,168 @@
+/* The CPU engine's packed weights (runtime/cpu_pack.c) inside whole models, every fixture family
+ * at q8 and q4:
+ * - every matrix product the forward pass asks of a packed matrix equals the planar integer
+ *   kernels' on the same input within the fp32 bound of quant/qdot.h (the integer sums and the
+ *   activation codes are the same; only the order of the per-group fp32 terms differs), which
+ *   checks each packed matrix at its real shape with real activations;
+ * - packing reaches every matrix whose rows fill 16-row blocks, and only those;
+ * - the logits stay within the int8-activation bound of tests/test_quant_model.c of the f32
+ *   path. Comparing packed and planar logits directly would not be fair: a rounding difference
+ *   upstream can move one activation code downstream, by up to 1/254 of its group's largest. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "backend.h"
+#include "backend_cpu.h"
+#include "convert.h"
+#include "cpu_pack.h"
+#include "float16.h"
+#include "model.h"
+#include "q4.h"
+#include "q8.h"
+#include "qdot.h"
+#include "qpack.h"
+#include "test.h"
+#include "types.h"
+
+static const char *families[] = {"tiny-v1", "tiny-v2-lite", "tiny-v2"};
+static const char *presets[] = {"q8", "q4"};
+static const int prompt[] = {510, 72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33, 260};
+#define N_PROMPT (int)(sizeof prompt / sizeof prompt[0])
+
+static int calls_checked, values_off;
+
+/* T of quant/qdot.h's bound for row r and the rounded row x (plain order): the sum over groups
+ * of |d xd| sum |q qx| + |m xd xs|. */
+static double magnitude(const dsq_matrix *w, int r, dsq_qx x)
+{
+    const uint64_t rows = (uint64_t)w->rows, cols = (uint64_t)w->cols, ng = cols / w->group;
+    double t = 0;
+    for (uint64_t g = 0; g < ng; g++) {
+        double d, m = 0, s = 0;
+        if (w->type == DSQ_TYPE_Q8) {
+            d = dsq_f16_to_f32(dsq_q8_scales(w->data, rows, cols)[(uint64_t)r * ng + g]);
+            for (uint64_t k = g * w->group; k < (g + 1) * w->group; k++)
+                s += abs(((const int8_t *)w->data)[(uint64_t)r * cols + k] * x.q[k]);
+        } else {
+            const uint16_t *dm = dsq_q4_scales(w->data, rows, cols) + 2 * ((uint64_t)r * ng + g);
+            d = dsq_f16_to_f32(dm[0]);
+            m = dsq_f16_to_f32(dm[1]);
+            for (uint64_t k = g * w->group; k < (g + 1) * w->group; k++) {
+                const uint8_t b = ((const uint8_t *)w->data)[((uint64_t)r * cols + k) / 2];
+                s += abs((k & 1 ? b >> 4 : b & 15) * x.q[k]);
+            }
+        }
+        t += fabs(d * x.d[g]) * s + fabs(m * x.d[g] * x.s[g]);
+    }
+    return t;
+}
+
+/* The CPU backend's product, then for a packed matrix the planar one on the same input. */
+static void checked_matmul(const dsq_matrix *w, const float *x, float *y, int n)
+{
+    dsq_backend_cpu.matmul(w, x, y, n);
+    if (!w->packed)
+        return;
+    dsq_matrix planar = *w;
+    planar.packed = NULL;
+    float *want = malloc((size_t)n * w->rows * sizeof(float));
+    void *buf = malloc(dsq_qx_bytes((uint64_t)w->cols, w->group));
+    dsq_backend_cpu.matmul(&planar, x, want, n);
+    const dsq_qx q = dsq_qx_at(buf, (uint64_t)w->cols, w->group);
+    for (int t = 0; t < n; t++) {
+        dsq_qx_quantize(DSQ_TYPE_Q8, x + (size_t)t * w->cols, (uint64_t)w->cols, w->group, q);
+        for (int r = 0; r < w->rows; r++) {
+            /* each path within (8 ng + 16) u T of the definition */
+            const double bound =
+                2 * (8.0 * w->cols / w->group + 16) * ldexp(1, -24) * magnitude(w, r, q);
+            const size_t i = (size_t)t * w->rows + r;
+            values_off += !(fabs((double)y[i] - want[i]) <= bound);
+        }
+    }
+    calls_checked++;
+    free(want);
+    free(buf);
+}
+
+static float *logits(model *m)
+{
+    float *out = malloc((size_t)N_PROMPT * m->cfg->vocab_size * sizeof(float));
+    dsq_error err;
+    model_reset(m);
+    CHECK(model_forward(m, prompt, N_PROMPT, out, true, &err) == DSQ_OK);
+    return out;
+}
+
+TEST(packed_matrices_in_models_match_the_planar_kernels)
+{
+    if (!cpu_pack_useful()) {
+        printf("  skipped: this CPU has no AVX-512 VNNI (the packed kernels do not run here)\n");
+        return;
+    }
+    dsq_backend checked = dsq_backend_cpu;
+    checked.matmul = checked_matmul;
+    for (int f = 0; f < 3; f++)
+        for (int p = 0; p < 2; p++) {
+            char dir[512], out[512];
+            snprintf(dir, sizeof dir, "%s/%s", test_data_dir(), families[f]);
+            snprintf(out, sizeof out, "%s/pack-%s-%s.dsq", test_tmp_dir(), families[f],
+                     presets[p]);
+            /* tiny-v2's q_b reads the 48-wide q latent, which no group of 32 divides: bf16 */
+            convert_options o = {.hf_dir = dir, .out_path = out, .threads = 2,
+                                 .recipe = {.preset = presets[p], .group_size = 32,
+                                            .overrides = {"layers.*.attn.q_b=bf16"},
+                                            .n_overrides = f == 2}};
+            convert_stats st;
+            dsq_error err = {0};
+            model m;
+            if (dsq_convert(&o, &st, &err) != DSQ_OK || model_open(&m, out, 64, &err) != DSQ_OK) {
+                CHECK_MSG(false, "%s: %s", out, err.msg);
+                continue;
+            }
+            free(st.unused_overrides);
+            dsq_cpu_set_int8_activations(false);
+            float *exact = logits(&m);
+            dsq_cpu_set_int8_activations(true);
+            CHECK(cpu_pack_weights(&m.w, m.cfg->n_routed_experts, &err) == DSQ_OK);
+            int packed = 0, wrong = 0;
+            for (int l = 0; l < m.w.n_layers; l++) {
+                const layer_weights *L = &m.w.layers[l];
+                const dsq_matrix *some[] = {&L->wq, &L->q_a, &L->kv_a, &L->kv_b, &L->wo,
+                                            &L->dense.gate, &L->dense.down, &L->shared.up};
+                for (size_t i = 0; i < sizeof some / sizeof *some; i++) {
+                    const dsq_matrix *w = some[i];
+                    if (!w->data)
+                        continue;
+                    const bool fits = dsq_qpack_fits(w->type, (uint64_t)w->rows,
+                                                     (uint64_t)w->cols, w->group);
+                    wrong += fits != (w->packed != NULL);
+                    packed += w->packed != NULL;
+                }
+                for (int e = 0; L->moe && e < m.cfg->n_routed_experts; e++)
+                    wrong += !L->experts[e].gate.packed || !L->experts[e].down.packed;
+            }
+            CHECK_MSG(wrong == 0 && packed > 0, "%s %s: %d packed, %d wrong", families[f],
+                      presets[p], packed, wrong);
+            calls_checked = values_off = 0;
+            m.be = &checked;
+            float *got = logits(&m);
+            m.be = &dsq_backend_cpu;
+            CHECK_MSG(calls_checked > 0 && values_off == 0, "%s %s: %d products, %d values off",
+                      families[f], presets[p], calls_checked, values_off);
+            /* the int8-activation bound of tests/test_quant_model.c with the weights unchanged:
+             * 9 e_x, e_x = sqrt(G) / (127 sqrt 12) at group 32 */
+            double diff2 = 0, base2 = 0;
+            for (size_t i = 0; i < (size_t)N_PROMPT * m.cfg->vocab_size; i++) {
+                diff2 += ((double)got[i] - exact[i]) * ((double)got[i] - exact[i]);
+                base2 += (double)exact[i] * exact[i];
+            }
+            const double rel = sqrt(diff2 / base2), bound = 9 * sqrt(32.0) / (127 * sqrt(12.0));
+            printf("  %s %s: %d packed products checked; logits vs f32 path rel. RMS %.4f "
+                   "(bound %.4f)\n",
+                   families[f], presets[p], calls_checked, rel, bound);
+            CHECK_MSG(rel <= bound, "%s %s: logits moved %.4f", families[f], presets[p], rel);
+            free(exact);
+            free(got);
+            model_close(&m);
+        }
+}
