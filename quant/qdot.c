@@ -27,7 +27,8 @@ dsq_qx dsq_qx_at(void *buf, uint64_t cols, uint32_t group)
                     (int32_t *)(void *)(b + qbytes + ng * sizeof(float))};
 }
 
-void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out)
+void dsq_qx_quantize_ref(uint32_t type, const float *x, uint64_t cols, uint32_t group,
+                         dsq_qx out)
 {
     for (uint64_t g = 0; g < cols / group; g++) {
         const float *xg = x + g * group;
@@ -180,6 +181,40 @@ void dsq_qdot_tile(uint32_t type, const void *base, uint64_t rows, uint64_t cols
     default:
         dsq_qdot_tile_ref(type, base, rows, cols, group, r0, nr, x, nt, out, ostride);
     }
+}
+
+bool dsq_qx_have_avx512(void)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return dsq_qdot_have(DSQ_QDOT_AVX2) && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
+/* The rounding follows the kernel path (so forcing the scalar kernels gives the whole scalar
+ * reference); AVX-512 rounding where the 512-bit kernel runs and the CPU has it. */
+void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out)
+{
+#if defined(__x86_64__)
+    static atomic_int have512 = -1; /* CPUID can trap in a VM: asked once */
+    const dsq_qdot_path p = dsq_qdot_current();
+    if (p != DSQ_QDOT_SCALAR) {
+        int h = atomic_load_explicit(&have512, memory_order_relaxed);
+        if (h < 0) {
+            h = dsq_qx_have_avx512();
+            atomic_store_explicit(&have512, h, memory_order_relaxed);
+        }
+        if (p == DSQ_QDOT_AVX512VNNI && h)
+            dsq_qx_quantize_avx512(type, x, cols, group, out);
+        else
+            dsq_qx_quantize_avx2(type, x, cols, group, out);
+        return;
+    }
+#endif
+    dsq_qx_quantize_ref(type, x, cols, group, out);
 }
 
 void dsq_qdot_rows(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,

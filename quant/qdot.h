@@ -43,8 +43,20 @@ static inline uint64_t dsq_qx_q4_slot(uint64_t k, uint32_t group)
     return (k & ~(b - 1)) + (k & 1) * (b / 2) + (k & (b - 1)) / 2;
 }
 
-/* Rounds x[cols] for a matmul with weights of the given type (DSQ_TYPE_Q8 or DSQ_TYPE_Q4). */
+/* Rounds x[cols] for a matmul with weights of the given type (DSQ_TYPE_Q8 or DSQ_TYPE_Q4), group
+ * a multiple of 32. Fastest path this CPU runs (the scalar one while dsq_qdot_force picks the
+ * scalar kernels); every path gives the reference's bits. */
 void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out);
+
+/* The scalar reference: the definition above, computed as xd_g = amax / 127, then
+ * inv = 127 / amax (0 for amax 0) and each code (int)(v < 0 ? v - 0.5f : v + 0.5f), v = x * inv;
+ * the fast paths repeat exactly that fp32 arithmetic. amax must be finite and 127 / amax too
+ * (amax >= about 3.8e-37), else the codes are undefined. */
+void dsq_qx_quantize_ref(uint32_t type, const float *x, uint64_t cols, uint32_t group,
+                         dsq_qx out);
+
+/* Whether this CPU (and OS) runs dsq_qx_quantize_avx512 (AVX-512 F, BW and VL). */
+bool dsq_qx_have_avx512(void);
 
 /* Tokens one dsq_qdot_tile call takes at most. */
 #define DSQ_QDOT_MAX_TOKENS 4
@@ -89,6 +101,13 @@ void dsq_qdot_tile_avxvnni(uint32_t type, const void *base, uint64_t rows, uint6
 void dsq_qdot_tile_avx512vnni(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
                         uint32_t group, uint64_t r0, int nr, const dsq_qx *x, int nt,
                         float *out, size_t ostride);
+
+/* dsq_qx_quantize_ref with AVX2 (when dsq_qdot_have(DSQ_QDOT_AVX2)) and with AVX-512 (when
+ * dsq_qx_have_avx512()); quant/qx_x86.c. */
+void dsq_qx_quantize_avx2(uint32_t type, const float *x, uint64_t cols, uint32_t group,
+                          dsq_qx out);
+void dsq_qx_quantize_avx512(uint32_t type, const float *x, uint64_t cols, uint32_t group,
+                            dsq_qx out);
 #endif
 
 #endif
