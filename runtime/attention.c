@@ -67,9 +67,9 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
         return DSQ_ERESOURCE;
     }
     /* new keys and values go straight into the cache at their positions */
-    const dsq_matmul_job qkv[3] = {{&lw->wq, xn, q, n},
-                                   {&lw->wk, xn, keys + (size_t)m->n_past * stride, n},
-                                   {&lw->wv, xn, values + (size_t)m->n_past * stride, n}};
+    const dsq_matmul_job qkv[3] = {{&lw->wq, xn, q, n, NULL},
+                                   {&lw->wk, xn, keys + (size_t)m->n_past * stride, n, NULL},
+                                   {&lw->wv, xn, values + (size_t)m->n_past * stride, n, NULL}};
     if (m->be != &dsq_backend_cpu || dsq_cpu_matmul_many(qkv, 3)) /* one region on the CPU */
         for (int i = 0; i < 3; i++)
             m->be->matmul(qkv[i].w, xn, qkv[i].y, n);
@@ -273,8 +273,8 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
     if (!rc) {
         /* the projections of xn in one batch (one parallel region on the CPU) */
         const dsq_matmul_job proj[2] = {
-            {c->q_lora_rank ? &lw->q_a : &lw->wq, xn, c->q_lora_rank ? qa : q, n},
-            {&lw->kv_a, xn, ckv, n}};
+            {c->q_lora_rank ? &lw->q_a : &lw->wq, xn, c->q_lora_rank ? qa : q, n, NULL},
+            {&lw->kv_a, xn, ckv, n, NULL}};
         if (m->be != &dsq_backend_cpu || dsq_cpu_matmul_many(proj, 2))
             for (int i = 0; i < 2; i++)
                 m->be->matmul(proj[i].w, xn, proj[i].y, n);

@@ -61,20 +61,30 @@ static bool is_int8(const dsq_matrix *w)
 }
 
 /* What one job needs beyond its arguments: its row blocks, and its activations prepared once
- * (int8 rows for the integer kernels, or q4 group sums for the float kernels; NULL if the
- * float kernels go without them). */
+ * (int8 rows for the integer kernels, or q4 group sums for the float kernels; none if the
+ * float kernels go without them). Jobs that read the same x in the same form share one
+ * preparation, made by the first of them (the owner) for every row of x any of them reads. */
 typedef struct {
     int rb, first_block; /* rows per block; index of its first block among all jobs' */
     bool int8;
     bool packed; /* int8 on the row-interleaved copy (quant/qpack.h), 16-row blocks */
-    bool shares_prep; /* same activations and layout as the job before: its prep is reused */
+    uint32_t order; /* the form of the prepared rows: the code order, or the weight type */
+    int owner;      /* the job whose prep this one reads (itself if it prepares) */
+    int prep_rows;  /* owners: rows of x prepared */
     int tile; /* plain float weights on a tile kernel: 0 none, 2 AVX2 (2 tokens), 4 AVX-512 */
     uint64_t xb; /* bytes of one rounded row (int8) or floats of one row's sums */
-    void *prep;
+    void *prep;  /* owners: the prepared rows, or NULL */
 } job_plan;
 
+/* The row of x that is token t of job j. */
+static inline int x_row(const dsq_matmul_job *j, int t)
+{
+    return j->x_rows ? j->x_rows[t] : t;
+}
+
 /* Rows r0..r1 of job j for all its tokens. */
-static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1)
+static void run_block(const dsq_matmul_job *j, const job_plan *p, const void *prep, int r0,
+                      int r1)
 {
     const dsq_matrix *w = j->w;
     const int rows = w->rows, cols = w->cols, n = j->n;
@@ -83,8 +93,8 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1
             const int nt = n - t < DSQ_QPACK_MAX_TOKENS ? n - t : DSQ_QPACK_MAX_TOKENS;
             dsq_qx xt[DSQ_QPACK_MAX_TOKENS];
             for (int k = 0; k < nt; k++)
-                xt[k] = dsq_qx_at((uint8_t *)p->prep + (size_t)(t + k) * p->xb, (uint64_t)cols,
-                                  w->group);
+                xt[k] = dsq_qx_at((uint8_t *)prep + (size_t)x_row(j, t + k) * p->xb,
+                                  (uint64_t)cols, w->group);
             for (int b = r0 / DSQ_QPACK_ROWS; b < r1 / DSQ_QPACK_ROWS; b++)
                 dsq_qpack_tile(w->type, w->packed, (uint64_t)rows, (uint64_t)cols, w->group,
                                (uint64_t)b, xt, nt, j->y + (size_t)t * rows, (size_t)rows);
@@ -96,8 +106,8 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1
             const int nt = n - t < DSQ_QDOT_MAX_TOKENS ? n - t : DSQ_QDOT_MAX_TOKENS;
             dsq_qx xt[DSQ_QDOT_MAX_TOKENS];
             for (int k = 0; k < nt; k++)
-                xt[k] = dsq_qx_at((uint8_t *)p->prep + (size_t)(t + k) * p->xb, (uint64_t)cols,
-                                  w->group);
+                xt[k] = dsq_qx_at((uint8_t *)prep + (size_t)x_row(j, t + k) * p->xb,
+                                  (uint64_t)cols, w->group);
             for (int r = r0; r < r1; r += 4)
                 dsq_qdot_tile(w->type, w->data, (uint64_t)rows, (uint64_t)cols, w->group,
                               (uint64_t)r, r1 - r < 4 ? r1 - r : 4, xt, nt,
@@ -111,7 +121,7 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1
             const int nt = n - t < p->tile ? n - t : p->tile;
             const float *xt[4];
             for (int k = 0; k < 4; k++)
-                xt[k] = j->x + (size_t)(t + (k < nt ? k : 0)) * cols;
+                xt[k] = j->x + (size_t)x_row(j, t + (k < nt ? k : 0)) * cols;
             for (int r = r0; r < r1; r += 4) {
                 const int nr = r1 - r < 4 ? r1 - r : 4;
                 float *yt = j->y + (size_t)t * rows + r;
@@ -127,82 +137,97 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, int r0, int r1
     }
 #endif
     for (int t = 0; t < n; t++) {
-        const float *xt = j->x + (size_t)t * cols;
-        const float *st = p->prep ? (const float *)p->prep + (size_t)t * p->xb : NULL;
+        const float *xt = j->x + (size_t)x_row(j, t) * cols;
+        const float *st = prep ? (const float *)prep + (size_t)x_row(j, t) * p->xb : NULL;
         for (int r = r0; r < r1; r++)
             j->y[(size_t)t * rows + r] = dsq_dot_row(w->type, w->data, (uint64_t)rows,
                                                      (uint64_t)cols, w->group, (uint64_t)r, xt, st);
     }
 }
 
-/* Token t of job j's activations, prepared. */
-static void prepare_token(const dsq_matmul_job *j, const job_plan *p, int t)
+/* Row r of x, prepared for job j (an owner). */
+static void prepare_row(const dsq_matmul_job *j, const job_plan *p, int r)
 {
     const dsq_matrix *w = j->w;
-    const float *x = j->x + (size_t)t * w->cols;
-    if (p->int8) /* the packed kernels take the codes in the plain order, as q8 does */
-        dsq_qx_quantize(p->packed ? DSQ_TYPE_Q8 : w->type, x, (uint64_t)w->cols, w->group,
-                        dsq_qx_at((uint8_t *)p->prep + (size_t)t * p->xb, (uint64_t)w->cols,
+    const float *x = j->x + (size_t)r * w->cols;
+    if (p->int8)
+        dsq_qx_quantize(p->order, x, (uint64_t)w->cols, w->group,
+                        dsq_qx_at((uint8_t *)p->prep + (size_t)r * p->xb, (uint64_t)w->cols,
                                   w->group));
     else
         dsq_dot_xsums(w->type, x, (uint64_t)w->cols, w->group,
-                      (float *)p->prep + (size_t)t * p->xb);
+                      (float *)p->prep + (size_t)r * p->xb);
 }
 
 int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
 {
     job_plan *plan = calloc((size_t)count + 1, sizeof *plan);
-    int *token_start = malloc(((size_t)count + 1) * sizeof(int));
-    if (!plan || !token_start) {
+    int *row_start = malloc(((size_t)count + 1) * sizeof(int));
+    if (!plan || !row_start) {
         free(plan);
-        free(token_start);
+        free(row_start);
         return DSQ_ERESOURCE;
     }
-    int rc = DSQ_OK, blocks = 0, tokens = 0;
+    int rc = DSQ_OK, blocks = 0, rows_to_prepare = 0;
     const bool have_avx512 = dsq_dot_have_avx512();
     const bool packed_path = dsq_qpack_have() && dsq_qdot_current() == DSQ_QDOT_AVX512VNNI;
     long work = 0;
     for (int i = 0; i < count; i++) {
-        const dsq_matrix *w = jobs[i].w;
+        const dsq_matmul_job *j = &jobs[i];
+        const dsq_matrix *w = j->w;
         job_plan *p = &plan[i];
         p->int8 = is_int8(w);
         p->packed = p->int8 && w->packed && packed_path;
+        /* the packed kernels take the codes in the plain order, as q8 does */
+        p->order = p->packed ? DSQ_TYPE_Q8 : w->type;
         p->rb = p->packed ? DSQ_QPACK_ROWS : row_block(w->rows);
         p->first_block = blocks;
         blocks += (w->rows + p->rb - 1) / p->rb;
-        token_start[i] = tokens;
-        tokens += jobs[i].n;
-        work += (long)w->rows * w->cols * jobs[i].n;
+        work += (long)w->rows * w->cols * j->n;
         if ((w->type == DSQ_TYPE_F32 || w->type == DSQ_TYPE_BF16 || w->type == DSQ_TYPE_F16) &&
             strcmp(dsq_dot_path(), "avx2") == 0)
             p->tile = have_avx512 ? 4 : 2;
         p->xb = p->int8 ? dsq_qx_bytes((uint64_t)w->cols, w->group)
                         : dsq_dot_xsum_len(w->type, (uint64_t)w->cols, w->group);
-        const dsq_matrix *pw = i ? jobs[i - 1].w : NULL;
-        if (p->xb && pw && jobs[i - 1].x == jobs[i].x && jobs[i - 1].n == jobs[i].n &&
-            pw->type == w->type && pw->cols == w->cols && pw->group == w->group &&
-            plan[i - 1].int8 == p->int8 && plan[i - 1].packed == p->packed) { /* gate and up of one input: round it once */
-            p->shares_prep = true;
-            p->prep = plan[i - 1].prep;
-        } else if (p->xb) {
-            const size_t bytes = (size_t)jobs[i].n * p->xb * (p->int8 ? 1 : sizeof(float));
-            /* without q4 sums the float kernels compute them per row; int8 needs its buffer */
-            if (!(p->prep = malloc(bytes)) && p->int8)
-                rc = DSQ_ERESOURCE;
+        int need = 0; /* rows of x this job reads */
+        for (int t = 0; t < j->n; t++)
+            need = x_row(j, t) + 1 > need ? x_row(j, t) + 1 : need;
+        p->owner = i;
+        for (int o = 0; p->xb && o < i; o++) { /* gate and up, experts of one input: once */
+            const job_plan *q = &plan[o];
+            if (q->owner == o && q->xb && jobs[o].x == j->x && q->order == p->order &&
+                q->int8 == p->int8 && jobs[o].w->cols == w->cols &&
+                jobs[o].w->group == w->group) {
+                p->owner = o;
+                break;
+            }
         }
+        job_plan *own = &plan[p->owner];
+        own->prep_rows = need > own->prep_rows ? need : own->prep_rows;
+    }
+    for (int i = 0; i < count; i++) {
+        job_plan *p = &plan[i];
+        row_start[i] = rows_to_prepare;
+        if (p->owner != i || !p->xb)
+            continue;
+        rows_to_prepare += p->prep_rows;
+        const size_t bytes = (size_t)p->prep_rows * p->xb * (p->int8 ? 1 : sizeof(float));
+        /* without q4 sums the float kernels compute them per row; int8 needs its buffer */
+        if (!(p->prep = malloc(bytes)) && p->int8)
+            rc = DSQ_ERESOURCE;
     }
     plan[count].first_block = blocks;
-    token_start[count] = tokens;
-    /* one parallel region for the whole batch: prepare every token, then every row block */
+    row_start[count] = rows_to_prepare;
+    /* one parallel region for the whole batch: prepare every row, then every row block */
 #pragma omp parallel if (!rc && work > PARALLEL_MIN_WORK)
     if (!rc) {
 #pragma omp for schedule(static)
-        for (int k = 0; k < tokens; k++) {
+        for (int k = 0; k < rows_to_prepare; k++) {
             int i = 0;
-            while (token_start[i + 1] <= k)
+            while (row_start[i + 1] <= k)
                 i++;
-            if (plan[i].prep && !plan[i].shares_prep)
-                prepare_token(&jobs[i], &plan[i], k - token_start[i]);
+            if (plan[i].prep)
+                prepare_row(&jobs[i], &plan[i], k - row_start[i]);
         }
 #pragma omp for schedule(static)
         for (int b = 0; b < blocks; b++) {
@@ -211,20 +236,19 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
                 i++;
             const int r0 = (b - plan[i].first_block) * plan[i].rb;
             const int r1 = r0 + plan[i].rb < jobs[i].w->rows ? r0 + plan[i].rb : jobs[i].w->rows;
-            run_block(&jobs[i], &plan[i], r0, r1);
+            run_block(&jobs[i], &plan[i], plan[plan[i].owner].prep, r0, r1);
         }
     }
     for (int i = 0; i < count; i++)
-        if (!plan[i].shares_prep)
-            free(plan[i].prep);
+        free(plan[i].prep);
     free(plan);
-    free(token_start);
+    free(row_start);
     return rc;
 }
 
 static void cpu_matmul(const dsq_matrix *w, const float *x, float *y, int n)
 {
-    const dsq_matmul_job job = {w, x, y, n};
+    const dsq_matmul_job job = {w, x, y, n, NULL};
     if (dsq_cpu_matmul_many(&job, 1) == DSQ_OK)
         return;
     /* out of memory for the prepared activations: the float kernels need none */

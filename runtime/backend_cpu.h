@@ -13,12 +13,15 @@
 void dsq_cpu_set_int8_activations(bool on);
 bool dsq_cpu_int8_activations(void);
 
-/* One matmul of a batch: y[t][w->rows] = w · x[t] for t < n. */
+/* One matmul of a batch: y[t][w->rows] = w · x[row t] for t < n, where row t is t, or
+ * x_rows[t] when given (the experts of a MoE layer read their tokens' rows of one input, which
+ * the batch then rounds once for all of them). */
 typedef struct {
     const dsq_matrix *w;
     const float *x;
     float *y;
     int n;
+    const int *x_rows; /* NULL, or n row indices into x */
 } dsq_matmul_job;
 
 /* Runs independent matmuls in one parallel region, their row blocks shared out across the

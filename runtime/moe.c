@@ -21,7 +21,7 @@ static int swiglu_ffn(const dsq_backend *be, const ffn_weights *f, const float *
         free(u);
         return DSQ_ERESOURCE;
     }
-    const dsq_matmul_job both[2] = {{&f->gate, x, g, n}, {&f->up, x, u, n}};
+    const dsq_matmul_job both[2] = {{&f->gate, x, g, n, NULL}, {&f->up, x, u, n, NULL}};
     if (be != &dsq_backend_cpu || dsq_cpu_matmul_many(both, 2)) { /* one region on the CPU */
         be->matmul(&f->gate, x, g, n);
         be->matmul(&f->up, x, u, n);
@@ -81,10 +81,11 @@ static void route(const dsq_model_config *c, const float *scores, int *ids, floa
 
 /* Routed experts on the CPU backend: every chosen expert's gate and up (and the shared
  * experts') in one batch of matmuls, then every down in another, so a decode step has two
- * parallel regions per layer instead of three per expert. xe/ye hold each expert's tokens
- * back to back (n * k rows in all); count[e] tokens start at row start[e]. */
+ * parallel regions per layer instead of three per expert. Each expert reads its tokens' rows
+ * of xn (rows[j] for its rows start[e]..start[e] + count[e] - 1), so the batch rounds each
+ * token once for all of them; ye gets each expert's outputs back to back (n * k rows). */
 static int experts_batched(const model *m, const layer_weights *lw, const float *xn, int n,
-                           const float *xe, const int *start, const int *count, float *ye,
+                           const int *rows_of, const int *start, const int *count, float *ye,
                            float *shared_out)
 {
     const dsq_model_config *c = m->cfg;
@@ -100,15 +101,15 @@ static int experts_batched(const model *m, const layer_weights *lw, const float 
         if (!count[e])
             continue;
         const size_t at = (size_t)start[e] * inter;
-        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].gate, xe + (size_t)start[e] * h, g + at,
-                                      count[e]};
-        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].up, xe + (size_t)start[e] * h, u + at,
-                                      count[e]};
+        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].gate, xn, g + at, count[e],
+                                      rows_of + start[e]};
+        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].up, xn, u + at, count[e],
+                                      rows_of + start[e]};
     }
     const size_t sh_at = (size_t)rows * inter;
     if (!rc && lw->has_shared) {
-        jobs[nj++] = (dsq_matmul_job){&lw->shared.gate, xn, g + sh_at, n};
-        jobs[nj++] = (dsq_matmul_job){&lw->shared.up, xn, u + sh_at, n};
+        jobs[nj++] = (dsq_matmul_job){&lw->shared.gate, xn, g + sh_at, n, NULL};
+        jobs[nj++] = (dsq_matmul_job){&lw->shared.up, xn, u + sh_at, n, NULL};
     }
     if (!rc)
         rc = dsq_cpu_matmul_many(jobs, nj);
@@ -118,9 +119,9 @@ static int experts_batched(const model *m, const layer_weights *lw, const float 
         for (int e = 0; e < ne; e++)
             if (count[e])
                 jobs[nj++] = (dsq_matmul_job){&lw->experts[e].down, g + (size_t)start[e] * inter,
-                                              ye + (size_t)start[e] * h, count[e]};
+                                              ye + (size_t)start[e] * h, count[e], NULL};
         if (lw->has_shared)
-            jobs[nj++] = (dsq_matmul_job){&lw->shared.down, g + sh_at, shared_out, n};
+            jobs[nj++] = (dsq_matmul_job){&lw->shared.down, g + sh_at, shared_out, n, NULL};
         rc = dsq_cpu_matmul_many(jobs, nj);
     }
     free(g);
@@ -142,11 +143,12 @@ static int moe_forward(const model *m, int layer, const layer_weights *lw, const
     int *start = malloc((size_t)ne * sizeof(int)), *count = calloc((size_t)ne, sizeof(int));
     int *rows = malloc((size_t)n * k * sizeof(int));
     float *row_weight = malloc((size_t)n * k * sizeof(float));
-    float *xe = malloc((size_t)n * k * h * sizeof(float));
+    /* the other backends take each expert's tokens gathered into xe */
+    float *xe = batched ? NULL : malloc((size_t)n * k * h * sizeof(float));
     float *ye = malloc((size_t)n * k * h * sizeof(float));
     float *ys = lw->has_shared ? malloc((size_t)n * h * sizeof(float)) : NULL;
-    int rc = scores && ids && weights && taken && start && count && rows && row_weight && xe &&
-                     ye && (ys || !lw->has_shared)
+    int rc = scores && ids && weights && taken && start && count && rows && row_weight &&
+                     (xe || batched) && ye && (ys || !lw->has_shared)
                  ? DSQ_OK
                  : DSQ_ERESOURCE;
     if (!rc) {
@@ -173,10 +175,11 @@ static int moe_forward(const model *m, int layer, const layer_weights *lw, const
                 const int e = ids[t * k + i], j = start[e] + count[e]++;
                 rows[j] = t;
                 row_weight[j] = weights[t * k + i];
-                memcpy(xe + (size_t)j * h, xn + (size_t)t * h, (size_t)h * sizeof(float));
+                if (!batched)
+                    memcpy(xe + (size_t)j * h, xn + (size_t)t * h, (size_t)h * sizeof(float));
             }
         if (batched) {
-            rc = experts_batched(m, lw, xn, n, xe, start, count, ye, ys);
+            rc = experts_batched(m, lw, xn, n, rows, start, count, ye, ys);
         } else {
             for (int e = 0; !rc && e < ne; e++)
                 if (count[e])

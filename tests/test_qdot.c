@@ -358,41 +358,50 @@ TEST(timing_paths_2048x1408)
 
 /* A batch of matmuls in one parallel region gives, for every job, the bits that job gives alone
  * (the same row blocks and tiles run the same kernels), and large enough to use the threads.
- * Jobs 0 and 1 take the same input, as gate and up do, so the batch rounds it once for both. */
+ * Jobs 0 and 1 take the same input, as gate and up do, so the batch rounds it once for both;
+ * job 5 reads rows 2, 0, 2 of that input by index, as an expert reads its tokens' rows, and
+ * must give what it gives on those rows gathered. */
 TEST(batched_matmuls_match_single_ones)
 {
     const struct { uint32_t type; int rows, cols, n; } shapes[] = {
         {DSQ_TYPE_Q8, 37, 640, 3}, {DSQ_TYPE_Q8, 19, 640, 3}, {DSQ_TYPE_Q4, 300, 1408, 2},
-        {DSQ_TYPE_Q8, 1, 64, 1}, {DSQ_TYPE_Q4, 515, 1024, 5}};
-    enum { N = 5 };
+        {DSQ_TYPE_Q8, 1, 64, 1}, {DSQ_TYPE_Q4, 515, 1024, 5}, {DSQ_TYPE_Q8, 21, 640, 3}};
+    enum { N = 6 };
+    static const int picked[3] = {2, 0, 2};
     dsq_matrix w[N];
     dsq_matmul_job jobs[N];
     float *solo[N];
+    float *gathered = malloc(3 * 640 * sizeof(float));
     for (int i = 0; i < N; i++) {
         const uint32_t group = shapes[i].cols % 128 ? 64 : 128;
         w[i] = (dsq_matrix){random_matrix(shapes[i].type, (uint64_t)shapes[i].rows,
                                           (uint64_t)shapes[i].cols, group),
                             shapes[i].type, shapes[i].rows, shapes[i].cols, group, NULL};
         float *x = (float *)jobs[0].x;
-        if (i != 1) {
+        if (i != 1 && i != 5) {
             x = malloc((size_t)shapes[i].n * shapes[i].cols * sizeof(float));
             random_x(x, (uint64_t)shapes[i].n * shapes[i].cols);
         }
         const size_t ny = (size_t)shapes[i].n * shapes[i].rows;
-        jobs[i] = (dsq_matmul_job){&w[i], x, malloc(ny * sizeof(float)), shapes[i].n};
+        jobs[i] = (dsq_matmul_job){&w[i], x, malloc(ny * sizeof(float)), shapes[i].n,
+                                   i == 5 ? picked : NULL};
         solo[i] = malloc(ny * sizeof(float));
-        dsq_backend_cpu.matmul(&w[i], x, solo[i], shapes[i].n);
+        if (i == 5)
+            for (int t = 0; t < 3; t++)
+                memcpy(gathered + t * 640, x + picked[t] * 640, 640 * sizeof(float));
+        dsq_backend_cpu.matmul(&w[i], i == 5 ? gathered : x, solo[i], shapes[i].n);
     }
     CHECK(dsq_cpu_matmul_many(jobs, N) == 0);
     for (int i = 0; i < N; i++) {
         const size_t ny = (size_t)shapes[i].n * shapes[i].rows;
         CHECK_MSG(memcmp(jobs[i].y, solo[i], ny * sizeof(float)) == 0, "job %d differs", i);
         free((void *)w[i].data);
-        if (i != 1)
+        if (i != 1 && i != 5)
             free((void *)jobs[i].x);
         free(jobs[i].y);
         free(solo[i]);
     }
+    free(gathered);
 }
 
 /* The packed copy of quant/qpack.h, from every block of a planar tensor. */
@@ -519,7 +528,8 @@ TEST(matmul_on_packed_weights_matches_the_definition)
         token_set s;
         token_set_init(&s, type, cols, group);
         float *y = malloc(2 * (size_t)n * rows * sizeof(float));
-        const dsq_matmul_job jobs[2] = {{&packed, s.x, y, n}, {&planar, s.x, y + n * rows, n}};
+        const dsq_matmul_job jobs[2] = {{&packed, s.x, y, n, NULL},
+                                        {&planar, s.x, y + n * rows, n, NULL}};
         CHECK(dsq_cpu_matmul_many(jobs, 2) == 0);
         int bad = 0;
         for (int j = 0; j < 2; j++)
