@@ -66,21 +66,25 @@ T512 INLINE void tile512(const float *a, size_t lda, const float *b, size_t ldb,
     }
 }
 
-T512 void gemm_f32_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
-                         size_t ldb, float *c, size_t ldc, bool accumulate)
-{
-    for (int j = 0; j < n; j += 32)
-        for (int i = 0; i < m; i += 4) {
-            const int mr = m - i < 4 ? m - i : 4, cols = n - j < 32 ? n - j : 32;
-            const float *ai = a + (size_t)i * lda;
-            float *ci = c + (size_t)i * ldc + j;
-            switch (mr) {
-            case 4: tile512(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 4); break;
-            case 3: tile512(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 3); break;
-            case 2: tile512(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 2); break;
-            default: tile512(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 1); break;
-            }
+/* Tiles of up to 4 rows by COLS columns over C, row remainders by their own shapes. */
+#define GEMM_DRIVER(tile, COLS)                                                                    \
+    for (int j = 0; j < n; j += COLS)                                                              \
+        for (int i = 0; i < m; i += 4) {                                                           \
+            const int mr = m - i < 4 ? m - i : 4, cols = n - j < COLS ? n - j : COLS;              \
+            const float *ai = a + (size_t)i * lda;                                                 \
+            float *ci = c + (size_t)i * ldc + j;                                                   \
+            switch (mr) {                                                                          \
+            case 4: tile(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 4); break;             \
+            case 3: tile(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 3); break;             \
+            case 2: tile(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 2); break;             \
+            default: tile(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 1); break;            \
+            }                                                                                      \
         }
+
+T512 void gemm_f32_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
+                          size_t ldb, float *c, size_t ldc, bool accumulate)
+{
+    GEMM_DRIVER(tile512, 32)
 }
 
 /* The lanes of an AVX2 masked load or store: the first cols of 8. */
@@ -117,21 +121,11 @@ T256 INLINE void tile256(const float *a, size_t lda, const float *b, size_t ldb,
 }
 
 T256 void gemm_f32_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
-                         size_t ldb, float *c, size_t ldc, bool accumulate)
+                        size_t ldb, float *c, size_t ldc, bool accumulate)
 {
-    for (int j = 0; j < n; j += 16)
-        for (int i = 0; i < m; i += 4) {
-            const int mr = m - i < 4 ? m - i : 4, cols = n - j < 16 ? n - j : 16;
-            const float *ai = a + (size_t)i * lda;
-            float *ci = c + (size_t)i * ldc + j;
-            switch (mr) {
-            case 4: tile256(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 4); break;
-            case 3: tile256(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 3); break;
-            case 2: tile256(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 2); break;
-            default: tile256(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 1); break;
-            }
-        }
+    GEMM_DRIVER(tile256, 16)
 }
+
 /* C rows i0..i0+mr-1 by columns j0..j0+nr-1 of A B^T: mr x nr dot products over k, each in
  * 16 lanes (k in steps of 16, the tail masked), folded once at the end. */
 T512 INLINE void nt_tile512(const float *a, size_t lda, const float *b, size_t ldb, float *c,
@@ -162,8 +156,17 @@ T512 INLINE void nt_tile512(const float *a, size_t lda, const float *b, size_t l
         }
 }
 
-#define NT_SHAPES(tile, ...)                                                                       \
-    switch ((mr - 1) * 4 + (nr - 1)) {                                                             \
+/* The tile shape for mr rows of A by nr of B: 1-2 rows (both kernels), 3-4 rows (AVX-512). */
+#define NT_SHAPES_2(tile, ...)                                                                     \
+    case 7: tile(__VA_ARGS__, 2, 4); break;                                                        \
+    case 6: tile(__VA_ARGS__, 2, 3); break;                                                        \
+    case 5: tile(__VA_ARGS__, 2, 2); break;                                                        \
+    case 4: tile(__VA_ARGS__, 2, 1); break;                                                        \
+    case 3: tile(__VA_ARGS__, 1, 4); break;                                                        \
+    case 2: tile(__VA_ARGS__, 1, 3); break;                                                        \
+    case 1: tile(__VA_ARGS__, 1, 2); break;                                                        \
+    default: tile(__VA_ARGS__, 1, 1); break;
+#define NT_SHAPES_4(tile, ...)                                                                     \
     case 15: tile(__VA_ARGS__, 4, 4); break;                                                       \
     case 14: tile(__VA_ARGS__, 4, 3); break;                                                       \
     case 13: tile(__VA_ARGS__, 4, 2); break;                                                       \
@@ -172,15 +175,7 @@ T512 INLINE void nt_tile512(const float *a, size_t lda, const float *b, size_t l
     case 10: tile(__VA_ARGS__, 3, 3); break;                                                       \
     case 9: tile(__VA_ARGS__, 3, 2); break;                                                        \
     case 8: tile(__VA_ARGS__, 3, 1); break;                                                        \
-    case 7: tile(__VA_ARGS__, 2, 4); break;                                                        \
-    case 6: tile(__VA_ARGS__, 2, 3); break;                                                        \
-    case 5: tile(__VA_ARGS__, 2, 2); break;                                                        \
-    case 4: tile(__VA_ARGS__, 2, 1); break;                                                        \
-    case 3: tile(__VA_ARGS__, 1, 4); break;                                                        \
-    case 2: tile(__VA_ARGS__, 1, 3); break;                                                        \
-    case 1: tile(__VA_ARGS__, 1, 2); break;                                                        \
-    default: tile(__VA_ARGS__, 1, 1); break;                                                       \
-    }
+    NT_SHAPES_2(tile, __VA_ARGS__)
 
 T512 void gemm_f32_nt_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
                              size_t ldb, float *c, size_t ldc, bool accumulate)
@@ -188,8 +183,10 @@ T512 void gemm_f32_nt_avx512(int m, int n, int k, const float *a, size_t lda, co
     for (int j = 0; j < n; j += 4)
         for (int i = 0; i < m; i += 4) {
             const int mr = m - i < 4 ? m - i : 4, nr = n - j < 4 ? n - j : 4;
-            NT_SHAPES(nt_tile512, a + (size_t)i * lda, lda, b + (size_t)j * ldb, ldb,
-                      c + (size_t)i * ldc + j, ldc, k, accumulate)
+            switch ((mr - 1) * 4 + (nr - 1)) {
+                NT_SHAPES_4(nt_tile512, a + (size_t)i * lda, lda, b + (size_t)j * ldb, ldb,
+                            c + (size_t)i * ldc + j, ldc, k, accumulate)
+            }
         }
 }
 
@@ -226,26 +223,16 @@ T256 INLINE void nt_tile256(const float *a, size_t lda, const float *b, size_t l
         }
 }
 
-#define NT_SHAPES_2(tile, ...)                                                                     \
-    switch ((mr - 1) * 4 + (nr - 1)) {                                                             \
-    case 7: tile(__VA_ARGS__, 2, 4); break;                                                        \
-    case 6: tile(__VA_ARGS__, 2, 3); break;                                                        \
-    case 5: tile(__VA_ARGS__, 2, 2); break;                                                        \
-    case 4: tile(__VA_ARGS__, 2, 1); break;                                                        \
-    case 3: tile(__VA_ARGS__, 1, 4); break;                                                        \
-    case 2: tile(__VA_ARGS__, 1, 3); break;                                                        \
-    case 1: tile(__VA_ARGS__, 1, 2); break;                                                        \
-    default: tile(__VA_ARGS__, 1, 1); break;                                                       \
-    }
-
 T256 void gemm_f32_nt_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
                            size_t ldb, float *c, size_t ldc, bool accumulate)
 {
     for (int j = 0; j < n; j += 4)
         for (int i = 0; i < m; i += 2) {
             const int mr = m - i < 2 ? m - i : 2, nr = n - j < 4 ? n - j : 4;
-            NT_SHAPES_2(nt_tile256, a + (size_t)i * lda, lda, b + (size_t)j * ldb, ldb,
-                        c + (size_t)i * ldc + j, ldc, k, accumulate)
+            switch ((mr - 1) * 4 + (nr - 1)) {
+                NT_SHAPES_2(nt_tile256, a + (size_t)i * lda, lda, b + (size_t)j * ldb, ldb,
+                            c + (size_t)i * ldc + j, ldc, k, accumulate)
+            }
         }
 }
 #endif

@@ -152,28 +152,9 @@ void ops_rmsnorm(float *out, const float *x, const float *weight, int n, float e
         out[i] = weight[i] * (x[i] * scale);
 }
 
-void ops_softmax(float *x, int n)
+/* Softmax of scale * x with libm's expf (scale 1 multiplies exactly). */
+static void softmax_scalar(float *x, int n, float scale)
 {
-    float max = x[0];
-    for (int i = 1; i < n; i++)
-        max = x[i] > max ? x[i] : max;
-    float sum = 0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
-}
-
-void ops_scaled_softmax(float *x, int n, float scale)
-{
-#if defined(__x86_64__)
-    if (use_avx2()) {
-        scaled_softmax_avx2(x, n, scale);
-        return;
-    }
-#endif
     float max = -INFINITY;
     for (int i = 0; i < n; i++) {
         x[i] *= scale;
@@ -186,6 +167,22 @@ void ops_scaled_softmax(float *x, int n, float scale)
     }
     for (int i = 0; i < n; i++)
         x[i] /= sum;
+}
+
+void ops_softmax(float *x, int n)
+{
+    softmax_scalar(x, n, 1.0f);
+}
+
+void ops_scaled_softmax(float *x, int n, float scale)
+{
+#if defined(__x86_64__)
+    if (use_avx2()) {
+        scaled_softmax_avx2(x, n, scale);
+        return;
+    }
+#endif
+    softmax_scalar(x, n, scale);
 }
 
 void ops_swiglu(float *gate, const float *up, int n)

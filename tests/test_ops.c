@@ -65,36 +65,35 @@ static void softmax_exact(const float *x, int n, float scale, double *p, double 
  * n u, the division u; every element is within ((n + 7) u + 2 (6 u + 2 u M)) of its exact
  * value relative, and absolutely within 2^-120 where e^ underflows to 0. The element after n
  * must stay untouched. */
+/* Elements of softmax(scale x) outside the bound below; x[n] must stay untouched. */
+static int softmax_off(float *x, int n, float scale, double absolute)
+{
+    double p[514], m;
+    const float after = x[n];
+    softmax_exact(x, n, scale, p, &m);
+    ops_scaled_softmax(x, n, scale);
+    const double u = ldexp(1, -24);
+    int bad = x[n] != after;
+    for (int i = 0; i < n; i++)
+        bad += !(fabs(x[i] - p[i]) <= ((n + 7) * u + 2 * (6 * u + 2 * u * m)) * p[i] + absolute);
+    return bad;
+}
+
 TEST(scaled_softmax_matches_double)
 {
     static const int lengths[] = {1, 2, 7, 8, 9, 17, 64, 513};
     float x[514];
-    double p[514];
     /* narrow arguments: the precision of the exponential shows */
     for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
         const int n = lengths[li];
         for (int i = 0; i <= n; i++)
             x[i] = value(i, 5) / 40;
-        double m;
-        softmax_exact(x, n, 1.5f, p, &m);
-        ops_scaled_softmax(x, n, 1.5f);
-        const double u = ldexp(1, -24);
-        int bad = 0;
-        for (int i = 0; i < n; i++)
-            bad += !(fabs(x[i] - p[i]) <= ((n + 7) * u + 2 * (6 * u + 2 * u * m)) * p[i]);
-        bad += x[n] != value(n, 5) / 40;
+        const int bad = softmax_off(x, n, 1.5f, 0);
         CHECK_MSG(bad == 0, "narrow, n=%d: %d elements off", n, bad);
     }
     /* wide arguments, down past e^-87 where the exponential gives 0 */
-    const int n = 77;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i <= 77; i++)
         x[i] = -2.5f * (float)i + 0.01f * value(i, 6);
-    double m;
-    softmax_exact(x, n, 1.0f, p, &m);
-    ops_scaled_softmax(x, n, 1.0f);
-    const double u = ldexp(1, -24);
-    int bad = 0;
-    for (int i = 0; i < n; i++)
-        bad += !(fabs(x[i] - p[i]) <= ((n + 7) * u + 2 * (6 * u + 2 * u * m)) * p[i] + ldexp(1, -120));
+    const int bad = softmax_off(x, 77, 1.0f, ldexp(1, -120));
     CHECK_MSG(bad == 0, "wide: %d elements off", bad);
 }
