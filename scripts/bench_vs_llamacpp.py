@@ -10,10 +10,12 @@ Steps (everything built or downloaded goes under --work, outside the repository)
   2. Models: the tiny trained model (models/tiny-v2) and the synthetic full-width DeepSeek-V2-Lite
      cut to 2 layers (scripts/make_synthetic_checkpoint.py, made once under build/bench).
      llama.cpp: convert_hf_to_gguf.py --outtype bf16 (through quant_study.py's pre-tokenizer
-     wrapper), then llama-quantize to Q8_0, Q4_0, Q4_K_M. dsq: dsq convert --quant bf16|q8|q4.
+     wrapper), then llama-quantize to Q8_0, Q4_0, Q4_K_M. dsq: dsq convert --quant bf16|q8|q4, and
+     --quant q4-all --override output=q8.
   3. Rounds, alternating the two programs: dsq bench and llama-bench, prefill of 512 tokens and
      64 decode steps at an empty cache and after 512 tokens, each pair
-     bf16/BF16, q8/Q8_0, q4/Q4_0, q4/Q4_K_M. Per pair the best of the rounds is reported, with
+     bf16/BF16, q8/Q8_0, q4/Q4_0, q4/Q4_K_M, and q4-all with a q8 head against Q4_0 (the same
+     layout in bytes). Per pair the best of the rounds is reported, with
      dsq/llama.cpp ratios; decode GB/s is each file's weight bytes read per token times tok/s,
      next to dsq bench's plain threaded read of its file in the same round.
 
@@ -38,7 +40,13 @@ sys.path.insert(0, str(REPO / "scripts"))
 import quant_study  # noqa: E402  (the pre-tokenizer check)
 
 PAIRS = [("bf16", "bf16", "BF16"), ("q8", "q8", "Q8_0"), ("q4", "q4", "Q4_0"),
-         ("q4", "q4", "Q4_K_M")]
+         ("q4", "q4", "Q4_K_M"), ("q4-all+output=q8", "", "Q4_0")]
+
+# dsq convert options of each dsq variant; q4-all with a q8 head stores what Q4_0 ends up with
+# (docs/QUANT.md: the like-for-like recipe at that level, in bytes and quality), where the q4
+# preset keeps attention, shared experts, embeddings and head at q8
+DSQ_VARIANTS = {"bf16": ["--quant", "bf16"], "q8": ["--quant", "q8"], "q4": ["--quant", "q4"],
+                "q4-all+output=q8": ["--quant", "q4-all", "--override", "output=q8"]}
 
 
 def log(msg):
@@ -132,10 +140,10 @@ def ggufs(a, src, quantize, name, hf_dir, out):
 def dsq_files(a, name, hf_dir, out):
     out.mkdir(parents=True, exist_ok=True)
     files = {}
-    for preset in ("bf16", "q8", "q4"):
-        files[preset] = out / f"{name}-{preset}.dsq"
+    for preset, options in DSQ_VARIANTS.items():
+        files[preset] = out / f"{name}-{preset.replace('+', '-').replace('=', '-')}.dsq"
         if not files[preset].exists():
-            run([a.dsq, "convert", hf_dir, "-o", files[preset], "--quant", preset, "-q"])
+            run([a.dsq, "convert", hf_dir, "-o", files[preset], *options, "-q"])
     return files
 
 
