@@ -61,9 +61,15 @@ bool dsq_qpack_have(void);
  * (DSQ_QDOT_SCALAR when none). */
 dsq_qdot_path dsq_qpack_current(void);
 
-/* Makes dsq_qpack_tile use packed path p (which this CPU must run), or the fastest again (-1);
- * tests. */
+/* Makes dsq_qpack_tile use packed path p (which this CPU must run), none (DSQ_QDOT_SCALAR:
+ * dsq_qpack_have() is then false), or the fastest again (-1); tests and benchmarks. */
 void dsq_qpack_force(int p);
+
+/* Forces the int8 kernels by name, for benchmarks (the DSQ_INT8_KERNELS environment variable):
+ * "avx512vnni", "avxvnni" or "avx2" forces that planar path and the packed one of the same ISA,
+ * "<name>-planar" the planar path alone with no packed kernels, "scalar" the scalar reference.
+ * False, forcing nothing, for any other name or a path this CPU does not run. */
+bool dsq_int8_kernels_select(const char *name);
 
 /* Whether the int8 matmuls take the packed kernels: a packed path runs and it is the ISA of the
  * planar path (dsq_qdot_current()) it replaces. Unforced, the fastest packed path is always the

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 static bool cpu_has(dsq_qdot_path p)
 {
@@ -68,6 +69,25 @@ void dsq_qpack_force(int p)
 bool dsq_qpack_replaces_qdot(void)
 {
     return dsq_qpack_have() && dsq_qpack_current() == dsq_qdot_current();
+}
+
+bool dsq_int8_kernels_select(const char *name)
+{
+    for (int p = 0; p < DSQ_QDOT_N_PATHS; p++) {
+        const char *path = dsq_qdot_path_name((dsq_qdot_path)p);
+        const size_t n = strlen(path);
+        if (strncmp(name, path, n) != 0 || !dsq_qdot_have((dsq_qdot_path)p))
+            continue;
+        const bool planar_only = !strcmp(name + n, "-planar");
+        if (name[n] && !planar_only)
+            continue;
+        if (!planar_only && p != DSQ_QDOT_SCALAR && !dsq_qpack_have_path((dsq_qdot_path)p))
+            return false;
+        dsq_qdot_force(p);
+        dsq_qpack_force(planar_only || p == DSQ_QDOT_SCALAR ? DSQ_QDOT_SCALAR : p);
+        return true;
+    }
+    return false;
 }
 
 void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,

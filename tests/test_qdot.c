@@ -586,3 +586,33 @@ TEST(packed_kernels_replace_only_the_planar_path_of_their_isa)
     }
     CHECK(!dsq_qpack_have_path(DSQ_QDOT_SCALAR));
 }
+
+/* DSQ_INT8_KERNELS's names force the planar path and the packed one of its ISA, or with
+ * -planar the planar path alone; anything else forces nothing. */
+TEST(int8_kernels_are_chosen_by_name)
+{
+    for (int p = 0; p < DSQ_QDOT_SCALAR; p++) {
+        const char *name = dsq_qdot_path_name((dsq_qdot_path)p);
+        char planar[32];
+        snprintf(planar, sizeof planar, "%s-planar", name);
+        if (!dsq_qdot_have((dsq_qdot_path)p)) {
+            CHECK(!dsq_int8_kernels_select(name) && !dsq_int8_kernels_select(planar));
+            continue;
+        }
+        CHECK(dsq_int8_kernels_select(name) == dsq_qpack_have_path((dsq_qdot_path)p));
+        if (dsq_qpack_have_path((dsq_qdot_path)p))
+            CHECK(dsq_qdot_current() == (dsq_qdot_path)p &&
+                  dsq_qpack_current() == (dsq_qdot_path)p && dsq_qpack_replaces_qdot());
+        CHECK(dsq_int8_kernels_select(planar));
+        CHECK(dsq_qdot_current() == (dsq_qdot_path)p && !dsq_qpack_have() &&
+              !dsq_qpack_replaces_qdot());
+    }
+    CHECK(dsq_int8_kernels_select("scalar"));
+    CHECK(dsq_qdot_current() == DSQ_QDOT_SCALAR && !dsq_qpack_replaces_qdot());
+    dsq_qdot_force(-1);
+    dsq_qpack_force(-1);
+    const dsq_qdot_path planar_best = dsq_qdot_current(), packed_best = dsq_qpack_current();
+    CHECK(!dsq_int8_kernels_select("avx3") && !dsq_int8_kernels_select("avx2-fast") &&
+          !dsq_int8_kernels_select(""));
+    CHECK(dsq_qdot_current() == planar_best && dsq_qpack_current() == packed_best);
+}
