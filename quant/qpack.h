@@ -17,9 +17,10 @@
  * Bytes: the planar tensor's (dsq_q8_bytes, dsq_q4_bytes).
  *
  * The dot product is quant/qdot.h's definition, with the activations rounded in the plain
- * element order (dsq_qx_quantize with DSQ_TYPE_Q8, for q4 weights too); q8 takes 128 times the
- * group's code sum off the integer sum of w + 128. Integer sums are exact; only the fp32 order
- * differs from dsq_qdot_tile_ref, within tests/test_qdot.c's bound. */
+ * element order (dsq_qx_quantize with DSQ_TYPE_Q8, for q4 weights too). For q8 the VNNI kernels
+ * take 128 times the group's code sum off the integer sum of w + 128; AVX2, whose maddubs would
+ * saturate on w + 128, multiplies |w| by x with w's sign. Integer sums are exact; only the fp32
+ * order differs from dsq_qdot_tile_ref, within tests/test_qdot.c's bound. */
 #ifndef DSQ_QPACK_H
 #define DSQ_QPACK_H
 

@@ -537,8 +537,8 @@ TEST(matmul_on_packed_weights_matches_the_definition)
             token_set s;
             token_set_init(&s, type, cols, group);
             float *y = malloc(2 * (size_t)n * rows * sizeof(float));
-            const dsq_matmul_job jobs[2] = {{&packed, s.x, y, n},
-                                            {&planar, s.x, y + n * rows, n}};
+            const dsq_matmul_job jobs[2] = {{.w = &packed, .x = s.x, .y = y, .n = n},
+                                            {.w = &planar, .x = s.x, .y = y + n * rows, .n = n}};
             CHECK(dsq_cpu_matmul_many(jobs, 2) == 0);
             int bad = 0;
             for (int j = 0; j < 2; j++)
