@@ -1,8 +1,10 @@
-/* The CPU's row-interleaved copy of a q8 or q4 tensor, made once at load for the AVX-512 VNNI
- * kernels. With the file's planar rows a 512-bit dot product sums one row's elements across
- * its lanes, so every group of every row and token costs a horizontal fold into fp32; here each
- * 64-byte load holds 16 rows, vpdpbusd takes one broadcast 4-byte slice of the activations, and
- * lane r accumulates row r: a group's fp32 work is one convert and one fma per 16 rows, and no
+/* The CPU's row-interleaved copy of a q8 or q4 tensor, made once at load for the packed
+ * kernels: AVX-512 VNNI (quant/qpack_avx512vnni.c), AVX-VNNI and AVX2 (quant/qpack_x86_256.h).
+ * With the file's planar rows a vector dot product sums one row's elements across its lanes, so
+ * every group of every row and token costs a horizontal fold into fp32; here each 64-byte chunk
+ * holds 16 rows, each multiply takes one broadcast 4-byte slice of the activations, and lane r
+ * accumulates row r: a group's fp32 work is one convert and one fma per 16 rows (per 8 on
+ * 256-bit registers, which take a chunk as its two 32-byte halves, rows 0-7 and 8-15), and no
  * horizontal sums remain.
  *
  * Layout of an (N rows, K cols) tensor in groups of G (N a multiple of 16, G of 8):
@@ -15,9 +17,10 @@
  * Bytes: the planar tensor's (dsq_q8_bytes, dsq_q4_bytes).
  *
  * The dot product is quant/qdot.h's definition, with the activations rounded in the plain
- * element order (dsq_qx_quantize with DSQ_TYPE_Q8, for q4 weights too); q8 takes 128 times the
- * group's code sum off the integer sum of w + 128. Integer sums are exact; only the fp32 order
- * differs from dsq_qdot_tile_ref, within tests/test_qdot.c's bound. */
+ * element order (dsq_qx_quantize with DSQ_TYPE_Q8, for q4 weights too). For q8 the VNNI kernels
+ * take 128 times the group's code sum off the integer sum of w + 128; AVX2, whose maddubs would
+ * saturate on w + 128, multiplies |w| by x with w's sign. Integer sums are exact; only the fp32
+ * order differs from dsq_qdot_tile_ref, within tests/test_qdot.c's bound. */
 #ifndef DSQ_QPACK_H
 #define DSQ_QPACK_H
 
@@ -46,13 +49,52 @@ void dsq_qpack_block(uint32_t type, const void *planar, uint64_t rows, uint64_t 
 float dsq_qpack_get(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
                     uint32_t group, uint64_t r, uint64_t k);
 
-/* Whether this CPU runs dsq_qpack_tile (AVX-512 F, BW, VL and VNNI, F16C). */
+/* The packed paths are named by quant/qdot.h's paths: DSQ_QDOT_AVX512VNNI (AVX-512 F, BW, VL
+ * and VNNI), DSQ_QDOT_AVXVNNI and DSQ_QDOT_AVX2, each with FMA and F16C; DSQ_QDOT_SCALAR has no
+ * packed kernel. Whether this CPU runs packed path p (asked once per path: CPUID traps to the
+ * hypervisor in a virtual machine). */
+bool dsq_qpack_have_path(dsq_qdot_path p);
+
+/* Whether this CPU runs dsq_qpack_tile: some packed path. */
 bool dsq_qpack_have(void);
 
+/* The packed path dsq_qpack_tile uses now: the forced one, else the fastest this CPU runs
+ * (DSQ_QDOT_SCALAR when none). */
+dsq_qdot_path dsq_qpack_current(void);
+
+/* Makes dsq_qpack_tile use packed path p (which this CPU must run), none (DSQ_QDOT_SCALAR:
+ * dsq_qpack_have() is then false), or the fastest again (-1); tests and benchmarks. */
+void dsq_qpack_force(int p);
+
+/* Forces the int8 kernels by name, for benchmarks (the DSQ_INT8_KERNELS environment variable):
+ * "avx512vnni", "avxvnni" or "avx2" forces that planar path and the packed one of the same ISA,
+ * "<name>-planar" the planar path alone with no packed kernels, "scalar" the scalar reference.
+ * False, forcing nothing, for any other name or a path this CPU does not run. */
+bool dsq_int8_kernels_select(const char *name);
+
+/* Whether the int8 matmuls take the packed kernels: a packed path runs and it is the ISA of the
+ * planar path (dsq_qdot_current()) it replaces. Unforced, the fastest packed path is always the
+ * fastest planar path's ISA; forcing a planar path with dsq_qdot_force, or a packed one with
+ * dsq_qpack_force, alone keeps the planar kernels. */
+bool dsq_qpack_replaces_qdot(void);
+
 /* out[t * ostride + 16 b + i] = row 16 b + i dotted with the rounded row x[t], for i < 16 and
- * t < nt (1..DSQ_QPACK_MAX_TOKENS); call only when dsq_qpack_have(). */
+ * t < nt (1..DSQ_QPACK_MAX_TOKENS), on dsq_qpack_current(); call only when dsq_qpack_have(). */
 void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
                     uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
                     size_t ostride);
+
+#if defined(__x86_64__)
+/* The kernel of each packed path; call only when dsq_qpack_have_path says it runs. */
+void dsq_qpack_tile_avx512vnni(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
+                               uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
+                               size_t ostride);
+void dsq_qpack_tile_avxvnni(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
+                            uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
+                            size_t ostride);
+void dsq_qpack_tile_avx2(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
+                         uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
+                         size_t ostride);
+#endif
 
 #endif

@@ -1,10 +1,9 @@
-/* dsq_qpack_tile with AVX-512 VNNI: 16 rows (one 64-byte load, lane r = row r) by up to 8
- * tokens, each vpdpbusd taking a broadcast 4-byte slice of one token's codes. */
+/* The packed kernel of quant/qpack.h with AVX-512 VNNI: 16 rows (one 64-byte load, lane r =
+ * row r) by up to 8 tokens, each vpdpbusd taking a broadcast 4-byte slice of one token's codes. */
 #include "qpack.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "types.h"
@@ -97,9 +96,9 @@ INLINE void q4_tile(const uint8_t *codes, const uint16_t *scales, uint64_t cols,
     case 2: fn(__VA_ARGS__, 2); break;                                                             \
     default: fn(__VA_ARGS__, 1); break;
 
-TARGET void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
-                           uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
-                           size_t ostride)
+TARGET void dsq_qpack_tile_avx512vnni(uint32_t type, const void *packed, uint64_t rows,
+                                      uint64_t cols, uint32_t group, uint64_t b, const dsq_qx *x,
+                                      int nt, float *out, size_t ostride)
 {
     const uint64_t ng = cols / group, blocks = rows / DSQ_QPACK_ROWS;
     float *o = out + b * DSQ_QPACK_ROWS;
@@ -117,36 +116,6 @@ TARGET void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uin
             b * ng * 2 * DSQ_QPACK_ROWS;
         switch (nt) { CASES(q4_tile, codes, scales, cols, group, x, o, ostride) }
     }
-}
-
-bool dsq_qpack_have(void)
-{
-    static atomic_int known = -1; /* asked once: CPUID is slow in a virtual machine */
-    int have = atomic_load_explicit(&known, memory_order_relaxed);
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = dsq_qdot_have(DSQ_QDOT_AVX512VNNI) && __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512bw");
-        atomic_store_explicit(&known, have, memory_order_relaxed);
-    }
-    return have;
-}
-
-#else
-#include <stdlib.h>
-
-bool dsq_qpack_have(void)
-{
-    return false;
-}
-
-void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
-                    uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
-                    size_t ostride)
-{
-    (void)type, (void)packed, (void)rows, (void)cols, (void)group, (void)b, (void)x, (void)nt,
-        (void)out, (void)ostride;
-    abort(); /* unreachable: dsq_qpack_have() is false off x86 */
 }
 
 #endif

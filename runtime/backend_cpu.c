@@ -1,11 +1,12 @@
 /* CPU backend. q8/q4 matmuls round each token's activations once to int8 and run the integer
- * kernels: on the packed copy of the weights (quant/qpack.h, AVX-512 VNNI; 16 rows by 8 tokens)
- * where the engine made one, else quant/qdot.h's (VNNI or AVX2, else the scalar reference) in
- * tiles of four weight rows by four tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h (4 rows by 4
- * tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q4 with f32 activations, and everything on the scalar path, dot each
- * weight row with every token through the fused float kernels. Rows are split across OpenMP
- * threads in blocks small enough to stay in cache while every token passes over them. get_row
- * widens with the reference dequantizer. */
+ * kernels: on the packed copy of the weights (quant/qpack.h; 16 rows by 8 tokens, with
+ * AVX-512 VNNI, AVX-VNNI or AVX2, the same ISA as the planar path they replace) where the
+ * engine made one, else quant/qdot.h's (VNNI or AVX2, else the scalar reference) in tiles of
+ * four weight rows by four tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h
+ * (4 rows by 4 tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q4 with f32
+ * activations, and everything on the scalar path, dot each weight row with every token through
+ * the fused float kernels. Rows are split across OpenMP threads in blocks small enough to stay
+ * in cache while every token passes over them. get_row widens with the reference dequantizer. */
 #include "backend_cpu.h"
 
 #include <stdatomic.h>
@@ -170,7 +171,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
     }
     int rc = DSQ_OK, blocks = 0, rows_to_prepare = 0;
     const bool have_avx512 = dsq_dot_have_avx512();
-    const bool packed_path = dsq_qpack_have() && dsq_qdot_current() == DSQ_QDOT_AVX512VNNI;
+    const bool packed_path = dsq_qpack_replaces_qdot();
     long work = 0;
     for (int i = 0; i < count; i++) {
         const dsq_matmul_job *j = &jobs[i];

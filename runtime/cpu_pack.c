@@ -9,7 +9,7 @@
 
 bool cpu_pack_useful(void)
 {
-    return dsq_qpack_have() && dsq_qdot_current() == DSQ_QDOT_AVX512VNNI;
+    return dsq_qpack_replaces_qdot();
 }
 
 /* Every matmul weight of the model, in a fixed order; returns how many (list may be NULL). */

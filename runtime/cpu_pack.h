@@ -7,8 +7,9 @@
 #include "error.h"
 #include "weights.h"
 
-/* Whether packing pays here: the CPU runs the packed kernels and q8/q4 matmuls take int8
- * activations. */
+/* Whether packing pays here: the CPU runs a packed kernel (AVX-512 VNNI, AVX-VNNI or AVX2) at
+ * the ISA of the planar kernel it replaces (dsq_qpack_replaces_qdot). The engine also asks that
+ * q8/q4 matmuls take int8 activations. */
 bool cpu_pack_useful(void);
 
 /* Packs every q8/q4 matrix that has a packed form, except the embedding (only ever read by

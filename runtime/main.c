@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "qpack.h"
 #include "version.h"
 
 static const char usage[] =
@@ -53,6 +54,12 @@ int main(int argc, char **argv)
     /* Run on exactly the threads asked for (--threads, else OMP_NUM_THREADS, else every core):
      * a dynamic team shrinks to one thread whenever the load average is above zero. */
     omp_set_dynamic(0);
+    const char *kernels = getenv("DSQ_INT8_KERNELS"); /* benchmarks: README, docs/BENCH.md */
+    if (kernels && *kernels && !dsq_int8_kernels_select(kernels)) {
+        fprintf(stderr, "dsq: DSQ_INT8_KERNELS=%s: not a kernel set this CPU runs (avx512vnni, "
+                        "avxvnni, avx2, each also with -planar, or scalar)\n", kernels);
+        return 1;
+    }
     if (argc < 2) {
         fputs(usage, stderr);
         return 1;

@@ -96,7 +96,7 @@ static float *logits(model *m)
 TEST(packed_matrices_in_models_match_the_planar_kernels)
 {
     if (!cpu_pack_useful()) {
-        printf("  skipped: this CPU has no AVX-512 VNNI (the packed kernels do not run here)\n");
+        printf("  skipped: this CPU has no AVX2 (the packed kernels do not run here)\n");
         return;
     }
     dsq_backend checked = dsq_backend_cpu;

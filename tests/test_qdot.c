@@ -471,79 +471,157 @@ static void token_set_free(token_set *s)
     free(s->x);
 }
 
-/* The packed kernel against the definition at every token count 1..8, every group size, and
- * every block of a 3-block tensor, within twice the fp32 bound of the file header (the integer
- * sums are exact; only the fp32 order differs). */
+/* Every packed kernel this CPU runs against the definition at every token count 1..8, every
+ * group size, and every block of a 3-block tensor, within twice the fp32 bound of the file
+ * header (the integer sums are exact; only the fp32 order differs). A saturating int16 sum on
+ * AVX2 (q8 codes w + 128 up to 255 times activations up to 127) moves a value by thousands of
+ * units of d xd, far beyond that. */
 TEST(packed_tiles_match_the_definition)
 {
     if (!dsq_qpack_have()) {
-        printf("  skipped: this CPU has no AVX-512 VNNI (the packed kernels do not run here)\n");
+        printf("  skipped: this CPU has no AVX2 (the packed kernels do not run here)\n");
         return;
     }
     const uint64_t rows = 48, cols = 1408;
-    for (size_t ti = 0; ti < 2; ti++)
-        for (size_t gi = 0; gi < 3; gi++) {
-            const uint32_t type = types[ti], group = groups[gi];
-            void *w = random_matrix(type, rows, cols, group);
-            void *p = packed_copy(type, w, rows, cols, group);
-            token_set s;
-            token_set_init(&s, type, cols, group);
-            int bad = 0;
-            for (int nt = 1; nt <= DSQ_QPACK_MAX_TOKENS; nt++)
-                for (uint64_t b = 0; b < rows / DSQ_QPACK_ROWS; b++) {
-                    float got[DSQ_QPACK_MAX_TOKENS][48];
-                    dsq_qpack_tile(type, p, rows, cols, group, b, s.plain, nt, got[0], rows);
-                    for (int t = 0; t < nt; t++)
-                        for (uint64_t i = 0; i < DSQ_QPACK_ROWS; i++) {
-                            const uint64_t r = b * DSQ_QPACK_ROWS + i;
-                            double v, mag;
-                            defined_dot(type, w, rows, cols, group, r, s.own[t], &v, &mag);
-                            bad += !(fabs(got[t][r] - v) <= 2 * fp_bound(cols, group, mag));
-                        }
-                }
-            CHECK_MSG(bad == 0, "type %u group %u: %d values off", type, group, bad);
-            token_set_free(&s);
-            free(w);
-            free(p);
-        }
+    for (int path = 0; path < DSQ_QDOT_N_PATHS; path++) {
+        if (!dsq_qpack_have_path((dsq_qdot_path)path))
+            continue;
+        dsq_qpack_force(path);
+        CHECK(dsq_qpack_current() == (dsq_qdot_path)path);
+        printf("  packed path %s\n", dsq_qdot_path_name((dsq_qdot_path)path));
+        for (size_t ti = 0; ti < 2; ti++)
+            for (size_t gi = 0; gi < 3; gi++) {
+                const uint32_t type = types[ti], group = groups[gi];
+                void *w = random_matrix(type, rows, cols, group);
+                void *p = packed_copy(type, w, rows, cols, group);
+                token_set s;
+                token_set_init(&s, type, cols, group);
+                int bad = 0;
+                for (int nt = 1; nt <= DSQ_QPACK_MAX_TOKENS; nt++)
+                    for (uint64_t b = 0; b < rows / DSQ_QPACK_ROWS; b++) {
+                        float got[DSQ_QPACK_MAX_TOKENS][48];
+                        dsq_qpack_tile(type, p, rows, cols, group, b, s.plain, nt, got[0], rows);
+                        for (int t = 0; t < nt; t++)
+                            for (uint64_t i = 0; i < DSQ_QPACK_ROWS; i++) {
+                                const uint64_t r = b * DSQ_QPACK_ROWS + i;
+                                double v, mag;
+                                defined_dot(type, w, rows, cols, group, r, s.own[t], &v, &mag);
+                                bad += !(fabs(got[t][r] - v) <= 2 * fp_bound(cols, group, mag));
+                            }
+                    }
+                CHECK_MSG(bad == 0, "%s, type %u group %u: %d values off",
+                          dsq_qdot_path_name((dsq_qdot_path)path), type, group, bad);
+                token_set_free(&s);
+                free(w);
+                free(p);
+            }
+    }
+    dsq_qpack_force(-1);
 }
 
 /* The matmul takes the packed copy where a matrix has one (more tokens than a tile holds, so
  * tiles of 8 and a remainder), and a batch that mixes packed and planar matrices on one input
- * must round it for each layout separately. */
+ * must round it for each layout separately; on every packed path this CPU runs, with the
+ * planar path of the same ISA (the matmul takes the packed kernels only then). */
 TEST(matmul_on_packed_weights_matches_the_definition)
 {
     if (!dsq_qpack_have()) {
-        printf("  skipped: this CPU has no AVX-512 VNNI (the packed kernels do not run here)\n");
+        printf("  skipped: this CPU has no AVX2 (the packed kernels do not run here)\n");
         return;
     }
     const int rows = 64, cols = 640, n = SET_TOKENS;
     const uint32_t group = 64;
-    for (size_t ti = 0; ti < 2; ti++) {
-        const uint32_t type = types[ti];
-        void *data = random_matrix(type, rows, cols, group);
-        const dsq_matrix planar = {data, type, rows, cols, group, NULL};
-        const dsq_matrix packed = {data, type, rows, cols, group,
-                                   packed_copy(type, data, rows, cols, group)};
-        token_set s;
-        token_set_init(&s, type, cols, group);
-        float *y = malloc(2 * (size_t)n * rows * sizeof(float));
-        const dsq_matmul_job jobs[2] = {{&packed, s.x, y, n, NULL},
-                                        {&planar, s.x, y + n * rows, n, NULL}};
-        CHECK(dsq_cpu_matmul_many(jobs, 2) == 0);
-        int bad = 0;
-        for (int j = 0; j < 2; j++)
-            for (int t = 0; t < n; t++)
-                for (int r = 0; r < rows; r++) {
-                    double v, mag;
-                    defined_dot(type, data, rows, cols, group, (uint64_t)r, s.own[t], &v, &mag);
-                    bad += !(fabs(y[((size_t)j * n + t) * rows + r] - v) <=
-                             2 * fp_bound(cols, group, mag));
-                }
-        CHECK_MSG(bad == 0, "type %u: %d values off", type, bad);
-        token_set_free(&s);
-        free(y);
-        free((void *)packed.packed);
-        free(data);
+    for (int path = 0; path < DSQ_QDOT_N_PATHS; path++) {
+        if (!dsq_qpack_have_path((dsq_qdot_path)path))
+            continue;
+        dsq_qpack_force(path);
+        dsq_qdot_force(path);
+        CHECK(dsq_qpack_replaces_qdot());
+        for (size_t ti = 0; ti < 2; ti++) {
+            const uint32_t type = types[ti];
+            void *data = random_matrix(type, rows, cols, group);
+            const dsq_matrix planar = {data, type, rows, cols, group, NULL};
+            const dsq_matrix packed = {data, type, rows, cols, group,
+                                       packed_copy(type, data, rows, cols, group)};
+            token_set s;
+            token_set_init(&s, type, cols, group);
+            float *y = malloc(2 * (size_t)n * rows * sizeof(float));
+            const dsq_matmul_job jobs[2] = {{.w = &packed, .x = s.x, .y = y, .n = n},
+                                            {.w = &planar, .x = s.x, .y = y + n * rows, .n = n}};
+            CHECK(dsq_cpu_matmul_many(jobs, 2) == 0);
+            int bad = 0;
+            for (int j = 0; j < 2; j++)
+                for (int t = 0; t < n; t++)
+                    for (int r = 0; r < rows; r++) {
+                        double v, mag;
+                        defined_dot(type, data, rows, cols, group, (uint64_t)r, s.own[t], &v,
+                                    &mag);
+                        bad += !(fabs(y[((size_t)j * n + t) * rows + r] - v) <=
+                                 2 * fp_bound(cols, group, mag));
+                    }
+            CHECK_MSG(bad == 0, "%s, type %u: %d values off",
+                      dsq_qdot_path_name((dsq_qdot_path)path), type, bad);
+            token_set_free(&s);
+            free(y);
+            free((void *)packed.packed);
+            free(data);
+        }
     }
+    dsq_qpack_force(-1);
+    dsq_qdot_force(-1);
+}
+
+/* The packed kernels stand in for the planar ones only at the same ISA: forcing one side alone
+ * to another path keeps the planar kernels, as the planar tests ask. */
+TEST(packed_kernels_replace_only_the_planar_path_of_their_isa)
+{
+    if (!dsq_qpack_have()) {
+        printf("  skipped: this CPU has no AVX2 (the packed kernels do not run here)\n");
+        return;
+    }
+    CHECK(dsq_qpack_replaces_qdot()); /* unforced: the fastest of each, the same ISA */
+    CHECK(dsq_qpack_current() == dsq_qdot_current());
+    for (int p = 0; p < DSQ_QDOT_N_PATHS; p++) {
+        if (!dsq_qdot_have((dsq_qdot_path)p))
+            continue;
+        dsq_qdot_force(p);
+        CHECK(dsq_qpack_replaces_qdot() == (p == (int)dsq_qpack_current()));
+        dsq_qdot_force(-1);
+        if (!dsq_qpack_have_path((dsq_qdot_path)p))
+            continue;
+        dsq_qpack_force(p);
+        CHECK(dsq_qpack_replaces_qdot() == (p == (int)dsq_qdot_current()));
+        dsq_qpack_force(-1);
+    }
+    CHECK(!dsq_qpack_have_path(DSQ_QDOT_SCALAR));
+}
+
+/* DSQ_INT8_KERNELS's names force the planar path and the packed one of its ISA, or with
+ * -planar the planar path alone; anything else forces nothing. */
+TEST(int8_kernels_are_chosen_by_name)
+{
+    for (int p = 0; p < DSQ_QDOT_SCALAR; p++) {
+        const char *name = dsq_qdot_path_name((dsq_qdot_path)p);
+        char planar[32];
+        snprintf(planar, sizeof planar, "%s-planar", name);
+        if (!dsq_qdot_have((dsq_qdot_path)p)) {
+            CHECK(!dsq_int8_kernels_select(name) && !dsq_int8_kernels_select(planar));
+            continue;
+        }
+        CHECK(dsq_int8_kernels_select(name) == dsq_qpack_have_path((dsq_qdot_path)p));
+        if (dsq_qpack_have_path((dsq_qdot_path)p))
+            CHECK(dsq_qdot_current() == (dsq_qdot_path)p &&
+                  dsq_qpack_current() == (dsq_qdot_path)p && dsq_qpack_replaces_qdot());
+        CHECK(dsq_int8_kernels_select(planar));
+        CHECK(dsq_qdot_current() == (dsq_qdot_path)p && !dsq_qpack_have() &&
+              !dsq_qpack_replaces_qdot());
+    }
+    CHECK(dsq_int8_kernels_select("scalar"));
+    CHECK(dsq_qdot_current() == DSQ_QDOT_SCALAR && !dsq_qpack_replaces_qdot());
+    dsq_qdot_force(-1);
+    dsq_qpack_force(-1);
+    const dsq_qdot_path planar_best = dsq_qdot_current(), packed_best = dsq_qpack_current();
+    CHECK(!dsq_int8_kernels_select("avx3") && !dsq_int8_kernels_select("avx2-fast") &&
+          !dsq_int8_kernels_select(""));
+    CHECK(dsq_qdot_current() == planar_best && dsq_qpack_current() == packed_best);
 }
