@@ -316,8 +316,8 @@ int cmd_bench(int argc, char **argv)
             if (e.load_seconds > 0 && e.ops->copy_bandwidth)
                 printf("load     %.2f GB in %.2f s (%.2f GB/s); device memory %.2f GB\n",
                        e.load_bytes / 1e9, e.load_seconds, load_gb_s, e.device_bytes / 1e9);
-            else if (e.load_seconds > 0) /* the CPU's load is the packing of q8/q4 weights */
-                printf("packed   %.2f GB of q8/q4 weights for the CPU kernels in %.2f s\n",
+            else if (e.load_seconds > 0) /* the CPU's load is the packing of its weights */
+                printf("packed   %.2f GB of weights for the CPU kernels in %.2f s\n",
                        e.load_bytes / 1e9, e.load_seconds);
         }
     }

@@ -1,15 +1,26 @@
-/* Packing a model's q8/q4 matrices for the CPU kernels once at load (runtime/cpu_pack.h). */
+/* Packing a model's q8/q4 and bf16 matrices for the CPU kernels once at load
+ * (runtime/cpu_pack.h). */
 #include "cpu_pack.h"
 
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "backend_cpu.h"
+#include "bf16pack.h"
 #include "qdot.h"
 #include "qpack.h"
+#include "types.h"
+
+/* q8/q4 pack when their int8 kernels have a packed form at the current ISA; bf16 when the
+ * AVX-512 float kernel runs. */
+static bool int8_packs(void)
+{
+    return dsq_cpu_int8_activations() && dsq_qpack_replaces_qdot();
+}
 
 bool cpu_pack_useful(void)
 {
-    return dsq_qpack_replaces_qdot();
+    return int8_packs() || dsq_bf16pack_have();
 }
 
 /* Every matmul weight of the model, in a fixed order; returns how many (list may be NULL). */
@@ -44,17 +55,23 @@ static int list_matrices(model_weights *w, int n_routed_experts, dsq_matrix **li
     return n;
 }
 
-static bool packs(const dsq_matrix *m)
+static bool packs(const dsq_matrix *m, bool int8, bool bf16)
 {
-    return m->data && !m->packed &&
-           dsq_qpack_fits(m->type, (uint64_t)m->rows, (uint64_t)m->cols, m->group);
+    const uint64_t rows = (uint64_t)m->rows, cols = (uint64_t)m->cols;
+    if (!m->data || m->packed)
+        return false;
+    if (m->type == DSQ_TYPE_BF16)
+        return bf16 && dsq_bf16pack_fits(rows, cols);
+    return int8 && dsq_qpack_fits(m->type, rows, cols, m->group);
 }
 
 /* Bytes of m's packed copy, rounded up to keep every copy 64-byte aligned. */
 static uint64_t slot_bytes(const dsq_matrix *m)
 {
-    return (dsq_qpack_bytes(m->type, (uint64_t)m->rows, (uint64_t)m->cols, m->group) + 63) /
-           64 * 64;
+    const uint64_t rows = (uint64_t)m->rows, cols = (uint64_t)m->cols;
+    const uint64_t bytes = m->type == DSQ_TYPE_BF16 ? rows * cols * 2
+                                                    : dsq_qpack_bytes(m->type, rows, cols, m->group);
+    return (bytes + 63) / 64 * 64;
 }
 
 int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
@@ -70,10 +87,11 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     }
     list_matrices(w, n_routed_experts, list);
+    const bool int8 = int8_packs(), bf16 = dsq_bf16pack_have();
     uint64_t total = 0;
     for (int i = 0; i < n; i++) {
         offset[i] = total;
-        if (packs(list[i]))
+        if (packs(list[i], int8, bf16))
             total += slot_bytes(list[i]);
     }
     void *arena = total ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -90,14 +108,18 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
 #pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < n; i++) {
         const dsq_matrix *m = list[i];
-        if (!packs(m))
+        if (!packs(m, int8, bf16))
             continue;
         for (uint64_t b = 0; b < (uint64_t)m->rows / DSQ_QPACK_ROWS; b++)
-            dsq_qpack_block(m->type, m->data, (uint64_t)m->rows, (uint64_t)m->cols, m->group, b,
-                            (uint8_t *)arena + offset[i]);
+            if (m->type == DSQ_TYPE_BF16)
+                dsq_bf16pack_block(m->data, (uint64_t)m->rows, (uint64_t)m->cols, b,
+                                   (uint8_t *)arena + offset[i]);
+            else
+                dsq_qpack_block(m->type, m->data, (uint64_t)m->rows, (uint64_t)m->cols,
+                                m->group, b, (uint8_t *)arena + offset[i]);
     }
     for (int i = 0; i < n; i++)
-        if (packs(list[i]))
+        if (packs(list[i], int8, bf16))
             list[i]->packed = (uint8_t *)arena + offset[i];
     /* the arena is only read from now on */
     if (arena)

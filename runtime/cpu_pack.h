@@ -1,4 +1,5 @@
-/* The CPU engine's packed copies of a model's q8/q4 matmul weights (quant/qpack.h). */
+/* The CPU engine's packed copies of a model's q8/q4 (quant/qpack.h) and bf16 (quant/bf16pack.h)
+ * matmul weights. */
 #ifndef DSQ_CPU_PACK_H
 #define DSQ_CPU_PACK_H
 
@@ -7,13 +8,13 @@
 #include "error.h"
 #include "weights.h"
 
-/* Whether packing pays here: the CPU runs a packed kernel (AVX-512 VNNI, AVX-VNNI or AVX2) at
- * the ISA of the planar kernel it replaces (dsq_qpack_replaces_qdot). The engine also asks that
- * q8/q4 matmuls take int8 activations. */
+/* Whether packing pays here: q8/q4 matmuls take int8 activations and the CPU runs a packed
+ * kernel (AVX-512 VNNI, AVX-VNNI or AVX2) at the ISA of the planar kernel it replaces
+ * (dsq_qpack_replaces_qdot), or the CPU runs the packed bf16 kernel (AVX-512). */
 bool cpu_pack_useful(void);
 
-/* Packs every q8/q4 matrix that has a packed form, except the embedding (only ever read by
- * rows), into one anonymous mapping, in parallel, and points each matrix's packed at its copy.
+/* Packs every matrix that has a packed form the CPU uses (q8/q4 as cpu_pack_useful says, bf16
+ * with AVX-512), except the embedding (only ever read by rows), into one anonymous mapping, in parallel, and points each matrix's packed at its copy.
  * Does nothing if already packed. DSQ_ERESOURCE when the memory is not there (the matrices
  * then stay planar and the model still runs). */
 int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err);

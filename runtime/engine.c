@@ -169,11 +169,12 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
                         "--backend cuda: this dsq was built without CUDA (nvcc was not found)");
 #endif
     }
-    if (strcmp(name, "cpu") == 0 && dsq_cpu_int8_activations() && cpu_pack_useful()) {
+    if (strcmp(name, "cpu") == 0 && cpu_pack_useful()) {
         /* without the memory for the packed copies the planar kernels run: slower, same model */
         const double t0 = engine_seconds();
         dsq_error ignored;
-        if (cpu_pack_weights(&m->w, m->cfg->n_routed_experts, &ignored) == DSQ_OK) {
+        if (cpu_pack_weights(&m->w, m->cfg->n_routed_experts, &ignored) == DSQ_OK &&
+            m->w.packed_bytes > 0) {
             e->load_seconds = engine_seconds() - t0;
             e->load_bytes = m->w.packed_bytes;
         }

@@ -1,5 +1,5 @@
 /* The CPU engine's packed weights (runtime/cpu_pack.c) inside whole models, every fixture family
- * at q8 and q4:
+ * at q8 and q4 (whose tiny-v2 keeps q_b in bf16, so the packed bf16 kernel runs too):
  * - every matrix product the forward pass asks of a packed matrix equals the planar integer
  *   kernels' on the same input within the fp32 bound of quant/qdot.h (the integer sums and the
  *   activation codes are the same; only the order of the per-group fp32 terms differs), which
@@ -57,12 +57,37 @@ static double magnitude(const dsq_matrix *w, int r, dsq_qx x)
     return t;
 }
 
-/* The CPU backend's product, then for a packed matrix the planar one on the same input. */
+/* A packed bf16 matrix's product against the dot in double: within (K + 1) u sum |w x|
+ * (quant/bf16pack.h). */
+static void check_bf16(const dsq_matrix *w, const float *x, const float *y, int n)
+{
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < w->rows; r++) {
+            double exact = 0, mag = 0;
+            for (int k = 0; k < w->cols; k++) {
+                const double p = (double)dsq_bf16_to_f32(
+                                     ((const uint16_t *)w->data)[(size_t)r * w->cols + k]) *
+                                 x[(size_t)t * w->cols + k];
+                exact += p;
+                mag += fabs(p);
+            }
+            values_off += !(fabs(y[(size_t)t * w->rows + r] - exact) <=
+                            (w->cols + 1) * ldexp(1, -24) * mag);
+        }
+    calls_checked++;
+}
+
+/* The CPU backend's product, then for a packed matrix the planar one on the same input (bf16:
+ * the exact dot). */
 static void checked_matmul(const dsq_matrix *w, const float *x, float *y, int n)
 {
     dsq_backend_cpu.matmul(w, x, y, n);
     if (!w->packed)
         return;
+    if (w->type == DSQ_TYPE_BF16) {
+        check_bf16(w, x, y, n);
+        return;
+    }
     dsq_matrix planar = *w;
     planar.packed = NULL;
     float *want = malloc((size_t)n * w->rows * sizeof(float));

@@ -19,10 +19,10 @@ expect_no_output() {
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && grep -qw f16c /proc/cpuinfo; then
     run "avx2 packed" 0 -- env DSQ_INT8_KERNELS=avx2 "$DSQ" bench "$q8" --prompt 4 --gen 2 &&
         expect_output "avx2 packed" "int8 (avx2) activations" &&
-        expect_output "avx2 packed" "of q8/q4 weights for the CPU kernels"
+        expect_output "avx2 packed" "of weights for the CPU kernels"
     run "avx2 planar" 0 -- env DSQ_INT8_KERNELS=avx2-planar "$DSQ" bench "$q8" --prompt 4 \
         --gen 2 && expect_output "avx2 planar" "int8 (avx2) activations" &&
-        expect_no_output "avx2 planar" "of q8/q4 weights for the CPU kernels"
+        expect_no_output "avx2 planar" "of weights for the CPU kernels"
 fi
 
 cli_summary int8_kernels

@@ -1,0 +1,43 @@
+/* The CPU's row-interleaved copy of a bf16 tensor, made once at load for an AVX-512 kernel:
+ * planar rows make a vector dot product sum one row across its lanes and fold every row and
+ * token horizontally at the end; here each 64-byte chunk holds two elements of 16 rows, each
+ * fma takes one broadcast activation, and lane r accumulates row r.
+ *
+ * Layout of an (N rows, K cols) bf16 tensor (N a multiple of 16, K even): blocks of 16 rows one
+ * after another, block b = rows 16b..16b+15, each 32 K bytes, in chunks of 64 bytes in k order:
+ * chunk c covers k = 2c, 2c + 1: bytes 4r..4r+3 = w[16b + r][2c] (low half), w[16b + r][2c + 1]
+ * (high half), the row's own 4 bytes there. Bytes: N K 2, as the planar tensor.
+ *
+ * The kernel takes f32 activations; each lane keeps two sums in order (even and odd k), one fma
+ * per element, added at the end, so a value is within (K + 1) u sum |w x| of the exact dot
+ * (u = 2^-24), like the float tiles of quant/dot.h. */
+#ifndef DSQ_BF16PACK_H
+#define DSQ_BF16PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Tokens one dsq_bf16pack_tile call takes at most (rows: DSQ_QPACK_ROWS, 16). */
+#define DSQ_BF16PACK_MAX_TOKENS 8
+
+/* Whether a (rows, cols) bf16 tensor has a packed form. */
+bool dsq_bf16pack_fits(uint64_t rows, uint64_t cols);
+
+/* Writes block b of the packed form of the planar tensor into packed (rows * cols * 2 bytes);
+ * blocks are independent. */
+void dsq_bf16pack_block(const void *planar, uint64_t rows, uint64_t cols, uint64_t b,
+                        void *packed);
+
+/* Element (r, k) of a packed tensor, as f32: the layout's definition, for tests. */
+float dsq_bf16pack_get(const void *packed, uint64_t cols, uint64_t r, uint64_t k);
+
+/* Whether this CPU runs dsq_bf16pack_tile (AVX-512 F). */
+bool dsq_bf16pack_have(void);
+
+/* out[t * ostride + 16 b + i] = row 16 b + i dotted with x[t][cols], for i < 16 and t < nt
+ * (1..DSQ_BF16PACK_MAX_TOKENS); call only when dsq_bf16pack_have(). */
+void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, const float *const *x,
+                       int nt, float *out, size_t ostride);
+
+#endif

@@ -1,0 +1,103 @@
+/* The packed bf16 layout and kernel (quant/bf16pack.h): every element of a packed copy reads
+ * back as the planar one; the kernel and the CPU matmul on a packed matrix against the dot in
+ * double, within (K + 1) u sum |w x| (two in-order fp32 sums of K / 2 fmas each, then one add;
+ * u = 2^-24), at every token count 1..8, 11 tokens through the backend (a tile of 8 and a
+ * remainder), and every 16-row block. */
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "backend.h"
+#include "backend_cpu.h"
+#include "bf16pack.h"
+#include "float16.h"
+#include "types.h"
+
+#define TEST_RNG_SEED 0xbb67ae8584caa73bull
+#include "test_rng.h"
+
+enum { ROWS = 48, COLS = 1410, TOKENS = 11 }; /* COLS even, not a multiple of 16 or 64 */
+
+static uint16_t *random_bf16(void)
+{
+    uint16_t *w = malloc((size_t)ROWS * COLS * sizeof *w);
+    for (size_t i = 0; i < (size_t)ROWS * COLS; i++)
+        w[i] = dsq_f32_to_bf16(rng_uniform(-1, 1) * (i % 97 == 0 ? 30.0f : 1.0f));
+    return w;
+}
+
+static void *packed_copy(const uint16_t *w)
+{
+    void *p = malloc((size_t)ROWS * COLS * 2);
+    for (uint64_t b = 0; b < ROWS / 16; b++)
+        dsq_bf16pack_block(w, ROWS, COLS, b, p);
+    return p;
+}
+
+/* |got - exact| within the bound for row r and token x. */
+static bool within(float got, const uint16_t *w, int r, const float *x)
+{
+    double exact = 0, mag = 0;
+    for (int k = 0; k < COLS; k++) {
+        const double p = (double)dsq_bf16_to_f32(w[(size_t)r * COLS + k]) * x[k];
+        exact += p;
+        mag += fabs(p);
+    }
+    return fabs(got - exact) <= (COLS + 1) * ldexp(1, -24) * mag;
+}
+
+TEST(bf16_packed_layout_holds_every_element)
+{
+    uint16_t *w = random_bf16();
+    void *p = packed_copy(w);
+    int bad = 0;
+    for (int r = 0; r < ROWS; r++)
+        for (int k = 0; k < COLS; k++)
+            bad += dsq_bf16pack_get(p, COLS, (uint64_t)r, (uint64_t)k) !=
+                   dsq_bf16_to_f32(w[(size_t)r * COLS + k]);
+    CHECK_MSG(bad == 0, "%d elements moved", bad);
+    CHECK(dsq_bf16pack_fits(48, 1410) && !dsq_bf16pack_fits(40, 1410) &&
+          !dsq_bf16pack_fits(48, 1411));
+    free(w);
+    free(p);
+}
+
+TEST(bf16_packed_tiles_and_matmul_match_the_exact_dot)
+{
+    if (!dsq_bf16pack_have()) {
+        printf("  skipped: this CPU has no AVX-512 (the packed bf16 kernel does not run here)\n");
+        return;
+    }
+    uint16_t *w = random_bf16();
+    void *p = packed_copy(w);
+    float *x = malloc((size_t)TOKENS * COLS * sizeof(float));
+    for (size_t i = 0; i < (size_t)TOKENS * COLS; i++)
+        x[i] = rng_uniform(-2, 2);
+    const float *xt[TOKENS];
+    for (int t = 0; t < TOKENS; t++)
+        xt[t] = x + (size_t)t * COLS;
+    float *y = malloc((size_t)TOKENS * ROWS * sizeof(float));
+    int bad = 0;
+    for (int nt = 1; nt <= DSQ_BF16PACK_MAX_TOKENS; nt++)
+        for (uint64_t b = 0; b < ROWS / 16; b++) {
+            dsq_bf16pack_tile(p, COLS, b, xt, nt, y, ROWS);
+            for (int t = 0; t < nt; t++)
+                for (int i = 0; i < 16; i++) {
+                    const int r = (int)b * 16 + i;
+                    bad += !within(y[(size_t)t * ROWS + r], w, r, xt[t]);
+                }
+        }
+    CHECK_MSG(bad == 0, "tiles: %d values off", bad);
+    const dsq_matrix m = {w, DSQ_TYPE_BF16, ROWS, COLS, 0, p};
+    dsq_backend_cpu.matmul(&m, x, y, TOKENS);
+    bad = 0;
+    for (int t = 0; t < TOKENS; t++)
+        for (int r = 0; r < ROWS; r++)
+            bad += !within(y[(size_t)t * ROWS + r], w, r, xt[t]);
+    CHECK_MSG(bad == 0, "matmul: %d values off", bad);
+    free(w);
+    free(p);
+    free(x);
+    free(y);
+}
