@@ -8,6 +8,7 @@
 #include <cpuid.h>
 #endif
 
+#include "cpu_once.h"
 #include "float16.h"
 #include "q4.h"
 #include "q8.h"
@@ -100,16 +101,8 @@ static bool cpu_has(dsq_qdot_path p);
 
 bool dsq_qdot_have(dsq_qdot_path p)
 {
-    /* asked once per path: CPUID traps to the hypervisor in a virtual machine */
-    static atomic_int known[DSQ_QDOT_N_PATHS]; /* 0 not yet asked, 1 no, 2 yes */
-    if ((unsigned)p >= DSQ_QDOT_N_PATHS)
-        return false;
-    int have = atomic_load_explicit(&known[p], memory_order_relaxed);
-    if (!have) {
-        have = cpu_has(p) ? 2 : 1;
-        atomic_store_explicit(&known[p], have, memory_order_relaxed);
-    }
-    return have == 2;
+    static atomic_int known[DSQ_QDOT_N_PATHS];
+    return dsq_cpu_once(known, cpu_has, p);
 }
 
 static bool cpu_has(dsq_qdot_path p)

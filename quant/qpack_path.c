@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_once.h"
+
 static bool cpu_has(dsq_qdot_path p)
 {
 #if defined(__x86_64__)
@@ -28,16 +30,8 @@ static bool cpu_has(dsq_qdot_path p)
 
 bool dsq_qpack_have_path(dsq_qdot_path p)
 {
-    /* asked once per path: CPUID traps to the hypervisor in a virtual machine */
-    static atomic_int known[DSQ_QDOT_N_PATHS]; /* 0 not yet asked, 1 no, 2 yes */
-    if ((unsigned)p >= DSQ_QDOT_N_PATHS)
-        return false;
-    int have = atomic_load_explicit(&known[p], memory_order_relaxed);
-    if (!have) {
-        have = cpu_has(p) ? 2 : 1;
-        atomic_store_explicit(&known[p], have, memory_order_relaxed);
-    }
-    return have == 2;
+    static atomic_int known[DSQ_QDOT_N_PATHS];
+    return dsq_cpu_once(known, cpu_has, p);
 }
 
 static atomic_int best = -1, forced = -1;
