@@ -11,6 +11,19 @@
 #include "chat_template.h"
 #include "json_error.h"
 
+/* Bytes of s to quote in a message, at most max, never cutting a UTF-8 character in two: the
+ * error body is JSON, which refuses a broken one. */
+static int utf8_prefix(const char *s, int max)
+{
+    int n = 0;
+    while (n < max && s[n])
+        n++;
+    if (s[n]) /* cut: step back over continuation bytes to a character's start */
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    return n;
+}
+
 #define INVALID "invalid_request_error"
 #define MAX_MESSAGES 4096
 
@@ -279,9 +292,9 @@ static int chat_prompt(const json_t *o, const openai_limits *lim, token_list *ou
             cm[i].role = CHAT_ASSISTANT;
         else {
             rc = openai_fail(e, 400, INVALID, NULL, param,
-                             "'%s' is '%.40s'; the roles are system, developer, user and "
+                             "'%s' is '%.*s'; the roles are system, developer, user and "
                              "assistant",
-                             param, r);
+                             param, utf8_prefix(r, 40), r);
             break;
         }
         rc = message_text(json_object_get(m, "content"), i, &texts[i], &cm[i].len, e);
@@ -361,8 +374,9 @@ int openai_parse_request(openai_kind kind, const char *body, size_t len, const o
                          dsq_json_type_name(name));
     else if (json_is_string(name) && strcmp(json_string_value(name), lim->model_name) != 0)
         rc = openai_fail(e, 404, INVALID, "model_not_found", "model",
-                         "the model '%.100s' does not exist; this server has '%s'",
-                         json_string_value(name), lim->model_name);
+                         "the model '%.*s' does not exist; this server has '%s'",
+                         utf8_prefix(json_string_value(name), 100), json_string_value(name),
+                         lim->model_name);
     if (!rc && (rc = refuse_unsupported(o, e)) == 0 &&
         (rc = opt_bool(o, "stream", &out->stream, e)) <= 1)
         rc = 0;
