@@ -10,19 +10,7 @@
 
 #include "chat_template.h"
 #include "json_error.h"
-
-/* Bytes of s to quote in a message, at most max, never cutting a UTF-8 character in two: the
- * error body is JSON, which refuses a broken one. */
-static int utf8_prefix(const char *s, int max)
-{
-    int n = 0;
-    while (n < max && s[n])
-        n++;
-    if (s[n]) /* cut: step back over continuation bytes to a character's start */
-        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-            n--;
-    return n;
-}
+#include "tokenizer_bpe.h"
 
 #define INVALID "invalid_request_error"
 #define MAX_MESSAGES 4096
@@ -38,6 +26,20 @@ int openai_fail(openai_error *e, int status, const char *type, const char *code,
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    /* the message quotes the client's bytes (a role, a model name, the JSON parser's "near"
+     * text), cut to length anywhere: each byte that is not part of a whole UTF-8 character
+     * becomes '?', since the JSON error body cannot carry it */
+    unsigned char *m = (unsigned char *)e->message;
+    const size_t len = strlen(e->message);
+    for (size_t i = 0; i < len;) {
+        const int n = utf8_check(m + i, len - i);
+        if (n > 0) {
+            i += (size_t)n;
+        } else {
+            m[i] = '?';
+            i++;
+        }
+    }
     return status;
 }
 
@@ -292,9 +294,9 @@ static int chat_prompt(const json_t *o, const openai_limits *lim, token_list *ou
             cm[i].role = CHAT_ASSISTANT;
         else {
             rc = openai_fail(e, 400, INVALID, NULL, param,
-                             "'%s' is '%.*s'; the roles are system, developer, user and "
+                             "'%s' is '%.40s'; the roles are system, developer, user and "
                              "assistant",
-                             param, utf8_prefix(r, 40), r);
+                             param, r);
             break;
         }
         rc = message_text(json_object_get(m, "content"), i, &texts[i], &cm[i].len, e);
@@ -374,9 +376,8 @@ int openai_parse_request(openai_kind kind, const char *body, size_t len, const o
                          dsq_json_type_name(name));
     else if (json_is_string(name) && strcmp(json_string_value(name), lim->model_name) != 0)
         rc = openai_fail(e, 404, INVALID, "model_not_found", "model",
-                         "the model '%.*s' does not exist; this server has '%s'",
-                         utf8_prefix(json_string_value(name), 100), json_string_value(name),
-                         lim->model_name);
+                         "the model '%.100s' does not exist; this server has '%s'",
+                         json_string_value(name), lim->model_name);
     if (!rc && (rc = refuse_unsupported(o, e)) == 0 &&
         (rc = opt_bool(o, "stream", &out->stream, e)) <= 1)
         rc = 0;
