@@ -3,11 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "backend_cpu.h"
 #include "cpu_pack.h"
 #include "model.h"
+#include "progress.h"
 #include "types.h"
 #ifdef DSQ_HAVE_CUDA
 #include "cuda_engine.h"
@@ -108,13 +107,6 @@ static model_desc *desc_build(const model *m)
     return d;
 }
 
-static double engine_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cpu_forward(engine *e, const int *tokens, int n, float *logits, bool all_logits,
                        dsq_error *err)
 {
@@ -171,11 +163,11 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
     }
     if (strcmp(name, "cpu") == 0 && cpu_pack_useful()) {
         /* without the memory for the packed copies the planar kernels run: slower, same model */
-        const double t0 = engine_seconds();
+        const double t0 = progress_now();
         dsq_error ignored;
         if (cpu_pack_weights(&m->w, m->cfg->n_routed_experts, &ignored) == DSQ_OK &&
             m->w.packed_bytes > 0) {
-            e->load_seconds = engine_seconds() - t0;
+            e->load_seconds = progress_now() - t0;
             e->load_bytes = m->w.packed_bytes;
         }
     }
