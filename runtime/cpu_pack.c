@@ -2,6 +2,7 @@
  * (runtime/cpu_pack.h). */
 #include "cpu_pack.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -65,6 +66,9 @@ static bool packs(const dsq_matrix *m, bool int8, bool bf16)
     return int8 && dsq_qpack_fits(m->type, rows, cols, m->group);
 }
 
+/* The offset of a matrix that gets no packed copy. */
+#define UNPACKED UINT64_MAX
+
 /* Bytes of m's packed copy, rounded up to keep every copy 64-byte aligned. */
 static uint64_t slot_bytes(const dsq_matrix *m)
 {
@@ -89,9 +93,9 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
     list_matrices(w, n_routed_experts, list);
     const bool int8 = int8_packs(), bf16 = dsq_bf16pack_have();
     uint64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        offset[i] = total;
-        if (packs(list[i], int8, bf16))
+    for (int i = 0; i < n; i++) { /* decided once: UNPACKED, or the copy's place */
+        offset[i] = packs(list[i], int8, bf16) ? total : UNPACKED;
+        if (offset[i] != UNPACKED)
             total += slot_bytes(list[i]);
     }
     void *arena = total ? mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -108,7 +112,7 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
 #pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < n; i++) {
         const dsq_matrix *m = list[i];
-        if (!packs(m, int8, bf16))
+        if (offset[i] == UNPACKED)
             continue;
         for (uint64_t b = 0; b < (uint64_t)m->rows / DSQ_QPACK_ROWS; b++)
             if (m->type == DSQ_TYPE_BF16)
@@ -119,7 +123,7 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
                                 m->group, b, (uint8_t *)arena + offset[i]);
     }
     for (int i = 0; i < n; i++)
-        if (packs(list[i], int8, bf16))
+        if (offset[i] != UNPACKED)
             list[i]->packed = (uint8_t *)arena + offset[i];
     /* the arena is only read from now on */
     if (arena)
