@@ -82,9 +82,11 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
     }
     const int total = m->n_past + n;
     const bool threads = (long)n * nh * total * hd > PARALLEL_MIN_WORK;
-    /* each thread's scores, allocated up front so a failure is reported, not dereferenced; a
-     * prompt also takes each key head transposed ([kv head][hd][total]) for the matrix form */
-    float *scratch = malloc((size_t)omp_get_max_threads() * QUERY_BLOCK * total * sizeof(float));
+    /* each thread's scores (a block of queries, or the one query of a decode step), allocated
+     * up front so a failure is reported, not dereferenced; a prompt also takes each key head
+     * transposed ([kv head][hd][total]) for the matrix form */
+    const size_t span = (size_t)(n > 1 ? QUERY_BLOCK : 1) * (size_t)total;
+    float *scratch = malloc((size_t)omp_get_max_threads() * span * sizeof(float));
     float *kt = n > 1 ? malloc((size_t)nkv * hd * total * sizeof(float)) : NULL;
     if (!scratch || (n > 1 && !kt)) {
         free(q);
@@ -108,7 +110,7 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
                 head_block(q + ((size_t)t0 * nh + h) * hd, (size_t)nh * hd,
                            kt + kvh * hd * total, (size_t)total, hd, values + kvh * hd, stride,
                            hd, m->n_past, t0, tn, m->softmax_scale,
-                           scratch + (size_t)omp_get_thread_num() * QUERY_BLOCK * total,
+                           scratch + (size_t)omp_get_thread_num() * span,
                            attn + ((size_t)t0 * nh + h) * hd, (size_t)nh * hd);
             }
     } else { /* one query: a dot product per cached key needs no transposed copy */
@@ -117,7 +119,7 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
             size_t kv_off = (size_t)(h / group) * hd;
             mha_head(q + (size_t)h * hd, keys + kv_off, stride, values + kv_off, stride, hd,
                      m->n_past, m->softmax_scale,
-                     scratch + (size_t)omp_get_thread_num() * QUERY_BLOCK * total,
+                     scratch + (size_t)omp_get_thread_num() * span,
                      attn + (size_t)h * hd);
         }
     }
