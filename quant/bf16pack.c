@@ -43,55 +43,84 @@ bool dsq_bf16pack_have(void)
 
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
 
-/* nt tokens; one token keeps two chains (even and odd k) so fma latency does not bind. */
+/* nb blocks (1 or 2) by nt tokens: the two lines of a k pair are widened once for all nt
+ * tokens, and each broadcast activation feeds both blocks, so loads and conversions stay well
+ * below the fmas (one block by 8 tokens was load-bound: one broadcast per fma). Each row and
+ * token keeps one sum in k order. */
 TARGET static inline __attribute__((always_inline)) void tile(const uint8_t *chunks,
                                                               uint64_t cols,
                                                               const float *const *x, float *out,
-                                                              size_t ostride, const int nt)
+                                                              size_t ostride, const int nb,
+                                                              const int nt)
 {
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
-    __m512 even[DSQ_BF16PACK_MAX_TOKENS], odd[DSQ_BF16PACK_MAX_TOKENS];
-    for (int t = 0; t < nt; t++)
-        even[t] = odd[t] = _mm512_setzero_ps();
+    const uint64_t block_bytes = (uint64_t)ROWS * cols * 2;
+    __m512 acc[2][DSQ_BF16PACK_MAX_TOKENS];
+#pragma GCC unroll 2
+    for (int b = 0; b < nb; b++)
+#pragma GCC unroll 12
+        for (int t = 0; t < nt; t++)
+            acc[b][t] = _mm512_setzero_ps();
     for (uint64_t c = 0; c < cols / 2; c++) {
-        const __m512i v = _mm512_loadu_si512((const void *)(chunks + 64 * c));
-        /* a bf16 is the top half of its f32: the low element moves up, the high one is masked */
-        const __m512 e = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-        const __m512 o = _mm512_castsi512_ps(_mm512_and_si512(v, high));
-#pragma GCC unroll 8
+        __m512 even[2], odd[2];
+#pragma GCC unroll 2
+        for (int b = 0; b < nb; b++) {
+            const __m512i v =
+                _mm512_loadu_si512((const void *)(chunks + b * block_bytes + 64 * c));
+            /* a bf16 is the top half of its f32: the low element moves up, the high one is
+             * masked */
+            even[b] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+            odd[b] = _mm512_castsi512_ps(_mm512_and_si512(v, high));
+        }
+#pragma GCC unroll 12
         for (int t = 0; t < nt; t++) {
-            even[t] = _mm512_fmadd_ps(e, _mm512_set1_ps(x[t][2 * c]), even[t]);
-            odd[t] = _mm512_fmadd_ps(o, _mm512_set1_ps(x[t][2 * c + 1]), odd[t]);
+            const __m512 xe = _mm512_set1_ps(x[t][2 * c]), xo = _mm512_set1_ps(x[t][2 * c + 1]);
+#pragma GCC unroll 2
+            for (int b = 0; b < nb; b++)
+                acc[b][t] = _mm512_fmadd_ps(odd[b], xo, _mm512_fmadd_ps(even[b], xe, acc[b][t]));
         }
     }
-    for (int t = 0; t < nt; t++)
-        _mm512_storeu_ps(out + (size_t)t * ostride, _mm512_add_ps(even[t], odd[t]));
+#pragma GCC unroll 2
+    for (int b = 0; b < nb; b++)
+#pragma GCC unroll 12
+        for (int t = 0; t < nt; t++)
+            _mm512_storeu_ps(out + (size_t)t * ostride + ROWS * b, acc[b][t]);
 }
 
-TARGET void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b,
+#define TOKEN_CASES(NB)                                                                         \
+    switch (nt) {                                                                               \
+    case 12: tile(chunks, cols, x, o, ostride, NB, 12); break;                                  \
+    case 11: tile(chunks, cols, x, o, ostride, NB, 11); break;                                  \
+    case 10: tile(chunks, cols, x, o, ostride, NB, 10); break;                                  \
+    case 9: tile(chunks, cols, x, o, ostride, NB, 9); break;                                    \
+    case 8: tile(chunks, cols, x, o, ostride, NB, 8); break;                                    \
+    case 7: tile(chunks, cols, x, o, ostride, NB, 7); break;                                    \
+    case 6: tile(chunks, cols, x, o, ostride, NB, 6); break;                                    \
+    case 5: tile(chunks, cols, x, o, ostride, NB, 5); break;                                    \
+    case 4: tile(chunks, cols, x, o, ostride, NB, 4); break;                                    \
+    case 3: tile(chunks, cols, x, o, ostride, NB, 3); break;                                    \
+    case 2: tile(chunks, cols, x, o, ostride, NB, 2); break;                                    \
+    default: tile(chunks, cols, x, o, ostride, NB, 1); break;                                   \
+    }
+
+TARGET void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, int nb,
                               const float *const *x, int nt, float *out, size_t ostride)
 {
     const uint8_t *chunks = (const uint8_t *)packed + b * ROWS * cols * 2;
     float *o = out + b * ROWS;
-    switch (nt) {
-    case 8: tile(chunks, cols, x, o, ostride, 8); break;
-    case 7: tile(chunks, cols, x, o, ostride, 7); break;
-    case 6: tile(chunks, cols, x, o, ostride, 6); break;
-    case 5: tile(chunks, cols, x, o, ostride, 5); break;
-    case 4: tile(chunks, cols, x, o, ostride, 4); break;
-    case 3: tile(chunks, cols, x, o, ostride, 3); break;
-    case 2: tile(chunks, cols, x, o, ostride, 2); break;
-    default: tile(chunks, cols, x, o, ostride, 1); break;
-    }
+    if (nb == 2)
+        TOKEN_CASES(2)
+    else
+        TOKEN_CASES(1)
 }
 
 #else
 #include <stdlib.h>
 
-void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, const float *const *x,
-                       int nt, float *out, size_t ostride)
+void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, int nb,
+                       const float *const *x, int nt, float *out, size_t ostride)
 {
-    (void)packed, (void)cols, (void)b, (void)x, (void)nt, (void)out, (void)ostride;
+    (void)packed, (void)cols, (void)b, (void)nb, (void)x, (void)nt, (void)out, (void)ostride;
     abort(); /* unreachable: dsq_bf16pack_have() is false off x86 */
 }
 

@@ -8,9 +8,9 @@
  * chunk c covers k = 2c, 2c + 1: bytes 4r..4r+3 = w[16b + r][2c] (low half), w[16b + r][2c + 1]
  * (high half), the row's own 4 bytes there. Bytes: N K 2, as the planar tensor.
  *
- * The kernel takes f32 activations; each lane keeps two sums in order (even and odd k), one fma
- * per element, added at the end, so a value is within (K + 1) u sum |w x| of the exact dot
- * (u = 2^-24), like the float tiles of quant/dot.h. */
+ * The kernel takes f32 activations; each lane keeps one sum in k order, one fma per element, so
+ * a value is within K u sum |w x| of the exact dot (u = 2^-24), like the float tiles of
+ * quant/dot.h. */
 #ifndef DSQ_BF16PACK_H
 #define DSQ_BF16PACK_H
 
@@ -18,8 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Tokens one dsq_bf16pack_tile call takes at most (rows: DSQ_QPACK_ROWS, 16). */
-#define DSQ_BF16PACK_MAX_TOKENS 8
+/* Tokens and 16-row blocks one dsq_bf16pack_tile call takes at most. */
+#define DSQ_BF16PACK_MAX_TOKENS 12
+#define DSQ_BF16PACK_MAX_BLOCKS 2
 
 /* Whether a (rows, cols) bf16 tensor has a packed form. */
 bool dsq_bf16pack_fits(uint64_t rows, uint64_t cols);
@@ -35,9 +36,10 @@ float dsq_bf16pack_get(const void *packed, uint64_t cols, uint64_t r, uint64_t k
 /* Whether this CPU runs dsq_bf16pack_tile (AVX-512 F). */
 bool dsq_bf16pack_have(void);
 
-/* out[t * ostride + 16 b + i] = row 16 b + i dotted with x[t][cols], for i < 16 and t < nt
- * (1..DSQ_BF16PACK_MAX_TOKENS); call only when dsq_bf16pack_have(). */
-void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, const float *const *x,
-                       int nt, float *out, size_t ostride);
+/* out[t * ostride + 16 b + i] = row 16 b + i dotted with x[t][cols], for i < 16 nb and t < nt
+ * (blocks b..b + nb - 1, nb 1..DSQ_BF16PACK_MAX_BLOCKS; nt 1..DSQ_BF16PACK_MAX_TOKENS); call
+ * only when dsq_bf16pack_have(). */
+void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, int nb,
+                       const float *const *x, int nt, float *out, size_t ostride);
 
 #endif

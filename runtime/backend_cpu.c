@@ -97,9 +97,14 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, const void *pr
             const float *xt[DSQ_BF16PACK_MAX_TOKENS];
             for (int k = 0; k < nt; k++)
                 xt[k] = j->x + (size_t)x_row(j, t + k) * cols;
-            for (int b = r0 / DSQ_QPACK_ROWS; b < r1 / DSQ_QPACK_ROWS; b++)
-                dsq_bf16pack_tile(w->packed, (uint64_t)cols, (uint64_t)b, xt, nt,
+            for (int b = r0 / DSQ_QPACK_ROWS; b < r1 / DSQ_QPACK_ROWS;
+                 b += DSQ_BF16PACK_MAX_BLOCKS) {
+                const int nb = r1 / DSQ_QPACK_ROWS - b < DSQ_BF16PACK_MAX_BLOCKS
+                                   ? r1 / DSQ_QPACK_ROWS - b
+                                   : DSQ_BF16PACK_MAX_BLOCKS;
+                dsq_bf16pack_tile(w->packed, (uint64_t)cols, (uint64_t)b, nb, xt, nt,
                                   j->y + (size_t)t * rows, (size_t)rows);
+            }
         }
         return;
     }
@@ -199,7 +204,9 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
                          dsq_bf16pack_have();
         /* the packed kernels take the codes in the plain order, as q8 does */
         p->order = p->packed ? DSQ_TYPE_Q8 : w->type;
-        p->rb = p->packed || p->bf16_packed ? DSQ_QPACK_ROWS : row_block(w->rows);
+        p->rb = p->packed        ? DSQ_QPACK_ROWS
+                : p->bf16_packed ? DSQ_QPACK_ROWS * DSQ_BF16PACK_MAX_BLOCKS
+                                 : row_block(w->rows);
         p->first_block = blocks;
         blocks += (w->rows + p->rb - 1) / p->rb;
         work += (long)w->rows * w->cols * j->n;
