@@ -11,8 +11,11 @@
 #include "model.h"
 #include "ops.h"
 
-/* Attention work (query-key pairs times head size) below which threads do not pay. */
-#define PARALLEL_MIN_WORK (1l << 18)
+/* Attention work (query-key pairs times head size) below which threads do not pay: a parallel
+ * region costs a few microseconds, and a serial stretch longer than a barrier's spin lets the
+ * other threads fall asleep (runtime/main.c). The tiny model's absorbed decode goes parallel
+ * from about 128 cached tokens. */
+#define PARALLEL_MIN_WORK (1l << 16)
 
 /* Causal attention of one query over cached positions 0..last; out gets the weighted values.
  * key(s) and value(s) give the cached vectors; scores are scaled dot products. */

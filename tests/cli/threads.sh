@@ -27,9 +27,18 @@ run "bench OMP_NUM_THREADS=1" 0 -- env OMP_NUM_THREADS=1 "$DSQ" bench "$q8" --pr
     --json && json_field "bench OMP_NUM_THREADS=1" threads 1
 run "bench default threads" 0 -- env -u OMP_NUM_THREADS "$DSQ" bench "$q8" --prompt 4 --gen 2 \
     --json && json_field "bench default threads" threads "$(nproc)"
-# barriers spin briefly unless the user set a wait policy (see runtime/main.c)
-run "bench short spin" 0 -- env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY "$DSQ" bench "$q8" \
-    --prompt 4 --gen 2 --json && json_field "bench short spin" gomp_spincount 1000
+# unless the user set a wait policy, barriers spin long when nothing else runs and briefly when
+# other tasks hold the cores (see runtime/main.c); DSQ_PROC_STAT stands in for /proc/stat
+printf 'cpu  1 2 3 4\nprocs_running 1\nprocs_blocked 0\n' >"$tmp/stat-idle"
+printf 'cpu  1 2 3 4\nprocs_running %d\nprocs_blocked 0\n' "$(($(nproc) + 1))" >"$tmp/stat-busy"
+spin() { env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY -u OMP_NUM_THREADS DSQ_PROC_STAT="$1" "$DSQ" \
+    bench "$q8" --prompt 4 --gen 2 --json; }
+run "bench idle machine: long spin" 0 -- spin "$tmp/stat-idle" &&
+    json_field "bench idle machine: long spin" gomp_spincount 100000
+run "bench busy machine: short spin" 0 -- spin "$tmp/stat-busy" &&
+    json_field "bench busy machine: short spin" gomp_spincount 1000
+run "bench load unknown: short spin" 0 -- spin "$tmp/no-such-stat" &&
+    json_field "bench load unknown: short spin" gomp_spincount 1000
 run "bench user spin" 0 -- env GOMP_SPINCOUNT=50000 "$DSQ" bench "$q8" --prompt 4 --gen 2 \
     --json && json_field "bench user spin" gomp_spincount 50000
 run "bench user wait policy" 0 -- env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active "$DSQ" bench \
