@@ -45,6 +45,7 @@ T512 INLINE void tile512(const float *a, size_t lda, const float *b, size_t ldb,
     const __mmask16 m0 = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
     const __mmask16 m1 = cols >= 32 ? 0xffff : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
     __m512 acc[4][2];
+#pragma GCC unroll 4
     for (int i = 0; i < mr; i++) {
         acc[i][0] = accumulate ? _mm512_maskz_loadu_ps(m0, c + (size_t)i * ldc) : _mm512_setzero_ps();
         acc[i][1] = accumulate ? _mm512_maskz_loadu_ps(m1, c + (size_t)i * ldc + 16)
@@ -60,6 +61,7 @@ T512 INLINE void tile512(const float *a, size_t lda, const float *b, size_t ldb,
             acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
         }
     }
+#pragma GCC unroll 4
     for (int i = 0; i < mr; i++) {
         _mm512_mask_storeu_ps(c + (size_t)i * ldc, m0, acc[i][0]);
         _mm512_mask_storeu_ps(c + (size_t)i * ldc + 16, m1, acc[i][1]);
@@ -99,6 +101,7 @@ T256 INLINE void tile256(const float *a, size_t lda, const float *b, size_t ldb,
 {
     const __m256i m0 = mask8(cols), m1 = mask8(cols - 8);
     __m256 acc[4][2];
+#pragma GCC unroll 4
     for (int i = 0; i < mr; i++) {
         acc[i][0] = accumulate ? _mm256_maskload_ps(c + (size_t)i * ldc, m0) : _mm256_setzero_ps();
         acc[i][1] = accumulate ? _mm256_maskload_ps(c + (size_t)i * ldc + 8, m1)
@@ -114,6 +117,7 @@ T256 INLINE void tile256(const float *a, size_t lda, const float *b, size_t ldb,
             acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
         }
     }
+#pragma GCC unroll 4
     for (int i = 0; i < mr; i++) {
         _mm256_maskstore_ps(c + (size_t)i * ldc, m0, acc[i][0]);
         _mm256_maskstore_ps(c + (size_t)i * ldc + 8, m1, acc[i][1]);
@@ -126,14 +130,53 @@ T256 void gemm_f32_avx2(int m, int n, int k, const float *a, size_t lda, const f
     GEMM_DRIVER(tile256, 16)
 }
 
+/* The 16 lane sums of a 4x4 tile of accumulators at once: lane 4 i + j of the result is the sum
+ * of acc[i][j]'s lanes. A tree of shuffles and adds over all 16 (45 instructions) instead of 16
+ * separate horizontal sums (about 8 each): with a short k, as in attention's rope part (16 or
+ * 64), the folds were most of the work. */
+T512 INLINE __m512 fold_pair(__m512 a, __m512 b)
+{
+    return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+}
+
+/* Takes the accumulators by value: an array whose address escapes stays in memory. */
+T512 INLINE __m512 fold16(__m512 a00, __m512 a01, __m512 a02, __m512 a03, __m512 a10,
+                          __m512 a11, __m512 a12, __m512 a13, __m512 a20, __m512 a21,
+                          __m512 a22, __m512 a23, __m512 a30, __m512 a31, __m512 a32,
+                          __m512 a33)
+{
+    /* per 128-bit lane: a b a b, each a sum of two elements */
+    const __m512 pairs[8] = {fold_pair(a00, a01), fold_pair(a02, a03), fold_pair(a10, a11),
+                             fold_pair(a12, a13), fold_pair(a20, a21), fold_pair(a22, a23),
+                             fold_pair(a30, a31), fold_pair(a32, a33)};
+    __m512 quads[4], halves[2];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) { /* per 128-bit lane: the four accumulators 4q..4q+3 */
+        const __m512d a = _mm512_castps_pd(pairs[2 * q]), b = _mm512_castps_pd(pairs[2 * q + 1]);
+        quads[q] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                                 _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) /* fold the four 128-bit lanes in pairs */
+        halves[h] = _mm512_add_ps(
+            _mm512_shuffle_f32x4(quads[2 * h], quads[2 * h + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+            _mm512_shuffle_f32x4(quads[2 * h], quads[2 * h + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(halves[0], halves[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(halves[0], halves[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 /* C rows i0..i0+mr-1 by columns j0..j0+nr-1 of A B^T: mr x nr dot products over k, each in
  * 16 lanes (k in steps of 16, the tail masked), folded once at the end. */
 T512 INLINE void nt_tile512(const float *a, size_t lda, const float *b, size_t ldb, float *c,
                             size_t ldc, int k, bool accumulate, const int mr, const int nr)
 {
+    /* every accumulator set, loops unrolled: otherwise gcc keeps the array in memory and
+     * stores all 16 accumulators on every step */
     __m512 acc[4][4];
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++)
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
             acc[i][j] = _mm512_setzero_ps();
     for (int p = 0; p < k; p += 16) {
         const __mmask16 mk = k - p >= 16 ? 0xffff : (__mmask16)((1u << (k - p)) - 1);
@@ -149,10 +192,15 @@ T512 INLINE void nt_tile512(const float *a, size_t lda, const float *b, size_t l
                 acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
         }
     }
+    float sums[16];
+    _mm512_storeu_ps(sums, fold16(acc[0][0], acc[0][1], acc[0][2], acc[0][3], acc[1][0],
+                                  acc[1][1], acc[1][2], acc[1][3], acc[2][0], acc[2][1],
+                                  acc[2][2], acc[2][3], acc[3][0], acc[3][1], acc[3][2],
+                                  acc[3][3]));
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             float *out = c + (size_t)i * ldc + (size_t)j;
-            *out = (accumulate ? *out : 0) + _mm512_reduce_add_ps(acc[i][j]);
+            *out = (accumulate ? *out : 0) + sums[4 * i + j];
         }
 }
 
@@ -194,9 +242,11 @@ T512 void gemm_f32_nt_avx512(int m, int n, int k, const float *a, size_t lda, co
 T256 INLINE void nt_tile256(const float *a, size_t lda, const float *b, size_t ldb, float *c,
                             size_t ldc, int k, bool accumulate, const int mr, const int nr)
 {
-    __m256 acc[2][4];
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++)
+    __m256 acc[2][4]; /* loops unrolled so the accumulators stay in registers */
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
             acc[i][j] = _mm256_setzero_ps();
     for (int p = 0; p < k; p += 8) {
         const __m256i mk = mask8(k - p);
@@ -212,7 +262,9 @@ T256 INLINE void nt_tile256(const float *a, size_t lda, const float *b, size_t l
                 acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
         }
     }
+#pragma GCC unroll 2
     for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
         for (int j = 0; j < nr; j++) {
             __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[i][j]),
                                   _mm256_extractf128_ps(acc[i][j], 1));
