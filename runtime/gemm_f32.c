@@ -68,20 +68,31 @@ T512 INLINE void tile512(const float *a, size_t lda, const float *b, size_t ldb,
     }
 }
 
-/* Tiles of up to 4 rows by COLS columns over C, row remainders by their own shapes. */
+/* Tiles of up to 4 rows by COLS columns over C, row remainders by their own shapes, over k in
+ * blocks of K_BLOCK: a block of B's columns (K_BLOCK rows, 16 KB at 32 columns) then stays in L1
+ * while every row tile of A passes over it. Without the blocking, P V over 4096 cached tokens
+ * read B's column slice from L2 once per row tile, with a page stride between rows (one
+ * thread, 16 x 64 x 4096: 10.7 GMAC/s). C carries each sum from one block to the next in fp32,
+ * so the sums are the same in-order sums. */
+#define K_BLOCK 128
 #define GEMM_DRIVER(tile, COLS)                                                                    \
-    for (int j = 0; j < n; j += COLS)                                                              \
-        for (int i = 0; i < m; i += 4) {                                                           \
-            const int mr = m - i < 4 ? m - i : 4, cols = n - j < COLS ? n - j : COLS;              \
-            const float *ai = a + (size_t)i * lda;                                                 \
-            float *ci = c + (size_t)i * ldc + j;                                                   \
-            switch (mr) {                                                                          \
-            case 4: tile(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 4); break;             \
-            case 3: tile(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 3); break;             \
-            case 2: tile(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 2); break;             \
-            default: tile(ai, lda, b + j, ldb, ci, ldc, k, cols, accumulate, 1); break;            \
+    for (int p0 = 0; p0 < k || p0 == 0; p0 += K_BLOCK) {                                           \
+        const int kb = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;                                        \
+        const bool add = accumulate || p0 > 0;                                                     \
+        for (int j = 0; j < n; j += COLS)                                                          \
+            for (int i = 0; i < m; i += 4) {                                                       \
+                const int mr = m - i < 4 ? m - i : 4, cols = n - j < COLS ? n - j : COLS;          \
+                const float *ai = a + (size_t)i * lda + p0;                                        \
+                const float *bj = b + (size_t)p0 * ldb + j;                                        \
+                float *ci = c + (size_t)i * ldc + j;                                               \
+                switch (mr) {                                                                      \
+                case 4: tile(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 4); break;                  \
+                case 3: tile(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 3); break;                  \
+                case 2: tile(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 2); break;                  \
+                default: tile(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 1); break;                 \
+                }                                                                                  \
             }                                                                                      \
-        }
+    }
 
 T512 void gemm_f32_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
                           size_t ldb, float *c, size_t ldc, bool accumulate)
