@@ -286,6 +286,7 @@ int cmd_bench(int argc, char **argv)
         double effective = per_token * decode / batch / 1e9;
         const char *kernels = e.ops->copy_bandwidth ? "cuda" : dsq_dot_path();
         const double load_gb_s = e.load_seconds > 0 ? e.load_bytes / e.load_seconds / 1e9 : 0;
+        const uint64_t unpacked = e.model ? e.model->w.unpacked_bytes : 0;
         char activations[64] = "f32";
         if (!e.ops->copy_bandwidth && dsq_cpu_int8_activations())
             snprintf(activations, sizeof activations, "int8 (%s)",
@@ -298,11 +299,12 @@ int cmd_bench(int argc, char **argv)
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
                    "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
                    "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
-                   "\"batch\": %ld}\n",
+                   "\"unpacked_bytes\": %llu, \"batch\": %ld}\n",
                    label, e.ops->name, kernels, activations, omp_get_max_threads(),
                    getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
                    prefill, n_gen, depth, decode, per_token, effective, baseline, base_name,
-                   e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes, batch);
+                   e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes,
+                   (unsigned long long)unpacked, batch);
         else {
             printf("%s (backend %s, %s kernels, q8/q4 with %s activations, %d threads, %ld "
                    "sequence%s)\n"
@@ -319,6 +321,10 @@ int cmd_bench(int argc, char **argv)
             else if (e.load_seconds > 0) /* the CPU's load is the packing of its weights */
                 printf("packed   %.2f GB of weights for the CPU kernels in %.2f s\n",
                        e.load_bytes / 1e9, e.load_seconds);
+            if (unpacked)
+                printf("unpacked %.2f GB of packed copies left out for lack of memory: those "
+                       "matrices run on the planar kernels\n",
+                       unpacked / 1e9);
         }
     }
     free(tokens);

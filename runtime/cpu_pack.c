@@ -3,6 +3,7 @@
 #include "cpu_pack.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -66,6 +67,26 @@ static bool packs(const dsq_matrix *m, bool int8, bool bf16)
     return int8 && dsq_qpack_fits(m->type, rows, cols, m->group);
 }
 
+/* Bytes of memory the kernel says can still be given out without swapping (MemAvailable in
+ * /proc/meminfo, or in the file DSQ_MEMINFO names, for tests); UINT64_MAX when unknown. */
+static uint64_t memory_available(void)
+{
+    const char *path = getenv("DSQ_MEMINFO");
+    FILE *f = fopen(path ? path : "/proc/meminfo", "r");
+    if (!f)
+        return UINT64_MAX;
+    char line[256];
+    unsigned long long kb;
+    uint64_t bytes = UINT64_MAX;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+            bytes = (uint64_t)kb * 1024;
+            break;
+        }
+    fclose(f);
+    return bytes;
+}
+
 /* The offset of a matrix that gets no packed copy. */
 #define UNPACKED UINT64_MAX
 
@@ -91,7 +112,24 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     }
     list_matrices(w, n_routed_experts, list);
-    const bool int8 = int8_packs(), bf16 = dsq_bf16pack_have();
+    w->unpacked_bytes = 0;
+    bool int8 = int8_packs(), bf16 = dsq_bf16pack_have();
+    /* Copies only where memory holds them. A packed q8/q4 matrix's own pages go cold (the file
+     * can give them back), but bf16 decode keeps reading the planar rows, so bf16 copies need
+     * room beside them; they are dropped first. */
+    uint64_t int8_bytes = 0, bf16_bytes = 0;
+    for (int i = 0; i < n; i++)
+        if (packs(list[i], int8, bf16))
+            *(list[i]->type == DSQ_TYPE_BF16 ? &bf16_bytes : &int8_bytes) += slot_bytes(list[i]);
+    const uint64_t available = memory_available();
+    if (int8_bytes + 2 * bf16_bytes > available) {
+        bf16 = false;
+        w->unpacked_bytes += bf16_bytes;
+    }
+    if (int8_bytes > available) {
+        int8 = false;
+        w->unpacked_bytes += int8_bytes;
+    }
     uint64_t total = 0;
     for (int i = 0; i < n; i++) { /* decided once: UNPACKED, or the copy's place */
         offset[i] = packs(list[i], int8, bf16) ? total : UNPACKED;
@@ -133,4 +171,20 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
     free(list);
     free(offset);
     return DSQ_OK;
+}
+
+void cpu_pack_free(model_weights *w, int n_routed_experts)
+{
+    const int n = list_matrices(w, n_routed_experts, NULL);
+    dsq_matrix **list = malloc((size_t)n * sizeof *list);
+    if (!list)
+        return;
+    list_matrices(w, n_routed_experts, list);
+    for (int i = 0; i < n; i++)
+        list[i]->packed = NULL;
+    free(list);
+    if (w->packed_arena)
+        munmap(w->packed_arena, w->packed_bytes);
+    w->packed_arena = NULL;
+    w->packed_bytes = w->unpacked_bytes = 0;
 }

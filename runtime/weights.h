@@ -55,6 +55,7 @@ typedef struct {
     int n_layers;
     void *packed_arena; /* the packed copies' memory (runtime/cpu_pack.c), or NULL */
     uint64_t packed_bytes;
+    uint64_t unpacked_bytes; /* copies not made: the memory was not available */
 } model_weights;
 
 /* Builds the views; norms must be stored as f32 (the file says otherwise: error). */

@@ -6,13 +6,16 @@
  *   checks each packed matrix at its real shape with real activations;
  * - packing reaches every matrix whose rows fill 16-row blocks, and only those;
  * - the logits stay within the int8-activation bound of tests/test_quant_model.c of the f32
- *   path. Comparing packed and planar logits directly would not be fair: a rounding difference
+ *   path;
+ * - copies are made only where the memory available holds them: none with 1 kB, all but the
+ *   bf16 ones when bf16 lacks room for twice its copies, everything with enough. Comparing packed and planar logits directly would not be fair: a rounding difference
  *   upstream can move one activation code downstream, by up to 1/254 of its group's largest. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "backend.h"
 #include "backend_cpu.h"
+#include "bf16pack.h"
 #include "convert.h"
 #include "cpu_pack.h"
 #include "float16.h"
@@ -190,4 +193,71 @@ TEST(packed_matrices_in_models_match_the_planar_kernels)
             free(got);
             model_close(&m);
         }
+}
+
+/* Packs m under a MemAvailable of kb kilobytes (through DSQ_MEMINFO); returns how many matrices
+ * of each kind got a copy. */
+static void pack_with_memory(model *m, unsigned long long kb, int *int8, int *bf16)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/meminfo", test_tmp_dir());
+    FILE *f = fopen(path, "w");
+    fprintf(f, "MemTotal:       %llu kB\nMemAvailable:   %llu kB\n", kb * 2, kb);
+    fclose(f);
+    setenv("DSQ_MEMINFO", path, 1);
+    cpu_pack_free(&m->w, m->cfg->n_routed_experts);
+    dsq_error err = {0};
+    CHECK(cpu_pack_weights(&m->w, m->cfg->n_routed_experts, &err) == DSQ_OK);
+    unsetenv("DSQ_MEMINFO");
+    *int8 = *bf16 = 0;
+    for (int l = 0; l < m->w.n_layers; l++) {
+        const layer_weights *L = &m->w.layers[l];
+        const dsq_matrix *all[] = {&L->q_a, &L->q_b, &L->kv_a, &L->kv_b, &L->wo};
+        for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+            if (all[i]->data && all[i]->packed)
+                ++*(all[i]->type == DSQ_TYPE_BF16 ? bf16 : int8);
+    }
+}
+
+TEST(packing_leaves_out_what_memory_cannot_hold)
+{
+    if (!cpu_pack_useful() || !dsq_bf16pack_have()) {
+        printf("  skipped: this CPU does not run both packed kernels\n");
+        return;
+    }
+    char dir[512], out[512];
+    snprintf(dir, sizeof dir, "%s/tiny-v2", test_data_dir());
+    snprintf(out, sizeof out, "%s/pack-memory.dsq", test_tmp_dir());
+    convert_options o = {.hf_dir = dir, .out_path = out, .threads = 2,
+                         .recipe = {.preset = "q8", .group_size = 32,
+                                    .overrides = {"layers.*.attn.q_b=bf16"}, .n_overrides = 1}};
+    convert_stats st;
+    dsq_error err = {0};
+    model m;
+    if (dsq_convert(&o, &st, &err) != DSQ_OK || model_open(&m, out, 64, &err) != DSQ_OK) {
+        CHECK_MSG(false, "%s: %s", out, err.msg);
+        return;
+    }
+    free(st.unused_overrides);
+    int int8, bf16;
+    pack_with_memory(&m, 1ull << 40, &int8, &bf16); /* plenty: everything */
+    const uint64_t all = m.w.packed_bytes;
+    uint64_t bf16_bytes = 0;
+    for (int l = 0; l < m.w.n_layers; l++)
+        if (m.w.layers[l].q_b.packed)
+            bf16_bytes += (uint64_t)m.w.layers[l].q_b.rows * m.w.layers[l].q_b.cols * 2;
+    CHECK_MSG(int8 > 0 && bf16 == m.w.n_layers && m.w.unpacked_bytes == 0,
+              "plenty: %d q8, %d bf16 packed, %llu left out", int8, bf16,
+              (unsigned long long)m.w.unpacked_bytes);
+    /* room for every copy once, not for the bf16 ones twice: the bf16 copies go */
+    const int int8_all = int8;
+    pack_with_memory(&m, (all + 1023) / 1024, &int8, &bf16);
+    CHECK_MSG(int8 == int8_all && bf16 == 0 && m.w.unpacked_bytes == bf16_bytes,
+              "tight: %d q8, %d bf16 packed, %llu of %llu bf16 bytes left out", int8, bf16,
+              (unsigned long long)m.w.unpacked_bytes, (unsigned long long)bf16_bytes);
+    pack_with_memory(&m, 1, &int8, &bf16); /* 1 kB: nothing */
+    CHECK_MSG(int8 == 0 && bf16 == 0 && m.w.packed_arena == NULL && m.w.unpacked_bytes == all,
+              "1 kB: %d q8, %d bf16 packed, %llu of %llu bytes left out", int8, bf16,
+              (unsigned long long)m.w.unpacked_bytes, (unsigned long long)all);
+    model_close(&m);
 }
