@@ -183,6 +183,11 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
 /* kv_b of a layer as f32, widened at the first absorbed step and kept: that form reads W_UK and
  * W_UV whole for every token, which would otherwise re-widen them each time. NULL if out of
  * memory. */
+/* The absorbed form's P latent by chunks of this many cached positions, for at most this many
+ * query rows (its partial sums take chunks x rows x kv_lora_rank floats). */
+#define OLAT_CHUNK 256
+#define OLAT_CHUNK_MAX_ROWS 64
+
 static const float *kv_b_widened(model *m, int layer)
 {
     if (!m->kv_b_f32[layer]) {
@@ -215,6 +220,14 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     /* position and latent-column slices per thread */
     const int slice = 64;
     const int pos_slices = (total + slice - 1) / slice, col_slices = (kvr + slice - 1) / slice;
+    /* P latent over a long cache, for a few query rows (decode): by chunks of whole cached rows
+     * (contiguous), each chunk's partial product summed in chunk order after. By columns, each
+     * thread would walk every cached row for a slice of it. Chunks are a fixed size, so the
+     * sums are the same for any number of threads. */
+    const int chunks = rows <= OLAT_CHUNK_MAX_ROWS ? (total + OLAT_CHUNK - 1) / OLAT_CHUNK : 1;
+    float *partial = chunks > 1 ? malloc((size_t)chunks * rows * kvr * sizeof(float)) : NULL;
+    if (chunks > 1 && !partial)
+        return DSQ_ERESOURCE;
 #pragma omp parallel if ((long)rows * total * kvr > PARALLEL_MIN_WORK)
     {
 #pragma omp for schedule(static)
@@ -239,11 +252,27 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
             ops_scaled_softmax(row, last + 1, m->softmax_scale);
             memset(row + last + 1, 0, (size_t)(total - last - 1) * sizeof(float));
         }
+        if (partial) { /* o_lat = P latent by chunks of cached rows, then their sum */
 #pragma omp for schedule(static)
-        for (int sl = 0; sl < col_slices; sl++) { /* o_lat = P latent, a slice of columns */
-            const int j0 = sl * slice, nj = kvr - j0 < slice ? kvr - j0 : slice;
-            gemm_f32(rows, nj, total, scores, (size_t)total, latent + j0, (size_t)kvr, o_lat + j0,
-                     (size_t)kvr, false);
+            for (int ch = 0; ch < chunks; ch++) {
+                const int s0 = ch * OLAT_CHUNK, ns = total - s0 < OLAT_CHUNK ? total - s0 : OLAT_CHUNK;
+                gemm_f32(rows, kvr, ns, scores + s0, (size_t)total, latent + (size_t)s0 * kvr,
+                         (size_t)kvr, partial + (size_t)ch * rows * kvr, (size_t)kvr, false);
+            }
+#pragma omp for schedule(static)
+            for (int r = 0; r < rows; r++) {
+                float *out = o_lat + (size_t)r * kvr;
+                memcpy(out, partial + (size_t)r * kvr, (size_t)kvr * sizeof(float));
+                for (int ch = 1; ch < chunks; ch++)
+                    ops_axpy(out, 1.0f, partial + ((size_t)ch * rows + r) * kvr, kvr);
+            }
+        } else {
+#pragma omp for schedule(static)
+            for (int sl = 0; sl < col_slices; sl++) { /* o_lat = P latent, a slice of columns */
+                const int j0 = sl * slice, nj = kvr - j0 < slice ? kvr - j0 : slice;
+                gemm_f32(rows, nj, total, scores, (size_t)total, latent + j0, (size_t)kvr,
+                         o_lat + j0, (size_t)kvr, false);
+            }
         }
 #pragma omp for schedule(static)
         for (int h = 0; h < nh; h++) /* attn[t][h] = W_UV[h] o_lat[t][h] */
@@ -251,6 +280,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                         kv_b + ((size_t)h * kvw + nope) * kvr, (size_t)kvr,
                         attn + (size_t)h * vd, (size_t)nh * vd, false);
     }
+    free(partial);
     return DSQ_OK;
 }
 
