@@ -12,6 +12,7 @@
  *   upstream can move one activation code downstream, by up to 1/254 of its group's largest. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backend.h"
 #include "backend_cpu.h"
@@ -121,6 +122,28 @@ static float *logits(model *m)
     return out;
 }
 
+/* Converts a fixture family at preset (group 32) and opens it; false, failing the test, if
+ * either step fails. tiny-v2's q_b reads the 48-wide q latent, which no group of 32 divides, so
+ * it stays bf16 (and the packed bf16 kernel runs too). */
+static bool open_fixture(const char *family, const char *preset, model *m)
+{
+    char dir[512], out[512];
+    snprintf(dir, sizeof dir, "%s/%s", test_data_dir(), family);
+    snprintf(out, sizeof out, "%s/pack-%s-%s.dsq", test_tmp_dir(), family, preset);
+    convert_options o = {.hf_dir = dir, .out_path = out, .threads = 2,
+                         .recipe = {.preset = preset, .group_size = 32,
+                                    .overrides = {"layers.*.attn.q_b=bf16"},
+                                    .n_overrides = strcmp(family, "tiny-v2") == 0}};
+    convert_stats st;
+    dsq_error err = {0};
+    if (dsq_convert(&o, &st, &err) != DSQ_OK || model_open(m, out, 64, &err) != DSQ_OK) {
+        CHECK_MSG(false, "%s: %s", out, err.msg);
+        return false;
+    }
+    free(st.unused_overrides);
+    return true;
+}
+
 TEST(packed_matrices_in_models_match_the_planar_kernels)
 {
     if (!cpu_pack_useful()) {
@@ -131,23 +154,10 @@ TEST(packed_matrices_in_models_match_the_planar_kernels)
     checked.matmul = checked_matmul;
     for (int f = 0; f < 3; f++)
         for (int p = 0; p < 2; p++) {
-            char dir[512], out[512];
-            snprintf(dir, sizeof dir, "%s/%s", test_data_dir(), families[f]);
-            snprintf(out, sizeof out, "%s/pack-%s-%s.dsq", test_tmp_dir(), families[f],
-                     presets[p]);
-            /* tiny-v2's q_b reads the 48-wide q latent, which no group of 32 divides: bf16 */
-            convert_options o = {.hf_dir = dir, .out_path = out, .threads = 2,
-                                 .recipe = {.preset = presets[p], .group_size = 32,
-                                            .overrides = {"layers.*.attn.q_b=bf16"},
-                                            .n_overrides = f == 2}};
-            convert_stats st;
-            dsq_error err = {0};
             model m;
-            if (dsq_convert(&o, &st, &err) != DSQ_OK || model_open(&m, out, 64, &err) != DSQ_OK) {
-                CHECK_MSG(false, "%s: %s", out, err.msg);
+            if (!open_fixture(families[f], presets[p], &m))
                 continue;
-            }
-            free(st.unused_overrides);
+            dsq_error err = {0};
             dsq_cpu_set_int8_activations(false);
             float *exact = logits(&m);
             dsq_cpu_set_int8_activations(true);
@@ -225,20 +235,9 @@ TEST(packing_leaves_out_what_memory_cannot_hold)
         printf("  skipped: this CPU does not run both packed kernels\n");
         return;
     }
-    char dir[512], out[512];
-    snprintf(dir, sizeof dir, "%s/tiny-v2", test_data_dir());
-    snprintf(out, sizeof out, "%s/pack-memory.dsq", test_tmp_dir());
-    convert_options o = {.hf_dir = dir, .out_path = out, .threads = 2,
-                         .recipe = {.preset = "q8", .group_size = 32,
-                                    .overrides = {"layers.*.attn.q_b=bf16"}, .n_overrides = 1}};
-    convert_stats st;
-    dsq_error err = {0};
     model m;
-    if (dsq_convert(&o, &st, &err) != DSQ_OK || model_open(&m, out, 64, &err) != DSQ_OK) {
-        CHECK_MSG(false, "%s: %s", out, err.msg);
+    if (!open_fixture("tiny-v2", "q8", &m))
         return;
-    }
-    free(st.unused_overrides);
     int int8, bf16;
     pack_with_memory(&m, 1ull << 40, &int8, &bf16); /* plenty: everything */
     const uint64_t all = m.w.packed_bytes;
