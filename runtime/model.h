@@ -28,7 +28,7 @@ typedef struct model {
      * MLA: RMSNorm(c_kv), (ctx, kv_lora_rank), and the roped shared key, (ctx, rope). */
     float *cache_a, *cache_b;
     size_t cache_a_stride, cache_b_stride; /* floats per token */
-    float **kv_b_f32; /* MLA: per layer, kv_b widened at the first absorbed step (or NULL) */
+    float **kv_b_f32; /* MLA: per layer, kv_b's W_UK rows widened at the first absorbed step */
     struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 
