@@ -116,31 +116,31 @@ static double read_buffer_bandwidth(const uint8_t *buf, size_t size)
  * cache; a warm-up first so the first launches and the decode graph's capture stay out of the
  * timings. */
 static int time_one(engine *e, const int *tokens, int n_prompt, int depth, int n_gen,
-                    float *logits, double *t0, double *t1, double *t2, dsq_error *err)
+                    float *logits, double *prefill_s, double *decode_s, dsq_error *err)
 {
     int rc = engine_forward(e, tokens, 1, logits, false, err);
     if (!rc)
         rc = engine_forward(e, tokens + 1, 1, logits, false, err);
     engine_reset(e);
-    *t0 = progress_now();
+    double t = progress_now();
     if (!rc)
         rc = engine_forward(e, tokens, n_prompt, logits, false, err);
-    *t1 = progress_now();
+    *prefill_s = progress_now() - t;
     if (!rc && depth != n_prompt) { /* refill the cache to the asked depth, untimed */
         engine_reset(e);
         if (depth)
             rc = engine_forward(e, tokens, depth, logits, false, err);
-        *t1 = progress_now();
     }
+    t = progress_now();
     for (int i = 0; !rc && i < n_gen; i++)
         rc = engine_forward(e, &tokens[depth + i], 1, logits, false, err);
-    *t2 = progress_now();
+    *decode_s = progress_now() - t;
     return rc;
 }
 
 /* batch sequences: each its prompt (the same tokens), then steps of one token for each. */
 static int time_batch(engine *e, int batch, const int *tokens, int n_prompt, int n_gen,
-                      float *logits, double *t0, double *t1, double *t2, dsq_error *err)
+                      float *logits, double *prefill_s, double *decode_s, dsq_error *err)
 {
     int *seq = malloc((size_t)(n_prompt > batch ? n_prompt : batch) * sizeof(int));
     int *step = malloc((size_t)batch * sizeof(int));
@@ -156,13 +156,14 @@ static int time_batch(engine *e, int batch, const int *tokens, int n_prompt, int
     int rc = engine_forward_seqs(e, seq, step, batch, logits, err); /* warm-up, graph capture */
     for (int s = 0; s < batch; s++)
         engine_reset_seq(e, s);
-    *t0 = progress_now();
+    double t = progress_now();
     for (int s = 0; !rc && s < batch; s++) {
         for (int i = 0; i < n_prompt; i++)
             seq[i] = s;
         rc = engine_forward_seqs(e, seq, tokens, n_prompt, logits, err);
     }
-    *t1 = progress_now();
+    *prefill_s = progress_now() - t;
+    t = progress_now();
     for (int s = 0; s < batch; s++)
         seq[s] = s;
     for (int i = 0; !rc && i < n_gen; i++) {
@@ -170,7 +171,7 @@ static int time_batch(engine *e, int batch, const int *tokens, int n_prompt, int
             step[s] = tokens[n_prompt + i];
         rc = engine_forward_seqs(e, seq, step, batch, logits, err);
     }
-    *t2 = progress_now();
+    *decode_s = progress_now() - t;
     free(seq);
     free(step);
     return rc;
@@ -270,7 +271,7 @@ int cmd_bench(int argc, char **argv)
         tokens[i] = (int)((rng >> 33) % (uint64_t)vocab);
     }
     /* the CPU read also brings the file into the page cache */
-    double baseline = 0, t0 = 0, t1 = 0, t2 = 0;
+    double baseline = 0, prefill_s = 0, decode_s = 0;
     const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
                                                   : "one read of every weight byte";
     if (!rc)
@@ -278,12 +279,12 @@ int cmd_bench(int argc, char **argv)
                    : random_name         ? read_buffer_bandwidth(rm.buf, rm.size)
                                          : read_bandwidth(mp);
     if (!rc)
-        rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits, &t0,
-                                    &t1, &t2, &err)
-                       : time_one(&e, tokens, (int)n_prompt, (int)depth, (int)n_gen, logits, &t0,
-                                  &t1, &t2, &err);
+        rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits,
+                                    &prefill_s, &decode_s, &err)
+                       : time_one(&e, tokens, (int)n_prompt, (int)depth, (int)n_gen, logits,
+                                  &prefill_s, &decode_s, &err);
     if (!rc) {
-        double prefill = batch * n_prompt / (t1 - t0), decode = batch * n_gen / (t2 - t1);
+        double prefill = batch * n_prompt / prefill_s, decode = batch * n_gen / decode_s;
         double per_token = random_name ? random_model_bytes_per_token(&rm) : bytes_per_token(&m);
         double effective = per_token * decode / batch / 1e9;
         const char *kernels = e.ops->copy_bandwidth ? "cuda" : dsq_dot_path();
