@@ -2,6 +2,7 @@
  * latent cache: expanded (K, V rebuilt by kv_b) and absorbed (W_UK folded into the query,
  * W_UV applied after the weighted sum of latents). Prompts and the absorbed form run as fp32
  * matrix products (gemm_f32.h); a single MHA query as a dot product per cached key. */
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,13 +182,12 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
     return DSQ_OK;
 }
 
-/* kv_b of a layer as f32, widened at the first absorbed step and kept: that form reads W_UK and
- * W_UV whole for every token, which would otherwise re-widen them each time. NULL if out of
- * memory. */
-/* The absorbed form's P latent by chunks of this many cached positions, for at most this many
- * query rows (its partial sums take chunks x rows x kv_lora_rank floats). */
-#define OLAT_CHUNK 256
-#define OLAT_CHUNK_MAX_ROWS 64
+/* The absorbed decode takes the cache in pieces of at most this many positions (a piece's
+ * latents, 256 KB at kv_lora_rank 512, stay in a core's L2 cache between the scores and the
+ * weighted sum), for at most this many query rows (each piece keeps rows x kv_lora_rank
+ * partial sums). */
+#define PIECE_MAX 128
+#define PIECE_MAX_ROWS 64
 
 /* W_UK, the rows of kv_b that take q_nope into the latent space, widened to f32 at the first
  * absorbed step: head h's nope rows of kvr floats at h * nope * kvr. They are used transposed
@@ -227,18 +227,26 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     const float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n, rows = n * nh; /* row t * nh + h: query t, head h */
-    /* position and latent-column slices per thread */
+    const float scale = m->softmax_scale;
+    /* A few query rows (decode): one pass over the cache in pieces of whole cached rows. Each
+     * piece takes its scores, their exponentials against the piece's own maximum, and its
+     * weighted sum of latents while those are still in cache; the pieces are then combined
+     * with the weights e^(max_piece - max) (the softmax taken in parts). Piece boundaries
+     * depend only on the cache length, so the sums are the same for any number of threads.
+     * More rows (a prompt in the absorbed form): all scores, the softmax, then P latent by
+     * slices of its columns. */
+    const bool pieces = rows <= PIECE_MAX_ROWS;
+    int piece = (total + 7) / 8; /* at least 8 pieces for the threads, 16 to 128 positions */
+    piece = piece < 16 ? 16 : piece > PIECE_MAX ? PIECE_MAX : (piece + 7) / 8 * 8;
+    const int n_pieces = (total + piece - 1) / piece;
     const int slice = 64;
     const int pos_slices = (total + slice - 1) / slice, col_slices = (kvr + slice - 1) / slice;
-    /* P latent over a long cache, for a few query rows (decode): by chunks of whole cached rows
-     * (contiguous), each chunk's partial product summed in chunk order after. By columns, each
-     * thread would walk every cached row for a slice of it. Chunks are a fixed size, so the
-     * sums are the same for any number of threads. */
-    const int chunks = rows <= OLAT_CHUNK_MAX_ROWS ? (total + OLAT_CHUNK - 1) / OLAT_CHUNK : 1;
-    float *partial = chunks > 1 ? malloc((size_t)chunks * rows * kvr * sizeof(float)) : NULL;
+    float *partial = pieces ? malloc((size_t)n_pieces * rows * (kvr + 2) * sizeof(float)) : NULL;
+    float *piece_max = partial ? partial + (size_t)n_pieces * rows * kvr : NULL;
+    float *piece_sum = piece_max ? piece_max + (size_t)n_pieces * rows : NULL;
     const uint64_t xsum_len = dsq_dot_xsum_len(kv_b->type, (uint64_t)kvr, kv_b->group);
     float *xsums = xsum_len ? malloc((size_t)rows * xsum_len * sizeof(float)) : NULL;
-    if ((chunks > 1 && !partial) || (xsum_len && !xsums)) {
+    if ((pieces && !partial) || (xsum_len && !xsums)) {
         free(partial);
         free(xsums);
         return DSQ_ERESOURCE;
@@ -250,38 +258,63 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
             gemm_f32(n, kvr, nope, q + (size_t)h * qk, (size_t)nh * qk,
                      w_uk + (size_t)h * nope * kvr, (size_t)kvr, q_lat + (size_t)h * kvr,
                      (size_t)nh * kvr, false);
+        if (pieces) {
 #pragma omp for schedule(static)
-        for (int sl = 0; sl < pos_slices; sl++) {
-            const int s0 = sl * slice, ns = total - s0 < slice ? total - s0 : slice;
-            gemm_f32_nt(rows, ns, kvr, q_lat, (size_t)kvr, latent + (size_t)s0 * kvr,
-                        (size_t)kvr, scores + s0, (size_t)total, false);
-            for (int t = 0; t < n; t++) /* q_pe . k_pe: one query's heads at a time */
-                gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
-                            pe + (size_t)s0 * rope, (size_t)rope,
-                            scores + (size_t)t * nh * total + s0, (size_t)total, true);
-        }
+            for (int p = 0; p < n_pieces; p++) {
+                const int s0 = p * piece, ns = total - s0 < piece ? total - s0 : piece;
+                float *sc = scores + s0; /* rows of stride total */
+                gemm_f32_nt(rows, ns, kvr, q_lat, (size_t)kvr, latent + (size_t)s0 * kvr,
+                            (size_t)kvr, sc, (size_t)total, false);
+                for (int t = 0; t < n; t++) /* q_pe . k_pe: one query's heads at a time */
+                    gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
+                                pe + (size_t)s0 * rope, (size_t)rope,
+                                sc + (size_t)t * nh * total, (size_t)total, true);
+                for (int r = 0; r < rows; r++) { /* row r sees positions up to n_past + r / nh */
+                    float *row = sc + (size_t)r * total;
+                    int seen = m->n_past + r / nh + 1 - s0;
+                    seen = seen < 0 ? 0 : seen > ns ? ns : seen;
+                    const size_t at = (size_t)p * rows + r;
+                    piece_sum[at] = ops_scaled_exp(row, seen, scale, &piece_max[at]);
+                    memset(row + seen, 0, (size_t)(ns - seen) * sizeof(float));
+                }
+                gemm_f32(rows, kvr, ns, sc, (size_t)total, latent + (size_t)s0 * kvr,
+                         (size_t)kvr, partial + (size_t)p * rows * kvr, (size_t)kvr, false);
+            }
 #pragma omp for schedule(static)
-        for (int r = 0; r < rows; r++) {
-            float *row = scores + (size_t)r * total;
-            const int last = m->n_past + r / nh;
-            ops_scaled_softmax(row, last + 1, m->softmax_scale);
-            memset(row + last + 1, 0, (size_t)(total - last - 1) * sizeof(float));
-        }
-        if (partial) { /* o_lat = P latent by chunks of cached rows, then their sum */
+            for (int r = 0; r < rows; r++) { /* o_lat = sum of pieces e^(max_p - max) / sum */
+                float max = -INFINITY, sum = 0;
+                for (int p = 0; p < n_pieces; p++)
+                    max = fmaxf(max, piece_max[(size_t)p * rows + r]);
+                float *out = o_lat + (size_t)r * kvr;
+                memset(out, 0, (size_t)kvr * sizeof(float));
+                for (int p = 0; p < n_pieces; p++) {
+                    const size_t at = (size_t)p * rows + r;
+                    if (piece_sum[at] == 0) /* no position of this piece is seen */
+                        continue;
+                    const float w = expf(piece_max[at] - max);
+                    sum += w * piece_sum[at];
+                    ops_axpy(out, w, partial + at * kvr, kvr);
+                }
+                ops_scale(out, kvr, 1.0f / sum);
+            }
+        } else {
 #pragma omp for schedule(static)
-            for (int ch = 0; ch < chunks; ch++) {
-                const int s0 = ch * OLAT_CHUNK, ns = total - s0 < OLAT_CHUNK ? total - s0 : OLAT_CHUNK;
-                gemm_f32(rows, kvr, ns, scores + s0, (size_t)total, latent + (size_t)s0 * kvr,
-                         (size_t)kvr, partial + (size_t)ch * rows * kvr, (size_t)kvr, false);
+            for (int sl = 0; sl < pos_slices; sl++) {
+                const int s0 = sl * slice, ns = total - s0 < slice ? total - s0 : slice;
+                gemm_f32_nt(rows, ns, kvr, q_lat, (size_t)kvr, latent + (size_t)s0 * kvr,
+                            (size_t)kvr, scores + s0, (size_t)total, false);
+                for (int t = 0; t < n; t++)
+                    gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
+                                pe + (size_t)s0 * rope, (size_t)rope,
+                                scores + (size_t)t * nh * total + s0, (size_t)total, true);
             }
 #pragma omp for schedule(static)
             for (int r = 0; r < rows; r++) {
-                float *out = o_lat + (size_t)r * kvr;
-                memcpy(out, partial + (size_t)r * kvr, (size_t)kvr * sizeof(float));
-                for (int ch = 1; ch < chunks; ch++)
-                    ops_axpy(out, 1.0f, partial + ((size_t)ch * rows + r) * kvr, kvr);
+                float *row = scores + (size_t)r * total;
+                const int last = m->n_past + r / nh;
+                ops_scaled_softmax(row, last + 1, scale);
+                memset(row + last + 1, 0, (size_t)(total - last - 1) * sizeof(float));
             }
-        } else {
 #pragma omp for schedule(static)
             for (int sl = 0; sl < col_slices; sl++) { /* o_lat = P latent, a slice of columns */
                 const int j0 = sl * slice, nj = kvr - j0 < slice ? kvr - j0 : slice;

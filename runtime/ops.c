@@ -76,7 +76,8 @@ TARGET static inline __m256i lanes8(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-TARGET static void scaled_softmax_avx2(float *x, int n, float scale)
+/* x[i] = e^(scale x[i] - max) with max the largest scale x[i]; returns the sum, *max_out max. */
+TARGET static float scaled_exp_avx2(float *x, int n, float scale, float *max_out)
 {
     const __m256 sv = _mm256_set1_ps(scale);
     __m256 mv = _mm256_set1_ps(-INFINITY);
@@ -89,7 +90,8 @@ TARGET static void scaled_softmax_avx2(float *x, int n, float scale)
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    const __m256 max = _mm256_set1_ps(_mm_cvtss_f32(h));
+    *max_out = _mm_cvtss_f32(h);
+    const __m256 max = _mm256_set1_ps(*max_out);
     __m256 sum = _mm256_setzero_ps();
     for (int i = 0; i < n; i += 8) {
         const __m256i k = lanes8(n - i);
@@ -101,10 +103,24 @@ TARGET static void scaled_softmax_avx2(float *x, int n, float scale)
     h = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    const __m256 total = _mm256_set1_ps(_mm_cvtss_f32(h));
+    return _mm_cvtss_f32(h);
+}
+
+TARGET static void scale_avx2(float *x, int n, float by)
+{
+    const __m256 b = _mm256_set1_ps(by);
     for (int i = 0; i < n; i += 8) {
         const __m256i k = lanes8(n - i);
-        _mm256_maskstore_ps(x + i, k, _mm256_div_ps(_mm256_maskload_ps(x + i, k), total));
+        _mm256_maskstore_ps(x + i, k, _mm256_mul_ps(_mm256_maskload_ps(x + i, k), b));
+    }
+}
+
+TARGET static void divide_avx2(float *x, int n, float by)
+{
+    const __m256 b = _mm256_set1_ps(by);
+    for (int i = 0; i < n; i += 8) {
+        const __m256i k = lanes8(n - i);
+        _mm256_maskstore_ps(x + i, k, _mm256_div_ps(_mm256_maskload_ps(x + i, k), b));
     }
 }
 
@@ -152,8 +168,8 @@ void ops_rmsnorm(float *out, const float *x, const float *weight, int n, float e
         out[i] = weight[i] * (x[i] * scale);
 }
 
-/* Softmax of scale * x with libm's expf (scale 1 multiplies exactly). */
-static void softmax_scalar(float *x, int n, float scale)
+/* e^(scale x - max) with libm's expf (scale 1 multiplies exactly); returns the sum. */
+static float scaled_exp_scalar(float *x, int n, float scale, float *max_out)
 {
     float max = -INFINITY;
     for (int i = 0; i < n; i++) {
@@ -165,24 +181,51 @@ static void softmax_scalar(float *x, int n, float scale)
         x[i] = expf(x[i] - max);
         sum += x[i];
     }
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
+    *max_out = max;
+    return sum;
 }
 
 void ops_softmax(float *x, int n)
 {
-    softmax_scalar(x, n, 1.0f);
+    float max;
+    const float sum = scaled_exp_scalar(x, n, 1.0f, &max);
+    for (int i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
+float ops_scaled_exp(float *x, int n, float scale, float *max)
+{
+#if defined(__x86_64__)
+    if (use_avx2())
+        return scaled_exp_avx2(x, n, scale, max);
+#endif
+    return scaled_exp_scalar(x, n, scale, max);
 }
 
 void ops_scaled_softmax(float *x, int n, float scale)
 {
+    float max;
+    const float sum = ops_scaled_exp(x, n, scale, &max);
 #if defined(__x86_64__)
     if (use_avx2()) {
-        scaled_softmax_avx2(x, n, scale);
+        divide_avx2(x, n, sum);
         return;
     }
 #endif
-    softmax_scalar(x, n, scale);
+    for (int i = 0; i < n; i++)
+        x[i] /= sum;
+}
+
+void ops_scale(float *x, int n, float by)
+{
+#if defined(__x86_64__)
+    if (use_avx2()) {
+        scale_avx2(x, n, by);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++)
+        x[i] *= by;
 }
 
 void ops_swiglu(float *gate, const float *up, int n)

@@ -14,6 +14,14 @@ void ops_softmax(float *x, int n);
  * ops_softmax, whose libm expf decides near-ties exactly as before. */
 void ops_scaled_softmax(float *x, int n, float scale);
 
+/* The softmax above before its division, for attention taken in pieces: x[i] = e^(scale x[i] -
+ * max), max the largest scale x[i] (-inf when n is 0), stored in *max; returns the sum of the
+ * x[i] (0 when n is 0). Same exponential as ops_scaled_softmax. */
+float ops_scaled_exp(float *x, int n, float scale, float *max);
+
+/* x[i] *= by over n elements */
+void ops_scale(float *x, int n, float by);
+
 /* gate[i] = silu(gate[i]) * up[i] */
 void ops_swiglu(float *gate, const float *up, int n);
 

@@ -73,6 +73,48 @@ TEST(mla_absorbed_equals_expanded)
     }
 }
 
+/* Absorbed decode over a long cache: it takes the cache in pieces of 16 to 128 positions with
+ * the softmax combined across them (runtime/attention.c). Decoding token by token to 1,030
+ * cached positions passes every piece size, a last piece cut short and up to 9 pieces; each
+ * step's logits must match the expanded form's, which takes one softmax over the whole cache.
+ * Same bound as above: the attention output is a convex combination of cached values, so its
+ * rounding does not grow with the cache length beyond the sums' log-length terms. */
+TEST(mla_absorbed_decode_long_cache)
+{
+    enum { STEPS = 1030 };
+    for (int f = 1; f < 3; f++) {
+        model a, b;
+        open_fixture_model(families[f], STEPS, &a);
+        open_fixture_model(families[f], STEPS, &b);
+        a.mode = ATTN_EXPANDED;
+        b.mode = ATTN_ABSORBED;
+        const int vocab = a.cfg->vocab_size;
+        float *la = malloc((size_t)vocab * sizeof(float));
+        float *lb = malloc((size_t)vocab * sizeof(float));
+        dsq_error err;
+        double worst = 0;
+        int worst_at = 0;
+        for (int t = 0; t < STEPS; t++) {
+            const int tok = (int)((t * 7919u + 3) % (unsigned)vocab);
+            CHECK(model_forward(&a, &tok, 1, la, false, &err) == DSQ_OK);
+            CHECK(model_forward(&b, &tok, 1, lb, false, &err) == DSQ_OK);
+            const double d = rel_diff(la, lb, (size_t)vocab);
+            if (d > worst) {
+                worst = d;
+                worst_at = t;
+            }
+        }
+        printf("  %s: absorbed vs expanded decode to %d tokens: max relative difference %.2g "
+               "(step %d)\n", families[f], STEPS, worst, worst_at);
+        CHECK_MSG(worst < ORDER_TOL, "%s: absorbed vs expanded decode differ by %.3g at step %d",
+                  families[f], worst, worst_at);
+        free(la);
+        free(lb);
+        model_close(&a);
+        model_close(&b);
+    }
+}
+
 TEST(context_limits)
 {
     model m;
