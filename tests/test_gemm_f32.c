@@ -63,7 +63,7 @@ static int check_shape(int m, int n, int k, bool accumulate, gemm_fn *gemm, bool
 
 TEST(gemm_matches_the_exact_product_at_every_tile_edge)
 {
-    static const int ks[] = {0, 1, 7, 64, 192};
+    static const int ks[] = {0, 1, 7, 13, 64, 192};
     struct { const char *name; gemm_fn *fn; bool nt, runs; } paths[] = {
         {"reference", gemm_f32_ref, false, true},
         {"dispatch", gemm_f32, false, true},
@@ -85,7 +85,7 @@ TEST(gemm_matches_the_exact_product_at_every_tile_edge)
         for (int acc = 0; acc < 2; acc++)
             for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
                 int bad = 0;
-                for (int m = 1; m <= 9; m++)
+                for (int m = 1; m <= 13; m++) /* two tiles of six rows and one over */
                     for (int n = 1; n <= 70; n += (n < 40 ? 1 : 7))
                         bad += check_shape(m, n, ks[ki], acc, paths[pi].fn, paths[pi].nt);
                 CHECK_MSG(bad == 0, "%s, k %d, %s: %d elements off", paths[pi].name, ks[ki],
