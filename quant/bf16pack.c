@@ -1,5 +1,5 @@
-/* Packing a bf16 tensor into the CPU's row-interleaved layout, and its AVX-512 kernel
- * (quant/bf16pack.h). */
+/* Packing a bf16 tensor into the CPU's row-interleaved layout, its AVX-512 kernel and the
+ * choice between that and the AVX2 one (quant/bf16pack_avx2.c) (quant/bf16pack.h). */
 #include "bf16pack.h"
 
 #include <string.h>
@@ -35,7 +35,7 @@ float dsq_bf16pack_get(const void *packed, uint64_t cols, uint64_t r, uint64_t k
 
 bool dsq_bf16pack_have(void)
 {
-    return dsq_dot_have_avx512();
+    return dsq_dot_have_avx512() || dsq_dot_have_avx2();
 }
 
 #if defined(__x86_64__)
@@ -103,8 +103,8 @@ TARGET static inline __attribute__((always_inline)) void tile(const uint8_t *chu
     default: tile(chunks, cols, x, o, ostride, NB, 1); break;                                   \
     }
 
-TARGET void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, int nb,
-                              const float *const *x, int nt, float *out, size_t ostride)
+TARGET void dsq_bf16pack_tile_avx512(const void *packed, uint64_t cols, uint64_t b, int nb,
+                                     const float *const *x, int nt, float *out, size_t ostride)
 {
     const uint8_t *chunks = (const uint8_t *)packed + b * ROWS * cols * 2;
     float *o = out + b * ROWS;
@@ -112,6 +112,15 @@ TARGET void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, int
         TOKEN_CASES(2)
     else
         TOKEN_CASES(1)
+}
+
+void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, int nb,
+                       const float *const *x, int nt, float *out, size_t ostride)
+{
+    if (dsq_dot_have_avx512())
+        dsq_bf16pack_tile_avx512(packed, cols, b, nb, x, nt, out, ostride);
+    else
+        dsq_bf16pack_tile_avx2(packed, cols, b, nb, x, nt, out, ostride);
 }
 
 #else

@@ -1,5 +1,5 @@
-/* The CPU's row-interleaved copy of a bf16 tensor, made once at load for an AVX-512 kernel:
- * planar rows make a vector dot product sum one row across its lanes and fold every row and
+/* The CPU's row-interleaved copy of a bf16 tensor, made once at load for the prompt's kernels
+ * (AVX-512, or AVX2 with each chunk as two 8-row halves): planar rows make a vector dot product sum one row across its lanes and fold every row and
  * token horizontally at the end; here each 64-byte chunk holds two elements of 16 rows, each
  * fma takes one broadcast activation, and lane r accumulates row r.
  *
@@ -33,7 +33,7 @@ void dsq_bf16pack_block(const void *planar, uint64_t rows, uint64_t cols, uint64
 /* Element (r, k) of a packed tensor, as f32: the layout's definition, for tests. */
 float dsq_bf16pack_get(const void *packed, uint64_t cols, uint64_t r, uint64_t k);
 
-/* Whether this CPU runs dsq_bf16pack_tile (AVX-512 F). */
+/* Whether this CPU runs dsq_bf16pack_tile (AVX-512 F or AVX2 with FMA). */
 bool dsq_bf16pack_have(void);
 
 /* out[t * ostride + 16 b + i] = row 16 b + i dotted with x[t][cols], for i < 16 nb and t < nt
@@ -41,5 +41,14 @@ bool dsq_bf16pack_have(void);
  * only when dsq_bf16pack_have(). */
 void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, int nb,
                        const float *const *x, int nt, float *out, size_t ostride);
+
+#if defined(__x86_64__)
+/* The two paths, for the tests; call only where dsq_dot_have_avx512() or dsq_dot_have_avx2()
+ * says the CPU runs them. */
+void dsq_bf16pack_tile_avx512(const void *packed, uint64_t cols, uint64_t b, int nb,
+                              const float *const *x, int nt, float *out, size_t ostride);
+void dsq_bf16pack_tile_avx2(const void *packed, uint64_t cols, uint64_t b, int nb,
+                            const float *const *x, int nt, float *out, size_t ostride);
+#endif
 
 #endif

@@ -13,8 +13,8 @@
 #include "qpack.h"
 #include "types.h"
 
-/* q8/q4 pack when their int8 kernels have a packed form at the current ISA; bf16 when the
- * AVX-512 float kernel runs. */
+/* q8/q4 pack when their int8 kernels have a packed form at the current ISA; bf16 when a
+ * packed bf16 kernel runs (AVX-512 or AVX2). */
 static bool int8_packs(void)
 {
     return dsq_cpu_int8_activations() && dsq_qpack_replaces_qdot();

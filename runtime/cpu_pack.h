@@ -10,11 +10,11 @@
 
 /* Whether packing pays here: q8/q4 matmuls take int8 activations and the CPU runs a packed
  * kernel (AVX-512 VNNI, AVX-VNNI or AVX2) at the ISA of the planar kernel it replaces
- * (dsq_qpack_replaces_qdot), or the CPU runs the packed bf16 kernel (AVX-512). */
+ * (dsq_qpack_replaces_qdot), or the CPU runs a packed bf16 kernel (AVX-512 or AVX2). */
 bool cpu_pack_useful(void);
 
 /* Packs every matrix that has a packed form the CPU uses (q8/q4 as cpu_pack_useful says, bf16
- * with AVX-512), except the embedding (only ever read by rows), into one anonymous mapping, in
+ * with AVX2 or AVX-512), except the embedding (only ever read by rows), into one anonymous mapping, in
  * parallel, and points each matrix's packed at its copy. Only copies that fit in the memory
  * available (MemAvailable of /proc/meminfo, or of the file DSQ_MEMINFO names) are made: the bf16
  * copies need twice their size (decode keeps reading the planar rows) and go first, then the
