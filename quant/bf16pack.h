@@ -1,7 +1,8 @@
 /* The CPU's row-interleaved copy of a bf16 tensor, made once at load for the prompt's kernels
- * (AVX-512, or AVX2 with each chunk as two 8-row halves): planar rows make a vector dot product sum one row across its lanes and fold every row and
- * token horizontally at the end; here each 64-byte chunk holds two elements of 16 rows, each
- * fma takes one broadcast activation, and lane r accumulates row r.
+ * (AVX-512, or AVX2 with each chunk as two 8-row halves): planar rows make a vector dot product
+ * sum one row across its lanes and fold every row and token horizontally at the end; here each
+ * 64-byte chunk holds two elements of 16 rows, each fma takes one broadcast activation, and lane r
+ * accumulates row r.
  *
  * Layout of an (N rows, K cols) bf16 tensor (N a multiple of 16, K even): blocks of 16 rows one
  * after another, block b = rows 16b..16b+15, each 32 K bytes, in chunks of 64 bytes in k order:

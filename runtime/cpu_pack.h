@@ -13,12 +13,12 @@
  * (dsq_qpack_replaces_qdot), or the CPU runs a packed bf16 kernel (AVX-512 or AVX2). */
 bool cpu_pack_useful(void);
 
-/* Packs every matrix that has a packed form the CPU uses (q8/q4 as cpu_pack_useful says, bf16
- * with AVX2 or AVX-512), except the embedding (only ever read by rows), into one anonymous mapping, in
+/* Packs every matrix that has a packed form the CPU uses (q8/q4 as cpu_pack_useful says, bf16 with
+ * AVX2 or AVX-512), except the embedding (only ever read by rows), into one anonymous mapping, in
  * parallel, and points each matrix's packed at its copy. Only copies that fit in the memory
  * available (MemAvailable of /proc/meminfo, or of the file DSQ_MEMINFO names) are made: the bf16
- * copies need twice their size (decode keeps reading the planar rows) and go first, then the
- * q8/q4 ones; what is left out is added to w->unpacked_bytes and runs on the planar kernels.
+ * copies need twice their size (decode keeps reading the planar rows) and go first, then the q8/q4
+ * ones; what is left out is added to w->unpacked_bytes and runs on the planar kernels.
  * Does nothing if already packed. DSQ_ERESOURCE when the mapping fails (the matrices then stay
  * planar and the model still runs). */
 int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err);

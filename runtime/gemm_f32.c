@@ -68,36 +68,40 @@ T512 INLINE void tile512(const float *a, size_t lda, const float *b, size_t ldb,
     }
 }
 
-/* Tiles of up to 4 rows by COLS columns over C, row remainders by their own shapes, over k in
- * blocks of K_BLOCK: a block of B's columns (K_BLOCK rows, 16 KB at 32 columns) then stays in L1
- * while every row tile of A passes over it. Without the blocking, P V over 4096 cached tokens
- * read B's column slice from L2 once per row tile, with a page stride between rows (one
- * thread, 16 x 64 x 4096: 10.7 GMAC/s). C carries each sum from one block to the next in fp32,
- * so the sums are the same in-order sums. */
+/* Tiles of up to ROWS rows by COLS columns over C, row remainders by their own shapes (TILE,
+ * a statement on mr, cols, ai, bj, ci, kb and add), over k in blocks of K_BLOCK: a block of
+ * B's columns (K_BLOCK rows, 16 KB at 32 columns) then stays in L1 while every row tile of A
+ * passes over it. Without the blocking, P V over 4096 cached tokens read B's column slice from
+ * L2 once per row tile, with a page stride between rows (one thread, 16 x 64 x 4096: 10.7
+ * GMAC/s). C carries each sum from one block to the next in fp32, so the sums are the same
+ * in-order sums. */
 #define K_BLOCK 128
-#define GEMM_DRIVER(tile, COLS)                                                                    \
+#define GEMM_DRIVER(ROWS, COLS, TILE)                                                              \
     for (int p0 = 0; p0 < k || p0 == 0; p0 += K_BLOCK) {                                           \
         const int kb = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;                                        \
         const bool add = accumulate || p0 > 0;                                                     \
         for (int j = 0; j < n; j += COLS)                                                          \
-            for (int i = 0; i < m; i += 4) {                                                       \
-                const int mr = m - i < 4 ? m - i : 4, cols = n - j < COLS ? n - j : COLS;          \
+            for (int i = 0; i < m; i += ROWS) {                                                    \
+                const int mr = m - i < ROWS ? m - i : ROWS, cols = n - j < COLS ? n - j : COLS;    \
                 const float *ai = a + (size_t)i * lda + p0;                                        \
                 const float *bj = b + (size_t)p0 * ldb + j;                                        \
                 float *ci = c + (size_t)i * ldc + j;                                               \
-                switch (mr) {                                                                      \
-                case 4: tile(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 4); break;                  \
-                case 3: tile(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 3); break;                  \
-                case 2: tile(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 2); break;                  \
-                default: tile(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 1); break;                 \
-                }                                                                                  \
+                TILE                                                                               \
             }                                                                                      \
+    }
+
+#define TILE512_ROWS                                                                               \
+    switch (mr) {                                                                                  \
+    case 4: tile512(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 4); break;                           \
+    case 3: tile512(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 3); break;                           \
+    case 2: tile512(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 2); break;                           \
+    default: tile512(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 1); break;                          \
     }
 
 T512 void gemm_f32_avx512(int m, int n, int k, const float *a, size_t lda, const float *b,
                           size_t ldb, float *c, size_t ldc, bool accumulate)
 {
-    GEMM_DRIVER(tile512, 32)
+    GEMM_DRIVER(4, 32, TILE512_ROWS)
 }
 
 /* The lanes of an AVX2 masked load or store: the first cols of 8. */
@@ -141,27 +145,25 @@ T256 INLINE void tile256(const float *a, size_t lda, const float *b, size_t ldb,
     }
 }
 
-#define TILE256_ROWS(full)                                                                             switch (mr) {                                                                                      case 6: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 6, full); break;                         case 5: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 5, full); break;                         case 4: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 4, full); break;                         case 3: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 3, full); break;                         case 2: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 2, full); break;                         default: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 1, full); break;                        }
+#define TILE256_SHAPE(full)                                                                        \
+    switch (mr) {                                                                                  \
+    case 6: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 6, full); break;                     \
+    case 5: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 5, full); break;                     \
+    case 4: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 4, full); break;                     \
+    case 3: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 3, full); break;                     \
+    case 2: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 2, full); break;                     \
+    default: tile256(ai, lda, bj, ldb, ci, ldc, kb, cols, add, 1, full); break;                    \
+    }
+#define TILE256_ROWS                                                                               \
+    if (cols == 16)                                                                                \
+        TILE256_SHAPE(true)                                                                        \
+    else                                                                                           \
+        TILE256_SHAPE(false)
 
-/* As GEMM_DRIVER, with tiles of six rows. */
 T256 void gemm_f32_avx2(int m, int n, int k, const float *a, size_t lda, const float *b,
                         size_t ldb, float *c, size_t ldc, bool accumulate)
 {
-    for (int p0 = 0; p0 < k || p0 == 0; p0 += K_BLOCK) {
-        const int kb = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
-        const bool add = accumulate || p0 > 0;
-        for (int j = 0; j < n; j += 16)
-            for (int i = 0; i < m; i += 6) {
-                const int mr = m - i < 6 ? m - i : 6, cols = n - j < 16 ? n - j : 16;
-                const float *ai = a + (size_t)i * lda + p0;
-                const float *bj = b + (size_t)p0 * ldb + j;
-                float *ci = c + (size_t)i * ldc + j;
-                if (cols == 16)
-                    TILE256_ROWS(true)
-                else
-                    TILE256_ROWS(false)
-            }
-    }
+    GEMM_DRIVER(6, 16, TILE256_ROWS)
 }
 
 /* The 16 lane sums of a 4x4 tile of accumulators at once: lane 4 i + j of the result is the sum
