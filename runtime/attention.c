@@ -205,6 +205,23 @@ static const float *w_uk_widened(model *m, int layer)
     return m->kv_b_f32[layer];
 }
 
+/* The absorbed form's scores of every query row against cached positions s0..s0+ns-1, into
+ * scores + s0 (rows of stride total, row t * nh + h): q_lat . c, then each query's heads'
+ * q_pe . k_pe added. */
+static void absorbed_scores(const dsq_model_config *c, const float *q, int n, const float *q_lat,
+                            const float *latent, const float *pe, int s0, int ns, int total,
+                            float *scores)
+{
+    const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
+    const int qk = nope + rope, kvr = c->kv_lora_rank;
+    gemm_f32_nt(n * nh, ns, kvr, q_lat, (size_t)kvr, latent + (size_t)s0 * kvr, (size_t)kvr,
+                scores + s0, (size_t)total, false);
+    for (int t = 0; t < n; t++) /* one query's heads at a time */
+        gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
+                    pe + (size_t)s0 * rope, (size_t)rope, scores + (size_t)t * nh * total + s0,
+                    (size_t)total, true);
+}
+
 /* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c).
  * Every head of every query goes through the cache together, as matrix products, so each
  * cached latent is read once per four heads rather than once per head. */
@@ -256,13 +273,8 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
 #pragma omp for schedule(static)
             for (int p = 0; p < n_pieces; p++) {
                 const int s0 = p * piece, ns = total - s0 < piece ? total - s0 : piece;
+                absorbed_scores(c, q, n, q_lat, latent, pe, s0, ns, total, scores);
                 float *sc = scores + s0; /* rows of stride total */
-                gemm_f32_nt(rows, ns, kvr, q_lat, (size_t)kvr, latent + (size_t)s0 * kvr,
-                            (size_t)kvr, sc, (size_t)total, false);
-                for (int t = 0; t < n; t++) /* q_pe . k_pe: one query's heads at a time */
-                    gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
-                                pe + (size_t)s0 * rope, (size_t)rope,
-                                sc + (size_t)t * nh * total, (size_t)total, true);
                 for (int r = 0; r < rows; r++) { /* row r sees positions up to n_past + r / nh */
                     float *row = sc + (size_t)r * total;
                     int seen = m->n_past + r / nh + 1 - s0;
@@ -295,12 +307,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
 #pragma omp for schedule(static)
             for (int sl = 0; sl < pos_slices; sl++) {
                 const int s0 = sl * slice, ns = total - s0 < slice ? total - s0 : slice;
-                gemm_f32_nt(rows, ns, kvr, q_lat, (size_t)kvr, latent + (size_t)s0 * kvr,
-                            (size_t)kvr, scores + s0, (size_t)total, false);
-                for (int t = 0; t < n; t++)
-                    gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
-                                pe + (size_t)s0 * rope, (size_t)rope,
-                                scores + (size_t)t * nh * total + s0, (size_t)total, true);
+                absorbed_scores(c, q, n, q_lat, latent, pe, s0, ns, total, scores);
             }
 #pragma omp for schedule(static)
             for (int r = 0; r < rows; r++) {
