@@ -8,8 +8,9 @@
  * - the logits stay within the int8-activation bound of tests/test_quant_model.c of the f32
  *   path;
  * - copies are made only where the memory available holds them: none with 1 kB, all but the
- *   bf16 ones when bf16 lacks room for twice its copies, everything with enough. Comparing packed and planar logits directly would not be fair: a rounding difference
- *   upstream can move one activation code downstream, by up to 1/254 of its group's largest. */
+ *   bf16 ones when bf16 lacks room for twice its copies, everything with enough.
+ * Comparing packed and planar logits directly would not be fair: a rounding difference upstream
+ * can move one activation code downstream, by up to 1/254 of its group's largest. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
