@@ -179,6 +179,17 @@ static void prepare_row(const dsq_matmul_job *j, const job_plan *p, int r)
                       (float *)p->prep + (size_t)r * p->xb);
 }
 
+/* Block b of all the jobs' blocks, numbered in job order. */
+static void run_nth_block(const dsq_matmul_job *jobs, const job_plan *plan, int b)
+{
+    int i = 0;
+    while (plan[i + 1].first_block <= b)
+        i++;
+    const int r0 = (b - plan[i].first_block) * plan[i].rb;
+    const int r1 = r0 + plan[i].rb < jobs[i].w->rows ? r0 + plan[i].rb : jobs[i].w->rows;
+    run_block(&jobs[i], &plan[i], plan[plan[i].owner].prep, r0, r1);
+}
+
 int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
 {
     job_plan *plan = calloc((size_t)count + 1, sizeof *plan);
@@ -192,6 +203,11 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
     const bool have_avx512 = dsq_dot_have_avx512();
     const bool packed_path = dsq_qpack_replaces_qdot();
     long work = 0;
+    /* jobs with different token counts (a prompt's experts) make blocks of unequal work: a
+     * static split gave one of two threads 1.5x the other's share of the MoE (the shared
+     * expert's blocks, all the prompt's tokens, come last); blocks are then handed out as
+     * threads free up */
+    bool uneven = false;
     for (int i = 0; i < count; i++) {
         const dsq_matmul_job *j = &jobs[i];
         const dsq_matrix *w = j->w;
@@ -210,6 +226,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         p->first_block = blocks;
         blocks += (w->rows + p->rb - 1) / p->rb;
         work += (long)w->rows * w->cols * j->n;
+        uneven |= j->n != jobs[0].n;
         if ((w->type == DSQ_TYPE_F32 || w->type == DSQ_TYPE_BF16 || w->type == DSQ_TYPE_F16) &&
             strcmp(dsq_dot_path(), "avx2") == 0)
             p->tile = have_avx512 ? 4 : 2;
@@ -255,14 +272,15 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
             if (plan[i].prep)
                 prepare_row(&jobs[i], &plan[i], k - row_start[i]);
         }
+        if (uneven) {
+            /* largest jobs (the shared expert's, last) first, so the last blocks taken are small */
+#pragma omp for schedule(dynamic)
+            for (int b = blocks - 1; b >= 0; b--)
+                run_nth_block(jobs, plan, b);
+        } else {
 #pragma omp for schedule(static)
-        for (int b = 0; b < blocks; b++) {
-            int i = 0;
-            while (plan[i + 1].first_block <= b)
-                i++;
-            const int r0 = (b - plan[i].first_block) * plan[i].rb;
-            const int r1 = r0 + plan[i].rb < jobs[i].w->rows ? r0 + plan[i].rb : jobs[i].w->rows;
-            run_block(&jobs[i], &plan[i], plan[plan[i].owner].prep, r0, r1);
+            for (int b = 0; b < blocks; b++)
+                run_nth_block(jobs, plan, b);
         }
     }
     for (int i = 0; i < count; i++)
