@@ -33,6 +33,9 @@ static const char help[] =
     "  --gen N          decode steps (default 32)\n"
     "  --depth D        tokens in the cache when decode starts (default: the prompt's N; with\n"
     "                   another D the cache is cleared and D tokens are run untimed first)\n"
+    "  --repeat N       time prefill and decode N times in this one process and print the\n"
+    "                   median with the slowest and fastest (default 1; a busy machine\n"
+    "                   varies by 10-20% from run to run)\n"
     "  -t, --threads N  threads (default: OMP_NUM_THREADS, else all cores)\n"
     "  --activations A  int8 (default) or f32: how q8/q4 matmuls take their input (cpu)\n"
     "  --json           one JSON object on stdout\n"
@@ -177,6 +180,33 @@ static int time_batch(engine *e, int batch, const int *tokens, int n_prompt, int
     return rc;
 }
 
+/* Tokens/s over the repeats: the median (the mean of the middle two for an even count), the
+ * slowest and the fastest. */
+typedef struct {
+    double median, min, max;
+} rate;
+
+static int by_value(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static rate summarize(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, by_value);
+    return (rate){(v[(n - 1) / 2] + v[n / 2]) / 2, v[0], v[n - 1]};
+}
+
+/* " (median of N, slowest-fastest)" after a rate when there were repeats, else nothing. */
+static const char *spread(rate r, int repeat, char *buf, size_t size)
+{
+    buf[0] = 0;
+    if (repeat > 1)
+        snprintf(buf, size, " (median of %d, %.2f-%.2f)", repeat, r.min, r.max);
+    return buf;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {{"prompt", required_argument, 0, 'p'},
@@ -191,9 +221,10 @@ int cmd_bench(int argc, char **argv)
                                          {"quant", required_argument, 0, 'Q'},
                                          {"layers", required_argument, 0, 'L'},
                                          {"batch", required_argument, 0, 'B'},
+                                         {"repeat", required_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    long n_prompt = 128, n_gen = 32, layers = 0, batch = 1, depth = -1;
+    long n_prompt = 128, n_gen = 32, layers = 0, batch = 1, depth = -1, repeat = 1;
     const char *random_name = NULL, *quant = "q4";
     int as_json = 0, c;
     engine_options eo = {0};
@@ -222,6 +253,8 @@ int cmd_bench(int argc, char **argv)
         if (c == 'L' && !cli_parse_int("bench", "--layers", optarg, 1, 1000, &layers))
             return DSQ_EUSAGE;
         if (c == 'B' && !cli_parse_int("bench", "--batch", optarg, 1, 64, &batch))
+            return DSQ_EUSAGE;
+        if (c == 'r' && !cli_parse_int("bench", "--repeat", optarg, 1, 1000, &repeat))
             return DSQ_EUSAGE;
         if (c == 'h') {
             fputs(help, stdout);
@@ -278,45 +311,65 @@ int cmd_bench(int argc, char **argv)
         baseline = e.ops->copy_bandwidth ? e.ops->copy_bandwidth(&e)
                    : random_name         ? read_buffer_bandwidth(rm.buf, rm.size)
                                          : read_bandwidth(mp);
-    if (!rc)
-        rc = batch > 1 ? time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits,
-                                    &prefill_s, &decode_s, &err)
-                       : time_one(&e, tokens, (int)n_prompt, (int)depth, (int)n_gen, logits,
-                                  &prefill_s, &decode_s, &err);
+    rate prefill = {0}, decode = {0};
+    double *runs = malloc(2 * (size_t)repeat * sizeof(double));
+    if (!rc && !runs)
+        rc = dsq_fail(&err, DSQ_ERESOURCE, "out of memory");
+    for (long i = 0; !rc && i < repeat; i++) {
+        if (batch > 1)
+            rc = time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits,
+                            &prefill_s, &decode_s, &err);
+        else
+            rc = time_one(&e, tokens, (int)n_prompt, (int)depth, (int)n_gen, logits,
+                          &prefill_s, &decode_s, &err);
+        engine_reset(&e); /* every repeat's warm-up starts from an empty cache, as the first's */
+        for (int q = 0; q < batch; q++)
+            engine_reset_seq(&e, q);
+        runs[i] = batch * n_prompt / prefill_s;
+        runs[repeat + i] = batch * n_gen / decode_s;
+    }
     if (!rc) {
-        double prefill = batch * n_prompt / prefill_s, decode = batch * n_gen / decode_s;
+        prefill = summarize(runs, (int)repeat);
+        decode = summarize(runs + repeat, (int)repeat);
         double per_token = random_name ? random_model_bytes_per_token(&rm) : bytes_per_token(&m);
-        double effective = per_token * decode / batch / 1e9;
+        double effective = per_token * decode.median / batch / 1e9;
         const char *kernels = e.ops->copy_bandwidth ? "cuda" : dsq_dot_path();
         const double load_gb_s = e.load_seconds > 0 ? e.load_bytes / e.load_seconds / 1e9 : 0;
         const uint64_t unpacked = e.model ? e.model->w.unpacked_bytes : 0;
-        char activations[64] = "f32";
+        char activations[64] = "f32", prefill_spread[80], decode_spread[80];
         if (!e.ops->copy_bandwidth && dsq_cpu_int8_activations())
             snprintf(activations, sizeof activations, "int8 (%s)",
                      dsq_qdot_path_name(dsq_qdot_current()));
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"activations\": \"%s\", "
                    "\"threads\": %d, \"gomp_spincount\": \"%s\", \"prompt_tokens\": %ld, "
-                   "\"prefill_tok_s\": %.3f, "
-                   "\"gen_tokens\": %ld, \"depth\": %ld, \"decode_tok_s\": %.3f, "
+                   "\"repeat\": %ld, \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
+                   "\"prefill_tok_s_max\": %.3f, \"gen_tokens\": %ld, \"depth\": %ld, "
+                   "\"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
+                   "\"decode_tok_s_max\": %.3f, "
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
                    "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
                    "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
                    "\"unpacked_bytes\": %llu, \"batch\": %ld}\n",
                    label, e.ops->name, kernels, activations, omp_get_max_threads(),
                    getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
-                   prefill, n_gen, depth, decode, per_token, effective, baseline, base_name,
+                   repeat, prefill.median, prefill.min, prefill.max, n_gen, depth,
+                   decode.median, decode.min, decode.max, per_token, effective, baseline,
+                   base_name,
                    e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes,
                    (unsigned long long)unpacked, batch);
         else {
             printf("%s (backend %s, %s kernels, q8/q4 with %s activations, %d threads, %ld "
                    "sequence%s)\n"
-                   "prefill  %ld tokens: %.2f tok/s\n"
-                   "decode   %ld tokens after %ld: %.2f tok/s, %.1f MB of weights per token, "
+                   "prefill  %ld tokens: %.2f tok/s%s\n"
+                   "decode   %ld tokens after %ld: %.2f tok/s%s, %.1f MB of weights per token, "
                    "%.2f GB/s\n"
                    "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
                    label, e.ops->name, kernels, activations, omp_get_max_threads(), batch,
-                   batch > 1 ? "s decoded together" : "", n_prompt, prefill, n_gen, depth, decode,
+                   batch > 1 ? "s decoded together" : "", n_prompt, prefill.median,
+                   spread(prefill, (int)repeat, prefill_spread, sizeof prefill_spread), n_gen,
+                   depth, decode.median,
+                   spread(decode, (int)repeat, decode_spread, sizeof decode_spread),
                    per_token / 1e6, effective, base_name, baseline, 100 * effective / baseline);
             if (e.load_seconds > 0 && e.ops->copy_bandwidth)
                 printf("load     %.2f GB in %.2f s (%.2f GB/s); device memory %.2f GB\n",
@@ -330,6 +383,7 @@ int cmd_bench(int argc, char **argv)
                        unpacked / 1e9);
         }
     }
+    free(runs);
     free(tokens);
     free(logits);
     engine_close(&e);

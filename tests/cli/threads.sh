@@ -47,6 +47,20 @@ run "bench --activations f32" 0 -- bench --activations f32 &&
     json_field "bench --activations f32" activations f32
 run "bench --depth 8" 0 -- bench --depth 8 && json_field "bench --depth 8" depth 8
 run "bench --depth 0" 0 -- bench --depth 0 && json_field "bench --depth 0" depth 0
+# --repeat reports the median of its runs, between the slowest and the fastest
+run "bench --repeat 3" 0 -- bench --depth 8 --repeat 3 && json_field "bench --repeat 3" repeat 3
+if python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if all(0 < d[k + "_min"] <= d[k] <= d[k + "_max"]
+                  for k in ("prefill_tok_s", "decode_tok_s")) else 1)' "$tmp/out"; then
+    pass
+else
+    fail "bench --repeat 3 range" "median outside slowest..fastest: $(head -c 400 "$tmp/out")"
+fi
+run "bench --repeat 2 text" 0 -- "$DSQ" bench "$q8" --prompt 4 --gen 2 --repeat 2 &&
+    expect_output "bench --repeat 2 text" "(median of 2, "
+expect_error "repeat 0" 1 "--repeat must be an integer from 1 to 1000, not '0'" "" -- \
+    "$DSQ" bench "$q8" --repeat 0
 
 expect_error "threads 0" 1 "--threads must be an integer from 1 to 1024, not '0'" "" -- \
     "$DSQ" bench "$q8" --threads 0
