@@ -203,11 +203,13 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
     const bool have_avx512 = dsq_dot_have_avx512();
     const bool packed_path = dsq_qpack_replaces_qdot();
     long work = 0;
-    /* jobs with different token counts (a prompt's experts) make blocks of unequal work: a
-     * static split gave one of two threads 1.5x the other's share of the MoE (the shared
-     * expert's blocks, all the prompt's tokens, come last); blocks are then handed out as
-     * threads free up */
-    bool uneven = false;
+    /* Prompts hand blocks out as threads free up. A prompt's experts take different token
+     * counts, and a static split gave one of two threads 1.5x the other's share of the MoE
+     * (the shared expert's blocks, all the prompt's tokens, come last); and on a VM one core
+     * often runs slower than the other for a while, which a static split waits out. Decode
+     * keeps the static split: its blocks are small and the same, and handing them out cost
+     * 4-7% of full-width q4 decode. */
+    bool prompt = false;
     for (int i = 0; i < count; i++) {
         const dsq_matmul_job *j = &jobs[i];
         const dsq_matrix *w = j->w;
@@ -226,7 +228,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         p->first_block = blocks;
         blocks += (w->rows + p->rb - 1) / p->rb;
         work += (long)w->rows * w->cols * j->n;
-        uneven |= j->n != jobs[0].n;
+        prompt |= j->n > 1;
         if ((w->type == DSQ_TYPE_F32 || w->type == DSQ_TYPE_BF16 || w->type == DSQ_TYPE_F16) &&
             strcmp(dsq_dot_path(), "avx2") == 0)
             p->tile = have_avx512 ? 4 : 2;
@@ -272,7 +274,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
             if (plan[i].prep)
                 prepare_row(&jobs[i], &plan[i], k - row_start[i]);
         }
-        if (uneven) {
+        if (prompt) {
             /* largest jobs (the shared expert's, last) first, so the last blocks taken are small */
 #pragma omp for schedule(dynamic)
             for (int b = blocks - 1; b >= 0; b--)
