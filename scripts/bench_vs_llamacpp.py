@@ -23,11 +23,17 @@ Needs: cmake, a C/C++ compiler, and --python (default: python3) with numpy, torc
 safetensors, tokenizers and sentencepiece for the GGUF conversion.
 
   scripts/bench_vs_llamacpp.py [--dsq build/dsq] [--work DIR] [--threads N] [--rounds N]
+                               [--repeat N]
+
+--repeat N (default 1) times each program N times per round in one process and takes the
+median (dsq bench --repeat, llama-bench -r's samples): on a shared VM single runs vary by
+10-20% from process to process.
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -172,18 +178,20 @@ print(json.dumps(total))
 
 
 def dsq_bench(a, path, depth):
+    """prefill_tok_s and decode_tok_s are the medians of --repeat runs in one process."""
     out = run([a.dsq, "bench", path, "--prompt", "512", "--gen", "64", "--depth", str(depth),
-               "--threads", str(a.threads), "--json"])
+               "--threads", str(a.threads), "--repeat", str(a.repeat), "--json"])
     return json.loads(out)
 
 
 def llama_bench(a, exe, path):
+    """The median of llama-bench's -r runs (its samples_ts), as dsq bench reports."""
     out = run([exe, "-m", path, "-p", "512", "-n", "64", "-d", "0,512", "-t", str(a.threads),
-               "-r", "1", "-o", "json"])
+               "-r", str(a.repeat), "-o", "json"])
     res = {}
     for row in json.loads(out):
         key = ("prefill" if row["n_prompt"] else "decode", row.get("n_depth", 0))
-        res[key] = row["avg_ts"]
+        res[key] = statistics.median(row.get("samples_ts") or [row["avg_ts"]])
     return res
 
 
@@ -200,6 +208,9 @@ def main():
                     help="python with torch, transformers, numpy for convert_hf_to_gguf.py")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="timed runs per program and round, in one process; each reports the "
+                         "median (dsq bench --repeat, llama-bench -r)")
     ap.add_argument("--models", default="tiny,v2lite-2layer")
     a = ap.parse_args()
     work = Path(a.work).resolve()
@@ -214,7 +225,8 @@ def main():
                 if l.startswith("model name")), "unknown CPU")
     commit = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).strip()
     print(f"machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; dsq at {commit}; "
-          f"llama.cpp from llama-cpp-python {LLAMA_CPP_PYTHON}; {a.rounds} rounds")
+          f"llama.cpp from llama-cpp-python {LLAMA_CPP_PYTHON}; {a.rounds} rounds of "
+          f"{a.repeat} run{'s' if a.repeat > 1 else ''}")
     for name in a.models.split(","):
         hf = models[name]
         g = ggufs(a, src, quantize, name, hf, work / "gguf")
@@ -243,7 +255,7 @@ def main():
                             cur = best.setdefault(k, {"prefill": 0, "decode": 0})
                             cur["prefill"] = max(cur["prefill"], r.get(("prefill", depth), 0))
                             cur["decode"] = max(cur["decode"], r.get(("decode", depth), 0))
-        print(f"\n== {name} (best of {a.rounds} rounds; load average 1-min during the run: "
+        print(f"\n== {name} (best of {a.rounds} rounds of the median of {a.repeat}; load average 1-min during the run: "
               f"{min(loads)}-{max(loads)})")
         print("| dsq / llama.cpp | prefill 512 tok/s | ratio | decode 64 @0 tok/s | ratio "
               "| decode 64 @512 tok/s | ratio | decode GB/s @0 (dsq / llama.cpp) "
