@@ -6,7 +6,8 @@
  * (4 rows by 4 tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q4 with f32
  * activations, and everything on the scalar path, dot each weight row with every token through
  * the fused float kernels. Rows are split across OpenMP threads in blocks small enough to stay
- * in cache while every token passes over them. get_row widens with the reference dequantizer. */
+ * in cache while every token passes over them (handed out as threads free up in a prompt, split
+ * evenly in a decode step). get_row widens with the reference dequantizer. */
 #include "backend_cpu.h"
 
 #include <stdatomic.h>
@@ -275,7 +276,8 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
                 prepare_row(&jobs[i], &plan[i], k - row_start[i]);
         }
         if (prompt) {
-            /* largest jobs (the shared expert's, last) first, so the last blocks taken are small */
+            /* the last job first: in a MoE batch the shared expert's, the largest, so the
+             * blocks left to take at the end are small */
 #pragma omp for schedule(dynamic)
             for (int b = blocks - 1; b >= 0; b--)
                 run_nth_block(jobs, plan, b);
