@@ -6,21 +6,25 @@
 # difference of the two decode times per token is one MoE layer (attention + router + shared
 # and 6-8 routed experts). Prints numbers, asserts nothing.
 #
-#   scripts/bench-moe-layer-cpu.sh [build/dsq]      (THREADS, GEN, MODELS, QUANTS to override)
+# Each timing is the median of REPEAT runs in one process (dsq bench --repeat): a layer's time
+# is the difference of two timings of tens of ms, which single runs on a VM move by 50%.
+#
+#   scripts/bench-moe-layer-cpu.sh [build/dsq]  (THREADS, GEN, REPEAT, MODELS, QUANTS to override)
 set -eu
 DSQ=${1:-build/dsq}
 THREADS=${THREADS:-$(nproc)}
 GEN=${GEN:-16}
+REPEAT=${REPEAT:-3}
 MODELS=${MODELS:-"moe-16b v2-lite v2"}
 QUANTS=${QUANTS:-"q4 q8"}
 out=$(mktemp /tmp/dsq-bench-moe-XXXXXX)
 trap 'rm -f "$out"' EXIT
-echo "threads $THREADS, $GEN decode steps after a 4-token prompt; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "threads $THREADS, $GEN decode steps after a 4-token prompt, median of $REPEAT; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for model in $MODELS; do
     for quant in $QUANTS; do
         for layers in 2 3; do
             OMP_NUM_THREADS=$THREADS "$DSQ" bench --random "$model" --quant "$quant" \
-                --layers "$layers" --backend cpu --prompt 4 --gen "$GEN" --json |
+                --layers "$layers" --backend cpu --prompt 4 --gen "$GEN" --repeat "$REPEAT" --json |
                 sed "s/^{/{\"layers\": $layers, \"quant\": \"$quant\", /" >>"$out"
         done
     done
