@@ -223,7 +223,9 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
                          dsq_bf16pack_have();
         /* the packed kernels take the codes in the plain order, as q8 does */
         p->order = p->packed ? DSQ_TYPE_Q8 : w->type;
-        p->rb = p->packed        ? DSQ_QPACK_ROWS
+        /* a prompt's packed int8 items take two blocks, which share each group of tokens'
+         * rounded rows while they are in L1 (q4 prompt of 512 on AVX2: 2-10% faster) */
+        p->rb = p->packed        ? DSQ_QPACK_ROWS * (j->n > 1 ? 2 : 1)
                 : p->bf16_packed ? DSQ_QPACK_ROWS * DSQ_BF16PACK_MAX_BLOCKS
                                  : row_block(w->rows);
         p->first_block = blocks;
