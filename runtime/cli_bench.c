@@ -12,6 +12,7 @@
 #include "cli_backend.h"
 #include "dot.h"
 #include "model.h"
+#include "perplexity.h"
 #include "progress.h"
 #include "qdot.h"
 #include "random_model.h"
@@ -180,8 +181,8 @@ static int time_batch(engine *e, int batch, const int *tokens, int n_prompt, int
     return rc;
 }
 
-/* Tokens/s over the repeats: the median (the mean of the middle two for an even count), the
- * slowest and the fastest. */
+/* Tokens/s over the repeats: the median (ppl_median: the mean of the middle two for an even
+ * count), the slowest and the fastest. */
 typedef struct {
     double median, min, max;
 } rate;
@@ -195,7 +196,7 @@ static int by_value(const void *a, const void *b)
 static rate summarize(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, by_value);
-    return (rate){(v[(n - 1) / 2] + v[n / 2]) / 2, v[0], v[n - 1]};
+    return (rate){ppl_median(v, (size_t)n), v[0], v[n - 1]};
 }
 
 /* " (median of N, slowest-fastest)" after a rate when there were repeats, else nothing. */
