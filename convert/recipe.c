@@ -72,7 +72,7 @@ int recipe_check(const recipe_options *o, dsq_error *err)
                             o->overrides[i]);
         if (rc == -2)
             return dsq_fail(err, DSQ_EUSAGE,
-                            "--override '%s': unknown type (f32, f16, bf16, q8, q4)",
+                            "--override '%s': unknown type (f32, f16, bf16, q8, q6, q4)",
                             o->overrides[i]);
     }
     return DSQ_OK;

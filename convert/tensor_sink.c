@@ -20,6 +20,14 @@ int tensor_sink_begin(tensor_sink *s, dsq_writer *w, uint32_t index, uint64_t ma
     if (s->info->type == DSQ_TYPE_Q8) {
         s->code_row_bytes = s->cols;
         s->scale_row_entries = groups;
+    } else if (s->info->type == DSQ_TYPE_Q6) { /* a row's nibbles, then its top bits */
+        s->code_row_bytes = s->cols / 2 + s->cols / 4;
+        s->scale_row_entries = groups;
+        s->high = malloc(s->rows * (s->cols / 4));
+        if (!s->high) {
+            tensor_sink_free(s);
+            return dsq_fail(err, DSQ_ERESOURCE, "out of memory quantizing %s", s->info->name);
+        }
     } else {
         s->code_row_bytes = s->cols / 2;
         s->scale_row_entries = 2 * groups;
@@ -59,17 +67,30 @@ int tensor_sink_rows(tensor_sink *s, const float *rows, uint64_t n_rows, dsq_err
         quant_stats_merge(&total, &mine);
     }
     s->stats = total;
+    size_t stream_row_bytes = s->code_row_bytes;
+    if (s->high) { /* keep each row's top bits, and close up its nibbles for the file */
+        const size_t nib = s->cols / 2, top = s->cols / 4;
+        for (uint64_t r = 0; r < n_rows; r++) {
+            memcpy(s->high + (s->rows_done + r) * top, s->codes + r * (nib + top) + nib, top);
+            memmove(s->codes + r * nib, s->codes + r * (nib + top), nib);
+        }
+        stream_row_bytes = nib;
+    }
     s->rows_done += n_rows;
-    return dsq_writer_write(s->w, s->index, s->codes, n_rows * s->code_row_bytes, err);
+    return dsq_writer_write(s->w, s->index, s->codes, n_rows * stream_row_bytes, err);
 }
 
 int tensor_sink_end(tensor_sink *s, dsq_error *err)
 {
     int rc = s->rows_done == s->rows
-                 ? dsq_writer_write(s->w, s->index, s->scales,
-                                    s->rows * s->scale_row_entries * sizeof(uint16_t), err)
+                 ? DSQ_OK
                  : dsq_fail(err, DSQ_EUSAGE, "%s: only %llu of %llu rows written", s->info->name,
                             (unsigned long long)s->rows_done, (unsigned long long)s->rows);
+    if (rc == DSQ_OK && s->high)
+        rc = dsq_writer_write(s->w, s->index, s->high, s->rows * (s->cols / 4), err);
+    if (rc == DSQ_OK)
+        rc = dsq_writer_write(s->w, s->index, s->scales,
+                              s->rows * s->scale_row_entries * sizeof(uint16_t), err);
     tensor_sink_free(s);
     return rc;
 }
@@ -78,6 +99,8 @@ void tensor_sink_free(tensor_sink *s)
 {
     free(s->codes);
     free(s->scales);
+    free(s->high);
     s->codes = NULL;
     s->scales = NULL;
+    s->high = NULL;
 }

@@ -7,7 +7,7 @@
 
 #define DSQ_MAGIC "DSQMODEL" /* 8 bytes, no terminator on disk */
 #define DSQ_VERSION_MAJOR 1  /* a reader refuses files of another major version */
-#define DSQ_VERSION_MINOR 0  /* additions only: new type ids, new metadata keys */
+#define DSQ_VERSION_MINOR 1  /* additions only: new type ids, new metadata keys (1: q6) */
 #define DSQ_ALIGN 4096       /* every tensor's offset is a multiple of this */
 #define DSQ_MAX_DIMS 4
 

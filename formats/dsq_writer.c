@@ -232,7 +232,13 @@ int dsq_writer_finish(dsq_writer *w, const char *meta_json, size_t meta_len, dsq
     uint8_t hdr[DSQ_HEADER_SIZE] = {0};
     memcpy(hdr + DSQ_HDR_MAGIC, DSQ_MAGIC, 8);
     le_put32(hdr + DSQ_HDR_VERSION_MAJOR, DSQ_VERSION_MAJOR);
-    le_put32(hdr + DSQ_HDR_VERSION_MINOR, DSQ_VERSION_MINOR);
+    /* the oldest minor version that knows every type used, so a file without q6 stays 1.0 and
+     * readers of 1.0 still open it */
+    uint32_t minor = 0;
+    for (uint32_t i = 0; i < w->n_tensors; i++)
+        if (w->tensors[i].info.type == DSQ_TYPE_Q6)
+            minor = 1;
+    le_put32(hdr + DSQ_HDR_VERSION_MINOR, minor);
     le_put64(hdr + DSQ_HDR_FILE_SIZE, meta_off + meta_size);
     le_put64(hdr + DSQ_HDR_DATA_OFFSET, DSQ_ALIGN);
     le_put64(hdr + DSQ_HDR_DATA_SIZE, w->data_end - DSQ_ALIGN);

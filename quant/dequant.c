@@ -5,6 +5,7 @@
 
 #include "float16.h"
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 #include "types.h"
 
@@ -40,6 +41,10 @@ void dsq_dequant_row(uint32_t type, const void *base, uint64_t rows, uint64_t co
         }
         break;
     }
+    case DSQ_TYPE_Q6:
+        for (uint64_t k = 0; k < cols; k++)
+            out[k] = dsq_q6_get(base, rows, cols, group, r, k);
+        break;
     default:
         memset(out, 0, cols * sizeof(float)); /* unreachable: the reader refuses unknown types */
     }

@@ -9,6 +9,7 @@
 
 #include "float16.h"
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 #include "types.h"
 
@@ -80,6 +81,17 @@ float dsq_dot_row_ref(uint32_t type, const void *base, uint64_t rows, uint64_t c
                 for (uint32_t k = 0; k < group; k++)
                     xs += xg[k];
             sum += dsq_f16_to_f32(dm[2 * g]) * s + dsq_f16_to_f32(dm[2 * g + 1]) * xs;
+        }
+        break;
+    }
+    case DSQ_TYPE_Q6: {
+        const uint16_t *d = dsq_q6_scales(base, rows, cols) + r * (cols / group);
+        for (uint64_t g = 0; g < cols / group; g++) {
+            float s = 0;
+            for (uint32_t k = 0; k < group; k++)
+                s += (float)(dsq_q6_code(base, rows, cols, r, g * group + k) - 32) *
+                     x[g * group + k];
+            sum += dsq_f16_to_f32(d[g]) * s;
         }
         break;
     }

@@ -3,9 +3,12 @@
  *
  * Definition (dsq_dot_row_ref), fp32 throughout:
  *   f32, f16, bf16: sum over k of w[k] * x[k], accumulated in order;
- *   q8: sum over groups g of d_g * s_g, with s_g = sum over the group of q[k] * x[k] in order;
+ *   q8, q6: sum over groups g of d_g * s_g, with s_g = sum over the group of q[k] * x[k] in
+ *   order (q6: q = u - 32);
  *   q4: sum over groups g of (d_g * s_g + m_g * xs_g), xs_g = sum of x over the group in order.
- * Faster paths may sum in another order; tests bound the difference (tests/test_dot.c). */
+ * Faster paths may sum in another order; tests bound the difference (tests/test_dot.c). q6, kept
+ * for the matrices read once per token, has only the reference: its matmuls take the int8
+ * kernels of quant/qdot.h unless those are turned off. */
 #ifndef DSQ_DOT_H
 #define DSQ_DOT_H
 

@@ -11,6 +11,7 @@
 #include "cpu_once.h"
 #include "float16.h"
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 #include "types.h"
 
@@ -42,7 +43,7 @@ void dsq_qx_quantize_ref(uint32_t type, const float *x, uint64_t cols, uint32_t 
         int8_t *q = out.q + g * group;
         int32_t sum = 0;
         for (uint32_t k = 0; k < group; k++) {
-            const uint64_t at = type == DSQ_TYPE_Q4 ? dsq_qx_q4_slot(k, group) : k;
+            const uint64_t at = dsq_qx_nibble_order(type) ? dsq_qx_q4_slot(k, group) : k;
             /* round half away from zero; |v| <= 127 since |x| <= amax */
             const float v = xg[k] * inv;
             const int c = (int)(v < 0 ? v - 0.5f : v + 0.5f);
@@ -66,6 +67,15 @@ static float ref_row(uint32_t type, const void *base, uint64_t rows, uint64_t co
             int32_t s = 0;
             for (uint32_t k = 0; k < group; k++)
                 s += q[g * group + k] * x.q[g * group + k];
+            sum += dsq_f16_to_f32(d[g]) * x.d[g] * (float)s;
+        }
+    } else if (type == DSQ_TYPE_Q6) {
+        const uint16_t *d = dsq_q6_scales(base, rows, cols) + r * ng;
+        for (uint64_t g = 0; g < ng; g++) {
+            int32_t s = 0;
+            for (uint32_t k = 0; k < group; k++) /* code of element k at its q4-order slot */
+                s += (dsq_q6_code(base, rows, cols, r, g * group + k) - 32) *
+                     x.q[g * group + dsq_qx_q4_slot(k, group)];
             sum += dsq_f16_to_f32(d[g]) * x.d[g] * (float)s;
         }
     } else {

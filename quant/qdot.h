@@ -1,14 +1,15 @@
-/* Integer dot products of q8/q4 weight rows with an activation row rounded to int8.
+/* Integer dot products of q8/q6/q4 weight rows with an activation row rounded to int8.
  *
  * A matmul rounds each activation row once (dsq_qx_quantize) to int8 codes with one f32 scale
  * per weight group: xd_g = max |x| over the group / 127, qx = x / xd_g rounded half away from zero, in [-127, 127],
- * and the integer sum of the codes of each group (xs_g, for the q4 minimum term). For q4 the
- * codes of each block of B elements (B = 64 when the group is a multiple of 64, else 32) are
- * stored evens first, then odds: the order in which B / 2 bytes of nibbles unpack with one and
- * (low nibbles) and one shift (high nibbles).
+ * and the integer sum of the codes of each group (xs_g, for the q4 minimum term and q6's offset).
+ * For q4 and q6 the codes of each block of B elements (B = 64 when the group is a multiple of 64,
+ * else 32) are stored evens first, then odds: the order in which B / 2 bytes of nibbles unpack
+ * with one and (low nibbles) and one shift (high nibbles).
  *
  * Definition (dsq_qdot_rows_ref), integer sums exact, then fp32 in group order:
  *   q8: sum over g of (d_g * xd_g) * S_g,                 S_g = sum of q * qx over the group;
+ *   q6: the same with S_g = sum of (u - 32) * qx, computed as sum of u * qx - 32 * xs_g;
  *   q4: sum over g of (d_g * xd_g) * S_g + (m_g * xd_g) * xs_g.
  * Faster paths (AVX2 maddubs, AVX-VNNI and AVX-512 VNNI dpbusd) keep the integer sums exact and
  * differ only in the fp32 order; tests/test_qdot.c bounds that.
@@ -23,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "types.h"
+
 /* The rounded form of one activation row (cols elements, groups of group). */
 typedef struct {
     int8_t *q;   /* [cols] codes, q4 order for q4 weights */
@@ -36,6 +39,12 @@ uint64_t dsq_qx_bytes(uint64_t cols, uint32_t group);
 /* The rounded row stored at buf (dsq_qx_bytes(cols, group) bytes, 4-byte aligned). */
 dsq_qx dsq_qx_at(void *buf, uint64_t cols, uint32_t group);
 
+/* Whether weights of this type take the activation codes in the q4 order below. */
+static inline bool dsq_qx_nibble_order(uint32_t type)
+{
+    return type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q6;
+}
+
 /* Where element k of a row goes in the q4 order for this group size. */
 static inline uint64_t dsq_qx_q4_slot(uint64_t k, uint32_t group)
 {
@@ -43,7 +52,7 @@ static inline uint64_t dsq_qx_q4_slot(uint64_t k, uint32_t group)
     return (k & ~(b - 1)) + (k & 1) * (b / 2) + (k & (b - 1)) / 2;
 }
 
-/* Rounds x[cols] for a matmul with weights of the given type (DSQ_TYPE_Q8 or DSQ_TYPE_Q4), group
+/* Rounds x[cols] for a matmul with weights of the given type (DSQ_TYPE_Q8, _Q6 or _Q4), group
  * a multiple of 32. Fastest path this CPU runs (the scalar one while dsq_qdot_force picks the
  * scalar kernels); every path gives the reference's bits. */
 void dsq_qx_quantize(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out);
@@ -61,7 +70,7 @@ bool dsq_qx_have_avx512(void);
 /* Tokens one dsq_qdot_tile call takes at most. */
 #define DSQ_QDOT_MAX_TOKENS 4
 
-/* A tile: out[t * ostride + i] = row r0 + i of a (rows, cols) q8/q4 tensor at base dotted with
+/* A tile: out[t * ostride + i] = row r0 + i of a (rows, cols) q8/q6/q4 tensor at base dotted with
  * the rounded row x[t], for i < nr (1..4) and t < nt (1..DSQ_QDOT_MAX_TOKENS); each weight load
  * serves every token of the tile (paths with fewer registers take the tokens two at a time) and
  * each activation load every row. Fastest path this CPU runs. */

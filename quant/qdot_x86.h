@@ -6,11 +6,14 @@
  * optionally QDOT_MAX_NT, the tokens one q8 tile holds (2 unless set; 4 where the ISA has 32
  * vector registers, so that each weight load and weight sum serves more tokens). Tiles of up to
  * four weight rows by that many tokens (q4: two); every group's integer sums are exact and go
- * to fp32 once per group. */
+ * to fp32 once per group. q6 runs q4's tiles with its top bits or'ed into the unpacked nibbles:
+ * codes u in [0, 63], so a maddubs pair stays below 2 * 63 * 127. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "float16.h"
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 #include "qdot.h"
 #include "types.h"
@@ -179,6 +182,101 @@ INLINE void q4_tile(const uint8_t *w, uint64_t cols, const uint16_t *dm, uint64_
             out[(size_t)t * ostride + (size_t)i] = hsum8(facc[i][t]) + msum[i][t];
 }
 
+/* q6's top bits of a run of 32 elements (8 bytes at p), as 32 bytes in the order a run's
+ * nibbles unpack (evens, then odds), each at bits 4-5: the bit pairs of quant/q6.h's order are
+ * pair s of every byte in 64-bit lane s. */
+INLINE __m256i q6_high32(const uint8_t *p)
+{
+    long long v;
+    memcpy(&v, p, 8);
+    const __m256i t = _mm256_srlv_epi64(_mm256_set1_epi64x(v), _mm256_setr_epi64x(0, 2, 4, 6));
+    return _mm256_slli_epi16(_mm256_and_si256(t, _mm256_set1_epi8(3)), 4);
+}
+
+/* The same for 64 elements (two runs, 16 bytes at p) in q4_unpack64's order: the evens of both
+ * runs (pairs 0 and 1 of run 0, then of run 1), and the odds (pairs 2 and 3). */
+INLINE void q6_high64(const uint8_t *p, __m256i *evens, __m256i *odds)
+{
+    const __m256i runs = _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    const __m256i v = _mm256_permute4x64_epi64(runs, 0x50); /* run 0, run 0, run 1, run 1 */
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i e = _mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 2, 0, 2));
+    const __m256i o = _mm256_srlv_epi64(v, _mm256_setr_epi64x(4, 6, 4, 6));
+    *evens = _mm256_slli_epi16(_mm256_and_si256(e, three), 4);
+    *odds = _mm256_slli_epi16(_mm256_and_si256(o, three), 4);
+}
+
+/* q6: q4's passes over u = nibble | top bits << 4, then per group the exact integer sum of
+ * (u - 32) * x (32 times the activation codes' sum taken off one lane) times d * xd. */
+INLINE void q6_tile(const uint8_t *w, const uint8_t *wh, uint64_t cols, const uint16_t *d,
+                    uint64_t ng, uint32_t group, const dsq_qx *x, float *out, size_t ostride,
+                    const int nr, const int nt)
+{
+    const bool wide = group % 64 == 0;
+    __m256 facc[4][Q4_MAX_NT];
+    for (int i = 0; i < 4; i++)
+        for (int t = 0; t < Q4_MAX_NT; t++)
+            facc[i][t] = _mm256_setzero_ps();
+    for (uint64_t g = 0; g < ng; g++) {
+        __m256i acc[4][Q4_MAX_NT];
+        for (int i = 0; i < 4; i++)
+            for (int t = 0; t < Q4_MAX_NT; t++)
+                acc[i][t] = _mm256_setzero_si256();
+        if (wide) {
+            for (uint64_t k = g * group; k < (g + 1) * group; k += 64) {
+                __m256i x0[Q4_MAX_NT], x1[Q4_MAX_NT];
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    x0[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k));
+                    x1[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k + 32));
+                }
+#pragma GCC unroll 4
+                for (int i = 0; i < nr; i++) {
+                    __m256i lo, hi, he, ho;
+                    q4_unpack64(w + i * cols / 2 + k / 2, &lo, &hi);
+                    q6_high64(wh + i * cols / 4 + k / 4, &he, &ho);
+                    lo = _mm256_or_si256(lo, he);
+                    hi = _mm256_or_si256(hi, ho);
+#pragma GCC unroll 4
+                    for (int t = 0; t < nt; t++)
+                        acc[i][t] = DOT_U8S8(DOT_U8S8(acc[i][t], lo, x0[t]), hi, x1[t]);
+                }
+            }
+        } else {
+            for (uint64_t k = g * group; k < (g + 1) * group; k += 32) {
+                __m256i xv[Q4_MAX_NT];
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++)
+                    xv[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k));
+#pragma GCC unroll 4
+                for (int i = 0; i < nr; i++) {
+                    const __m256i wv = _mm256_or_si256(q4_unpack(w + i * cols / 2 + k / 2),
+                                                       q6_high32(wh + i * cols / 4 + k / 4));
+#pragma GCC unroll 4
+                    for (int t = 0; t < nt; t++)
+                        acc[i][t] = DOT_U8S8(acc[i][t], wv, xv[t]);
+                }
+            }
+        }
+        __m256i off[Q4_MAX_NT];
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++)
+            off[t] = _mm256_setr_epi32(32 * x[t].s[g], 0, 0, 0, 0, 0, 0, 0);
+#pragma GCC unroll 4
+        for (int i = 0; i < nr; i++) {
+            const float dw = _cvtsh_ss(d[i * ng + g]);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++)
+                facc[i][t] =
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][t], off[t])),
+                                    _mm256_set1_ps(dw * x[t].d[g]), facc[i][t]);
+        }
+    }
+    for (int i = 0; i < nr; i++)
+        for (int t = 0; t < nt; t++)
+            out[(size_t)t * ostride + (size_t)i] = hsum8(facc[i][t]);
+}
+
 #define CASES_2(fn, ...)                                                                           \
     case 20: fn(__VA_ARGS__, 4, 2); break;                                                         \
     case 19: fn(__VA_ARGS__, 3, 2); break;                                                         \
@@ -221,6 +319,13 @@ TARGET void QDOT_NAME(uint32_t type, const void *base, uint64_t rows, uint64_t c
         switch (nt * 8 + nr) {
             CASES_4(q8_tile, w, cols, d, ng, group, x, out, ostride)
             CASES_2(q8_tile, w, cols, d, ng, group, x, out, ostride)
+        }
+    } else if (type == DSQ_TYPE_Q6) {
+        const uint8_t *w = (const uint8_t *)base + r0 * cols / 2;
+        const uint8_t *wh = dsq_q6_high(base, rows, cols) + r0 * cols / 4;
+        const uint16_t *d = dsq_q6_scales(base, rows, cols) + r0 * ng;
+        switch (nt * 8 + nr) {
+            CASES_2(q6_tile, w, wh, cols, d, ng, group, x, out, ostride)
         }
     } else {
         const uint8_t *w = (const uint8_t *)base + r0 * cols / 2;

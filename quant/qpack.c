@@ -1,30 +1,36 @@
-/* Packing a planar q8/q4 tensor into the CPU's row-interleaved layout (quant/qpack.h), and that
- * layout's element getter. */
+/* Packing a planar q8/q6/q4 tensor into the CPU's row-interleaved layout (quant/qpack.h), and
+ * that layout's element getter. */
 #include "qpack.h"
 
 #include <string.h>
 
 #include "float16.h"
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 #include "types.h"
 
 bool dsq_qpack_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group)
 {
-    return (type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4) && rows > 0 &&
+    /* q6 has kernels on the 256-bit paths only; AVX-512 machines run its planar kernel */
+    const bool q6 = type == DSQ_TYPE_Q6 && dsq_qpack_current() != DSQ_QDOT_AVX512VNNI;
+    return (type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4 || q6) && rows > 0 &&
            rows % DSQ_QPACK_ROWS == 0 && group > 0 && group % 8 == 0 && cols % group == 0;
 }
 
 uint64_t dsq_qpack_bytes(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group)
 {
-    return type == DSQ_TYPE_Q8 ? dsq_q8_bytes(rows, cols, group)
-                               : dsq_q4_bytes(rows, cols, group);
+    return type == DSQ_TYPE_Q8   ? dsq_q8_bytes(rows, cols, group)
+           : type == DSQ_TYPE_Q6 ? dsq_q6_bytes(rows, cols, group)
+                                 : dsq_q4_bytes(rows, cols, group);
 }
 
 /* Bytes of codes in one packed block; the scale plane starts after rows / 16 of them. */
 static uint64_t block_code_bytes(uint32_t type, uint64_t cols)
 {
-    return type == DSQ_TYPE_Q8 ? DSQ_QPACK_ROWS * cols : DSQ_QPACK_ROWS * cols / 2;
+    return type == DSQ_TYPE_Q8   ? DSQ_QPACK_ROWS * cols
+           : type == DSQ_TYPE_Q6 ? DSQ_QPACK_ROWS * cols * 3 / 4
+                                 : DSQ_QPACK_ROWS * cols / 2;
 }
 
 void dsq_qpack_block(uint32_t type, const void *planar, uint64_t rows, uint64_t cols,
@@ -44,6 +50,26 @@ void dsq_qpack_block(uint32_t type, const void *planar, uint64_t rows, uint64_t 
                 v ^= 0x80808080u; /* each byte + 128 */
                 memcpy(codes + 64 * c + 4 * r, &v, 4);
             }
+        for (uint64_t g = 0; g < ng; g++)
+            for (int r = 0; r < DSQ_QPACK_ROWS; r++)
+                scales[(b * ng + g) * DSQ_QPACK_ROWS + (uint64_t)r] =
+                    d[(r0 + (uint64_t)r) * ng + g];
+    } else if (type == DSQ_TYPE_Q6) {
+        const uint16_t *d = dsq_q6_scales(planar, rows, cols);
+        for (uint64_t c = 0; c < cols / 8; c++) {
+            uint8_t *o = codes + 96 * c;
+            memset(o, 0, 96);
+            for (int r = 0; r < DSQ_QPACK_ROWS; r++)
+                for (int j = 0; j < 4; j++) {
+                    const uint64_t row = r0 + (uint64_t)r;
+                    const int u0 = dsq_q6_code(planar, rows, cols, row, 8 * c + j);
+                    const int u4 = dsq_q6_code(planar, rows, cols, row, 8 * c + 4 + j);
+                    o[4 * r + j] = (uint8_t)((u0 & 15) | (u4 & 15) << 4);
+                    /* top bits: rows 0-7 in pairs 0 and 1, rows 8-15 in pairs 2 and 3 */
+                    const int shift = r < 8 ? 0 : 4;
+                    o[64 + 4 * (r % 8) + j] |= (uint8_t)((u0 >> 4 | (u4 >> 4) << 2) << shift);
+                }
+        }
         for (uint64_t g = 0; g < ng; g++)
             for (int r = 0; r < DSQ_QPACK_ROWS; r++)
                 scales[(b * ng + g) * DSQ_QPACK_ROWS + (uint64_t)r] =
@@ -82,6 +108,13 @@ float dsq_qpack_get(uint32_t type, const void *packed, uint64_t rows, uint64_t c
     if (type == DSQ_TYPE_Q8) {
         const int q = (int)codes[64 * (k / 4) + 4 * i + k % 4] - 128;
         return dsq_f16_to_f32(scales[(b * ng + k / group) * DSQ_QPACK_ROWS + i]) * (float)q;
+    }
+    if (type == DSQ_TYPE_Q6) {
+        const uint8_t *chunk = codes + 96 * (k / 8);
+        const uint8_t byte = chunk[4 * i + k % 4], top = chunk[64 + 4 * (i % 8) + k % 4];
+        const int shift = (i < 8 ? 0 : 4) + (k % 8 < 4 ? 0 : 2);
+        const int u = (k % 8 < 4 ? byte & 15 : byte >> 4) | (top >> shift & 3) << 4;
+        return dsq_f16_to_f32(scales[(b * ng + k / group) * DSQ_QPACK_ROWS + i]) * (float)(u - 32);
     }
     const uint8_t byte = codes[64 * (k / 8) + 4 * i + k % 4];
     const int q = k % 8 < 4 ? byte & 15 : byte >> 4;

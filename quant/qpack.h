@@ -1,4 +1,4 @@
-/* The CPU's row-interleaved copy of a q8 or q4 tensor, made once at load for the packed
+/* The CPU's row-interleaved copy of a q8, q6 or q4 tensor, made once at load for the packed
  * kernels: AVX-512 VNNI (quant/qpack_avx512vnni.c), AVX-VNNI and AVX2 (quant/qpack_x86_256.h).
  * With the file's planar rows a vector dot product sums one row's elements across its lanes, so
  * every group of every row and token costs a horizontal fold into fp32; here each 64-byte chunk
@@ -8,19 +8,26 @@
  * horizontal sums remain.
  *
  * Layout of an (N rows, K cols) tensor in groups of G (N a multiple of 16, G of 8):
- *   blocks of 16 rows one after another, block b = rows 16b..16b+15, each 16 K bytes (q8) or
- *   8 K bytes (q4), in chunks of 64 bytes in k order:
- *     q8: chunk c covers k = 4c..4c+3: byte 4r + j = q[16b + r][4c + j] + 128, as u8;
- *     q4: chunk c covers k = 8c..8c+7: byte 4r + j = q[16b + r][8c + j] (low nibble)
- *                                                  | q[16b + r][8c + 4 + j] << 4;
- *   then the scales, by block then group: the 16 rows' f16 d (q8), or 16 d then 16 m (q4).
- * Bytes: the planar tensor's (dsq_q8_bytes, dsq_q4_bytes).
+ *   blocks of 16 rows one after another, block b = rows 16b..16b+15, each 16 K bytes (q8),
+ *   8 K bytes (q4) or 12 K bytes (q6), in chunks in k order:
+ *     q8: 64-byte chunk c covers k = 4c..4c+3: byte 4r + j = q[16b + r][4c + j] + 128, as u8;
+ *     q4: 64-byte chunk c covers k = 8c..8c+7: byte 4r + j = q[16b + r][8c + j] (low nibble)
+ *                                                         | q[16b + r][8c + 4 + j] << 4;
+ *     q6: 96-byte chunk c covers k = 8c..8c+7: bytes 0-63 hold the low four bits of u as q4's
+ *         chunk holds its codes; in byte 64 + 4r + j (r < 8) bit pairs 0-3 hold the top two
+ *         bits of u[16b + r][8c + j], u[16b + r][8c + 4 + j], u[16b + r + 8][8c + j] and
+ *         u[16b + r + 8][8c + 4 + j]: the pairs a 256-bit half of rows 0-7 or 8-15 needs, one
+ *         shift and mask away from bits 4-5;
+ *   then the scales, by block then group: the 16 rows' f16 d (q8, q6), or 16 d then 16 m (q4).
+ * Bytes: the planar tensor's (dsq_q8_bytes, dsq_q4_bytes, dsq_q6_bytes).
  *
  * The dot product is quant/qdot.h's definition, with the activations rounded in the plain
  * element order (dsq_qx_quantize with DSQ_TYPE_Q8, for q4 weights too). For q8 the VNNI kernels
  * take 128 times the group's code sum off the integer sum of w + 128; AVX2, whose maddubs would
  * saturate on w + 128, multiplies |w| by x with w's sign. Integer sums are exact; only the fp32
- * order differs from dsq_qdot_tile_ref, within tests/test_qdot.c's bound. */
+ * order differs from dsq_qdot_tile_ref, within tests/test_qdot.c's bound. q6 sums u * x (u in
+ * [0, 63]: with AVX2 two maddubs pairs add to at most 4 * 63 * 127 = 32004 in int16) and takes
+ * 32 times the group's code sum off. */
 #ifndef DSQ_QPACK_H
 #define DSQ_QPACK_H
 
@@ -34,7 +41,8 @@
 #define DSQ_QPACK_ROWS 16
 #define DSQ_QPACK_MAX_TOKENS 8
 
-/* Whether a (rows, cols) tensor of this type and group has a packed form. */
+/* Whether a (rows, cols) tensor of this type and group has a packed form that the current
+ * packed path runs (q6: the 256-bit paths; on AVX-512 machines q6 keeps its planar kernel). */
 bool dsq_qpack_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group);
 
 /* Bytes of the packed form (the same as the planar tensor's). */

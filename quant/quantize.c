@@ -1,5 +1,5 @@
-/* Reference q8/q4 quantizers (quantize.h): the absmax choice, and a per-group search that
- * scores candidate scales (q8) or (scale, minimum) pairs (q4), each with its least-squares
+/* Reference q8/q6/q4 quantizers (quantize.h): the plain choice, and a per-group search that
+ * scores candidate scales (q8, q6) or (scale, minimum) pairs (q4), each with its least-squares
  * refit, by the importance-weighted squared error of the values exactly as dsq_dequant_row
  * rebuilds them (f16 scales), and keeps absmax unless a candidate is strictly better.
  *
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "float16.h"
+#include "q6.h"
 #include "types.h"
 
 /* a * b + c must round twice, as dsq_dequant_row computes it, whatever -ffp-contract says */
@@ -32,7 +33,7 @@
 
 /* Search sizes, chosen by measurement (tests/test_quantize.c prints error and speed): finer
  * grids gain under 0.5% of the error at several times the cost. */
-#define Q8_UP 2       /* q8: f16 scales from 2 steps above amax / 127 ... */
+#define Q8_UP 2       /* q8 and q6: f16 scales from 2 steps above the plain one ... */
 #define Q8_DOWN 12    /* ... to 12 below (about 1.2% smaller) */
 #define Q8_REFITS 2   /* least-squares refits of the winner */
 #define Q4_STEPS 6    /* q4: range ends moved in by 0, 2, ..., 10% of the range, 6 x 6 pairs */
@@ -110,20 +111,20 @@ static inline vf wblock(const float *w, uint32_t k)
     return w ? vload(w + k) : (vf){0} + 1.0f;
 }
 
-/* ---- q8 ---- */
+/* ---- q8 and q6: symmetric codes in [lo, hi] ---- */
 
-static inline float q8_code(float x, float inv)
+static inline float sym_code(float x, float inv, int32_t lo, int32_t hi)
 {
-    return round_clamp(x * inv, -127, 127);
+    return round_clamp(x * inv, lo, hi);
 }
 
 /* Weighted squared error of scale d (an f16 value) in double, exactly as dequantized. */
-static double q8_error(const float *x, const float *w, uint32_t G, float d)
+static double sym_error(const float *x, const float *w, uint32_t G, float d, int32_t lo, int32_t hi)
 {
     const float inv = d != 0 ? 1.0f / d : 0.0f;
     double e = 0;
     for (uint32_t k = 0; k < G; k++) {
-        const float xh = d * q8_code(x[k], inv);
+        const float xh = d * sym_code(x[k], inv, lo, hi);
         const double r = (double)x[k] - (double)xh;
         e += (double)(w ? w[k] : 1.0f) * r * r;
     }
@@ -132,14 +133,14 @@ static double q8_error(const float *x, const float *w, uint32_t G, float d)
 
 /* Scale d0 (an f16 value) with its codes: the error estimate of d0 and of the f16 least-squares
  * scale for the same codes. Returns that scale in *d_ls and its error estimate. */
-static double q8_candidate(const float *x, const float *w, uint32_t G, float d0, double *e0,
-                           float *d_ls)
+static double sym_candidate(const float *x, const float *w, uint32_t G, float d0, int32_t lo,
+                            int32_t hi, double *e0, float *d_ls)
 {
     const float inv = 1.0f / d0;
     vf ee = {0}, er = {0}, qq = {0};
     for (uint32_t k = 0; k < G; k += LANES) {
         const vf xk = vload(x + k), wk = wblock(w, k);
-        const vf q = vround_clamp(xk * inv, -127, 127);
+        const vf q = vround_clamp(xk * inv, lo, hi);
         const vf e = xk - d0 * q;
         const vf we = wk * e;
         ee += we * e;
@@ -153,38 +154,52 @@ static double q8_candidate(const float *x, const float *w, uint32_t G, float d0,
     if (!(Sqq > 0))
         return E0;
     const float d1 = f16r((float)(d0 + Ser / Sqq));
-    if (!(d1 > 0))
+    if (!(d1 * d0 > 0)) /* the refit keeps the sign of the scale */
         return E0;
     const double t = (double)d1 - d0;
     *d_ls = d1;
     return E0 - 2 * t * Ser + t * t * Sqq;
 }
 
-static void q8_group(const float *x, const float *w, uint32_t G, bool search, int8_t *codes,
-                     uint16_t *scale)
+/* One group's scale, and its codes in [lo, hi] when codes is not NULL; returns the scale as a
+ * float. With lo = -hi (q8) the scale is positive, amax / hi.
+ * With lo = -hi - 1 (q6) the element of largest magnitude goes to lo, the one code without a
+ * mirror: the scale is that element / lo, negative when the element is positive. */
+static float sym_group(const float *x, const float *w, uint32_t G, bool search, int32_t lo,
+                       int32_t hi, int8_t *codes, uint16_t *scale)
 {
     float amax = 0, amax_w = 0; /* over all elements; over those with weight > 0 */
+    float xmax = 0, xmax_w = 0; /* the elements with those magnitudes, signed */
     for (uint32_t k = 0; k < G; k++) {
         const float a = fabsf(x[k]);
-        amax = a > amax ? a : amax;
-        if (!w || w[k] > 0)
-            amax_w = a > amax_w ? a : amax_w;
+        if (a > amax) {
+            amax = a;
+            xmax = x[k];
+        }
+        if ((!w || w[k] > 0) && a > amax_w) {
+            amax_w = a;
+            xmax_w = x[k];
+        }
     }
-    uint16_t h = f16_sat(amax / 127.0f);
+    const bool mirrored = lo == -hi;
+    uint16_t h = f16_sat(mirrored ? amax / (float)hi : xmax / (float)lo);
     float d = dsq_f16_to_f32(h);
-    if (search && d > 0) {
-        /* At 8 bits clipping seldom pays; what does is a scale a few f16 steps off amax / 127
-         * that puts the codes nearer the values. Candidates: the f16 scales from Q8_UP steps
-         * above to Q8_DOWN steps below that of the values that count (weight > 0), each with
-         * its least-squares refit. */
-        const uint16_t hb = f16_sat((amax_w > 0 ? amax_w : amax) / 127.0f);
+    if (search && d != 0) {
+        /* At 6 and 8 bits clipping seldom pays; what does is a scale a few f16 steps off the
+         * plain one that puts the codes nearer the values. Candidates: the f16 scales from
+         * Q8_UP steps above to Q8_DOWN steps below that of the values that count (weight > 0),
+         * each with its least-squares refit. */
+        const uint16_t hb = f16_sat(mirrored ? (amax_w > 0 ? amax_w : amax) / (float)hi
+                                             : (amax_w > 0 ? xmax_w : xmax) / (float)lo);
+        const uint16_t sign = hb & 0x8000u;
+        const int mag = hb & 0x7fff;
         float gd = 0, d_ls;
         double ge = INFINITY, e0;
         for (int i = -Q8_UP; i <= Q8_DOWN; i++) {
-            if ((int)hb - i <= 0 || (int)hb - i >= 0x7c00)
+            if (mag - i <= 0 || mag - i >= 0x7c00)
                 continue;
-            const float di = dsq_f16_to_f32((uint16_t)(hb - i));
-            const double e1 = q8_candidate(x, w, G, di, &e0, &d_ls);
+            const float di = dsq_f16_to_f32((uint16_t)(sign | (mag - i)));
+            const double e1 = sym_candidate(x, w, G, di, lo, hi, &e0, &d_ls);
             if (e0 < ge) {
                 ge = e0;
                 gd = di;
@@ -196,17 +211,17 @@ static void q8_group(const float *x, const float *w, uint32_t G, bool search, in
         }
         /* the estimate kept the codes fixed: rescore exactly with fresh codes, then refit to
          * those codes and rescore, Q8_REFITS times or until the fit stops moving; a candidate
-         * is kept only if strictly better than absmax and those before it */
-        double best = q8_error(x, w, G, d);
-        for (int r = 0; gd > 0; r++) {
-            const double e = q8_error(x, w, G, gd);
+         * is kept only if strictly better than the plain scale and those before it */
+        double best = sym_error(x, w, G, d, lo, hi);
+        for (int r = 0; gd != 0; r++) {
+            const double e = sym_error(x, w, G, gd, lo, hi);
             if (e < best) {
                 best = e;
                 d = gd;
             }
             if (r == Q8_REFITS)
                 break;
-            q8_candidate(x, w, G, gd, &e0, &d_ls);
+            sym_candidate(x, w, G, gd, lo, hi, &e0, &d_ls);
             if (d_ls == gd)
                 break;
             gd = d_ls;
@@ -214,9 +229,27 @@ static void q8_group(const float *x, const float *w, uint32_t G, bool search, in
         h = f16_sat(d);
     }
     *scale = h;
-    const float inv = d > 0 ? 1.0f / d : 0.0f;
-    for (uint32_t k = 0; k < G; k++)
-        codes[k] = (int8_t)q8_code(x[k], inv);
+    const float inv = d != 0 ? 1.0f / d : 0.0f;
+    for (uint32_t k = 0; codes && k < G; k++)
+        codes[k] = (int8_t)sym_code(x[k], inv, lo, hi);
+    return d;
+}
+
+/* The q6 codes of G elements at scale d (q in [-32, 31], as sym_group rounds them) into the
+ * row's planes as u = q + 32: nibbles at lo (G / 2 bytes), top bits at hi (G / 4 bytes, in
+ * quant/q6.h's order). */
+static void q6_store(const float *x, uint32_t G, float d, uint8_t *lo, uint8_t *hi)
+{
+    const float inv = d != 0 ? 1.0f / d : 0.0f;
+    memset(hi, 0, G / 4);
+    for (uint32_t k = 0; k < G; k++) {
+        const int u = (int)sym_code(x[k], inv, -32, 31) + 32;
+        lo[k / 2] = (uint8_t)((k & 1) ? (lo[k / 2] & 15) | (u & 15) << 4 : u & 15);
+        uint64_t byte;
+        int shift;
+        dsq_q6_high_slot(k, &byte, &shift);
+        hi[byte] |= (uint8_t)((u >> 4) << shift);
+    }
 }
 
 /* ---- q4 ---- */
@@ -365,6 +398,9 @@ static void add_stats(uint32_t type, const float *x, uint64_t cols, uint32_t gro
         float xh;
         if (type == DSQ_TYPE_Q8) {
             xh = dsq_f16_to_f32(scales[k / group]) * (float)((const int8_t *)codes)[k];
+        } else if (type == DSQ_TYPE_Q6) { /* codes: the row's nibbles, then its top bits */
+            const int u = dsq_q6_code(codes, 1, cols, 0, k);
+            xh = dsq_f16_to_f32(scales[k / group]) * (float)(u - 32);
         } else {
             const uint8_t b = ((const uint8_t *)codes)[k / 2];
             const uint16_t *g = scales + 2 * (k / group);
@@ -389,9 +425,13 @@ static void quantize_row(uint32_t type, const float *x, uint64_t cols, uint32_t 
     for (uint64_t g = 0; g < cols / group; g++) {
         const float *xg = x + g * group;
         const float *wg = importance ? importance + g * group : NULL;
-        if (type == DSQ_TYPE_Q8)
-            q8_group(xg, wg, group, search, (int8_t *)codes + g * group, scales + g);
-        else
+        if (type == DSQ_TYPE_Q8) {
+            sym_group(xg, wg, group, search, -127, 127, (int8_t *)codes + g * group, scales + g);
+        } else if (type == DSQ_TYPE_Q6) {
+            const float d = sym_group(xg, wg, group, search, -32, 31, NULL, scales + g);
+            q6_store(xg, group, d, (uint8_t *)codes + g * group / 2,
+                     (uint8_t *)codes + cols / 2 + g * group / 4);
+        } else
             q4_group(xg, wg, group, search, (uint8_t *)codes + g * group / 2, scales + 2 * g);
     }
     if (stats)

@@ -106,7 +106,7 @@ AVX512 INLINE int32_t total_avx512(__m512i s)
 #define QUANTIZE(name, target, amax_of, codes32, sum_t, sum_zero, total)                           \
     target void name(uint32_t type, const float *x, uint64_t cols, uint32_t group, dsq_qx out)     \
     {                                                                                              \
-        const bool q4 = type == DSQ_TYPE_Q4, block64 = group % 64 == 0;                           \
+        const bool q4 = dsq_qx_nibble_order(type), block64 = group % 64 == 0;                    \
         for (uint64_t g = 0; g < cols / group; g++) {                                              \
             const float *xg = x + g * group;                                                       \
             const float amax = amax_of(xg, group);                                                 \

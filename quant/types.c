@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 
 static const dsq_type_traits type_traits[DSQ_TYPE_COUNT] = {
@@ -12,6 +13,7 @@ static const dsq_type_traits type_traits[DSQ_TYPE_COUNT] = {
     [DSQ_TYPE_BF16] = {.name = "bf16", .elem_bytes = 2},
     [DSQ_TYPE_Q8] = {.name = "q8", .quantized = true},
     [DSQ_TYPE_Q4] = {.name = "q4", .quantized = true},
+    [DSQ_TYPE_Q6] = {.name = "q6", .quantized = true},
 };
 
 const dsq_type_traits *dsq_type_info(uint32_t type)
@@ -49,6 +51,8 @@ bool dsq_type_nbytes(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group
         *bytes = dsq_q8_bytes(rows, cols, group);
     else if (type == DSQ_TYPE_Q4)
         *bytes = dsq_q4_bytes(rows, cols, group);
+    else if (type == DSQ_TYPE_Q6)
+        *bytes = dsq_q6_bytes(rows, cols, group);
     else
         *bytes = rows * cols * t->elem_bytes;
     return true;

@@ -12,13 +12,14 @@ enum dsq_type {
     DSQ_TYPE_BF16 = 2,
     DSQ_TYPE_Q8 = 16, /* quant/q8.h */
     DSQ_TYPE_Q4 = 17, /* quant/q4.h */
+    DSQ_TYPE_Q6 = 18, /* quant/q6.h; since format 1.1 */
     DSQ_TYPE_COUNT
 };
 
 typedef struct {
     const char *name; /* as written in metadata and printed by `dsq info` */
     uint32_t elem_bytes; /* plain floats: bytes per element; 0 for quantized types */
-    bool quantized;   /* grouped along the row; size from group_size (quant/q8.h, q4.h) */
+    bool quantized;   /* grouped along the row; size from group_size (quant/q8.h, q4.h, q6.h) */
 } dsq_type_traits;
 
 /* Traits of a type id, or NULL if the id is unknown. */

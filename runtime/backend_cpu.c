@@ -1,9 +1,9 @@
-/* CPU backend. q8/q4 matmuls round each token's activations once to int8 and run the integer
+/* CPU backend. q8/q6/q4 matmuls round each token's activations once to int8 and run the integer
  * kernels: on the packed copy of the weights (quant/qpack.h; 16 rows by 8 tokens, with
  * AVX-512 VNNI, AVX-VNNI or AVX2, the same ISA as the planar path they replace) where the
  * engine made one, else quant/qdot.h's (VNNI or AVX2, else the scalar reference) in tiles of
  * four weight rows by four tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h
- * (4 rows by 4 tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q4 with f32
+ * (4 rows by 4 tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q6/q4 with f32
  * activations, and everything on the scalar path, dot each weight row with every token through
  * the fused float kernels. Rows are split across OpenMP threads in blocks small enough to stay
  * in cache while every token passes over them (handed out as threads free up in a prompt, split
@@ -60,7 +60,8 @@ static int row_block(int rows)
 
 static bool is_int8(const dsq_matrix *w)
 {
-    return (w->type == DSQ_TYPE_Q8 || w->type == DSQ_TYPE_Q4) && dsq_cpu_int8_activations();
+    return (w->type == DSQ_TYPE_Q8 || w->type == DSQ_TYPE_Q4 || w->type == DSQ_TYPE_Q6) &&
+           dsq_cpu_int8_activations();
 }
 
 /* What one job needs beyond its arguments: its row blocks, and its activations prepared once

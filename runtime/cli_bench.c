@@ -38,7 +38,7 @@ static const char help[] =
     "                   median with the slowest and fastest (default 1; a busy machine\n"
     "                   varies by 10-20% from run to run)\n"
     "  -t, --threads N  threads (default: OMP_NUM_THREADS, else all cores)\n"
-    "  --activations A  int8 (default) or f32: how q8/q4 matmuls take their input (cpu)\n"
+    "  --activations A  int8 (default) or f32: how q8/q6/q4 matmuls take their input (cpu)\n"
     "  --json           one JSON object on stdout\n"
     "  --random M       instead of a file, a full-size model with random weights built in\n"
     "                   memory from the published config of M (v2-lite, moe-16b, v2); cuda\n"

@@ -127,10 +127,12 @@ static int print_json(const model_file *m, int list_tensors, int ctx)
     size_t ntok, nmerge, nadded;
     const json_t *tok = json_object_get(m->file.meta, "tokenizer");
     tokenizer_counts(tok, &ntok, &nmerge, &nadded);
+    const uint32_t minor = m->file.version_minor;
+    const char *version = minor == 0 ? "1.0" : minor == 1 ? "1.1" : "1.x";
     json_t *out = json_pack(
         "{s:s, s:I, s:s, s:O, s:{s:I, s:I}, s:{s:I, s:I, s:f}, s:o, s:{s:I, s:I, s:I}, s:O, s:O}",
         "file", m->file.path, "file_size", (json_int_t)m->file.size, "format_version",
-        m->file.version_minor ? "1.x" : "1.0", "model", json_object_get(m->file.meta, "model"),
+        version, "model", json_object_get(m->file.meta, "model"),
         "params", "total", (json_int_t)total, "active", (json_int_t)active, "size", "tensors",
         (json_int_t)all.tensors, "bytes", (json_int_t)all.bytes, "bits_per_weight",
         8.0 * (double)all.bytes / (double)all.params, "classes", classes, "tokenizer", "tokens",

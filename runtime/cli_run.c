@@ -26,7 +26,7 @@ static const char sampling_help[] =
     "  -c, --ctx N             context size in tokens (default 4096 or the model's maximum)\n"
     CLI_BACKEND_HELP
     "  -t, --threads N         threads (default: OMP_NUM_THREADS, else all cores)\n"
-    "      --activations A     int8 (default) or f32: how q8/q4 matmuls take their input\n"
+    "      --activations A     int8 (default) or f32: how q8/q6/q4 matmuls take their input\n"
     "  -v, --verbose           print the prompt's tokens, the seed and timings\n"
     "  -h, --help              this text\n";
 

@@ -1,4 +1,4 @@
-/* Packing a model's q8/q4 and bf16 matrices for the CPU kernels once at load
+/* Packing a model's q8/q6/q4 and bf16 matrices for the CPU kernels once at load
  * (runtime/cpu_pack.h). */
 #include "cpu_pack.h"
 
@@ -13,7 +13,7 @@
 #include "qpack.h"
 #include "types.h"
 
-/* q8/q4 pack when their int8 kernels have a packed form at the current ISA; bf16 when a
+/* q8/q6/q4 pack when their int8 kernels have a packed form at the current ISA; bf16 when a
  * packed bf16 kernel runs (AVX-512 or AVX2). */
 static bool int8_packs(void)
 {

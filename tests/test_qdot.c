@@ -22,6 +22,7 @@
 #include "dequant.h"
 #include "float16.h"
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 #include "qdot.h"
 #include "qpack.h"
@@ -31,7 +32,8 @@
 #include "test_rng.h"
 
 static const uint32_t groups[] = {32, 64, 128};
-static const uint32_t types[] = {DSQ_TYPE_Q8, DSQ_TYPE_Q4};
+static const uint32_t types[] = {DSQ_TYPE_Q8, DSQ_TYPE_Q4, DSQ_TYPE_Q6};
+#define N_TYPES 3
 
 /* Activations of order 1 with some zeros, a few 50x outliers, and an all-zero first group. */
 static void random_x(float *x, uint64_t n)
@@ -56,6 +58,13 @@ static void *random_matrix(uint32_t type, uint64_t rows, uint64_t cols, uint32_t
         uint16_t *d = (uint16_t *)(void *)(m + n);
         for (uint64_t g = 0; g < n / group; g++)
             d[g] = dsq_f32_to_f16(rng_uniform(-0.002f, 0.002f));
+    } else if (type == DSQ_TYPE_Q6) {
+        m = malloc(dsq_q6_bytes(rows, cols, group));
+        for (uint64_t i = 0; i < 3 * n / 4; i++)
+            m[i] = (uint8_t)rng_next();
+        uint16_t *d = (uint16_t *)(void *)(m + 3 * n / 4);
+        for (uint64_t g = 0; g < n / group; g++)
+            d[g] = dsq_f32_to_f16(rng_uniform(-0.004f, 0.004f));
     } else {
         m = malloc(dsq_q4_bytes(rows, cols, group));
         for (uint64_t i = 0; i < n / 2; i++)
@@ -80,6 +89,16 @@ static int code(uint32_t type, const void *w, uint64_t rows, uint64_t cols, uint
         *m = 0;
         return ((const int8_t *)w)[r * cols + k];
     }
+    if (type == DSQ_TYPE_Q6) { /* quant/q6.h's layout, written out: u = nibble | top bits << 4 */
+        *d = dsq_f16_to_f32(dsq_q6_scales(w, rows, cols)[g]);
+        *m = 0;
+        const uint8_t b = ((const uint8_t *)w)[(r * cols + k) / 2];
+        const uint64_t j = k % 32, run = (r * cols + k) / 32;
+        const uint8_t *top = (const uint8_t *)w + rows * cols / 2 + run * 8;
+        const int pair = j % 2 == 0 ? (j < 16 ? 0 : 1) : (j < 16 ? 2 : 3);
+        const int u = (k & 1 ? b >> 4 : b & 15) | (top[j / 2 % 8] >> (2 * pair) & 3) << 4;
+        return u - 32;
+    }
     const uint16_t *dm = dsq_q4_scales(w, rows, cols) + 2 * g;
     *d = dsq_f16_to_f32(dm[0]);
     *m = dsq_f16_to_f32(dm[1]);
@@ -87,12 +106,12 @@ static int code(uint32_t type, const void *w, uint64_t rows, uint64_t cols, uint
     return k & 1 ? b >> 4 : b & 15;
 }
 
-/* Code of element k in a rounded row (undoing the q4 order, written out here: in blocks of 64,
- * or 32 when the group is not a multiple of 64, evens first). */
+/* Code of element k in a rounded row (undoing the q4 order of q4 and q6, written out here: in
+ * blocks of 64, or 32 when the group is not a multiple of 64, evens first). */
 static int xcode(uint32_t type, uint32_t group, dsq_qx x, uint64_t k)
 {
     const uint64_t b = group % 64 ? 32 : 64;
-    return x.q[type == DSQ_TYPE_Q4 ? k / b * b + (k % 2) * (b / 2) + (k % b) / 2 : k];
+    return x.q[type != DSQ_TYPE_Q8 ? k / b * b + (k % 2) * (b / 2) + (k % b) / 2 : k];
 }
 
 /* The definition evaluated in double from the codes, and T of the bound above. */
@@ -130,7 +149,7 @@ TEST(activation_rounding_is_within_half_a_step_in_the_kernel_order)
     const uint64_t cols = 384;
     float x[384];
     random_x(x, cols);
-    for (size_t ti = 0; ti < 2; ti++)
+    for (size_t ti = 0; ti < N_TYPES; ti++)
         for (size_t gi = 0; gi < 3; gi++) {
             const uint32_t type = types[ti], group = groups[gi];
             void *buf;
@@ -168,7 +187,7 @@ TEST(every_path_matches_the_reference)
     float x[1408];
     random_x(x, cols);
     int paths_run = 0;
-    for (size_t ti = 0; ti < 2; ti++)
+    for (size_t ti = 0; ti < N_TYPES; ti++)
         for (size_t gi = 0; gi < 3; gi++) {
             const uint32_t type = types[ti], group = groups[gi];
             void *w = random_matrix(type, rows, cols, group), *buf;
@@ -258,7 +277,7 @@ TEST(int8_matmul_within_the_derived_bound_of_the_exact_dot)
     float *y = malloc((size_t)n * rows * sizeof(float));
     float *wr = malloc((size_t)cols * sizeof(float));
     random_x(x, (uint64_t)n * cols);
-    for (size_t ti = 0; ti < 2; ti++)
+    for (size_t ti = 0; ti < N_TYPES; ti++)
         for (size_t gi = 0; gi < 3; gi++) {
             const uint32_t type = types[ti], group = groups[gi];
             dsq_matrix w = {random_matrix(type, rows, cols, group), type, rows, cols, group, NULL};
@@ -317,14 +336,15 @@ TEST(timing_paths_2048x1408)
            "  (x2, x4 tokens: tiles of 4 rows by 2 or 4 tokens, weight bytes times tokens per\n"
            "  second):\n",
            (unsigned long long)rows, (unsigned long long)cols, group);
-    for (size_t ti = 0; ti < 2; ti++) {
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
         const uint32_t type = types[ti];
         void *w = random_matrix(type, rows, cols, group), *buf;
-        const double bytes = type == DSQ_TYPE_Q8 ? (double)dsq_q8_bytes(rows, cols, group)
-                                                 : (double)dsq_q4_bytes(rows, cols, group);
+        uint64_t nbytes;
+        dsq_type_nbytes(type, rows, cols, group, &nbytes);
+        const double bytes = (double)nbytes;
         dsq_qx q = new_qx(cols, group, &buf);
         dsq_qx_quantize(type, x, cols, group, q);
-        printf("    %s:", type == DSQ_TYPE_Q8 ? "q8" : "q4");
+        printf("    %s:", dsq_type_info(type)->name);
         for (int p = 0; p < DSQ_QDOT_N_PATHS; p++) {
             if (!dsq_qdot_have((dsq_qdot_path)p))
                 continue;
@@ -419,20 +439,21 @@ static void *packed_copy(uint32_t type, const void *w, uint64_t rows, uint64_t c
 TEST(packed_layout_holds_every_element_of_the_planar_tensor)
 {
     const uint64_t rows = 48, cols = 384;
-    for (size_t ti = 0; ti < 2; ti++)
+    for (size_t ti = 0; ti < N_TYPES; ti++)
         for (size_t gi = 0; gi < 3; gi++) {
             const uint32_t type = types[ti], group = groups[gi];
-            CHECK(dsq_qpack_fits(type, rows, cols, group));
+            /* q6 packs only where a 256-bit packed path runs */
+            const bool q6_packs = dsq_qpack_current() != DSQ_QDOT_AVX512VNNI;
+            CHECK(dsq_qpack_fits(type, rows, cols, group) == (type != DSQ_TYPE_Q6 || q6_packs));
             void *w = random_matrix(type, rows, cols, group);
             void *p = packed_copy(type, w, rows, cols, group);
             int bad = 0;
-            for (uint64_t r = 0; r < rows; r++)
-                for (uint64_t k = 0; k < cols; k++) {
-                    const float want = type == DSQ_TYPE_Q8
-                                           ? dsq_q8_get(w, rows, cols, group, r, k)
-                                           : dsq_q4_get(w, rows, cols, group, r, k);
-                    bad += dsq_qpack_get(type, p, rows, cols, group, r, k) != want;
-                }
+            float want[384];
+            for (uint64_t r = 0; r < rows; r++) {
+                dsq_dequant_row(type, w, rows, cols, group, r, want);
+                for (uint64_t k = 0; k < cols; k++)
+                    bad += dsq_qpack_get(type, p, rows, cols, group, r, k) != want[k];
+            }
             CHECK_MSG(bad == 0, "type %u group %u: %d elements moved", type, group, bad);
             free(w);
             free(p);
@@ -489,9 +510,11 @@ TEST(packed_tiles_match_the_definition)
         dsq_qpack_force(path);
         CHECK(dsq_qpack_current() == (dsq_qdot_path)path);
         printf("  packed path %s\n", dsq_qdot_path_name((dsq_qdot_path)path));
-        for (size_t ti = 0; ti < 2; ti++)
+        for (size_t ti = 0; ti < N_TYPES; ti++)
             for (size_t gi = 0; gi < 3; gi++) {
                 const uint32_t type = types[ti], group = groups[gi];
+                if (!dsq_qpack_fits(type, rows, cols, group)) /* q6 on AVX-512 */
+                    continue;
                 void *w = random_matrix(type, rows, cols, group);
                 void *p = packed_copy(type, w, rows, cols, group);
                 token_set s;
@@ -537,8 +560,10 @@ TEST(matmul_on_packed_weights_matches_the_definition)
         dsq_qpack_force(path);
         dsq_qdot_force(path);
         CHECK(dsq_qpack_replaces_qdot());
-        for (size_t ti = 0; ti < 2; ti++) {
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
             const uint32_t type = types[ti];
+            if (!dsq_qpack_fits(type, rows, cols, group)) /* q6 on AVX-512 */
+                continue;
             void *data = random_matrix(type, rows, cols, group);
             const dsq_matrix planar = {data, type, rows, cols, group, NULL};
             const dsq_matrix packed = {data, type, rows, cols, group,

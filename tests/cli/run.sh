@@ -149,6 +149,22 @@ run "override matching nothing warns" 0 -- "$DSQ" convert "$lite" -o "$tmp/out.d
 run "override experts to q8" 0 -- "$DSQ" convert "$lite" -o "$tmp/out.d/ovr.dsq" --quant q4 -g 32 \
     --override "layers.*.mlp.experts.*=q8" &&
     run "info override" 0 -- "$DSQ" info "$tmp/out.d/ovr.dsq" && expect_output "info override" "routed_expert  q8"
+# q6 is a format 1.1 type: a file that uses it says 1.1, one that does not stays 1.0
+run "override head to q6" 0 -- "$DSQ" convert "$lite" -o "$tmp/out.d/q6.dsq" --quant q4-all -g 32 \
+    --override "output=q6" && pass
+run "info q6" 0 -- "$DSQ" info --json "$tmp/out.d/q6.dsq" &&
+    if python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["format_version"] == "1.1", d["format_version"]
+assert d["classes"]["output"]["type"] == "q6", d["classes"]["output"]
+assert abs(d["classes"]["output"]["bits_per_weight"] - (6 + 16 / 32)) < 1e-9
+assert d["classes"]["routed_expert"]["type"] == "q4"
+' "$tmp/out"; then pass; else fail "info q6" "JSON content: $(cat "$tmp/out")"; fi
+run "info 1.0" 0 -- "$DSQ" info --json "$tmp/out.d/ovr.dsq" &&
+    if grep -qF '"format_version": "1.0"' "$tmp/out"; then pass; else fail "info 1.0" "$(head -c 300 "$tmp/out")"; fi
+run "verify q6" 0 -- "$DSQ" verify "$tmp/out.d/q6.dsq" && expect_output "verify q6" "OK"
+run "run q6" 0 -- "$DSQ" run "$tmp/out.d/q6.dsq" -p "The cat" -n 8 && pass
 
 # --- ppl: perplexity and KL-divergence ---------------------------------------------------------
 lite="$tmp/out.d/tiny-v2-lite.dsq"
