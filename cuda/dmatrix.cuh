@@ -1,7 +1,8 @@
 /* A weight matrix on the device and the two ways kernels read it: one element (any type, through
  * the shared quant headers), and one row dotted with up to NT activation vectors by a whole warp
  * with 16-byte loads (the fused dequant GEMV inner loop). The dot follows quant/dot.h's
- * definition per 16-byte chunk: q8 d * sum(q x), q4 d * sum(q x) + m * sum(x), fp32 sums. */
+ * definition per 16-byte chunk: q8 d * sum(q x), q4 d * sum(q x) + m * sum(x), fp32 sums; q6
+ * per run of 32 (16 bytes of nibbles and 8 of top bits) d * sum((u - 32) x). */
 #ifndef DSQ_DMATRIX_CUH
 #define DSQ_DMATRIX_CUH
 
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 extern "C" {
 #include "types.h"
@@ -24,7 +26,10 @@ struct dmat {
 /* Elements one lane reads in one 16-byte load; rows of other widths take a per-element path. */
 static inline __host__ __device__ int dmat_chunk(uint32_t type)
 {
-    return type == DSQ_TYPE_Q4 ? 32 : type == DSQ_TYPE_Q8 ? 16 : type == DSQ_TYPE_F32 ? 4 : 8;
+    return type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q6 ? 32
+           : type == DSQ_TYPE_Q8                    ? 16
+           : type == DSQ_TYPE_F32                   ? 4
+                                                    : 8;
 }
 
 __device__ __forceinline__ float dev_f16(uint16_t h)
@@ -49,6 +54,8 @@ __device__ inline float dmat_get(const dmat &w, int r, int k)
         return dev_bf16(((const uint16_t *)w.data)[i]);
     case DSQ_TYPE_Q8:
         return dsq_q8_get(w.data, w.rows, w.cols, w.group, r, k);
+    case DSQ_TYPE_Q6:
+        return dsq_q6_get(w.data, w.rows, w.cols, w.group, r, k);
     default:
         return dsq_q4_get(w.data, w.rows, w.cols, w.group, r, k);
     }
@@ -133,6 +140,38 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
                     xsum += (v0.x + v0.y + v0.z + v0.w) + (v1.x + v1.y + v1.z + v1.w);
                 }
                 acc[t] += d * s + m * xsum;
+            }
+        }
+        break;
+    }
+    case DSQ_TYPE_Q6: {
+        const uint8_t *row = w.data + (size_t)r * K / 2;
+        const uint8_t *top = dsq_q6_high(w.data, (uint64_t)w.rows, K) + (size_t)r * K / 4;
+        const uint16_t *sc = dsq_q6_scales(w.data, (uint64_t)w.rows, K) + (size_t)r * (K / w.group);
+        for (size_t k = (size_t)lane * 32; k < K; k += 1024) {
+            const int4 q = __ldg((const int4 *)(row + k / 2));
+            const uint2 h = __ldg((const uint2 *)(top + k / 4));
+            const float d = dev_f16(__ldg(sc + k / w.group));
+            const uint32_t lw[4] = {(uint32_t)q.x, (uint32_t)q.y, (uint32_t)q.z, (uint32_t)q.w};
+            const uint32_t hw[2] = {h.x, h.y};
+            float wv[32]; /* u - 32 of the run's elements (quant/q6.h's bit order) */
+#pragma unroll
+            for (int j = 0; j < 32; j++) {
+                const int b = j / 2 % 8, pair = (j & 1) * 2 + j / 16;
+                const uint32_t nib = (lw[j / 8] >> (4 * (j % 8))) & 15;
+                const uint32_t hi = (hw[b / 4] >> (8 * (b % 4) + 2 * pair)) & 3;
+                wv[j] = (float)((int)(nib | hi << 4) - 32);
+            }
+#pragma unroll
+            for (int t = 0; t < NT; t++) {
+                if (t >= nt)
+                    break;
+                const float4 *xv = (const float4 *)(x + t * xs + k);
+                float s = 0;
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    s += dot4(xv[j], wv[4 * j], wv[4 * j + 1], wv[4 * j + 2], wv[4 * j + 3]);
+                acc[t] += d * s;
             }
         }
         break;

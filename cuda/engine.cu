@@ -121,7 +121,8 @@ static int check_matrix(const model_desc *d, const md_matrix &m, const char *wha
                         "(compressed?), which the CUDA backend cannot upload",
                         layer, what);
     const bool known = m.type == DSQ_TYPE_F32 || m.type == DSQ_TYPE_F16 ||
-                       m.type == DSQ_TYPE_BF16 || m.type == DSQ_TYPE_Q8 || m.type == DSQ_TYPE_Q4;
+                       m.type == DSQ_TYPE_BF16 || m.type == DSQ_TYPE_Q8 || m.type == DSQ_TYPE_Q4 ||
+                       m.type == DSQ_TYPE_Q6;
     if (!known)
         return dsq_fail(err, DSQ_EINPUT,
                         "layer %d %s: storage type %u is not supported by the CUDA backend", layer,

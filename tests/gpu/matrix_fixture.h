@@ -1,5 +1,5 @@
 /* Random stored matrices of any type and the magnitude S = sum_k |w_k x_k| that the GEMV and
- * GEMM tests' rounding bounds scale with (q4: (|d q| + |m|) |x|). */
+ * GEMM tests' rounding bounds scale with (q4: (|d q| + |m|) |x|; q6: |d (u - 32)| |x|). */
 #ifndef DSQ_MATRIX_FIXTURE_H
 #define DSQ_MATRIX_FIXTURE_H
 
@@ -10,6 +10,9 @@
 extern "C" {
 #include "dot.h"
 }
+#include "q4.h"
+#include "q6.h"
+#include "q8.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint32_t next_u32(void)
@@ -36,7 +39,8 @@ static uint8_t *random_matrix(uint32_t type, int rows, int cols, uint32_t group,
         for (uint64_t i = 0; i < n; i++)
             ((uint16_t *)m)[i] = dsq_f32_to_bf16(uniform());
     } else {
-        const uint64_t codes = type == DSQ_TYPE_Q8 ? n : n / 2;
+        /* codes: q8's int8, q4's nibbles, q6's nibbles and top bits (any bits are valid) */
+        const uint64_t codes = type == DSQ_TYPE_Q8 ? n : type == DSQ_TYPE_Q6 ? 3 * n / 4 : n / 2;
         for (uint64_t i = 0; i < codes; i++) {
             uint8_t b = (uint8_t)next_u32();
             m[i] = type == DSQ_TYPE_Q8 && b == 0x80 ? 0x81 : b; /* q8 codes stay in [-127, 127] */
@@ -61,6 +65,8 @@ static double magnitude(uint32_t type, const uint8_t *m, int rows, int cols, uin
             w = fabs(dsq_bf16_to_f32(((const uint16_t *)m)[(size_t)r * cols + k]));
         else if (type == DSQ_TYPE_Q8)
             w = fabs(dsq_q8_get(m, rows, cols, group, r, k));
+        else if (type == DSQ_TYPE_Q6)
+            w = fabs(dsq_q6_get(m, rows, cols, group, r, k));
         else {
             const uint16_t *dm =
                 dsq_q4_scales(m, rows, cols) + 2 * ((size_t)r * (cols / group) + k / group);

@@ -161,9 +161,9 @@ int main(void)
             check_gemm(quant[q], 1408, 2048, g, 64, false);
             check_gemm(quant[q], 2048, 1408, g, 37, false);
         }
-    const uint32_t all[] = {DSQ_TYPE_Q4, DSQ_TYPE_Q8, DSQ_TYPE_BF16, DSQ_TYPE_F32};
-    for (int i = 0; i < 4; i++) {
-        const uint32_t g = all[i] == DSQ_TYPE_Q4 || all[i] == DSQ_TYPE_Q8 ? 64 : 0;
+    const uint32_t all[] = {DSQ_TYPE_Q4, DSQ_TYPE_Q8, DSQ_TYPE_BF16, DSQ_TYPE_F32, DSQ_TYPE_Q6};
+    for (int i = 0; i < 5; i++) {
+        const uint32_t g = dsq_type_info(all[i])->quantized ? 64 : 0;
         check_gemm(all[i], 576, 2048, g, 33, false);  /* V2-Lite kv_a: 512 + 64 */
         check_gemm(all[i], 1536, 5120, g, 65, false); /* V2 q_a */
         check_gemm(all[i], 100, 192, g, 1, false);    /* partial tiles of rows and tokens */

@@ -208,21 +208,21 @@ int main(void)
     const char *name = "test_gemv_gpu";
     if (!gpu_available(name))
         return 0;
-    const uint32_t types[] = {DSQ_TYPE_Q4, DSQ_TYPE_Q8, DSQ_TYPE_BF16, DSQ_TYPE_F32};
+    const uint32_t types[] = {DSQ_TYPE_Q4, DSQ_TYPE_Q8, DSQ_TYPE_BF16, DSQ_TYPE_F32, DSQ_TYPE_Q6};
     const int shapes[][2] = {{1408, 2048}, {2048, 1408}, {4096, 512},
                              {1536, 5120}, {64, 32},     {160, 2048}};
     const int batches[] = {1, 2, 3, 5, 8, 11, 16};
-    for (uint32_t ti = 0; ti < 4; ti++)
+    for (uint32_t ti = 0; ti < 5; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
                 const uint32_t type = types[ti];
-                const uint32_t group =
-                    type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q8 ? 32u << (bi % 2) : 0;
+                const uint32_t group = dsq_type_info(type)->quantized ? 32u << (bi % 2) : 0;
                 check_gemv(type, shapes[si][0], shapes[si][1], group, batches[bi]);
             }
     /* widths that are not a whole number of 16-byte loads take the per-element path */
     check_gemv(DSQ_TYPE_BF16, 50, 36, 0, 3);
     check_gemv(DSQ_TYPE_F32, 50, 30, 0, 9);
+    check_gemv(DSQ_TYPE_Q6, 102400, 2048, 64, 1); /* the head, and its 6-bit form */
     for (uint32_t ti = 0; ti < 3; ti++) { /* the head: 102400 x 2048 */
         check_gemv(types[ti], 102400, 2048, types[ti] == DSQ_TYPE_BF16 ? 0 : 64, 1);
         check_gemv(types[ti], 102400, 2048, types[ti] == DSQ_TYPE_BF16 ? 0 : 64, 4);
