@@ -54,6 +54,12 @@ DSQ_VARIANTS = [
     ("q4-all+output-q8", "q4-all + output=q8",
      ["--quant", "q4-all", "--override", "output=q8"],
      "every matrix q4 but the output head q8: the layout llama.cpp's Q4_0 ends up with here"),
+    ("q4-all+output-q6", "q4-all + output=q6",
+     ["--quant", "q4-all", "--override", "output=q6"],
+     "every matrix q4 but the output head q6 (6.25 bpw): the bits llama.cpp's Q4_0 gives a "
+     "head wide enough for its Q6_K"),
+    ("q4+output-q6", "q4 + output=q6", ["--quant", "q4", "--override", "output=q6"],
+     "routed experts q4, output head q6, other matrices q8"),
     ("q4-all+experts-q8", "q4-all + experts=q8",
      ["--quant", "q4-all", "--override", "layers.*.mlp.experts.*=q8"],
      "the inverse split: routed experts q8, every other matrix q4"),
@@ -149,14 +155,14 @@ def dsq_rows(a, work, keys):
             run([Path(a.dsq).resolve(), "convert", rel(a.model), "-o", rel(path), "--quiet",
                  "--threads", a.threads] + conv, work / f"dsq-{key}.convert.log", cwd=ROOT)
             row.update(dsq_sizes(a.dsq, path))
+            # f32 activations: the storage's own error, without the int8 rounding of the
+            # activations that the CPU engine adds by default (docs/QUANT.md)
+            common = [a.dsq, "ppl", path, "--text", a.text, "--ctx", a.ctx, "--threads",
+                      a.threads, "--activations", "f32", "--json"]
             if key == "bf16":
-                out, _, _ = run([a.dsq, "ppl", path, "--text", a.text, "--ctx", a.ctx,
-                                 "--threads", a.threads, "--save-logits", base_logits, "--json"],
-                                work / f"dsq-{key}.ppl.log")
+                out, _, _ = run(common + ["--save-logits", base_logits], work / f"dsq-{key}.ppl.log")
             else:
-                out, _, _ = run([a.dsq, "ppl", path, "--text", a.text, "--ctx", a.ctx,
-                                 "--threads", a.threads, "--kld-base", base_logits, "--json"],
-                                work / f"dsq-{key}.ppl.log")
+                out, _, _ = run(common + ["--kld-base", base_logits], work / f"dsq-{key}.ppl.log")
             r = json.loads(out)
             row.update(ppl=r["ppl"], ppl_stderr=r["ppl_stderr"], n_tokens=r["n_tokens"],
                        n_chunk=r["n_chunk"], scored=r["scored"])
