@@ -28,7 +28,7 @@
 
 /* The rounded form of one activation row (cols elements, groups of group). */
 typedef struct {
-    int8_t *q;   /* [cols] codes, q4 order for q4 weights */
+    int8_t *q;   /* [cols] codes, q4 order for q4 and q6 weights */
     float *d;    /* [cols / group] scales */
     int32_t *s;  /* [cols / group] sums of the codes */
 } dsq_qx;

@@ -217,7 +217,10 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         const dsq_matrix *w = j->w;
         job_plan *p = &plan[i];
         p->int8 = is_int8(w);
-        p->packed = p->int8 && w->packed && packed_path;
+        /* fits: the packed path running now has a kernel for this type (q6 has none on
+         * AVX-512), whichever path packed the copy */
+        p->packed = p->int8 && w->packed && packed_path &&
+                    dsq_qpack_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group);
         /* one token keeps the planar tile: its 4 rows of loads stream faster than the packed
          * kernel's single line per block (12 against 21 GB/s on one core, measured) */
         p->bf16_packed = w->type == DSQ_TYPE_BF16 && w->packed && j->n > 1 &&
