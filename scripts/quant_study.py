@@ -159,10 +159,8 @@ def dsq_rows(a, work, keys):
             # activations that the CPU engine adds by default (docs/QUANT.md)
             common = [a.dsq, "ppl", path, "--text", a.text, "--ctx", a.ctx, "--threads",
                       a.threads, "--activations", "f32", "--json"]
-            if key == "bf16":
-                out, _, _ = run(common + ["--save-logits", base_logits], work / f"dsq-{key}.ppl.log")
-            else:
-                out, _, _ = run(common + ["--kld-base", base_logits], work / f"dsq-{key}.ppl.log")
+            extra = ["--save-logits" if key == "bf16" else "--kld-base", base_logits]
+            out, _, _ = run(common + extra, work / f"dsq-{key}.ppl.log")
             r = json.loads(out)
             row.update(ppl=r["ppl"], ppl_stderr=r["ppl_stderr"], n_tokens=r["n_tokens"],
                        n_chunk=r["n_chunk"], scored=r["scored"])
