@@ -117,71 +117,6 @@ INLINE void q4_unpack64(const uint8_t *p, __m256i *lo, __m256i *hi)
  * every row and token, which more tokens do not share (four measured no faster). */
 #define Q4_MAX_NT 2
 
-INLINE void q4_tile(const uint8_t *w, uint64_t cols, const uint16_t *dm, uint64_t ng,
-                    uint32_t group, const dsq_qx *x, float *out, size_t ostride, const int nr,
-                    const int nt)
-{
-    const bool wide = group % 64 == 0; /* blocks of 64 in the activation order */
-    __m256 facc[4][Q4_MAX_NT];
-    float msum[4][Q4_MAX_NT] = {{0}};
-    for (int i = 0; i < 4; i++)
-        for (int t = 0; t < Q4_MAX_NT; t++)
-            facc[i][t] = _mm256_setzero_ps();
-    for (uint64_t g = 0; g < ng; g++) {
-        __m256i acc[4][Q4_MAX_NT];
-        for (int i = 0; i < 4; i++)
-            for (int t = 0; t < Q4_MAX_NT; t++)
-                acc[i][t] = _mm256_setzero_si256();
-        if (wide) {
-            for (uint64_t k = g * group; k < (g + 1) * group; k += 64) {
-                __m256i x0[Q4_MAX_NT], x1[Q4_MAX_NT];
-#pragma GCC unroll 4
-                for (int t = 0; t < nt; t++) {
-                    x0[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k));
-                    x1[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k + 32));
-                }
-#pragma GCC unroll 4
-                for (int i = 0; i < nr; i++) {
-                    __m256i lo, hi;
-                    q4_unpack64(w + i * cols / 2 + k / 2, &lo, &hi);
-#pragma GCC unroll 4
-                    for (int t = 0; t < nt; t++)
-                        acc[i][t] = DOT_U8S8(DOT_U8S8(acc[i][t], lo, x0[t]), hi, x1[t]);
-                }
-            }
-        } else {
-            for (uint64_t k = g * group; k < (g + 1) * group; k += 32) {
-                __m256i xv[Q4_MAX_NT];
-#pragma GCC unroll 4
-                for (int t = 0; t < nt; t++)
-                    xv[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k));
-#pragma GCC unroll 4
-                for (int i = 0; i < nr; i++) {
-                    const __m256i wv = q4_unpack(w + i * cols / 2 + k / 2);
-#pragma GCC unroll 4
-                    for (int t = 0; t < nt; t++)
-                        acc[i][t] = DOT_U8S8(acc[i][t], wv, xv[t]);
-                }
-            }
-        }
-#pragma GCC unroll 4
-        for (int i = 0; i < nr; i++) {
-            const uint16_t *p = dm + 2 * (i * ng + g);
-            const float dw = _cvtsh_ss(p[0]), mw = _cvtsh_ss(p[1]);
-#pragma GCC unroll 4
-            for (int t = 0; t < nt; t++) {
-                const float xd = x[t].d[g];
-                facc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i][t]),
-                                             _mm256_set1_ps(dw * xd), facc[i][t]);
-                msum[i][t] += mw * xd * (float)x[t].s[g];
-            }
-        }
-    }
-    for (int i = 0; i < nr; i++)
-        for (int t = 0; t < nt; t++)
-            out[(size_t)t * ostride + (size_t)i] = hsum8(facc[i][t]) + msum[i][t];
-}
-
 /* q6's top bits of a run of 32 elements (8 bytes at p), as 32 bytes in the order a run's
  * nibbles unpack (evens, then odds), each at bits 4-5: the bit pairs of quant/q6.h's order are
  * pair s of every byte in 64-bit lane s. */
@@ -206,14 +141,18 @@ INLINE void q6_high64(const uint8_t *p, __m256i *evens, __m256i *odds)
     *odds = _mm256_slli_epi16(_mm256_and_si256(o, three), 4);
 }
 
-/* q6: q4's passes over u = nibble | top bits << 4, then per group the exact integer sum of
- * (u - 32) * x (32 times the activation codes' sum taken off one lane) times d * xd. */
-INLINE void q6_tile(const uint8_t *w, const uint8_t *wh, uint64_t cols, const uint16_t *d,
-                    uint64_t ng, uint32_t group, const dsq_qx *x, float *out, size_t ostride,
-                    const int nr, const int nt)
+/* q4 and q6 (wh, its top-bit plane, not NULL; scales then q6's d, else q4's (d, m) pairs):
+ * passes over the nibbles, for q6 with the top bits or'ed in (u = nibble | top << 4), then per
+ * group d * xd times the exact integer sum, plus m * xd * xs for q4, minus 32 * xs in the
+ * integer sum for q6 (taken off one lane). Called with wh a constant, so each type compiles to
+ * its own loop. */
+INLINE void nibble_tile(const uint8_t *w, const uint8_t *wh, uint64_t cols,
+                        const uint16_t *scales, uint64_t ng, uint32_t group, const dsq_qx *x,
+                        float *out, size_t ostride, const int nr, const int nt)
 {
-    const bool wide = group % 64 == 0;
+    const bool wide = group % 64 == 0; /* blocks of 64 in the activation order */
     __m256 facc[4][Q4_MAX_NT];
+    float msum[4][Q4_MAX_NT] = {{0}};
     for (int i = 0; i < 4; i++)
         for (int t = 0; t < Q4_MAX_NT; t++)
             facc[i][t] = _mm256_setzero_ps();
@@ -232,11 +171,14 @@ INLINE void q6_tile(const uint8_t *w, const uint8_t *wh, uint64_t cols, const ui
                 }
 #pragma GCC unroll 4
                 for (int i = 0; i < nr; i++) {
-                    __m256i lo, hi, he, ho;
+                    __m256i lo, hi;
                     q4_unpack64(w + i * cols / 2 + k / 2, &lo, &hi);
-                    q6_high64(wh + i * cols / 4 + k / 4, &he, &ho);
-                    lo = _mm256_or_si256(lo, he);
-                    hi = _mm256_or_si256(hi, ho);
+                    if (wh) {
+                        __m256i he, ho;
+                        q6_high64(wh + i * cols / 4 + k / 4, &he, &ho);
+                        lo = _mm256_or_si256(lo, he);
+                        hi = _mm256_or_si256(hi, ho);
+                    }
 #pragma GCC unroll 4
                     for (int t = 0; t < nt; t++)
                         acc[i][t] = DOT_U8S8(DOT_U8S8(acc[i][t], lo, x0[t]), hi, x1[t]);
@@ -250,31 +192,39 @@ INLINE void q6_tile(const uint8_t *w, const uint8_t *wh, uint64_t cols, const ui
                     xv[t] = _mm256_loadu_si256((const __m256i *)(x[t].q + k));
 #pragma GCC unroll 4
                 for (int i = 0; i < nr; i++) {
-                    const __m256i wv = _mm256_or_si256(q4_unpack(w + i * cols / 2 + k / 2),
-                                                       q6_high32(wh + i * cols / 4 + k / 4));
+                    __m256i wv = q4_unpack(w + i * cols / 2 + k / 2);
+                    if (wh)
+                        wv = _mm256_or_si256(wv, q6_high32(wh + i * cols / 4 + k / 4));
 #pragma GCC unroll 4
                     for (int t = 0; t < nt; t++)
                         acc[i][t] = DOT_U8S8(acc[i][t], wv, xv[t]);
                 }
             }
         }
-        __m256i off[Q4_MAX_NT];
+        __m256i off[Q4_MAX_NT]; /* q6: u = q + 32 */
 #pragma GCC unroll 4
         for (int t = 0; t < nt; t++)
-            off[t] = _mm256_setr_epi32(32 * x[t].s[g], 0, 0, 0, 0, 0, 0, 0);
+            off[t] = _mm256_setr_epi32(wh ? 32 * x[t].s[g] : 0, 0, 0, 0, 0, 0, 0, 0);
 #pragma GCC unroll 4
         for (int i = 0; i < nr; i++) {
-            const float dw = _cvtsh_ss(d[i * ng + g]);
+            const uint16_t *p = wh ? scales + i * ng + g : scales + 2 * (i * ng + g);
+            const float dw = _cvtsh_ss(p[0]);
 #pragma GCC unroll 4
-            for (int t = 0; t < nt; t++)
-                facc[i][t] =
-                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][t], off[t])),
-                                    _mm256_set1_ps(dw * x[t].d[g]), facc[i][t]);
+            for (int t = 0; t < nt; t++) {
+                const float xd = x[t].d[g];
+                __m256i s = acc[i][t];
+                if (wh)
+                    s = _mm256_sub_epi32(s, off[t]);
+                else
+                    msum[i][t] += _cvtsh_ss(p[1]) * xd * (float)x[t].s[g];
+                facc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(dw * xd),
+                                             facc[i][t]);
+            }
         }
     }
     for (int i = 0; i < nr; i++)
         for (int t = 0; t < nt; t++)
-            out[(size_t)t * ostride + (size_t)i] = hsum8(facc[i][t]);
+            out[(size_t)t * ostride + (size_t)i] = hsum8(facc[i][t]) + msum[i][t];
 }
 
 #define CASES_2(fn, ...)                                                                           \
@@ -325,13 +275,13 @@ TARGET void QDOT_NAME(uint32_t type, const void *base, uint64_t rows, uint64_t c
         const uint8_t *wh = dsq_q6_high(base, rows, cols) + r0 * cols / 4;
         const uint16_t *d = dsq_q6_scales(base, rows, cols) + r0 * ng;
         switch (nt * 8 + nr) {
-            CASES_2(q6_tile, w, wh, cols, d, ng, group, x, out, ostride)
+            CASES_2(nibble_tile, w, wh, cols, d, ng, group, x, out, ostride)
         }
     } else {
         const uint8_t *w = (const uint8_t *)base + r0 * cols / 2;
         const uint16_t *dm = dsq_q4_scales(base, rows, cols) + 2 * r0 * ng;
         switch (nt * 8 + nr) {
-            CASES_2(q4_tile, w, cols, dm, ng, group, x, out, ostride)
+            CASES_2(nibble_tile, w, NULL, cols, dm, ng, group, x, out, ostride)
         }
     }
 }
