@@ -56,19 +56,28 @@ void dsq_qpack_block(uint32_t type, const void *planar, uint64_t rows, uint64_t 
                     d[(r0 + (uint64_t)r) * ng + g];
     } else if (type == DSQ_TYPE_Q6) {
         const uint16_t *d = dsq_q6_scales(planar, rows, cols);
-        for (uint64_t c = 0; c < cols / 8; c++) {
-            uint8_t *o = codes + 96 * c;
-            memset(o, 0, 96);
-            for (int r = 0; r < DSQ_QPACK_ROWS; r++)
-                for (int j = 0; j < 4; j++) {
-                    const uint64_t row = r0 + (uint64_t)r;
-                    const int u0 = dsq_q6_code(planar, rows, cols, row, 8 * c + j);
-                    const int u4 = dsq_q6_code(planar, rows, cols, row, 8 * c + 4 + j);
-                    o[4 * r + j] = (uint8_t)((u0 & 15) | (u4 & 15) << 4);
-                    /* top bits: rows 0-7 in pairs 0 and 1, rows 8-15 in pairs 2 and 3 */
-                    const int shift = r < 8 ? 0 : 4;
-                    o[64 + 4 * (r % 8) + j] |= (uint8_t)((u0 >> 4 | (u4 >> 4) << 2) << shift);
-                }
+        const uint8_t *top = dsq_q6_high(planar, rows, cols);
+        for (uint64_t run = 0; run < cols / 32; run++) { /* four chunks per run of 32 */
+            uint8_t *o = codes + 96 * 4 * run;
+            memset(o, 0, 96 * 4);
+            for (int r = 0; r < DSQ_QPACK_ROWS; r++) {
+                const uint64_t row = r0 + (uint64_t)r;
+                const uint8_t *lo = (const uint8_t *)planar + row * cols / 2 + 16 * run;
+                const uint8_t *hi = top + row * cols / 4 + 8 * run;
+                uint8_t u[32];
+                for (int j = 0; j < 32; j++) /* quant/q6.h's order of the top bits */
+                    u[j] = (uint8_t)(((j & 1) ? lo[j / 2] >> 4 : lo[j / 2] & 15) |
+                                     (hi[j / 2 % 8] >> (2 * ((j & 1) * 2 + j / 16)) & 3) << 4);
+                for (int c = 0; c < 4; c++)
+                    for (int j = 0; j < 4; j++) {
+                        const int u0 = u[8 * c + j], u4 = u[8 * c + 4 + j];
+                        uint8_t *chunk = o + 96 * c;
+                        chunk[4 * r + j] = (uint8_t)((u0 & 15) | (u4 & 15) << 4);
+                        /* top bits: rows 0-7 in pairs 0 and 1, rows 8-15 in pairs 2 and 3 */
+                        chunk[64 + 4 * (r % 8) + j] |=
+                            (uint8_t)((u0 >> 4 | (u4 >> 4) << 2) << (r < 8 ? 0 : 4));
+                    }
+            }
         }
         for (uint64_t g = 0; g < ng; g++)
             for (int r = 0; r < DSQ_QPACK_ROWS; r++)

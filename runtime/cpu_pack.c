@@ -87,6 +87,9 @@ static uint64_t memory_available(void)
     return bytes;
 }
 
+/* Blocks of 16 rows one packing work item takes at most. */
+#define PACK_ITEM_BLOCKS 256
+
 /* The offset of a matrix that gets no packed copy. */
 #define UNPACKED UINT64_MAX
 
@@ -147,12 +150,35 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
     }
     if (arena) /* fewer TLB misses on the stream of weights; advice only */
         madvise(arena, total, MADV_HUGEPAGE);
+    /* work items of at most PACK_ITEM_BLOCKS blocks of one matrix, so that a large matrix (the
+     * output head: 6400 blocks) spreads over the threads too */
+    uint64_t items = 0;
+    for (int i = 0; i < n; i++)
+        if (offset[i] != UNPACKED)
+            items += ((uint64_t)list[i]->rows / DSQ_QPACK_ROWS + PACK_ITEM_BLOCKS - 1) /
+                     PACK_ITEM_BLOCKS;
+    struct pack_item {
+        int matrix;
+        uint64_t b0; /* first block */
+    } *item = malloc(items * sizeof *item + 1);
+    if (!item) {
+        if (arena)
+            munmap(arena, total);
+        free(list);
+        free(offset);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    for (int i = 0, it = 0; i < n; i++)
+        for (uint64_t b = 0; offset[i] != UNPACKED && b < (uint64_t)list[i]->rows / DSQ_QPACK_ROWS;
+             b += PACK_ITEM_BLOCKS)
+            item[it++] = (struct pack_item){i, b};
 #pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < n; i++) {
+    for (uint64_t it = 0; it < items; it++) {
+        const int i = item[it].matrix;
         const dsq_matrix *m = list[i];
-        if (offset[i] == UNPACKED)
-            continue;
-        for (uint64_t b = 0; b < (uint64_t)m->rows / DSQ_QPACK_ROWS; b++)
+        const uint64_t blocks = (uint64_t)m->rows / DSQ_QPACK_ROWS, b0 = item[it].b0;
+        const uint64_t b1 = b0 + PACK_ITEM_BLOCKS < blocks ? b0 + PACK_ITEM_BLOCKS : blocks;
+        for (uint64_t b = b0; b < b1; b++)
             if (m->type == DSQ_TYPE_BF16)
                 dsq_bf16pack_block(m->data, (uint64_t)m->rows, (uint64_t)m->cols, b,
                                    (uint8_t *)arena + offset[i]);
@@ -160,6 +186,7 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
                 dsq_qpack_block(m->type, m->data, (uint64_t)m->rows, (uint64_t)m->cols,
                                 m->group, b, (uint8_t *)arena + offset[i]);
     }
+    free(item);
     for (int i = 0; i < n; i++)
         if (offset[i] != UNPACKED)
             list[i]->packed = (uint8_t *)arena + offset[i];

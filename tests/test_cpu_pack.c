@@ -261,3 +261,44 @@ TEST(packing_leaves_out_what_memory_cannot_hold)
               (unsigned long long)m.w.unpacked_bytes, (unsigned long long)all);
     model_close(&m);
 }
+
+/* A matrix of more blocks than one packing work item takes (the head: 6400 blocks) is packed
+ * by several items, on any thread: the copy must be exactly the blocks packed one by one. q6
+ * (600 blocks of 16 rows) and q8 (300, two items). */
+TEST(large_matrices_pack_in_pieces_into_the_same_bytes)
+{
+    if (!cpu_pack_useful() || !dsq_qpack_fits(DSQ_TYPE_Q6, 9600, 64, 32)) {
+        printf("  skipped: no packed q6 kernel on this CPU\n");
+        return;
+    }
+    static const struct { uint32_t type; int rows; } cases[] = {{DSQ_TYPE_Q6, 9600},
+                                                                {DSQ_TYPE_Q8, 4800}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const uint64_t rows = (uint64_t)cases[c].rows, cols = 64;
+        uint64_t bytes;
+        CHECK(dsq_type_nbytes(cases[c].type, rows, cols, 32, &bytes));
+        uint8_t *data = malloc(bytes), *want = malloc(bytes);
+        uint64_t state = 0x9e3779b97f4a7c15ull;
+        for (uint64_t i = 0; i < bytes; i++) { /* any codes; scales kept finite below */
+            state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+            data[i] = (uint8_t)state;
+        }
+        const uint64_t codes = bytes - 2 * rows * (cols / 32);
+        for (uint64_t i = 0; i < rows * (cols / 32); i++)
+            ((uint16_t *)(void *)(data + codes))[i] = dsq_f32_to_f16(0.001f * (float)(i % 7));
+        if (cases[c].type == DSQ_TYPE_Q8) /* q8 codes stay in [-127, 127] */
+            for (uint64_t i = 0; i < codes; i++)
+                data[i] = data[i] == 0x80 ? 0x81 : data[i];
+        for (uint64_t b = 0; b < rows / DSQ_QPACK_ROWS; b++)
+            dsq_qpack_block(cases[c].type, data, rows, cols, 32, b, want);
+        model_weights w = {0};
+        w.output = (dsq_matrix){data, cases[c].type, (int)rows, (int)cols, 32, NULL};
+        dsq_error err = {0};
+        CHECK(cpu_pack_weights(&w, 0, &err) == DSQ_OK);
+        CHECK_MSG(w.output.packed && memcmp(w.output.packed, want, bytes) == 0,
+                  "type %u: the packed copy differs", cases[c].type);
+        cpu_pack_free(&w, 0);
+        free(data);
+        free(want);
+    }
+}
