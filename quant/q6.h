@@ -37,8 +37,8 @@ static inline DSQ_HD const uint16_t *dsq_q6_scales(const void *base, uint64_t ro
     return (const uint16_t *)((const uint8_t *)base + rows * cols / 2 + rows * cols / 4);
 }
 
-/* Where element k of a row keeps its top two bits: byte k / 32 * 8 + *byte_in_run of the row's
- * part of the hi plane, at bit 2 * pair. */
+/* Where element k of a row keeps its top two bits: byte *byte of the row's part of the hi
+ * plane (8 per run of 32), bits *shift and *shift + 1. */
 static inline DSQ_HD void dsq_q6_high_slot(uint64_t k, uint64_t *byte, int *shift)
 {
     const uint64_t j = k % 32;
