@@ -66,6 +66,25 @@ __device__ __forceinline__ float dot4(float4 a, float b0, float b1, float b2, fl
     return a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3;
 }
 
+/* acc[t] += scale * (wv[0..N) . x[t * xs + k ..]) for t < nt, summed in order in chunks of
+ * four: the end of warp_row_dot's paths whose weights unpack to floats (q8, q6, bf16, f16). */
+template <int NT, int N>
+__device__ __forceinline__ void add_token_dots(const float (&wv)[N], float scale, const float *x,
+                                               size_t xs, size_t k, int nt, float (&acc)[NT])
+{
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        if (t >= nt)
+            break;
+        const float4 *xv = (const float4 *)(x + t * xs + k);
+        float s = 0;
+#pragma unroll
+        for (int j = 0; j < N / 4; j++)
+            s += dot4(xv[j], wv[4 * j], wv[4 * j + 1], wv[4 * j + 2], wv[4 * j + 3]);
+        acc[t] += scale * s;
+    }
+}
+
 /* acc[t] (this lane's partial) = row r of w . x[t * xs ..] for t < nt. Sum across the warp
  * with warp_sum. On the 16-byte path (cols a multiple of dmat_chunk) x is 16-byte aligned. */
 template <int NT>
@@ -96,21 +115,11 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
             const int4 q = __ldg((const int4 *)(row + k));
             const float d = dev_f16(__ldg(sc + k / w.group));
             const int32_t qw[4] = {q.x, q.y, q.z, q.w};
+            float wv[16];
 #pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t >= nt)
-                    break;
-                const float4 *xv = (const float4 *)(x + t * xs + k);
-                float s = 0;
-#pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    const float4 v = xv[j];
-                    const int32_t b = qw[j];
-                    s += dot4(v, (float)(int8_t)b, (float)(int8_t)(b >> 8),
-                              (float)(int8_t)(b >> 16), (float)(int8_t)(b >> 24));
-                }
-                acc[t] += d * s;
-            }
+            for (int j = 0; j < 16; j++)
+                wv[j] = (float)(int8_t)(qw[j / 4] >> (8 * (j % 4)));
+            add_token_dots(wv, d, x, xs, k, nt, acc);
         }
         break;
     }
@@ -147,7 +156,8 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
     case DSQ_TYPE_Q6: {
         const uint8_t *row = w.data + (size_t)r * K / 2;
         const uint8_t *top = dsq_q6_high(w.data, (uint64_t)w.rows, K) + (size_t)r * K / 4;
-        const uint16_t *sc = dsq_q6_scales(w.data, (uint64_t)w.rows, K) + (size_t)r * (K / w.group);
+        const uint16_t *sc =
+            dsq_q6_scales(w.data, (uint64_t)w.rows, K) + (size_t)r * (K / w.group);
         for (size_t k = (size_t)lane * 32; k < K; k += 1024) {
             const int4 q = __ldg((const int4 *)(row + k / 2));
             const uint2 h = __ldg((const uint2 *)(top + k / 4));
@@ -162,17 +172,7 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
                 const uint32_t hi = (hw[b / 4] >> (8 * (b % 4) + 2 * pair)) & 3;
                 wv[j] = (float)((int)(nib | hi << 4) - 32);
             }
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t >= nt)
-                    break;
-                const float4 *xv = (const float4 *)(x + t * xs + k);
-                float s = 0;
-#pragma unroll
-                for (int j = 0; j < 8; j++)
-                    s += dot4(xv[j], wv[4 * j], wv[4 * j + 1], wv[4 * j + 2], wv[4 * j + 3]);
-                acc[t] += d * s;
-            }
+            add_token_dots(wv, d, x, xs, k, nt, acc);
         }
         break;
     }
@@ -203,14 +203,7 @@ __device__ __forceinline__ void warp_row_dot(const dmat &w, int r, const float *
                 wv[2 * j] = bf ? dev_bf16(lo) : dev_f16(lo);
                 wv[2 * j + 1] = bf ? dev_bf16(hi) : dev_f16(hi);
             }
-#pragma unroll
-            for (int t = 0; t < NT; t++) {
-                if (t >= nt)
-                    break;
-                const float4 *xv = (const float4 *)(x + t * xs + k);
-                acc[t] += dot4(xv[0], wv[0], wv[1], wv[2], wv[3]) +
-                          dot4(xv[1], wv[4], wv[5], wv[6], wv[7]);
-            }
+            add_token_dots(wv, 1.0f, x, xs, k, nt, acc);
         }
         break;
     }
