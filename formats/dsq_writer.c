@@ -237,7 +237,7 @@ int dsq_writer_finish(dsq_writer *w, const char *meta_json, size_t meta_len, dsq
     uint32_t minor = 0;
     for (uint32_t i = 0; i < w->n_tensors; i++)
         if (w->tensors[i].info.type == DSQ_TYPE_Q6)
-            minor = 1;
+            minor = DSQ_VERSION_MINOR; /* 1, which added q6 */
     le_put32(hdr + DSQ_HDR_VERSION_MINOR, minor);
     le_put64(hdr + DSQ_HDR_FILE_SIZE, meta_off + meta_size);
     le_put64(hdr + DSQ_HDR_DATA_OFFSET, DSQ_ALIGN);
