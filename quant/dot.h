@@ -6,9 +6,7 @@
  *   q8, q6: sum over groups g of d_g * s_g, with s_g = sum over the group of q[k] * x[k] in
  *   order (q6: q = u - 32);
  *   q4: sum over groups g of (d_g * s_g + m_g * xs_g), xs_g = sum of x over the group in order.
- * Faster paths may sum in another order; tests bound the difference (tests/test_dot.c). q6, kept
- * for the matrices read once per token, has only the reference: its matmuls take the int8
- * kernels of quant/qdot.h unless those are turned off. */
+ * Faster paths may sum in another order; tests bound the difference (tests/test_dot.c). */
 #ifndef DSQ_DOT_H
 #define DSQ_DOT_H
 

@@ -10,6 +10,7 @@
 
 #include "float16.h"
 #include "q4.h"
+#include "q6.h"
 #include "q8.h"
 #include "types.h"
 
@@ -154,6 +155,51 @@ TARGET static float dot_q4(const uint8_t *q, const uint16_t *dm, uint64_t groups
     return hsum(_mm256_mul_ps(_mm256_add_ps(t0, t1), unshift)) + msum;
 }
 
+/* q6: a run of 32 elements is q4's 16 nibble bytes plus 8 bytes of top-bit pairs (quant/q6.h:
+ * byte b holds elements 2b, 16 + 2b, 2b + 1, 17 + 2b at shifts 0, 2, 4, 6). Lane j of chunk c
+ * (element e = 8c + j) takes nibble byte e / 2, as in q4, and top-bit byte e % 16 / 2, which is
+ * chunk c % 2's nibble selector; per-lane shifts pick the nibble (0 or 4) and the bit pair
+ * (0 or 4 for e < 16, 2 or 6 above), so the code is exact before the multiply. */
+TARGET static inline __m256 q6_chunk(__m256i lo, __m256i hi, __m256i sel_lo, __m256i sel_hi,
+                                     __m256i shift_hi)
+{
+    const __m256i shift_lo = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+    const __m256i low = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_shuffle_epi8(lo, sel_lo), shift_lo), _mm256_set1_epi32(15));
+    const __m256i top = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_shuffle_epi8(hi, sel_hi), shift_hi), _mm256_set1_epi32(3));
+    const __m256i u = _mm256_or_si256(low, _mm256_slli_epi32(top, 4));
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(u, _mm256_set1_epi32(32)));
+}
+
+TARGET static float dot_q6(const uint8_t *lo, const uint8_t *hi, const uint16_t *d,
+                           uint64_t groups, uint32_t group, const float *x)
+{
+    const __m256i sel0 = Q4_SEL(0), sel1 = Q4_SEL(1), sel2 = Q4_SEL(2), sel3 = Q4_SEL(3);
+    const __m256i low_pairs = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+    const __m256i high_pairs = _mm256_setr_epi32(2, 6, 2, 6, 2, 6, 2, 6);
+    __m256 t0 = _mm256_setzero_ps(), t1 = t0;
+    for (uint64_t g = 0; g < groups; g++) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (uint32_t k = 0; k < group; k += 32, lo += 16, hi += 8, x += 32) {
+            const __m256i l = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lo));
+            const __m256i h = _mm256_broadcastsi128_si256(_mm_loadl_epi64((const __m128i *)hi));
+            a0 = _mm256_fmadd_ps(q6_chunk(l, h, sel0, sel0, low_pairs), _mm256_loadu_ps(x), a0);
+            a1 = _mm256_fmadd_ps(q6_chunk(l, h, sel1, sel1, low_pairs), _mm256_loadu_ps(x + 8),
+                                 a1);
+            a2 = _mm256_fmadd_ps(q6_chunk(l, h, sel2, sel0, high_pairs),
+                                 _mm256_loadu_ps(x + 16), a2);
+            a3 = _mm256_fmadd_ps(q6_chunk(l, h, sel3, sel1, high_pairs),
+                                 _mm256_loadu_ps(x + 24), a3);
+        }
+        const __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        const __m256 t = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(d[g])), s, t1);
+        t1 = t0;
+        t0 = t;
+    }
+    return hsum(_mm256_add_ps(t0, t1));
+}
+
 TARGET float dsq_dot_row_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
                               uint32_t group, uint64_t r, const float *x, const float *xsum)
 {
@@ -171,7 +217,12 @@ TARGET float dsq_dot_row_avx2(uint32_t type, const void *base, uint64_t rows, ui
         return dot_q4((const uint8_t *)base + r * cols / 2,
                       dsq_q4_scales(base, rows, cols) + 2 * r * (cols / group), cols / group, group,
                       x, xsum);
-    default: /* q6 (quant/dot.h) */
+    case DSQ_TYPE_Q6:
+        return dot_q6((const uint8_t *)base + r * cols / 2,
+                      dsq_q6_high(base, rows, cols) + r * cols / 4,
+                      dsq_q6_scales(base, rows, cols) + r * (cols / group), cols / group, group,
+                      x);
+    default: /* unreachable: the reader refuses unknown types */
         return dsq_dot_row_ref(type, base, rows, cols, group, r, x, xsum);
     }
 }

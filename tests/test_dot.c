@@ -35,13 +35,13 @@ static int rng_int(int lo, int hi) /* inclusive */
 }
 
 static const uint32_t all_types[] = {DSQ_TYPE_F32, DSQ_TYPE_F16, DSQ_TYPE_BF16, DSQ_TYPE_Q8,
-                                     DSQ_TYPE_Q4};
+                                     DSQ_TYPE_Q4,  DSQ_TYPE_Q6};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 static const uint32_t all_groups[] = {32, 64, 128};
 
 static bool is_quant(uint32_t type)
 {
-    return type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4;
+    return type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q6;
 }
 
 /* Activations: mostly of order 1, some exact zeros, about 1% outliers 50x larger. */
@@ -92,6 +92,14 @@ static void *random_matrix(uint32_t type, uint64_t rows, uint64_t cols, uint32_t
             dm[2 * g] = dsq_f32_to_f16(d);
             dm[2 * g + 1] = dsq_f32_to_f16(d * rng_uniform(-15, 5));
         }
+        break;
+    }
+    case DSQ_TYPE_Q6: { /* any bytes are valid codes in both planes */
+        for (uint64_t i = 0; i < 3 * n / 4; i++)
+            m[i] = (uint8_t)rng_next();
+        uint16_t *d = (uint16_t *)(m + 3 * n / 4);
+        for (uint64_t g = 0; g < n / group; g++)
+            d[g] = dsq_f32_to_f16(rng_uniform(-0.004f, 0.004f));
         break;
     }
     }
