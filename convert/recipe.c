@@ -9,7 +9,7 @@
 
 #include "types.h"
 
-const char *const recipe_presets[] = {"bf16", "q8", "q4", "q4-all", NULL};
+const char *const recipe_presets[] = {"bf16", "q8", "q4", "q4-q6", "q4-all", NULL};
 
 /* Type of a matrix class under a preset; norms and the router always stay f32. */
 static uint32_t preset_type(const char *preset, tensor_class cls, const char **why)
@@ -34,9 +34,19 @@ static uint32_t preset_type(const char *preset, tensor_class cls, const char **w
         *why = "preset q4-all";
         return DSQ_TYPE_Q4;
     }
+    const bool q6_rest = strcmp(preset, "q4-q6") == 0;
     if (cls == TC_ROUTED_EXPERT) {
-        *why = "preset q4: routed experts hold most weights, each used by few tokens";
+        *why = q6_rest ? "preset q4-q6: routed experts hold most weights, each used by few tokens"
+                       : "preset q4: routed experts hold most weights, each used by few tokens";
         return DSQ_TYPE_Q4;
+    }
+    if (q6_rest && cls == TC_EMBEDDING) {
+        *why = "preset q4-q6: a token reads one row, so its bits cost file size, not time";
+        return DSQ_TYPE_Q8;
+    }
+    if (q6_rest) {
+        *why = "preset q4-q6: read in full by every token, 6 bits";
+        return DSQ_TYPE_Q6;
     }
     *why = "preset q4: used by every token, kept at q8";
     return DSQ_TYPE_Q8;
@@ -59,7 +69,7 @@ int recipe_check(const recipe_options *o, dsq_error *err)
     for (int i = 0; recipe_presets[i]; i++)
         known |= strcmp(o->preset, recipe_presets[i]) == 0;
     if (!known)
-        return dsq_fail(err, DSQ_EUSAGE, "unknown preset '%s' (bf16, q8, q4, q4-all)", o->preset);
+        return dsq_fail(err, DSQ_EUSAGE, "unknown preset '%s' (bf16, q8, q4, q4-q6, q4-all)", o->preset);
     if (o->group_size == 0 || o->group_size % 32 != 0 || o->group_size > 4096)
         return dsq_fail(err, DSQ_EUSAGE,
                         "--group-size %u: must be a multiple of 32 from 32 to 4096",

@@ -19,7 +19,7 @@
 
 static const char help[] =
     "usage: dsq bench MODEL.dsq [--prompt N] [--gen N] [--depth D] [--threads N] [options]\n"
-    "       dsq bench --random v2-lite|moe-16b|v2 [--quant q4|q8|bf16] [--layers N] ...\n"
+    "       dsq bench --random v2-lite|moe-16b|v2 [--quant Q] [--layers N] ...\n"
     "\n"
     "Times a prefill of N prompt tokens from an empty cache, then N decode steps that start\n"
     "with D tokens in the cache (token ids drawn from a fixed seed, so runs compare), and, as a\n"
@@ -43,7 +43,8 @@ static const char help[] =
     "  --random M       instead of a file, a full-size model with random weights built in\n"
     "                   memory from the published config of M (v2-lite, moe-16b, v2); cuda\n"
     "                   unless --backend cpu\n"
-    "  --quant Q        its weights: q4 (routed experts int4, the rest int8; default), q8, bf16\n"
+    "  --quant Q        its weights, as the convert preset of that name: q4 (default), q4-q6,\n"
+    "                   q8, bf16\n"
     "  --layers N       keep only the first N layers (V2 does not fit one GPU whole)\n"
     "  --batch N        decode N sequences together (cuda), each after its own prompt; tokens/s\n"
     "                   counts all of them, GB/s one token's weights per step\n"

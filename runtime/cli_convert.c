@@ -12,8 +12,10 @@
 
 static const char recipe_help[] =
     "  -Q, --quant PRESET      bf16 (default for convert), q8, q4 (routed experts q4; attention,\n"
-    "                          shared experts, dense FFN, embeddings and head q8), q4-all.\n"
-    "                          Norms and the router always stay f32.\n"
+    "                          shared experts, dense FFN, embeddings and head q8), q4-q6 (as\n"
+    "                          q4, but attention, shared experts, dense FFN and head q6: fewer\n"
+    "                          bytes per decoded token, a little less accurate), q4-all. Norms\n"
+    "                          and the router always stay f32.\n"
     "      --override GLOB=TYPE  store the tensors whose dsq name matches GLOB as TYPE (f32,\n"
     "                          f16, bf16, q8, q6, q4); repeatable, later ones win. Names look\n"
     "                          like layers.3.mlp.experts.17.up, layers.*.attn.kv_b, embed,\n"

@@ -71,7 +71,7 @@ static dsq_model_config published(const char *name)
 typedef struct {
     random_model *r;
     bool sizing; /* first pass counts bytes, second fills views */
-    uint32_t dense_type, expert_type;
+    uint32_t embed_type, dense_type, expert_type;
 } layout;
 
 static dsq_matrix place(layout *l, int rows, int cols, uint32_t type)
@@ -104,7 +104,7 @@ static void lay_out(layout *l, const dsq_model_config *c, model_weights *w)
     const uint32_t t = l->dense_type;
     const int h = c->hidden_size, nh = c->n_heads;
     l->r->size = 0;
-    w->embed = place(l, c->vocab_size, h, t);
+    w->embed = place(l, c->vocab_size, h, l->embed_type);
     for (int i = 0; i < c->n_layers; i++) {
         layer_weights *lw = &w->layers[i];
         lw->attn_norm = place_norm(l, h);
@@ -144,8 +144,9 @@ static void lay_out(layout *l, const dsq_model_config *c, model_weights *w)
     w->output = place(l, c->vocab_size, h, t);
 }
 
-/* Random codes with small scales: q8 d = 1/(64 sqrt(cols)), q4 d = 1/(8 sqrt(cols)) with
- * m = -7.5 d (centred), bf16 and f32 uniform in +-1/sqrt(cols), norms 1. */
+/* Random codes with small scales: q8 d = 1/(64 sqrt(cols)), q6 d = 1/(32 sqrt(cols)), q4
+ * d = 1/(8 sqrt(cols)) with m = -7.5 d (centred), bf16 and f32 uniform in +-1/sqrt(cols),
+ * norms 1. */
 static void fill(const dsq_matrix *m, uint64_t seed)
 {
     const uint64_t n = (uint64_t)m->rows * m->cols;
@@ -156,7 +157,10 @@ static void fill(const dsq_matrix *m, uint64_t seed)
             ((float *)p)[i] = 1.0f;
         return;
     }
-    uint64_t codes = m->type == DSQ_TYPE_Q8 ? n : m->type == DSQ_TYPE_Q4 ? n / 2 : 0;
+    const uint64_t codes = m->type == DSQ_TYPE_Q8   ? n
+                           : m->type == DSQ_TYPE_Q6 ? 3 * n / 4 /* both code planes */
+                           : m->type == DSQ_TYPE_Q4 ? n / 2
+                                                    : 0;
     uint64_t words = codes / 8;
 #pragma omp parallel for schedule(static)
     for (uint64_t i = 0; i < words; i++) {
@@ -164,13 +168,15 @@ static void fill(const dsq_matrix *m, uint64_t seed)
         x ^= x >> 31, x *= 0xbf58476d1ce4e5b9ull, x ^= x >> 29;
         memcpy(p + 8 * i, &x, 8);
     }
-    if (m->type == DSQ_TYPE_Q8 || m->type == DSQ_TYPE_Q4) {
+    if (codes) {
         uint16_t *sc = (uint16_t *)(p + codes);
         const uint64_t groups = n / m->group;
-        const uint16_t d = dsq_f32_to_f16(m->type == DSQ_TYPE_Q8 ? s / 64 : s / 8);
+        const uint16_t d = dsq_f32_to_f16(m->type == DSQ_TYPE_Q8   ? s / 64
+                                          : m->type == DSQ_TYPE_Q6 ? s / 32
+                                                                   : s / 8);
         const uint16_t mn = dsq_f32_to_f16(-7.5f * s / 8);
         for (uint64_t g = 0; g < groups; g++) {
-            if (m->type == DSQ_TYPE_Q8) {
+            if (m->type != DSQ_TYPE_Q4) {
                 sc[g] = d;
             } else {
                 sc[2 * g] = d;
@@ -229,8 +235,10 @@ int random_model_build(random_model *r, const char *name, const char *quant, int
     if (strcmp(name, "v2-lite") && strcmp(name, "moe-16b") && strcmp(name, "v2"))
         return dsq_fail(err, DSQ_EUSAGE, "--random %s: the models are v2-lite, moe-16b and v2",
                         name);
-    if (strcmp(quant, "bf16") && strcmp(quant, "q8") && strcmp(quant, "q4"))
-        return dsq_fail(err, DSQ_EUSAGE, "--quant %s: random models take bf16, q8 or q4", quant);
+    if (strcmp(quant, "bf16") && strcmp(quant, "q8") && strcmp(quant, "q4") &&
+        strcmp(quant, "q4-q6"))
+        return dsq_fail(err, DSQ_EUSAGE,
+                        "--quant %s: random models take bf16, q8, q4 or q4-q6", quant);
     r->name = name;
     model *m = &r->m;
     dsq_model_config *c = &m->file.config;
@@ -252,8 +260,10 @@ int random_model_build(random_model *r, const char *name, const char *quant, int
         }
     if (!m->w.layers)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
-    const uint32_t dense = !strcmp(quant, "bf16") ? DSQ_TYPE_BF16 : DSQ_TYPE_Q8;
-    layout l = {r, true, dense, !strcmp(quant, "q4") ? DSQ_TYPE_Q4 : dense};
+    /* the types of the presets of the same names (convert/recipe.c) */
+    const uint32_t embed = !strcmp(quant, "bf16") ? DSQ_TYPE_BF16 : DSQ_TYPE_Q8;
+    const uint32_t dense = !strcmp(quant, "q4-q6") ? DSQ_TYPE_Q6 : embed;
+    layout l = {r, true, embed, dense, !strncmp(quant, "q4", 2) ? DSQ_TYPE_Q4 : dense};
     lay_out(&l, c, &m->w);
     if (!(r->buf = aligned_alloc(ALIGN, (r->size + ALIGN - 1) / ALIGN * ALIGN))) {
         random_model_free(r);

@@ -10,12 +10,12 @@ Steps (everything built or downloaded goes under --work, outside the repository)
   2. Models: the tiny trained model (models/tiny-v2) and the synthetic full-width DeepSeek-V2-Lite
      cut to 2 layers (scripts/make_synthetic_checkpoint.py, made once under build/bench).
      llama.cpp: convert_hf_to_gguf.py --outtype bf16 (through quant_study.py's pre-tokenizer
-     wrapper), then llama-quantize to Q8_0, Q4_0, Q4_K_M. dsq: dsq convert --quant bf16|q8|q4, and
-     --quant q4-all --override output=q8.
+     wrapper), then llama-quantize to Q8_0, Q4_0, Q4_K_M. dsq: dsq convert --quant
+     bf16|q8|q4|q4-q6, and --quant q4-all --override output=q8 or output=q6.
   3. Rounds, alternating the two programs: dsq bench and llama-bench, prefill of 512 tokens and
      64 decode steps at an empty cache and after 512 tokens, each pair
-     bf16/BF16, q8/Q8_0, q4/Q4_0, q4/Q4_K_M, and q4-all with a q8 head against Q4_0 (the same
-     layout in bytes). Per pair the best of the rounds is reported, with
+     bf16/BF16, q8/Q8_0, q4/Q4_0, q4/Q4_K_M, q4-all with a q8 or q6 head against Q4_0 (the
+     layout of Q4_0; the q6 head also its bytes), and q4-q6 against Q4_K_M (about its bytes). Per pair the best of the rounds is reported, with
      dsq/llama.cpp ratios; decode GB/s is each file's weight bytes read per token times tok/s,
      next to dsq bench's plain threaded read of its file in the same round.
 
@@ -47,14 +47,17 @@ import quant_study  # noqa: E402  (the pre-tokenizer check)
 
 PAIRS = [("bf16", "bf16", "BF16"), ("q8", "q8", "Q8_0"), ("q4", "q4", "Q4_0"),
          ("q4", "q4", "Q4_K_M"), ("q4-all+output=q8", "", "Q4_0"),
-         ("q4-all+output=q6", "", "Q4_0")]
+         ("q4-all+output=q6", "", "Q4_0"), ("q4-q6", "q4-q6", "Q4_K_M")]
 
 # dsq convert options of each dsq variant. Q4_0's make-up is q4-all with a wider head: Q8_0 on the
 # tiny model (rows too short for K-quants), Q6_K at full width; docs/QUANT.md. The q4 preset
-# keeps attention, shared experts, embeddings and head at q8.
+# keeps attention, shared experts, embeddings and head at q8; q4-q6 stores those (but the
+# embedding, of which a token reads one row) as q6, which reads about as many bytes per token
+# as Q4_K_M (Q4_K with Q6_K and Q8_0 down projections and a Q6_K head at full width).
 DSQ_VARIANTS = {"bf16": ["--quant", "bf16"], "q8": ["--quant", "q8"], "q4": ["--quant", "q4"],
                 "q4-all+output=q8": ["--quant", "q4-all", "--override", "output=q8"],
-                "q4-all+output=q6": ["--quant", "q4-all", "--override", "output=q6"]}
+                "q4-all+output=q6": ["--quant", "q4-all", "--override", "output=q6"],
+                "q4-q6": ["--quant", "q4-q6"]}
 
 
 def log(msg):

@@ -18,13 +18,16 @@ static planned_tensor *plan_of(const char *config, int *n)
     return plan;
 }
 
-/* The type each preset gives a class (rows: bf16, q8, q4, q4-all). */
-static const uint32_t expected[4][TC_COUNT] = {
+/* The type each preset gives a class (rows: bf16, q8, q4, q4-q6, q4-all; columns: embedding,
+ * output, norm, attention, dense FFN, router, shared expert, routed expert). */
+static const uint32_t expected[5][TC_COUNT] = {
     {DSQ_TYPE_BF16, DSQ_TYPE_BF16, DSQ_TYPE_F32, DSQ_TYPE_BF16, DSQ_TYPE_BF16, DSQ_TYPE_F32,
      DSQ_TYPE_BF16, DSQ_TYPE_BF16},
     {DSQ_TYPE_Q8, DSQ_TYPE_Q8, DSQ_TYPE_F32, DSQ_TYPE_Q8, DSQ_TYPE_Q8, DSQ_TYPE_F32, DSQ_TYPE_Q8,
      DSQ_TYPE_Q8},
     {DSQ_TYPE_Q8, DSQ_TYPE_Q8, DSQ_TYPE_F32, DSQ_TYPE_Q8, DSQ_TYPE_Q8, DSQ_TYPE_F32, DSQ_TYPE_Q8,
+     DSQ_TYPE_Q4},
+    {DSQ_TYPE_Q8, DSQ_TYPE_Q6, DSQ_TYPE_F32, DSQ_TYPE_Q6, DSQ_TYPE_Q6, DSQ_TYPE_F32, DSQ_TYPE_Q6,
      DSQ_TYPE_Q4},
     {DSQ_TYPE_Q4, DSQ_TYPE_Q4, DSQ_TYPE_F32, DSQ_TYPE_Q4, DSQ_TYPE_Q4, DSQ_TYPE_F32, DSQ_TYPE_Q4,
      DSQ_TYPE_Q4},

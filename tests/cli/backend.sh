@@ -63,4 +63,13 @@ for fam in v2-lite moe-16b; do
         --prompt 2 --gen 1 --json && expect_output "bench --random $fam on cpu" '"decode_tok_s"'
 done
 
+# the q4-q6 preset's types in a random V2-Lite cut to 2 layers: bytes one decode token reads are
+# one q8 embedding row (2048 x 8.25 / 8 = 2112), the q6 head (102400 x 2048 x 6.25 / 8 =
+# 163840000), 2 x q6 attention (13762560 weights: 10752000 each), the q6 dense FFN (3 x 10944 x
+# 2048: 52531200), the f32 router (524288), the q6 shared experts (3 x 2816 x 2048: 13516800)
+# and 6 q4 routed experts (6 x 3 x 1408 x 2048 x 4.5 / 8 = 29196288); norms are not counted
+run "bench --random q4-q6" 0 -- "$DSQ" bench --random v2-lite --quant q4-q6 --backend cpu \
+    --layers 2 --prompt 2 --gen 1 --json &&
+    expect_output "bench --random q4-q6 bytes" '"bytes_per_token": 281114688'
+
 cli_summary "cli backend"

@@ -165,6 +165,19 @@ run "info 1.0" 0 -- "$DSQ" info --json "$tmp/out.d/ovr.dsq" &&
     if grep -qF '"format_version": "1.0"' "$tmp/out"; then pass; else fail "info 1.0" "$(head -c 300 "$tmp/out")"; fi
 run "verify q6" 0 -- "$DSQ" verify "$tmp/out.d/q6.dsq" && expect_output "verify q6" "OK"
 run "run q6" 0 -- "$DSQ" run "$tmp/out.d/q6.dsq" -p "The cat" -n 8 && pass
+# q4-q6: routed experts q4, embedding q8 (one row per token), every other matrix q6
+run "convert q4-q6" 0 -- "$DSQ" convert "$lite" -o "$tmp/out.d/q4q6.dsq" --quant q4-q6 -g 32 && pass
+run "info q4-q6" 0 -- "$DSQ" info --json "$tmp/out.d/q4q6.dsq" &&
+    if python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+want = {"embedding": "q8", "output": "q6", "attention": "q6", "dense_ffn": "q6",
+        "shared_expert": "q6", "routed_expert": "q4", "norm": "f32", "router": "f32"}
+got = {k: d["classes"][k]["type"] for k in want}
+assert got == want, got
+assert d["format_version"] == "1.1", d["format_version"]
+' "$tmp/out"; then pass; else fail "info q4-q6" "JSON content: $(cat "$tmp/out")"; fi
+run "run q4-q6" 0 -- "$DSQ" run "$tmp/out.d/q4q6.dsq" -p "The cat" -n 8 && pass
 
 # --- ppl: perplexity and KL-divergence ---------------------------------------------------------
 lite="$tmp/out.d/tiny-v2-lite.dsq"
