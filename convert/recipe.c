@@ -69,7 +69,8 @@ int recipe_check(const recipe_options *o, dsq_error *err)
     for (int i = 0; recipe_presets[i]; i++)
         known |= strcmp(o->preset, recipe_presets[i]) == 0;
     if (!known)
-        return dsq_fail(err, DSQ_EUSAGE, "unknown preset '%s' (bf16, q8, q4, q4-q6, q4-all)", o->preset);
+        return dsq_fail(err, DSQ_EUSAGE, "unknown preset '%s' (bf16, q8, q4, q4-q6, q4-all)",
+                        o->preset);
     if (o->group_size == 0 || o->group_size % 32 != 0 || o->group_size > 4096)
         return dsq_fail(err, DSQ_EUSAGE,
                         "--group-size %u: must be a multiple of 32 from 32 to 4096",

@@ -13,7 +13,7 @@
 #define RECIPE_DEFAULT_GROUP 64
 
 typedef struct {
-    const char *preset; /* bf16, q8, q4, q4-q6, q4-all */
+    const char *preset;                          /* bf16, q8, q4, q4-q6, q4-all */
     const char *overrides[RECIPE_MAX_OVERRIDES]; /* "GLOB=TYPE" */
     int n_overrides;
     uint32_t group_size; /* for quantized types */

@@ -172,8 +172,8 @@ TARGET static inline __m256 q6_chunk(__m256i lo, __m256i hi, __m256i sel_lo, __m
     return _mm256_cvtepi32_ps(_mm256_sub_epi32(u, _mm256_set1_epi32(32)));
 }
 
-TARGET static float dot_q6(const uint8_t *lo, const uint8_t *hi, const uint16_t *d,
-                           uint64_t groups, uint32_t group, const float *x)
+TARGET static float dot_q6(const uint8_t *lo, const uint8_t *hi, const uint16_t *d, uint64_t groups,
+                           uint32_t group, const float *x)
 {
     const __m256i sel0 = Q4_SEL(0), sel1 = Q4_SEL(1), sel2 = Q4_SEL(2), sel3 = Q4_SEL(3);
     const __m256i low_pairs = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
@@ -185,12 +185,11 @@ TARGET static float dot_q6(const uint8_t *lo, const uint8_t *hi, const uint16_t 
             const __m256i l = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lo));
             const __m256i h = _mm256_broadcastsi128_si256(_mm_loadl_epi64((const __m128i *)hi));
             a0 = _mm256_fmadd_ps(q6_chunk(l, h, sel0, sel0, low_pairs), _mm256_loadu_ps(x), a0);
-            a1 = _mm256_fmadd_ps(q6_chunk(l, h, sel1, sel1, low_pairs), _mm256_loadu_ps(x + 8),
-                                 a1);
-            a2 = _mm256_fmadd_ps(q6_chunk(l, h, sel2, sel0, high_pairs),
-                                 _mm256_loadu_ps(x + 16), a2);
-            a3 = _mm256_fmadd_ps(q6_chunk(l, h, sel3, sel1, high_pairs),
-                                 _mm256_loadu_ps(x + 24), a3);
+            a1 = _mm256_fmadd_ps(q6_chunk(l, h, sel1, sel1, low_pairs), _mm256_loadu_ps(x + 8), a1);
+            a2 = _mm256_fmadd_ps(q6_chunk(l, h, sel2, sel0, high_pairs), _mm256_loadu_ps(x + 16),
+                                 a2);
+            a3 = _mm256_fmadd_ps(q6_chunk(l, h, sel3, sel1, high_pairs), _mm256_loadu_ps(x + 24),
+                                 a3);
         }
         const __m256 s = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
         const __m256 t = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(d[g])), s, t1);
@@ -220,8 +219,7 @@ TARGET float dsq_dot_row_avx2(uint32_t type, const void *base, uint64_t rows, ui
     case DSQ_TYPE_Q6:
         return dot_q6((const uint8_t *)base + r * cols / 2,
                       dsq_q6_high(base, rows, cols) + r * cols / 4,
-                      dsq_q6_scales(base, rows, cols) + r * (cols / group), cols / group, group,
-                      x);
+                      dsq_q6_scales(base, rows, cols) + r * (cols / group), cols / group, group, x);
     default: /* unreachable: the reader refuses unknown types */
         return dsq_dot_row_ref(type, base, rows, cols, group, r, x, xsum);
     }

@@ -237,8 +237,8 @@ int random_model_build(random_model *r, const char *name, const char *quant, int
                         name);
     if (strcmp(quant, "bf16") && strcmp(quant, "q8") && strcmp(quant, "q4") &&
         strcmp(quant, "q4-q6"))
-        return dsq_fail(err, DSQ_EUSAGE,
-                        "--quant %s: random models take bf16, q8, q4 or q4-q6", quant);
+        return dsq_fail(err, DSQ_EUSAGE, "--quant %s: random models take bf16, q8, q4 or q4-q6",
+                        quant);
     r->name = name;
     model *m = &r->m;
     dsq_model_config *c = &m->file.config;

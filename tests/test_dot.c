@@ -34,8 +34,8 @@ static int rng_int(int lo, int hi) /* inclusive */
     return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1));
 }
 
-static const uint32_t all_types[] = {DSQ_TYPE_F32, DSQ_TYPE_F16, DSQ_TYPE_BF16, DSQ_TYPE_Q8,
-                                     DSQ_TYPE_Q4,  DSQ_TYPE_Q6};
+static const uint32_t all_types[] = {DSQ_TYPE_F32, DSQ_TYPE_F16, DSQ_TYPE_BF16,
+                                     DSQ_TYPE_Q8,  DSQ_TYPE_Q4,  DSQ_TYPE_Q6};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 static const uint32_t all_groups[] = {32, 64, 128};
 
