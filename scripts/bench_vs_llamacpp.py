@@ -15,9 +15,10 @@ Steps (everything built or downloaded goes under --work, outside the repository)
   3. Rounds, alternating the two programs: dsq bench and llama-bench, prefill of 512 tokens and
      64 decode steps at an empty cache and after 512 tokens, each pair
      bf16/BF16, q8/Q8_0, q4/Q4_0, q4/Q4_K_M, q4-all with a q8 or q6 head against Q4_0 (the
-     layout of Q4_0; the q6 head also its bytes), and q4-q6 against Q4_K_M (about its bytes). Per pair the best of the rounds is reported, with
-     dsq/llama.cpp ratios; decode GB/s is each file's weight bytes read per token times tok/s,
-     next to dsq bench's plain threaded read of its file in the same round.
+     layout of Q4_0; the q6 head also its bytes), and q4-q6 against Q4_K_M (about its bytes).
+     Per pair the best of the rounds is reported, with dsq/llama.cpp ratios; decode GB/s is
+     each file's weight bytes read per token times tok/s, next to dsq bench's plain threaded
+     read of its file in the same round.
 
 Needs: cmake, a C/C++ compiler, and --python (default: python3) with numpy, torch, transformers,
 safetensors, tokenizers and sentencepiece for the GGUF conversion.

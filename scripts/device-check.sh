@@ -3,9 +3,9 @@
 # every GPU test (kernels, the prefill GEMM and its measured crossover, device sampling, whole
 # models), the command-line backend suite, compute-sanitizer memcheck over CUDA runs of
 # every family, and the benchmarks (the tiny model; full-size random V2-Lite and MoE-16B at q4
-# and q8; V2-Lite prefill at 4096), into one short report, with the benchmarks' JSON lines in
-# bench.jsonl beside it. Binaries are built on the CPU machine (make, then
-# scripts/device-bundle.sh) and carried as build/device; nothing is compiled there.
+# and q8, V2-Lite at q4-q6; V2-Lite prefill at 4096), into one short report, with the
+# benchmarks' JSON lines in bench.jsonl beside it. Binaries are built on the CPU machine
+# (make, then scripts/device-bundle.sh) and carried as build/device; nothing is compiled there.
 #   scripts/device-check.sh [BUNDLE_DIR] [REPORT_DIR]   (defaults: build/device, $OUT or /tmp)
 set -uo pipefail
 bundle=${1:-build/device}
@@ -89,6 +89,9 @@ note_failure() {
                 note_failure "bench $model $quant"
         done
     done
+    echo "-- v2-lite q4-q6 (random weights: the q4 preset with q6 attention, shared experts, head)"
+    timeout 150 "$dsq" bench --random v2-lite --quant q4-q6 --prompt 512 --gen 64 --json |
+        tee -a "$report_dir/bench.jsonl" || note_failure "bench v2-lite q4-q6"
     for batch in 4 16; do
         echo "-- v2-lite q4 (random weights), $batch sequences decoded together"
         timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 512 --gen 16 \

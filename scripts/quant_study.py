@@ -43,6 +43,8 @@ DSQ_VARIANTS = [
      "every matrix q8, groups of 32: the storage of llama.cpp's Q8_0 (int8, one f16 scale "
      "per 32)"),
     ("q4", "q4", ["--quant", "q4"], "routed experts q4, other matrices q8 (G 64)"),
+    ("q4-q6", "q4-q6", ["--quant", "q4-q6"],
+     "routed experts q4, embeddings q8, other matrices q6 (G 64)"),
     ("q4-all", "q4-all", ["--quant", "q4-all"], "every matrix q4 (G 64)"),
     ("q4+experts-q8", "q4 + experts=q8",
      ["--quant", "q4", "--override", "layers.*.mlp.experts.*=q8"],
