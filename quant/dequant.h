@@ -9,4 +9,16 @@
 void dsq_dequant_row(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
                      uint32_t group, uint64_t r, float *out);
 
+/* The same values, bit for bit, by the fastest path this CPU runs (AVX2 where it has it; the
+ * reference otherwise or under dsq_dot_force_reference). For rows widened on every token. */
+void dsq_dequant_row_fast(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                          uint32_t group, uint64_t r, float *out);
+
+#if defined(__x86_64__)
+/* The AVX2 path (quant/dot_avx2.c, beside the dot kernels whose decoders it shares); call only
+ * when dsq_dot_have_avx2(). */
+void dsq_dequant_row_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                          uint32_t group, uint64_t r, float *out);
+#endif
+
 #endif

@@ -7,6 +7,7 @@
 #include <cpuid.h>
 #endif
 
+#include "dequant.h"
 #include "float16.h"
 #include "q4.h"
 #include "q6.h"
@@ -148,6 +149,19 @@ float dsq_dot_row(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
         return dsq_dot_row_avx2(type, base, rows, cols, group, r, x, xsum);
 #endif
     return dsq_dot_row_ref(type, base, rows, cols, group, r, x, xsum);
+}
+
+/* Here rather than in dequant.c: it takes the dot kernels' path (and their forced reference). */
+void dsq_dequant_row_fast(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                          uint32_t group, uint64_t r, float *out)
+{
+#if defined(__x86_64__)
+    if (path() == PATH_AVX2) {
+        dsq_dequant_row_avx2(type, base, rows, cols, group, r, out);
+        return;
+    }
+#endif
+    dsq_dequant_row(type, base, rows, cols, group, r, out);
 }
 
 void dsq_dot_force_reference(bool on)

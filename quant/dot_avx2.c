@@ -1,4 +1,5 @@
-/* AVX2 + FMA + F16C dot kernels, the fast versions of dsq_dot_row_ref (quant/dot.h). Compiled for
+/* AVX2 + FMA + F16C dot kernels, the fast versions of dsq_dot_row_ref (quant/dot.h), and the row
+ * widening that shares their decoders (dsq_dequant_row_avx2, quant/dequant.h). Compiled for
  * those features function by function so the binary still runs on any x86-64; dot.c calls them
  * only when the CPU has them. Eight lanes of fp32 partial sums, so the order differs from the
  * reference; tests/test_dot.c bounds the difference. */
@@ -8,6 +9,7 @@
 
 #include <immintrin.h>
 
+#include "dequant.h"
 #include "float16.h"
 #include "q4.h"
 #include "q6.h"
@@ -160,12 +162,19 @@ TARGET static float dot_q4(const uint8_t *q, const uint16_t *dm, uint64_t groups
  * (element e = 8c + j) takes nibble byte e / 2, as in q4, and top-bit byte e % 16 / 2, which is
  * chunk c % 2's nibble selector; per-lane shifts pick the nibble (0 or 4) and the bit pair
  * (0 or 4 for e < 16, 2 or 6 above), so the code is exact before the multiply. */
+/* Chunk c of a q4 run's 16 nibble bytes (broadcast to both halves) as eight exact codes 0..15:
+ * q4's byte selector, then each lane shifted to its own nibble (0 even lanes, 4 odd lanes). */
+TARGET static inline __m256i q4_codes(__m256i lo, __m256i sel)
+{
+    const __m256i shift = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(lo, sel), shift),
+                            _mm256_set1_epi32(15));
+}
+
 TARGET static inline __m256 q6_chunk(__m256i lo, __m256i hi, __m256i sel_lo, __m256i sel_hi,
                                      __m256i shift_hi)
 {
-    const __m256i shift_lo = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
-    const __m256i low = _mm256_and_si256(
-        _mm256_srlv_epi32(_mm256_shuffle_epi8(lo, sel_lo), shift_lo), _mm256_set1_epi32(15));
+    const __m256i low = q4_codes(lo, sel_lo);
     const __m256i top = _mm256_and_si256(
         _mm256_srlv_epi32(_mm256_shuffle_epi8(hi, sel_hi), shift_hi), _mm256_set1_epi32(3));
     const __m256i u = _mm256_or_si256(low, _mm256_slli_epi32(top, 4));
@@ -222,6 +231,75 @@ TARGET float dsq_dot_row_avx2(uint32_t type, const void *base, uint64_t rows, ui
                       dsq_q6_scales(base, rows, cols) + r * (cols / group), cols / group, group, x);
     default: /* unreachable: the reader refuses unknown types */
         return dsq_dot_row_ref(type, base, rows, cols, group, r, x, xsum);
+    }
+}
+
+/* dsq_dequant_row's values, bit for bit: a q8 or q6 weight d * q is exact in f32 (an 11-bit
+ * scale times a code of at most 7 bits), so its one multiply rounds nothing, and a q4 weight
+ * d * q + m rounds once whether or not the add is fused. */
+TARGET void dsq_dequant_row_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                                 uint32_t group, uint64_t r, float *out)
+{
+    const uint64_t groups = group ? cols / group : 0;
+    const __m256i sel[4] = {Q4_SEL(0), Q4_SEL(1), Q4_SEL(2), Q4_SEL(3)};
+    switch (type) {
+    case DSQ_TYPE_BF16:
+    case DSQ_TYPE_F16: {
+        const uint16_t *w = (const uint16_t *)base + r * cols;
+        uint64_t k = 0;
+        for (; k + 8 <= cols; k += 8)
+            _mm256_storeu_ps(out + k, type == DSQ_TYPE_BF16 ? load_bf16(w, k) : load_f16(w, k));
+        for (; k < cols; k++)
+            out[k] = type == DSQ_TYPE_BF16 ? dsq_bf16_to_f32(w[k]) : dsq_f16_to_f32(w[k]);
+        return;
+    }
+    case DSQ_TYPE_Q8: {
+        const int8_t *q = (const int8_t *)base + r * cols;
+        const uint16_t *d = dsq_q8_scales(base, rows, cols) + r * groups;
+        for (uint64_t g = 0; g < groups; g++) {
+            const __m256 dg = _mm256_set1_ps(_cvtsh_ss(d[g]));
+            for (uint32_t k = 0; k < group; k += 8, q += 8, out += 8)
+                _mm256_storeu_ps(out, _mm256_mul_ps(dg, load_q8(q)));
+        }
+        return;
+    }
+    case DSQ_TYPE_Q4: {
+        const uint8_t *q = (const uint8_t *)base + r * cols / 2;
+        const uint16_t *dm = dsq_q4_scales(base, rows, cols) + 2 * r * groups;
+        for (uint64_t g = 0; g < groups; g++) {
+            const __m256 dg = _mm256_set1_ps(_cvtsh_ss(dm[2 * g]));
+            const __m256 mg = _mm256_set1_ps(_cvtsh_ss(dm[2 * g + 1]));
+            for (uint32_t k = 0; k < group; k += 32, q += 16, out += 32) {
+                const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+                for (int c = 0; c < 4; c++)
+                    _mm256_storeu_ps(
+                        out + 8 * c,
+                        _mm256_fmadd_ps(dg, _mm256_cvtepi32_ps(q4_codes(b, sel[c])), mg));
+            }
+        }
+        return;
+    }
+    case DSQ_TYPE_Q6: {
+        const uint8_t *lo = (const uint8_t *)base + r * cols / 2;
+        const uint8_t *hi = dsq_q6_high(base, rows, cols) + r * cols / 4;
+        const uint16_t *d = dsq_q6_scales(base, rows, cols) + r * groups;
+        const __m256i low_pairs = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+        const __m256i high_pairs = _mm256_setr_epi32(2, 6, 2, 6, 2, 6, 2, 6);
+        for (uint64_t g = 0; g < groups; g++) {
+            const __m256 dg = _mm256_set1_ps(_cvtsh_ss(d[g]));
+            for (uint32_t k = 0; k < group; k += 32, lo += 16, hi += 8, out += 32) {
+                const __m256i l = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lo));
+                const __m256i h = _mm256_broadcastsi128_si256(_mm_loadl_epi64((const __m128i *)hi));
+                for (int c = 0; c < 4; c++)
+                    _mm256_storeu_ps(out + 8 * c,
+                                     _mm256_mul_ps(dg, q6_chunk(l, h, sel[c], sel[c % 2],
+                                                                c < 2 ? low_pairs : high_pairs)));
+            }
+        }
+        return;
+    }
+    default: /* f32, and the unreachable unknown types */
+        dsq_dequant_row(type, base, rows, cols, group, r, out);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend_cpu.h"
+#include "dequant.h"
 #include "dot.h"
 #include "gemm_f32.h"
 #include "model.h"
@@ -183,28 +184,6 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
 #define PIECE_MAX 128
 #define PIECE_MAX_ROWS 64
 
-/* W_UK, the rows of kv_b that take q_nope into the latent space, widened to f32 at the first
- * absorbed step: head h's nope rows of kvr floats at h * nope * kvr. They are used transposed
- * (a sum of rows weighted by q_nope), which the row kernels do not do. W_UV stays in the file's
- * storage and goes through the row dot kernels: a q8 file reads a quarter of the f32 bytes
- * (DeepSeek-V2: 8.4 instead of 33.5 MB per layer and token). */
-static const float *w_uk_widened(model *m, int layer)
-{
-    if (!m->kv_b_f32[layer]) {
-        const dsq_model_config *c = m->cfg;
-        const dsq_matrix *kv_b = &m->w.layers[layer].kv_b;
-        const int nope = c->qk_nope_head_dim, kvw = nope + c->v_head_dim;
-        float *w = malloc((size_t)c->n_heads * nope * kv_b->cols * sizeof(float));
-        if (!w)
-            return NULL;
-        for (int h = 0; h < c->n_heads; h++)
-            for (int k = 0; k < nope; k++)
-                m->be->get_row(kv_b, h * kvw + k, w + ((size_t)h * nope + k) * kv_b->cols);
-        m->kv_b_f32[layer] = w;
-    }
-    return m->kv_b_f32[layer];
-}
-
 /* The absorbed form's scores of every query row against cached positions s0..s0+ns-1, into
  * scores + s0 (rows of stride total, row t * nh + h): q_lat . c, then each query's heads'
  * q_pe . k_pe added. */
@@ -231,10 +210,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     const dsq_model_config *c = m->cfg;
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int vd = c->v_head_dim, qk = nope + rope, kvr = c->kv_lora_rank, kvw = nope + vd;
-    const float *w_uk = w_uk_widened(m, layer);
     const dsq_matrix *kv_b = &m->w.layers[layer].kv_b;
-    if (!w_uk)
-        return DSQ_ERESOURCE;
     const float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n, rows = n * nh; /* row t * nh + h: query t, head h */
@@ -257,18 +233,33 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     float *piece_sum = piece_max ? piece_max + (size_t)n_pieces * rows : NULL;
     const uint64_t xsum_len = dsq_dot_xsum_len(kv_b->type, (uint64_t)kvr, kv_b->group);
     float *xsums = xsum_len ? malloc((size_t)rows * xsum_len * sizeof(float)) : NULL;
-    if ((pieces && !partial) || (xsum_len && !xsums)) {
+    float *w_uk_rows = malloc((size_t)nh * kvr * sizeof(float)); /* one widened row per head */
+    if ((pieces && !partial) || (xsum_len && !xsums) || !w_uk_rows) {
         free(partial);
         free(xsums);
+        free(w_uk_rows);
         return DSQ_ERESOURCE;
     }
-#pragma omp parallel if ((long)rows * total * kvr > PARALLEL_MIN_WORK)
+    memset(q_lat, 0, (size_t)rows * kvr * sizeof(float));
+    /* the W_UK product widens nh * nope rows of kv_b whatever the cache length */
+#pragma omp parallel if ((long)(rows * total + nh * nope) * kvr > PARALLEL_MIN_WORK)
     {
+        /* q_lat[t][h] = q_nope[t][h] W_UK[h], a sum of W_UK's rows. W_UK is used transposed,
+         * which the row kernels do not do, so each row is widened once per step (it stays in
+         * L1 for every query) from the file's storage: a q8 file reads a quarter of the bytes
+         * a widened f32 copy would (DeepSeek-V2: 8.4 instead of 33.5 MB per layer and token),
+         * and no copy is kept. */
 #pragma omp for schedule(static)
-        for (int h = 0; h < nh; h++) /* q_lat[t][h] = q_nope[t][h] W_UK[h] */
-            gemm_f32(n, kvr, nope, q + (size_t)h * qk, (size_t)nh * qk,
-                     w_uk + (size_t)h * nope * kvr, (size_t)kvr, q_lat + (size_t)h * kvr,
-                     (size_t)nh * kvr, false);
+        for (int h = 0; h < nh; h++) {
+            float *w = w_uk_rows + (size_t)h * kvr;
+            for (int k = 0; k < nope; k++) {
+                dsq_dequant_row_fast(kv_b->type, kv_b->data, (uint64_t)kv_b->rows,
+                                     (uint64_t)kv_b->cols, kv_b->group, (uint64_t)(h * kvw + k), w);
+                for (int t = 0; t < n; t++)
+                    ops_axpy(q_lat + ((size_t)t * nh + h) * kvr, q[((size_t)t * nh + h) * qk + k],
+                             w, kvr);
+            }
+        }
         if (pieces) {
 #pragma omp for schedule(static)
             for (int p = 0; p < n_pieces; p++) {
@@ -340,6 +331,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     }
     free(partial);
     free(xsums);
+    free(w_uk_rows);
     return DSQ_OK;
 }
 

@@ -67,18 +67,13 @@ int model_state_init(model *m, dsq_error *err)
     size_t per_layer_a = (size_t)ctx * m->cache_a_stride, per_layer_b = (size_t)ctx * m->cache_b_stride;
     m->cache_a = malloc((size_t)c->n_layers * per_layer_a * sizeof(float));
     m->cache_b = malloc((size_t)c->n_layers * per_layer_b * sizeof(float));
-    m->kv_b_f32 = calloc((size_t)c->n_layers, sizeof *m->kv_b_f32);
-    if (!m->cache_a || !m->cache_b || !m->kv_b_f32)
+    if (!m->cache_a || !m->cache_b)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
     return rope_init(&m->rope, c, ctx, err);
 }
 
 void model_state_free(model *m)
 {
-    for (int l = 0; m->kv_b_f32 && l < m->cfg->n_layers; l++)
-        free(m->kv_b_f32[l]);
-    free(m->kv_b_f32);
-    m->kv_b_f32 = NULL;
     rope_free(&m->rope);
     free(m->cache_a);
     free(m->cache_b);

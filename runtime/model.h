@@ -28,7 +28,6 @@ typedef struct model {
      * MLA: RMSNorm(c_kv), (ctx, kv_lora_rank), and the roped shared key, (ctx, rope). */
     float *cache_a, *cache_b;
     size_t cache_a_stride, cache_b_stride; /* floats per token */
-    float **kv_b_f32; /* MLA: per layer, kv_b's W_UK rows widened at the first absorbed step */
     struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 
@@ -47,8 +46,8 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err);
 void model_close(model *m);
 
 /* What a model needs beyond its weights, for m->cfg and m->ctx: cache strides, the softmax
- * scale, the KV cache, the widened kv_b slots and the RoPE tables (model_open calls it; so does a
- * model built in memory). model_state_free releases them. */
+ * scale, the KV cache and the RoPE tables (model_open calls it; so does a model built in
+ * memory). model_state_free releases them. */
 int model_state_init(model *m, dsq_error *err);
 void model_state_free(model *m);
 

@@ -1,6 +1,7 @@
 /* Fused dot kernels (quant/dot.h) and the CPU matmul built on them: the AVX2 path and the scalar
  * reference against the widened reference (dsq_dequant_row, then a double-precision dot), with
- * element order checked exactly on one-hot vectors; then a timing print.
+ * element order checked exactly on one-hot vectors; the fast row widening against
+ * dsq_dequant_row, bit for bit; then a timing print.
  *
  * Error bound. With u = 2^-24 and S = sum over k of |w_k x_k| (for q4, |d q_k x_k| + |m x_k|, as
  * the kernels sum the d and m terms apart), any order of fp32 sums of K terms, plus the few
@@ -13,6 +14,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <omp.h>
@@ -290,6 +292,51 @@ TEST(dispatch_picks_avx2_when_present_and_can_be_forced)
     dsq_dot_force_reference(false);
     CHECK_STR_CONTAINS(dsq_dot_path(), have_avx2() ? "avx2" : "scalar");
     free(m);
+}
+
+/* dsq_dequant_row_fast gives dsq_dequant_row's floats bit for bit (quant/dequant.h says why they
+ * can be equal), on the AVX2 path and when forced to the reference: every type and group, odd
+ * row counts, float rows whose length leaves a scalar tail. */
+static int dequant_mismatches(uint32_t type, uint32_t group, uint64_t rows, uint64_t cols)
+{
+    void *m = random_matrix(type, rows, cols, group);
+    float *want = malloc(cols * sizeof(float)), *got = malloc(cols * sizeof(float));
+    int bad = 0;
+    for (uint64_t r = 0; r < rows; r++) {
+        dsq_dequant_row(type, m, rows, cols, group, r, want);
+        dsq_dequant_row_fast(type, m, rows, cols, group, r, got);
+        bad += memcmp(want, got, cols * sizeof(float)) != 0;
+    }
+    free(m);
+    free(want);
+    free(got);
+    return bad;
+}
+
+TEST(fast_dequant_equals_reference_bit_for_bit)
+{
+    for (int forced = 0; forced < 2; forced++) {
+        dsq_dot_force_reference(forced);
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            const uint32_t type = all_types[ti];
+            int bad = 0;
+            for (size_t gi = 0; gi < 3; gi++) {
+                const uint32_t g = all_groups[gi], group = is_quant(type) ? g : 0;
+                bad += dequant_mismatches(type, group, 3, 512);
+                for (int i = 0; i < 4; i++)
+                    bad += dequant_mismatches(type, group, (uint64_t)rng_int(1, 7),
+                                              (uint64_t)rng_int(1, 48) * g);
+                if (!is_quant(type))
+                    bad += dequant_mismatches(type, 0, (uint64_t)rng_int(1, 5),
+                                              (uint64_t)rng_int(1, 300));
+            }
+            if (bad)
+                printf("  %s%s: %d rows differ\n", dsq_type_info(type)->name,
+                       forced ? " (forced reference)" : "", bad);
+            CHECK_EQ_INT(bad, 0);
+        }
+    }
+    dsq_dot_force_reference(false);
 }
 
 /* The float tiles (f32, bf16, f16 rows by 1-2 tokens on AVX2, 1-4 on AVX-512) against the exact
