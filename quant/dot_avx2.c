@@ -157,11 +157,6 @@ TARGET static float dot_q4(const uint8_t *q, const uint16_t *dm, uint64_t groups
     return hsum(_mm256_mul_ps(_mm256_add_ps(t0, t1), unshift)) + msum;
 }
 
-/* q6: a run of 32 elements is q4's 16 nibble bytes plus 8 bytes of top-bit pairs (quant/q6.h:
- * byte b holds elements 2b, 16 + 2b, 2b + 1, 17 + 2b at shifts 0, 2, 4, 6). Lane j of chunk c
- * (element e = 8c + j) takes nibble byte e / 2, as in q4, and top-bit byte e % 16 / 2, which is
- * chunk c % 2's nibble selector; per-lane shifts pick the nibble (0 or 4) and the bit pair
- * (0 or 4 for e < 16, 2 or 6 above), so the code is exact before the multiply. */
 /* Chunk c of a q4 run's 16 nibble bytes (broadcast to both halves) as eight exact codes 0..15:
  * q4's byte selector, then each lane shifted to its own nibble (0 even lanes, 4 odd lanes). */
 TARGET static inline __m256i q4_codes(__m256i lo, __m256i sel)
@@ -171,6 +166,11 @@ TARGET static inline __m256i q4_codes(__m256i lo, __m256i sel)
                             _mm256_set1_epi32(15));
 }
 
+/* q6: a run of 32 elements is q4's 16 nibble bytes plus 8 bytes of top-bit pairs (quant/q6.h:
+ * byte b holds elements 2b, 16 + 2b, 2b + 1, 17 + 2b at shifts 0, 2, 4, 6). Lane j of chunk c
+ * (element e = 8c + j) takes nibble byte e / 2, as in q4, and top-bit byte e % 16 / 2, which is
+ * chunk c % 2's nibble selector; per-lane shifts pick the nibble (0 or 4) and the bit pair
+ * (0 or 4 for e < 16, 2 or 6 above), so the code is exact before the multiply. */
 TARGET static inline __m256 q6_chunk(__m256i lo, __m256i hi, __m256i sel_lo, __m256i sel_hi,
                                      __m256i shift_hi)
 {

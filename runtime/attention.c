@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "backend_cpu.h"
-#include "dequant.h"
 #include "dot.h"
 #include "gemm_f32.h"
 #include "model.h"
@@ -253,8 +252,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
         for (int h = 0; h < nh; h++) {
             float *w = w_uk_rows + (size_t)h * kvr;
             for (int k = 0; k < nope; k++) {
-                dsq_dequant_row_fast(kv_b->type, kv_b->data, (uint64_t)kv_b->rows,
-                                     (uint64_t)kv_b->cols, kv_b->group, (uint64_t)(h * kvw + k), w);
+                m->be->get_row(kv_b, h * kvw + k, w);
                 for (int t = 0; t < n; t++)
                     ops_axpy(q_lat + ((size_t)t * nh + h) * kvr, q[((size_t)t * nh + h) * qk + k],
                              w, kvr);

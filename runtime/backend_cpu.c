@@ -7,7 +7,8 @@
  * activations, and everything on the scalar path, dot each weight row with every token through
  * the fused float kernels. Rows are split across OpenMP threads in blocks small enough to stay
  * in cache while every token passes over them (handed out as threads free up in a prompt, split
- * evenly in a decode step). get_row widens with the reference dequantizer. */
+ * evenly in a decode step). get_row widens with the fast dequantizer (AVX2 where the CPU has
+ * it), whose floats are the reference's bit for bit. */
 #include "backend_cpu.h"
 
 #include <stdatomic.h>
@@ -34,8 +35,8 @@
 
 static void widen_row(const dsq_matrix *w, int r, float *out)
 {
-    dsq_dequant_row(w->type, w->data, (uint64_t)w->rows, (uint64_t)w->cols, w->group, (uint64_t)r,
-                    out);
+    dsq_dequant_row_fast(w->type, w->data, (uint64_t)w->rows, (uint64_t)w->cols, w->group,
+                         (uint64_t)r, out);
 }
 
 static atomic_bool f32_activations;
