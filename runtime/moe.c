@@ -7,6 +7,7 @@
 #include "backend_cpu.h"
 #include "expert_stats.h"
 #include "model.h"
+#include "moe_experts.h"
 #include "ops.h"
 
 /* out = down(silu(gate(x)) * up(x)) for n rows. */
@@ -79,54 +80,122 @@ static void route(const dsq_model_config *c, const float *scores, int *ids, floa
                                                 : weights[i] * (float)c->routed_scaling_factor;
 }
 
-/* Routed experts on the CPU backend: every chosen expert's gate and up (and the shared
- * experts') in one batch of matmuls, then every down in another, so a decode step has two
- * parallel regions per layer instead of three per expert. Each expert reads its tokens' rows
- * of xn (rows[j] for its rows start[e]..start[e] + count[e] - 1), so the batch rounds each
- * token once for all of them; ye gets each expert's outputs back to back (n * k rows). */
-static int experts_batched(const model *m, const layer_weights *lw, const float *xn, int n,
-                           const int *rows_of, const int *start, const int *count, float *ye,
-                           float *shared_out)
+int moe_workspace_init(moe_workspace *ws, const dsq_model_config *c, int shared_inter,
+                       int max_tokens)
 {
-    const dsq_model_config *c = m->cfg;
-    const int ne = c->n_routed_experts, rows = n * c->n_experts_per_tok;
-    const int inter = c->moe_intermediate_size, h = c->hidden_size;
-    const int sh_inter = lw->has_shared ? lw->shared.gate.rows : 0;
-    const size_t gu = (size_t)rows * inter + (size_t)n * sh_inter;
-    float *g = malloc(gu * sizeof(float)), *u = malloc(gu * sizeof(float));
-    dsq_matmul_job *jobs = malloc(2 * ((size_t)ne + 1) * sizeof *jobs);
-    int rc = g && u && jobs ? DSQ_OK : DSQ_ERESOURCE;
+    const int ne = c->n_routed_experts, k = c->n_experts_per_tok;
+    const size_t slots = (size_t)max_tokens * k;
+    const size_t gu = slots * c->moe_intermediate_size + (size_t)max_tokens * shared_inter;
+    *ws = (moe_workspace){.max_tokens = max_tokens,
+                          .n_experts = ne,
+                          .k = k,
+                          .inter = c->moe_intermediate_size,
+                          .hidden = c->hidden_size,
+                          .shared_inter = shared_inter};
+    ws->g = malloc(gu * sizeof(float));
+    ws->u = malloc(gu * sizeof(float));
+    ws->ye = malloc(slots * c->hidden_size * sizeof(float));
+    ws->start = malloc((size_t)ne * sizeof(int));
+    ws->count = malloc((size_t)ne * sizeof(int));
+    ws->rows = malloc(slots * sizeof(int));
+    ws->row_weight = malloc(slots * sizeof(float));
+    ws->jobs = malloc(2 * ((size_t)ne + 1) * sizeof *ws->jobs);
+    if (ws->g && ws->u && ws->ye && ws->start && ws->count && ws->rows && ws->row_weight &&
+        ws->jobs)
+        return DSQ_OK;
+    moe_workspace_free(ws);
+    return DSQ_ERESOURCE;
+}
+
+void moe_workspace_free(moe_workspace *ws)
+{
+    free(ws->g);
+    free(ws->u);
+    free(ws->ye);
+    free(ws->start);
+    free(ws->count);
+    free(ws->rows);
+    free(ws->row_weight);
+    free(ws->jobs);
+    memset(ws, 0, sizeof *ws);
+}
+
+void moe_group_by_expert(moe_workspace *ws, const int *ids, const float *weights, int n,
+                         const unsigned char *skip)
+{
+    const int ne = ws->n_experts, k = ws->k;
+    memset(ws->count, 0, (size_t)ne * sizeof(int));
+    for (int i = 0; i < n * k; i++)
+        if (!skip || !skip[ids[i]])
+            ws->count[ids[i]]++;
+    for (int e = 0, at = 0; e < ne; e++) {
+        ws->start[e] = at;
+        at += ws->count[e];
+        ws->count[e] = 0;
+    }
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < k; i++) {
+            const int e = ids[t * k + i];
+            if (skip && skip[e])
+                continue;
+            const int j = ws->start[e] + ws->count[e]++;
+            ws->rows[j] = t;
+            ws->row_weight[j] = weights[t * k + i];
+        }
+}
+
+/* out[t] = sum of each expert's rows of ye for token t, in expert order. */
+static void combine_rows(const moe_workspace *ws, int n, float *out)
+{
+    const int h = ws->hidden;
+    memset(out, 0, (size_t)n * h * sizeof(float));
+    for (int e = 0; e < ws->n_experts; e++)
+        for (int j = ws->start[e]; j < ws->start[e] + ws->count[e]; j++)
+            for (int i = 0; i < h; i++)
+                out[(size_t)ws->rows[j] * h + i] += ws->row_weight[j] * ws->ye[(size_t)j * h + i];
+}
+
+int moe_experts_cpu(moe_workspace *ws, const layer_weights *lw, const float *xn, int n,
+                    const int *ids, const float *weights, const unsigned char *skip, float *out,
+                    float *shared_out)
+{
+    const int ne = ws->n_experts, inter = ws->inter, h = ws->hidden;
+    const bool shared = shared_out && lw->has_shared;
+    if (n > ws->max_tokens || (shared && lw->shared.gate.rows > ws->shared_inter))
+        return DSQ_EUSAGE;
+    moe_group_by_expert(ws, ids, weights, n, skip);
+    const int rows = ws->start[ne - 1] + ws->count[ne - 1];
+    const int sh_inter = shared ? lw->shared.gate.rows : 0;
+    const size_t gu = (size_t)rows * inter + (size_t)n * sh_inter, sh_at = (size_t)rows * inter;
+    dsq_matmul_job *jobs = ws->jobs;
     int nj = 0;
-    for (int e = 0; !rc && e < ne; e++) {
-        if (!count[e])
+    for (int e = 0; e < ne; e++) {
+        if (!ws->count[e])
             continue;
-        const size_t at = (size_t)start[e] * inter;
-        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].gate, xn, g + at, count[e],
-                                      rows_of + start[e]};
-        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].up, xn, u + at, count[e],
-                                      rows_of + start[e]};
+        const size_t at = (size_t)ws->start[e] * inter;
+        const int *rows_of = ws->rows + ws->start[e];
+        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].gate, xn, ws->g + at, ws->count[e], rows_of};
+        jobs[nj++] = (dsq_matmul_job){&lw->experts[e].up, xn, ws->u + at, ws->count[e], rows_of};
     }
-    const size_t sh_at = (size_t)rows * inter;
-    if (!rc && lw->has_shared) {
-        jobs[nj++] = (dsq_matmul_job){&lw->shared.gate, xn, g + sh_at, n, NULL};
-        jobs[nj++] = (dsq_matmul_job){&lw->shared.up, xn, u + sh_at, n, NULL};
+    if (shared) {
+        jobs[nj++] = (dsq_matmul_job){&lw->shared.gate, xn, ws->g + sh_at, n, NULL};
+        jobs[nj++] = (dsq_matmul_job){&lw->shared.up, xn, ws->u + sh_at, n, NULL};
     }
-    if (!rc)
-        rc = dsq_cpu_matmul_many(jobs, nj);
-    if (!rc) {
-        ops_swiglu(g, u, (int)gu);
+    int rc = nj ? dsq_cpu_matmul_many(jobs, nj) : DSQ_OK;
+    if (!rc && nj) {
+        ops_swiglu(ws->g, ws->u, (int)gu);
         nj = 0;
         for (int e = 0; e < ne; e++)
-            if (count[e])
-                jobs[nj++] = (dsq_matmul_job){&lw->experts[e].down, g + (size_t)start[e] * inter,
-                                              ye + (size_t)start[e] * h, count[e], NULL};
-        if (lw->has_shared)
-            jobs[nj++] = (dsq_matmul_job){&lw->shared.down, g + sh_at, shared_out, n, NULL};
+            if (ws->count[e])
+                jobs[nj++] =
+                    (dsq_matmul_job){&lw->experts[e].down, ws->g + (size_t)ws->start[e] * inter,
+                                     ws->ye + (size_t)ws->start[e] * h, ws->count[e], NULL};
+        if (shared)
+            jobs[nj++] = (dsq_matmul_job){&lw->shared.down, ws->g + sh_at, shared_out, n, NULL};
         rc = dsq_cpu_matmul_many(jobs, nj);
     }
-    free(g);
-    free(u);
-    free(jobs);
+    if (!rc)
+        combine_rows(ws, n, out);
     return rc;
 }
 
@@ -136,21 +205,17 @@ static int moe_forward(const model *m, int layer, const layer_weights *lw, const
     const dsq_model_config *c = m->cfg;
     const int h = c->hidden_size, ne = c->n_routed_experts, k = c->n_experts_per_tok;
     const bool batched = m->be == &dsq_backend_cpu;
+    moe_workspace ws;
+    int rc = moe_workspace_init(&ws, c, lw->has_shared ? lw->shared.gate.rows : 0, n);
     float *scores = malloc((size_t)n * ne * sizeof(float));
     int *ids = malloc((size_t)n * k * sizeof(int));
     float *weights = malloc((size_t)n * k * sizeof(float));
     char *taken = malloc((size_t)ne);
-    int *start = malloc((size_t)ne * sizeof(int)), *count = calloc((size_t)ne, sizeof(int));
-    int *rows = malloc((size_t)n * k * sizeof(int));
-    float *row_weight = malloc((size_t)n * k * sizeof(float));
     /* the other backends take each expert's tokens gathered into xe */
     float *xe = batched ? NULL : malloc((size_t)n * k * h * sizeof(float));
-    float *ye = malloc((size_t)n * k * h * sizeof(float));
     float *ys = lw->has_shared ? malloc((size_t)n * h * sizeof(float)) : NULL;
-    int rc = scores && ids && weights && taken && start && count && rows && row_weight &&
-                     (xe || batched) && ye && (ys || !lw->has_shared)
-                 ? DSQ_OK
-                 : DSQ_ERESOURCE;
+    if (!rc && !(scores && ids && weights && taken && (xe || batched) && (ys || !lw->has_shared)))
+        rc = DSQ_ERESOURCE;
     if (!rc) {
         m->be->matmul(&lw->router, xn, scores, n);
         for (int t = 0; t < n; t++) {
@@ -161,53 +226,29 @@ static int moe_forward(const model *m, int layer, const layer_weights *lw, const
         if (m->expert_stats)
             rc = expert_stats_record(m->expert_stats, layer, ids, n);
     }
-    if (!rc) {
-        /* each expert runs once on the tokens that chose it: gather them, in token order */
-        for (int i = 0; i < n * k; i++)
-            count[ids[i]]++;
-        for (int e = 0, at = 0; e < ne; e++) {
-            start[e] = at;
-            at += count[e];
-            count[e] = 0;
-        }
-        for (int t = 0; t < n; t++)
-            for (int i = 0; i < k; i++) {
-                const int e = ids[t * k + i], j = start[e] + count[e]++;
-                rows[j] = t;
-                row_weight[j] = weights[t * k + i];
-                if (!batched)
-                    memcpy(xe + (size_t)j * h, xn + (size_t)t * h, (size_t)h * sizeof(float));
-            }
-        if (batched) {
-            rc = experts_batched(m, lw, xn, n, rows, start, count, ye, ys);
-        } else {
-            for (int e = 0; !rc && e < ne; e++)
-                if (count[e])
-                    rc = swiglu_ffn(m->be, &lw->experts[e], xe + (size_t)start[e] * h, count[e],
-                                    ye + (size_t)start[e] * h);
-            if (!rc && lw->has_shared)
-                rc = swiglu_ffn(m->be, &lw->shared, xn, n, ys);
-        }
+    if (!rc && batched) {
+        rc = moe_experts_cpu(&ws, lw, xn, n, ids, weights, NULL, out, ys);
+    } else if (!rc) { /* each expert runs once on the tokens that chose it, in token order */
+        moe_group_by_expert(&ws, ids, weights, n, NULL);
+        for (int j = 0; j < n * k; j++)
+            memcpy(xe + (size_t)j * h, xn + (size_t)ws.rows[j] * h, (size_t)h * sizeof(float));
+        for (int e = 0; !rc && e < ne; e++)
+            if (ws.count[e])
+                rc = swiglu_ffn(m->be, &lw->experts[e], xe + (size_t)ws.start[e] * h, ws.count[e],
+                                ws.ye + (size_t)ws.start[e] * h);
+        if (!rc && lw->has_shared)
+            rc = swiglu_ffn(m->be, &lw->shared, xn, n, ys);
+        if (!rc)
+            combine_rows(&ws, n, out);
     }
-    if (!rc) { /* combine in expert order, then the shared experts, as before */
-        memset(out, 0, (size_t)n * h * sizeof(float));
-        for (int e = 0; e < ne; e++)
-            for (int j = start[e]; j < start[e] + count[e]; j++)
-                for (int i = 0; i < h; i++)
-                    out[(size_t)rows[j] * h + i] += row_weight[j] * ye[(size_t)j * h + i];
-        for (size_t i = 0; lw->has_shared && i < (size_t)n * h; i++)
-            out[i] += ys[i];
-    }
+    for (size_t i = 0; !rc && lw->has_shared && i < (size_t)n * h; i++)
+        out[i] += ys[i]; /* the shared experts after the routed ones, as before */
+    moe_workspace_free(&ws);
     free(scores);
     free(ids);
     free(weights);
     free(taken);
-    free(start);
-    free(count);
-    free(rows);
-    free(row_weight);
     free(xe);
-    free(ye);
     free(ys);
     return rc;
 }
