@@ -79,8 +79,8 @@ cudaError_t launch_moe_route(float *scores, int n, const moe_route_params &p, in
     return cudaGetLastError();
 }
 
-__global__ void moe_combine_kernel(const float *y, const float *weights, const float *shared, int k,
-                                   int hidden, float *x)
+__global__ void moe_combine_kernel(const float *y, const float *weights, const float *shared,
+                                   const float *host, int k, int hidden, float *x)
 {
     const int t = blockIdx.x;
     for (int i = threadIdx.x; i < hidden; i += blockDim.x) {
@@ -89,13 +89,16 @@ __global__ void moe_combine_kernel(const float *y, const float *weights, const f
             acc += weights[t * k + j] * y[((size_t)t * k + j) * hidden + i];
         if (shared)
             acc += shared[(size_t)t * hidden + i];
+        if (host)
+            acc += host[(size_t)t * hidden + i];
         x[(size_t)t * hidden + i] += acc;
     }
 }
 
-cudaError_t launch_moe_combine(const float *y, const float *weights, const float *shared, int n,
-                               int k, int hidden, float *x, cudaStream_t s)
+cudaError_t launch_moe_combine(const float *y, const float *weights, const float *shared,
+                               const float *host, int n, int k, int hidden, float *x,
+                               cudaStream_t s)
 {
-    moe_combine_kernel<<<n, THREADS, 0, s>>>(y, weights, shared, k, hidden, x);
+    moe_combine_kernel<<<n, THREADS, 0, s>>>(y, weights, shared, host, k, hidden, x);
     return cudaGetLastError();
 }

@@ -3,7 +3,12 @@
  * together) and activations on the device, and the forward pass as one stream of kernel
  * launches (cuda/kernels.h). Each token's position, sequence and id go up in one small copy per
  * pass and only logits come back; steps of up to 16 tokens are captured once per size as CUDA
- * graphs and replayed, since every kernel reads positions from device memory. */
+ * graphs and replayed, since every kernel reads positions from device memory. With an offload
+ * (a model larger than the device) the routed experts the plan leaves in host memory are not
+ * uploaded: after each MoE layer's router the pass copies the layer's input and choices to
+ * pinned host memory, a host function runs those experts on the CPU (runtime/host_experts.h)
+ * while a second stream computes the device's experts and shared experts, and the host's sum
+ * comes back to the combine. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +17,8 @@
 #include "cuda_engine.h"
 #include "kernels.h"
 extern "C" {
+#include "host_experts.h"
+#include "types.h"
 #include "vram_plan.h"
 }
 
@@ -27,6 +34,17 @@ struct dlayer {
     const dmat *gates, *ups, *downs; /* device arrays [n_experts] */
     const dmat *ffn_pair;            /* device: gate, up of the dense or shared FFN */
     bool moe, has_shared;
+};
+
+/* A byte range of the file that is not uploaded (routed experts left in host memory). */
+struct hole {
+    uint64_t off, len;
+};
+
+struct cuda_state;
+struct host_call { /* the argument of one MoE layer's host function */
+    cuda_state *st;
+    int layer;
 };
 
 struct cuda_state {
@@ -48,6 +66,20 @@ struct cuda_state {
     int n_seq;
     cudaGraphExec_t graphs[MAX_GRAPH + 1]; /* a step of n tokens with every row's logits */
     bool graph_ready[MAX_GRAPH + 1], use_graph;
+    /* offload: sorted, merged holes of the upload and the hole bytes before each */
+    hole *holes;
+    uint64_t *hole_before, hole_bytes;
+    int n_holes;
+    host_experts *he;  /* not owned */
+    bool *host_layer;  /* [n_layers] some routed expert of the layer is in host memory */
+    host_call *calls;  /* [n_layers] */
+    cudaStream_t side; /* the device's experts while the host computes its own */
+    cudaEvent_t fork, join;
+    float *hx, *hw, *hout; /* pinned: a pass's layer input, routing weights, the host's sum */
+    int *hids;             /* pinned: the pass's expert ids */
+    float *dout;           /* device: the host's sum */
+    int host_n, host_rc;   /* tokens of the pass running; the first host error */
+    dsq_error host_err;
 };
 
 static double now_seconds(void)
@@ -96,16 +128,98 @@ template <typename T> static cudaError_t dalloc_n(cuda_state *st, size_t count, 
     return dalloc(st, count * sizeof(T), (void **)p);
 }
 
-/* The device view of a matrix: the same offset into the device copy of the file. */
+/* The device address of a byte of the mapping: its offset less the holes before it; NULL for
+ * NULL and for a byte in a hole (not on the device). */
+static const uint8_t *dev_addr(const cuda_state *st, const model_desc *d, const void *p)
+{
+    if (!p)
+        return NULL;
+    const uint64_t off = (uint64_t)((const uint8_t *)p - d->map);
+    int lo = 0, hi = st->n_holes; /* lo: holes that start at or before off */
+    while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (st->holes[mid].off <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t before = 0;
+    if (lo > 0) {
+        const hole &h = st->holes[lo - 1];
+        if (off < h.off + h.len)
+            return NULL;
+        before = st->hole_before[lo - 1] + h.len;
+    }
+    return st->file + (off - before);
+}
+
+/* The device view of a matrix; no data when it stays in host memory. */
 static dmat to_dev(const cuda_state *st, const model_desc *d, const md_matrix &m)
 {
-    const uint8_t *p = (const uint8_t *)m.data;
-    return dmat{p ? st->file + (p - d->map) : NULL, m.type, m.rows, m.cols, m.group};
+    return dmat{dev_addr(st, d, m.data), m.type, m.rows, m.cols, m.group};
 }
 
 static const float *to_dev_f(const cuda_state *st, const model_desc *d, const float *p)
 {
-    return p ? (const float *)(st->file + ((const uint8_t *)p - d->map)) : NULL;
+    return (const float *)dev_addr(st, d, p);
+}
+
+static int by_offset(const void *a, const void *b)
+{
+    const hole *x = (const hole *)a, *y = (const hole *)b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The holes of an offload: every matrix of every routed expert on_gpu leaves out, with its
+ * padding up to the next tensor, so every tensor after a hole keeps its alignment on the device
+ * (the kernels' 16-byte loads need it), sorted and merged. false when out of memory. */
+static bool make_holes(cuda_state *st, const model_desc *d, const unsigned char *on_gpu)
+{
+    const int ne = d->route.n_experts;
+    size_t n = 0;
+    for (int l = 0; l < d->n_layers; l++)
+        for (int e = 0; d->layers[l].moe && e < ne; e++)
+            n += on_gpu[(size_t)l * ne + e] ? 0 : 3;
+    st->holes = (hole *)malloc((n ? n : 1) * sizeof(hole));
+    st->hole_before = (uint64_t *)malloc((n ? n : 1) * sizeof(uint64_t));
+    if (!st->holes || !st->hole_before)
+        return false;
+    size_t at = 0;
+    for (int l = 0; l < d->n_layers; l++)
+        for (int e = 0; d->layers[l].moe && e < ne; e++) {
+            if (on_gpu[(size_t)l * ne + e])
+                continue;
+            const md_ffn &x = d->layers[l].experts[e];
+            const md_matrix *ms[3] = {&x.gate, &x.up, &x.down};
+            for (int i = 0; i < 3; i++) {
+                uint64_t len = 0;
+                dsq_type_nbytes(ms[i]->type, (uint64_t)ms[i]->rows, (uint64_t)ms[i]->cols,
+                                ms[i]->group, &len);
+                const uint64_t off = (uint64_t)((const uint8_t *)ms[i]->data - d->map);
+                const uint64_t a = d->tensor_align ? d->tensor_align : 1;
+                uint64_t end = (off + len + a - 1) / a * a;
+                end = end < d->map_size ? end : d->map_size;
+                st->holes[at++] = hole{off, end - off};
+            }
+        }
+    qsort(st->holes, n, sizeof(hole), by_offset);
+    int m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m > 0 && st->holes[i].off <= st->holes[m - 1].off + st->holes[m - 1].len) {
+            const uint64_t end = st->holes[i].off + st->holes[i].len;
+            if (end > st->holes[m - 1].off + st->holes[m - 1].len)
+                st->holes[m - 1].len = end - st->holes[m - 1].off;
+        } else {
+            st->holes[m++] = st->holes[i];
+        }
+    }
+    st->n_holes = m;
+    st->hole_bytes = 0;
+    for (int i = 0; i < m; i++) {
+        st->hole_before[i] = st->hole_bytes;
+        st->hole_bytes += st->holes[i].len;
+    }
+    return true;
 }
 
 /* A matrix the kernels can read: inside the mapping (the upload copies only that), known type. */
@@ -169,8 +283,9 @@ static int check_model(const model_desc *d, dsq_error *err)
     return rc;
 }
 
-/* The plan's view of the model: its dimensions and widest FFNs. */
-static vram_plan make_plan(const model_desc *d, int ctx, int n_seq)
+/* The plan's view of the model: its dimensions and widest FFNs, with file_bytes of its file on
+ * the device (all of it, or less the routed experts left in host memory). */
+static vram_plan make_plan(const model_desc *d, int ctx, int n_seq, uint64_t file_bytes)
 {
     vram_model m = {d->mla,
                     d->n_layers,
@@ -189,7 +304,8 @@ static vram_plan make_plan(const model_desc *d, int ctx, int n_seq)
                     0,
                     0,
                     d->rope_dim,
-                    d->map_size, n_seq};
+                    file_bytes,
+                    n_seq};
     for (int l = 0; l < d->n_layers; l++) {
         const md_layer &L = d->layers[l];
         m.ffn_inter = L.dense.gate.rows > m.ffn_inter ? L.dense.gate.rows : m.ffn_inter;
@@ -212,14 +328,28 @@ static void state_free(cuda_state *st)
         cudaFree(st->allocs[i]);
     if (st->host_io)
         cudaFreeHost(st->host_io);
+    void *pinned[] = {st->hx, st->hw, st->hout, st->hids};
+    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++)
+        if (pinned[i])
+            cudaFreeHost(pinned[i]);
+    if (st->fork)
+        cudaEventDestroy(st->fork);
+    if (st->join)
+        cudaEventDestroy(st->join);
+    if (st->side)
+        cudaStreamDestroy(st->side);
     if (st->stream)
         cudaStreamDestroy(st->stream);
+    free(st->holes);
+    free(st->hole_before);
+    free(st->host_layer);
+    free(st->calls);
     free(st->layers);
     free(st);
 }
 
-/* The file to the device: two pinned buffers, one filled from the mapping while the other's
- * copy runs. */
+/* The file to the device, less its holes: two pinned buffers, one filled from the mapping
+ * while the other's copy runs. */
 static cudaError_t upload(cuda_state *st, const model_desc *d, uint8_t *dst)
 {
     uint8_t *stage[2] = {NULL, NULL};
@@ -230,16 +360,23 @@ static cudaError_t upload(cuda_state *st, const model_desc *d, uint8_t *dst)
         if (e == cudaSuccess)
             e = cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming);
     }
-    for (uint64_t off = 0, i = 0; e == cudaSuccess && off < d->map_size; off += STAGE_BYTES, i++) {
-        const size_t len =
-            (size_t)(d->map_size - off < STAGE_BYTES ? d->map_size - off : STAGE_BYTES);
-        e = cudaEventSynchronize(done[i & 1]);
-        if (e == cudaSuccess) {
-            memcpy(stage[i & 1], d->map + off, len);
-            e = cudaMemcpyAsync(dst + off, stage[i & 1], len, cudaMemcpyHostToDevice, st->stream);
+    uint64_t at = 0, chunk = 0; /* bytes on the device so far; chunks staged */
+    for (int h = 0; h <= st->n_holes && e == cudaSuccess; h++) {
+        /* the kept range before hole h (after the last hole for h == n_holes) */
+        const uint64_t from = h ? st->holes[h - 1].off + st->holes[h - 1].len : 0;
+        const uint64_t to = h < st->n_holes ? st->holes[h].off : d->map_size;
+        for (uint64_t off = from; e == cudaSuccess && off < to; off += STAGE_BYTES, chunk++) {
+            const size_t len = (size_t)(to - off < STAGE_BYTES ? to - off : STAGE_BYTES);
+            e = cudaEventSynchronize(done[chunk & 1]);
+            if (e == cudaSuccess) {
+                memcpy(stage[chunk & 1], d->map + off, len);
+                e = cudaMemcpyAsync(dst + at, stage[chunk & 1], len, cudaMemcpyHostToDevice,
+                                    st->stream);
+                at += len;
+            }
+            if (e == cudaSuccess)
+                e = cudaEventRecord(done[chunk & 1], st->stream);
         }
-        if (e == cudaSuccess)
-            e = cudaEventRecord(done[i & 1], st->stream);
     }
     if (e == cudaSuccess)
         e = cudaStreamSynchronize(st->stream);
@@ -255,7 +392,7 @@ static cudaError_t upload(cuda_state *st, const model_desc *d, uint8_t *dst)
 static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p)
 {
     uint8_t *file;
-    TRY(dalloc(st, d->map_size, (void **)&file));
+    TRY(dalloc(st, d->map_size - st->hole_bytes, (void **)&file));
     st->file = file;
     TRY(upload(st, d, file));
     st->embed = to_dev(st, d, d->embed);
@@ -368,7 +505,29 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(dalloc_n(st, B, &st->zero_ids));
     TRY(cudaMemset(st->zero_ids, 0, B * sizeof(int)));
     TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
+    if (!st->he)
+        return cudaSuccess;
+    const size_t slots = B * (size_t)d->route.k;
+    TRY(cudaMallocHost((void **)&st->hx, B * H * sizeof(float)));
+    TRY(cudaMallocHost((void **)&st->hout, B * H * sizeof(float)));
+    TRY(cudaMallocHost((void **)&st->hw, slots * sizeof(float)));
+    TRY(cudaMallocHost((void **)&st->hids, slots * sizeof(int)));
+    TRY(dalloc_n(st, B * H, &st->dout));
+    TRY(cudaStreamCreateWithFlags(&st->side, cudaStreamNonBlocking));
+    TRY(cudaEventCreateWithFlags(&st->fork, cudaEventDisableTiming));
+    TRY(cudaEventCreateWithFlags(&st->join, cudaEventDisableTiming));
     return cudaSuccess;
+}
+
+/* A MoE layer's experts in host memory, run by the stream between the copies of its inputs and
+ * of its sum (CUDA calls are not allowed here). The first error is kept for run_tokens. */
+static void CUDART_CB run_host_experts(void *arg)
+{
+    const host_call *c = (const host_call *)arg;
+    cuda_state *st = c->st;
+    if (!st->host_rc)
+        st->host_rc = host_experts_run(st->he, c->layer, st->hx, st->host_n, st->hids, st->hw,
+                                       st->hout, &st->host_err);
 }
 
 /* g = silu(gate . xn) * (up . xn) for a dense or shared FFN. One token takes the routed-expert
@@ -439,21 +598,42 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         const int k = d->route.k;
         TRY(launch_matmul(L.router, st->xn, n, st->router, false, s));
         TRY(launch_moe_route(st->router, n, d->route, st->ids, st->route_w, s));
+        /* with experts in host memory the device's share runs on the side stream meanwhile */
+        const bool host = st->he && st->host_layer[l];
+        const cudaStream_t dev = host ? st->side : s;
+        if (host) {
+            TRY(cudaEventRecord(st->fork, s));
+            TRY(cudaStreamWaitEvent(st->side, st->fork, 0));
+            TRY(cudaMemcpyAsync(st->hx, st->xn, (size_t)n * H * sizeof(float),
+                                cudaMemcpyDeviceToHost, s));
+            TRY(cudaMemcpyAsync(st->hids, st->ids, (size_t)n * k * sizeof(int),
+                                cudaMemcpyDeviceToHost, s));
+            TRY(cudaMemcpyAsync(st->hw, st->route_w, (size_t)n * k * sizeof(float),
+                                cudaMemcpyDeviceToHost, s));
+            TRY(cudaLaunchHostFunc(s, run_host_experts, &st->calls[l]));
+            TRY(cudaMemcpyAsync(st->dout, st->hout, (size_t)n * H * sizeof(float),
+                                cudaMemcpyHostToDevice, s));
+        }
         if (n == 1) { /* decode: one block row per chosen expert */
             TRY(launch_expert_gate_up(L.gates, L.ups, st->ids, k, st->xn, n, H, st->expert_inter,
-                                      st->h, s));
-            TRY(launch_expert_down(L.downs, st->ids, n * k, st->h, st->expert_inter, H, st->ye, s));
+                                      st->h, dev));
+            TRY(launch_expert_down(L.downs, st->ids, n * k, st->h, st->expert_inter, H, st->ye,
+                                   dev));
         } else { /* prefill: each expert's weights once per 8 of its tokens */
             TRY(launch_experts_grouped(L.gates, L.ups, L.downs, st->ids, n, k, d->route.n_experts,
                                        st->xn, H, st->expert_inter, st->order, st->starts, st->xg,
-                                       st->h, st->ye, s));
+                                       st->h, st->ye, dev));
         }
         if (L.has_shared) {
-            TRY(ffn_gate_up(st, L, L.shared_gate, L.shared_up, n, H, s));
-            TRY(launch_matmul(L.shared_down, st->g, n, st->shared_out, false, s));
+            TRY(ffn_gate_up(st, L, L.shared_gate, L.shared_up, n, H, dev));
+            TRY(launch_matmul(L.shared_down, st->g, n, st->shared_out, false, dev));
         }
-        TRY(launch_moe_combine(st->ye, st->route_w, L.has_shared ? st->shared_out : NULL, n, k, H,
-                               st->x, s));
+        if (host) {
+            TRY(cudaEventRecord(st->join, st->side));
+            TRY(cudaStreamWaitEvent(s, st->join, 0));
+        }
+        TRY(launch_moe_combine(st->ye, st->route_w, L.has_shared ? st->shared_out : NULL,
+                               host ? st->dout : NULL, n, k, H, st->x, s));
     }
     if (!head)
         return cudaSuccess;
@@ -489,6 +669,7 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
     for (int done = 0; done < n;) {
         const int m = n - done < st->batch ? n - done : st->batch;
         const bool last = done + m == n, head = last || all_logits;
+        st->host_n = m; /* read by the host functions of this pass, graph or not */
         for (int i = 0; i < m; i++) {
             st->host_io[i] = pos[done + i];
             st->host_io[B + i] = seq ? seq[done + i] : 0;
@@ -515,6 +696,12 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
             e = cudaStreamSynchronize(st->stream);
         if (e != cudaSuccess)
             return cuda_fail(err, e, "forward pass");
+        if (st->host_rc) {
+            const int rc = st->host_rc;
+            st->host_rc = DSQ_OK;
+            *err = st->host_err;
+            return rc;
+        }
         done += m;
     }
     return DSQ_OK;
@@ -585,7 +772,41 @@ static double cuda_copy_bandwidth(engine *en)
 static const engine_ops cuda_ops = {"cuda", cuda_forward, cuda_close, cuda_forward_seqs,
                                     cuda_copy_bandwidth};
 
-extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *err)
+extern "C" bool cuda_memory(uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    size_t f = 0, t = 0;
+    if (cuda_device_count() < 1 || cudaSetDevice(0) != cudaSuccess ||
+        cudaMemGetInfo(&f, &t) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    *free_bytes = f;
+    *total_bytes = t;
+    return true;
+}
+
+extern "C" uint64_t cuda_engine_plan_bytes(const engine *en)
+{
+    return make_plan(en->desc, en->ctx, en->n_seq, en->desc->map_size).total;
+}
+
+/* What an offload needs besides the plan: the holes, the host's layers, their host calls. */
+static bool offload_init(cuda_state *st, const model_desc *d, const cuda_offload *off)
+{
+    st->he = off->he;
+    st->host_layer = (bool *)calloc((size_t)d->n_layers, sizeof(bool));
+    st->calls = (host_call *)calloc((size_t)d->n_layers, sizeof(host_call));
+    if (!st->host_layer || !st->calls || !make_holes(st, d, off->on_gpu))
+        return false;
+    for (int l = 0; l < d->n_layers; l++) {
+        st->host_layer[l] = host_experts_in_layer(off->he, l);
+        st->calls[l] = host_call{st, l};
+    }
+    return true;
+}
+
+extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_offload *off,
+                                dsq_error *err)
 {
     const model_desc *d = en->desc;
     if (cuda_device_count() < 1)
@@ -600,7 +821,18 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
         e = cudaMemGetInfo(&free_b, &total_b);
     if (e != cudaSuccess)
         return cuda_fail(err, e, "device query");
-    const vram_plan p = make_plan(d, en->ctx, en->n_seq);
+    cuda_state *st = (cuda_state *)calloc(1, sizeof *st);
+    if (!st || !(st->layers = (dlayer *)calloc((size_t)d->n_layers, sizeof(dlayer))) ||
+        (off && !offload_init(st, d, off))) {
+        if (st)
+            state_free(st);
+        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
+    vram_plan p = make_plan(d, en->ctx, en->n_seq, d->map_size - st->hole_bytes);
+    if (off) { /* the host's sums come back to a buffer of their own */
+        p.work_bytes += vram_host_result_bytes(d->hidden);
+        p.total += vram_host_result_bytes(d->hidden);
+    }
     const uint64_t budget = o->vram ? o->vram : free_b;
     if (p.total > budget || p.total > free_b) {
         const uint64_t have = budget < free_b ? budget : free_b;
@@ -610,18 +842,17 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
         if (room >= per_token)
             snprintf(fit, sizeof fit, "a cache of --ctx %d would fit",
                      (int)(room / per_token) < en->ctx ? (int)(room / per_token) : en->ctx);
+        state_free(st);
         return dsq_fail(err, DSQ_ERESOURCE,
-                        "the model needs %.2f GB of device memory (weights %.2f, KV cache %.2f "
-                        "for --ctx %d, work buffers %.2f) but %.2f GB are available (%s); %s",
-                        p.total / 1e9, p.weights / 1e9, p.cache_bytes / 1e9, en->ctx,
-                        p.work_bytes / 1e9, have / 1e9,
+                        "the model needs %.2f GB of device memory (weights %.2f%s, KV cache "
+                        "%.2f for --ctx %d, work buffers %.2f) but %.2f GB are available (%s); %s",
+                        p.total / 1e9, p.weights / 1e9,
+                        off ? " with some routed experts in host memory" : "", p.cache_bytes / 1e9,
+                        en->ctx, p.work_bytes / 1e9, have / 1e9,
                         o->vram && budget < free_b ? "--vram" : "free device memory", fit);
     }
-    cuda_state *st = (cuda_state *)calloc(1, sizeof *st);
-    if (!st || !(st->layers = (dlayer *)calloc((size_t)d->n_layers, sizeof(dlayer)))) {
-        free(st);
-        return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
-    }
+    if (off && cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync) != cudaSuccess)
+        cudaGetLastError(); /* the context is already up: waits spin, which costs a core */
     st->use_graph = !o->no_graph;
     st->n_seq = en->n_seq;
     st->stride_a = d->mla ? (size_t)d->kv_lora_rank : (size_t)d->n_kv_heads * d->head_dim;
@@ -635,7 +866,7 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, dsq_error *
         return cuda_fail(err, e, "load");
     }
     en->load_seconds = now_seconds() - t0;
-    en->load_bytes = d->map_size;
+    en->load_bytes = d->map_size - st->hole_bytes;
     en->device_bytes = p.total;
     en->state = st;
     en->ops = &cuda_ops;

@@ -25,7 +25,8 @@ cudaError_t launch_gemm(const dmat &w, const float *x, int n, float *y, bool acc
 cudaError_t launch_matmul(const dmat &w, const float *x, int n, float *y, bool accumulate,
                           cudaStream_t s);
 /* routed experts of one layer in one launch per stage; slot = t * k + j uses expert ids[slot].
- * h[slot][inter] = silu(gate . x[t]) * (up . x[t]) */
+ * h[slot][inter] = silu(gate . x[t]) * (up . x[t]). An expert whose table entry has no data is
+ * not on the device (computed in host memory): its slots get zeros here and below. */
 cudaError_t launch_expert_gate_up(const dmat *gates, const dmat *ups, const int *ids, int k,
                                   const float *x, int n, int hidden, int inter, float *h,
                                   cudaStream_t s);
@@ -53,9 +54,11 @@ cudaError_t launch_swiglu(float *g, const float *u, size_t count, cudaStream_t s
 /* softmax of scores[t][n_experts] in place, then ids and weights (runtime/moe_route.h) */
 cudaError_t launch_moe_route(float *scores, int n, const moe_route_params &p, int *ids,
                              float *weights, cudaStream_t s);
-/* x[t] += sum_j weights[t][j] * y[t * k + j] (+ shared[t] when not NULL) */
-cudaError_t launch_moe_combine(const float *y, const float *weights, const float *shared, int n,
-                               int k, int hidden, float *x, cudaStream_t s);
+/* x[t] += sum_j weights[t][j] * y[t * k + j] (+ shared[t], + host[t]: the experts computed in
+ * host memory, each when not NULL) */
+cudaError_t launch_moe_combine(const float *y, const float *weights, const float *shared,
+                               const float *host, int n, int k, int hidden, float *x,
+                               cudaStream_t s);
 
 /* sample.cu: the CPU sampler's pipeline on the device (sampler_params, one RNG state per row) */
 struct dsampler {

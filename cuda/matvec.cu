@@ -47,6 +47,11 @@ __global__ void expert_gate_up_kernel(const dmat *gates, const dmat *ups, const 
     if (r >= inter)
         return;
     const int e = ids[slot];
+    if (!gates[e].data) { /* in host memory: the host adds its output */
+        if ((threadIdx.x & 31) == 0)
+            h[(size_t)slot * inter + r] = 0.0f;
+        return;
+    }
     const float *xt = x + (size_t)(slot / k) * hidden;
     float g[1], u[1];
     warp_row_dot<1>(gates[e], r, xt, hidden, 1, g);
@@ -71,8 +76,14 @@ __global__ void expert_down_kernel(const dmat *downs, const int *ids, const floa
     const int r = blockIdx.x * WARPS + (threadIdx.x >> 5), slot = blockIdx.y;
     if (r >= hidden)
         return;
+    const dmat &w = downs[ids[slot]];
+    if (!w.data) {
+        if ((threadIdx.x & 31) == 0)
+            y[(size_t)slot * hidden + r] = 0.0f;
+        return;
+    }
     float acc[1];
-    warp_row_dot<1>(downs[ids[slot]], r, h + (size_t)slot * inter, inter, 1, acc);
+    warp_row_dot<1>(w, r, h + (size_t)slot * inter, inter, 1, acc);
     const float v = warp_sum(acc[0]);
     if ((threadIdx.x & 31) == 0)
         y[(size_t)slot * hidden + r] = v;
@@ -138,7 +149,7 @@ __global__ void grouped_gate_up_kernel(const dmat *gates, const dmat *ups, const
                                        const float *xg, int hidden, int inter, float *h)
 {
     const int r = blockIdx.x * WARPS + (threadIdx.x >> 5), e = blockIdx.y;
-    if (r >= inter)
+    if (r >= inter || !gates[e].data) /* not on the device: no h rows, zero y rows below */
         return;
     for (int c = starts[e]; c < starts[e + 1]; c += 8) {
         const int nt = min(8, starts[e + 1] - c);
@@ -160,6 +171,11 @@ __global__ void grouped_down_kernel(const dmat *downs, const int *order, const i
     const int r = blockIdx.x * WARPS + (threadIdx.x >> 5), e = blockIdx.y;
     if (r >= hidden)
         return;
+    if (!downs[e].data) {
+        for (int c = starts[e] + (threadIdx.x & 31); c < starts[e + 1]; c += 32)
+            y[(size_t)order[c] * hidden + r] = 0.0f;
+        return;
+    }
     for (int c = starts[e]; c < starts[e + 1]; c += 8) {
         const int nt = min(8, starts[e + 1] - c);
         float acc[8];

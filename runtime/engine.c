@@ -1,11 +1,15 @@
 /* Engine selection, the model description backends read, and the CPU engine (model_forward). */
 #include "engine.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_pack.h"
+#include "dsq_format.h"
+#include "host_experts.h"
 #include "model.h"
+#include "offload.h"
 #include "progress.h"
 #include "types.h"
 #ifdef DSQ_HAVE_CUDA
@@ -84,6 +88,7 @@ static model_desc *desc_build(const model *m)
     d->rope_sin = m->rope.sin;
     d->map = m->file.file.map;
     d->map_size = m->file.file.size;
+    d->tensor_align = DSQ_ALIGN;
     d->embed = md(&m->w.embed);
     d->output = md(&m->w.output);
     d->norm = m->w.norm;
@@ -121,6 +126,47 @@ static void cpu_close(engine *e)
 
 static const engine_ops cpu_ops = {"cpu", cpu_forward, cpu_close, NULL, NULL};
 
+#ifdef DSQ_HAVE_CUDA
+/* The CUDA engine, with the routed experts that do not fit the budget (--vram, else the free
+ * memory) left in host memory and computed there. */
+static int open_cuda(engine *e, model *m, const engine_options *o, dsq_error *err)
+{
+    uint64_t free_b = 0, total_b = 0;
+    bool moe = false;
+    for (int l = 0; l < m->cfg->n_layers; l++)
+        moe |= m->w.layers[l].moe;
+    /* a model built in memory (dsq bench --random) has no tensor plan to place experts by */
+    if (!moe || m->file.n_plan == 0 || !cuda_memory(&free_b, &total_b))
+        return cuda_engine_open(e, o, NULL, err);
+    const uint64_t budget = o->vram && o->vram < free_b ? o->vram : free_b;
+    if (cuda_engine_plan_bytes(e) <= budget)
+        return cuda_engine_open(e, o, NULL, err);
+    placement p = {0};
+    unsigned char *on_gpu = NULL;
+    int rc = offload_plan(m, e->n_seq, budget, &p, &on_gpu, err);
+    if (!rc)
+        rc = host_experts_open(&e->host_experts, m, on_gpu, VRAM_MAX_BATCH, err);
+    if (!rc) {
+        fprintf(stderr,
+                "offload: %d of %d routed experts on the GPU (%.2f GB), %d in host memory "
+                "(%.2f GB); also on the GPU: other weights %.2f GB, KV cache %.2f GB for --ctx "
+                "%d (budget %.2f GB)\n",
+                p.experts_gpu, p.experts_total, p.experts_gpu_bytes / 1e9,
+                p.experts_total - p.experts_gpu, p.experts_host_bytes / 1e9,
+                p.resident_weights / 1e9, p.kv_cache / 1e9, m->ctx, budget / 1e9);
+        const cuda_offload off = {on_gpu, e->host_experts};
+        rc = cuda_engine_open(e, o, &off, err);
+    }
+    if (rc) {
+        host_experts_close(e->host_experts);
+        e->host_experts = NULL;
+    }
+    free(on_gpu);
+    placement_free(&p);
+    return rc;
+}
+#endif
+
 int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
 {
     memset(e, 0, sizeof *e);
@@ -146,7 +192,7 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
     if (strcmp(name, "cuda") == 0) {
 #ifdef DSQ_HAVE_CUDA
         engine_options def = {0};
-        int rc = cuda_engine_open(e, o ? o : &def, err);
+        int rc = open_cuda(e, m, o ? o : &def, err);
         if (rc) {
             desc_free(d);
             free(seq_past);
@@ -184,6 +230,7 @@ void engine_close(engine *e)
     if (!e->ops)
         return;
     e->ops->close(e);
+    host_experts_close(e->host_experts); /* after the device engine: no host calls remain */
     desc_free((model_desc *)e->desc);
     free(e->seq_past);
     memset(e, 0, sizeof *e);

@@ -42,6 +42,8 @@ struct engine {
     void *state;            /* the backend's own */
     double load_seconds;    /* weights to the device (0 for the CPU: the mapping is the load) */
     uint64_t load_bytes, device_bytes; /* bytes copied at load; device memory taken */
+    struct host_experts *host_experts; /* CUDA with a model larger than the device: the routed
+                                        * experts computed in host memory, else NULL */
 };
 
 typedef struct {

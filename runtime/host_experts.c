@@ -1,6 +1,7 @@
 /* Routed experts computed in host memory for a device engine (see host_experts.h). */
 #include "host_experts.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@ struct host_experts {
     const model *m;
     unsigned char *on_gpu; /* [n_layers * n_experts] */
     moe_workspace ws;
+    int threads; /* the opening thread's OpenMP team size, for the thread that runs the calls */
 };
 
 int host_experts_open(host_experts **out, const model *m, const unsigned char *on_gpu,
@@ -28,6 +30,7 @@ int host_experts_open(host_experts **out, const model *m, const unsigned char *o
     }
     memcpy(he->on_gpu, on_gpu, n);
     he->m = m;
+    he->threads = omp_get_max_threads();
     *out = he;
     return DSQ_OK;
 }
@@ -68,6 +71,10 @@ int host_experts_run(host_experts *he, int layer, const float *xn, int n, const 
     for (int i = 0; i < n * c->n_experts_per_tok; i++)
         if (ids[i] < 0 || ids[i] >= c->n_routed_experts)
             return dsq_fail(err, DSQ_EINPUT, "host experts: layer %d: expert id %d", layer, ids[i]);
+    /* a thread OpenMP did not start (a device's callback thread) begins with the default team
+     * size, not the one --threads set */
+    if (omp_get_max_threads() != he->threads)
+        omp_set_num_threads(he->threads);
     const unsigned char *skip = he->on_gpu + (size_t)layer * c->n_routed_experts;
     int rc =
         moe_experts_cpu(&he->ws, &he->m->w.layers[layer], xn, n, ids, weights, skip, out, NULL);

@@ -1,7 +1,8 @@
 /* The routed experts a device engine leaves in host memory (a model larger than the GPU): for a
  * MoE layer and the tokens of one pass, the weighted sum of the chosen experts the device does
  * not hold, computed by the CPU's kernels from the mapped file. The device engine calls it
- * between its router and its combine; buffers are allocated once, at open. */
+ * between its router and its combine, from its own thread; buffers are allocated once, at open,
+ * and the calls run on as many threads as the opening thread's OpenMP team. */
 #ifndef DSQ_HOST_EXPERTS_H
 #define DSQ_HOST_EXPERTS_H
 

@@ -43,6 +43,8 @@ typedef struct {
     const float *rope_cos, *rope_sin; /* [rope_n_pos][rope_dim / 2] */
     const uint8_t *map;               /* the mapped file; every weight lies inside */
     uint64_t map_size;
+    uint64_t tensor_align; /* every tensor starts at a multiple of this; the bytes
+                            * up to the next multiple after it are padding */
     md_matrix embed, output;
     const float *norm;
     md_layer *layers; /* [n_layers] */
