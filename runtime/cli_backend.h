@@ -1,4 +1,5 @@
-/* The engine options run, chat, ppl and bench share: --backend and --vram. */
+/* The engine options run, chat, ppl, bench and serve share: --backend, --vram and
+ * --expert-stats. */
 #ifndef DSQ_CLI_BACKEND_H
 #define DSQ_CLI_BACKEND_H
 
@@ -10,8 +11,12 @@
     "      --backend cpu|cuda  where the model runs (default: cuda when a GPU is present, else\n"  \
     "                          cpu; cuda without a usable GPU fails with exit code 3)\n"           \
     "      --vram BYTES        device memory the cuda backend may take, e.g. 40G (default:\n"      \
-    "                          the free memory); a model that does not fit fails before\n"         \
-    "                          allocating and says what would\n"
+    "                          the free memory); routed experts that do not fit stay in host\n"    \
+    "                          memory and run on the CPU (docs/OFFLOAD.md); a model whose\n"       \
+    "                          other parts do not fit fails before allocating, saying why\n"       \
+    "      --expert-stats FILE with experts in host memory, keep the most used on the GPU, by\n"   \
+    "                          counts from 'dsq ppl --save-expert-stats' (default: the same\n"     \
+    "                          number of every layer's experts)\n"
 
 /* --backend NAME into o; false (with a usage message) for an unknown name. */
 bool cli_parse_backend(const char *cmd, const char *text, engine_options *o);

@@ -219,6 +219,7 @@ int cmd_bench(int argc, char **argv)
                                          {"json", no_argument, 0, 'j'},
                                          {"backend", required_argument, 0, 'b'},
                                          {"vram", required_argument, 0, 'V'},
+                                         {"expert-stats", required_argument, 0, 'E'},
                                          {"random", required_argument, 0, 'R'},
                                          {"quant", required_argument, 0, 'Q'},
                                          {"layers", required_argument, 0, 'L'},
@@ -248,6 +249,8 @@ int cmd_bench(int argc, char **argv)
             return DSQ_EUSAGE;
         if (c == 'V' && !cli_parse_bytes("bench", "--vram", optarg, &eo.vram))
             return DSQ_EUSAGE;
+        if (c == 'E')
+            eo.expert_stats = optarg;
         if (c == 'R')
             random_name = optarg;
         if (c == 'Q')

@@ -63,8 +63,17 @@ static const char help[] =
     "                          goes to stderr (dp and same_top as fractions, not %)\n"
     "  -h, --help              this text\n";
 
-enum { OPT_SAVE = 256, OPT_BASE, OPT_JSON, OPT_BACKEND, OPT_VRAM, OPT_ACT, OPT_STATS,
-       OPT_TRACE };
+enum {
+    OPT_SAVE = 256,
+    OPT_BASE,
+    OPT_JSON,
+    OPT_BACKEND,
+    OPT_VRAM,
+    OPT_ACT,
+    OPT_STATS,
+    OPT_TRACE,
+    OPT_PLACE_STATS
+};
 
 typedef struct {
     const char *model_path, *text_path, *save_path, *base_path, *stats_path;
@@ -84,6 +93,7 @@ static int parse(int argc, char **argv, ppl_cli *o)
                                          {"json", no_argument, 0, OPT_JSON},
                                          {"backend", required_argument, 0, OPT_BACKEND},
                                          {"vram", required_argument, 0, OPT_VRAM},
+                                         {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
                                          {"save-expert-stats", required_argument, 0, OPT_STATS},
                                          {"expert-trace", no_argument, 0, OPT_TRACE},
                                          {"help", no_argument, 0, 'h'},
@@ -139,6 +149,9 @@ static int parse(int argc, char **argv, ppl_cli *o)
         case OPT_VRAM:
             if (!cli_parse_bytes("ppl", "--vram", optarg, &o->engine.vram))
                 return DSQ_EUSAGE;
+            break;
+        case OPT_PLACE_STATS:
+            o->engine.expert_stats = optarg;
             break;
         case 'h':
             fputs(help, stdout);

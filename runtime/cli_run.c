@@ -40,8 +40,20 @@ typedef struct {
     engine_options engine;
 } gen_options;
 
-enum { OPT_TEMP = 256, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_PENALTY, OPT_LASTN, OPT_SEED,
-       OPT_BACKEND, OPT_SYSTEM, OPT_VRAM, OPT_ACT };
+enum {
+    OPT_TEMP = 256,
+    OPT_TOPK,
+    OPT_TOPP,
+    OPT_MINP,
+    OPT_PENALTY,
+    OPT_LASTN,
+    OPT_SEED,
+    OPT_BACKEND,
+    OPT_SYSTEM,
+    OPT_VRAM,
+    OPT_ACT,
+    OPT_PLACE_STATS
+};
 
 static bool parse_float(const char *cmd, const char *opt, const char *text, float *out)
 {
@@ -59,18 +71,25 @@ static bool parse_float(const char *cmd, const char *opt, const char *text, floa
 static int parse_options(const char *cmd, const char *help, int argc, char **argv,
                          gen_options *o)
 {
-    static const struct option opts[] = {
-        {"prompt", required_argument, 0, 'p'},   {"n-predict", required_argument, 0, 'n'},
-        {"ctx", required_argument, 0, 'c'},      {"temp", required_argument, 0, OPT_TEMP},
-        {"top-k", required_argument, 0, OPT_TOPK}, {"top-p", required_argument, 0, OPT_TOPP},
-        {"min-p", required_argument, 0, OPT_MINP},
-        {"repeat-penalty", required_argument, 0, OPT_PENALTY},
-        {"repeat-last-n", required_argument, 0, OPT_LASTN},
-        {"seed", required_argument, 0, OPT_SEED}, {"backend", required_argument, 0, OPT_BACKEND},
-        {"vram", required_argument, 0, OPT_VRAM},
-        {"threads", required_argument, 0, 't'}, {"activations", required_argument, 0, OPT_ACT},
-        {"system", required_argument, 0, OPT_SYSTEM}, {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"prompt", required_argument, 0, 'p'},
+                                         {"n-predict", required_argument, 0, 'n'},
+                                         {"ctx", required_argument, 0, 'c'},
+                                         {"temp", required_argument, 0, OPT_TEMP},
+                                         {"top-k", required_argument, 0, OPT_TOPK},
+                                         {"top-p", required_argument, 0, OPT_TOPP},
+                                         {"min-p", required_argument, 0, OPT_MINP},
+                                         {"repeat-penalty", required_argument, 0, OPT_PENALTY},
+                                         {"repeat-last-n", required_argument, 0, OPT_LASTN},
+                                         {"seed", required_argument, 0, OPT_SEED},
+                                         {"backend", required_argument, 0, OPT_BACKEND},
+                                         {"vram", required_argument, 0, OPT_VRAM},
+                                         {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"activations", required_argument, 0, OPT_ACT},
+                                         {"system", required_argument, 0, OPT_SYSTEM},
+                                         {"verbose", no_argument, 0, 'v'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     o->n_predict = 128;
     o->ctx = 0;
     o->sampling = sampler_defaults();
@@ -119,6 +138,9 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
             break;
         case OPT_VRAM:
             ok = cli_parse_bytes(cmd, "--vram", optarg, &o->engine.vram);
+            break;
+        case OPT_PLACE_STATS:
+            o->engine.expert_stats = optarg;
             break;
         case 't':
             ok = cli_set_threads(cmd, optarg);

@@ -84,7 +84,8 @@ enum {
     OPT_HTTP_THREADS,
     OPT_JSON,
     OPT_BACKEND,
-    OPT_VRAM
+    OPT_VRAM,
+    OPT_PLACE_STATS
 };
 
 /* The first line of path, malloc'd; NULL with a message. */
@@ -144,6 +145,7 @@ int cmd_serve(int argc, char **argv)
                                          {"json-logs", no_argument, 0, OPT_JSON},
                                          {"backend", required_argument, 0, OPT_BACKEND},
                                          {"vram", required_argument, 0, OPT_VRAM},
+                                         {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     serve_http_options o = {.host = "127.0.0.1",
@@ -214,6 +216,9 @@ int cmd_serve(int argc, char **argv)
             break;
         case OPT_VRAM:
             ok = cli_parse_bytes("serve", "--vram", optarg, &eo.vram);
+            break;
+        case OPT_PLACE_STATS:
+            eo.expert_stats = optarg;
             break;
         case 'h':
             fputs(serve_help, stdout);

@@ -7,6 +7,7 @@
 
 #include "cpu_pack.h"
 #include "dsq_format.h"
+#include "expert_stats.h"
 #include "host_experts.h"
 #include "model.h"
 #include "offload.h"
@@ -129,29 +130,30 @@ static const engine_ops cpu_ops = {"cpu", cpu_forward, cpu_close, NULL, NULL};
 #ifdef DSQ_HAVE_CUDA
 /* The CUDA engine, with the routed experts that do not fit the budget (--vram, else the free
  * memory) left in host memory and computed there. */
-static int open_cuda(engine *e, model *m, const engine_options *o, dsq_error *err)
+static int open_cuda(engine *e, model *m, const engine_options *o, const expert_stats *stats,
+                     dsq_error *err)
 {
     uint64_t free_b = 0, total_b = 0;
     bool moe = false;
     for (int l = 0; l < m->cfg->n_layers; l++)
         moe |= m->w.layers[l].moe;
-    /* a model built in memory (dsq bench --random) has no tensor plan to place experts by */
-    if (!moe || m->file.n_plan == 0 || !cuda_memory(&free_b, &total_b))
+    if (!moe || !cuda_memory(&free_b, &total_b))
         return cuda_engine_open(e, o, NULL, err);
     const uint64_t budget = o->vram && o->vram < free_b ? o->vram : free_b;
     if (cuda_engine_plan_bytes(e) <= budget)
         return cuda_engine_open(e, o, NULL, err);
     placement p = {0};
     unsigned char *on_gpu = NULL;
-    int rc = offload_plan(m, e->n_seq, budget, &p, &on_gpu, err);
+    int rc = offload_plan(m, e->n_seq, budget, stats, &p, &on_gpu, err);
     if (!rc)
         rc = host_experts_open(&e->host_experts, m, on_gpu, VRAM_MAX_BATCH, err);
     if (!rc) {
         fprintf(stderr,
-                "offload: %d of %d routed experts on the GPU (%.2f GB), %d in host memory "
+                "offload: %d of %d routed experts on the GPU (%.2f GB, %s), %d in host memory "
                 "(%.2f GB); also on the GPU: other weights %.2f GB, KV cache %.2f GB for --ctx "
                 "%d (budget %.2f GB)\n",
                 p.experts_gpu, p.experts_total, p.experts_gpu_bytes / 1e9,
+                stats ? "the most used" : "the same number per layer",
                 p.experts_total - p.experts_gpu, p.experts_host_bytes / 1e9,
                 p.resident_weights / 1e9, p.kv_cache / 1e9, m->ctx, budget / 1e9);
         const cuda_offload off = {on_gpu, e->host_experts};
@@ -173,12 +175,27 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
     const char *name = o && o->backend ? o->backend : engine_cuda_devices() > 0 ? "cuda" : "cpu";
     if (strcmp(name, "cpu") != 0 && strcmp(name, "cuda") != 0)
         return dsq_fail(err, DSQ_EUSAGE, "--backend %s: the backends are cpu and cuda", name);
+    /* checked on every backend, so a wrong file is caught before a GPU run needs it */
+    expert_stats stats;
+    const bool stats_ok = o && o->expert_stats;
+    if (stats_ok) {
+        int rc = expert_stats_load(&stats, o->expert_stats, err);
+        if (!rc && (rc = expert_stats_check(&stats, m->cfg, o->expert_stats, err)))
+            expert_stats_free(&stats);
+        if (rc)
+            return rc;
+    }
     model_desc *d = desc_build(m);
-    if (!d)
+    if (!d) {
+        if (stats_ok)
+            expert_stats_free(&stats);
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
+    }
     const int n_seq = o && o->n_seq > 1 ? o->n_seq : 1;
     int *seq_past = calloc((size_t)n_seq, sizeof(int));
     if (!seq_past) {
+        if (stats_ok)
+            expert_stats_free(&stats);
         desc_free(d);
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     }
@@ -192,7 +209,9 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
     if (strcmp(name, "cuda") == 0) {
 #ifdef DSQ_HAVE_CUDA
         engine_options def = {0};
-        int rc = open_cuda(e, m, o ? o : &def, err);
+        int rc = open_cuda(e, m, o ? o : &def, stats_ok ? &stats : NULL, err);
+        if (stats_ok)
+            expert_stats_free(&stats);
         if (rc) {
             desc_free(d);
             free(seq_past);
@@ -200,6 +219,8 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
             return rc;
         }
 #else
+        if (stats_ok)
+            expert_stats_free(&stats);
         desc_free(d);
         free(seq_past);
         memset(e, 0, sizeof *e);
@@ -207,6 +228,8 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
                         "--backend cuda: this dsq was built without CUDA (nvcc was not found)");
 #endif
     }
+    if (strcmp(name, "cpu") == 0 && stats_ok)
+        expert_stats_free(&stats);
     if (strcmp(name, "cpu") == 0 && cpu_pack_useful()) {
         /* without the memory for the packed copies the planar kernels run: slower, same model */
         const double t0 = progress_now();

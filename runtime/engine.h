@@ -53,6 +53,9 @@ typedef struct {
     int n_seq;           /* sequences decoded together (0 or 1: one); more need a backend
                           * with forward_seqs (cuda) */
     bool verbose;        /* print load time and memory use on stderr */
+    const char *expert_stats; /* CUDA with experts in host memory: keep the most used on the
+                               * device, by this file's counts (dsq ppl --save-expert-stats);
+                               * checked against the model on every backend */
 } engine_options;
 
 /* Whether this binary has the CUDA backend, and how many devices it sees (0 without). */

@@ -3,7 +3,8 @@
 # every GPU test (kernels, the prefill GEMM and its measured crossover, device sampling, whole
 # models), the command-line backend suite, compute-sanitizer memcheck over CUDA runs of
 # every family, and the benchmarks (the tiny model; full-size random V2-Lite and MoE-16B at q4
-# and q8, V2-Lite at q4-q6; V2-Lite prefill at 4096), into one short report, with the
+# and q8, V2-Lite at q4-q6; V2-Lite and a 4-layer V2 with experts partly in host memory;
+# V2-Lite prefill at 4096), into one short report, with the
 # benchmarks' JSON lines in bench.jsonl beside it. Binaries are built on the CPU machine
 # (make, then scripts/device-bundle.sh) and carried as build/device; nothing is compiled there.
 #   scripts/device-check.sh [BUNDLE_DIR] [REPORT_DIR]   (defaults: build/device, $OUT or /tmp)
@@ -97,6 +98,16 @@ note_failure() {
         timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 512 --gen 16 \
             --batch "$batch" --json | tee -a "$report_dir/bench.jsonl" ||
             note_failure "bench v2-lite batch $batch"
+    done
+    # routed experts partly in host memory (docs/OFFLOAD.md): at 5G about half of V2-Lite's
+    # 8.1 GB of q4 experts stay on the host; at 4G a 4-layer V2 keeps about a quarter of its
+    # 6.4 GB on the GPU, the share the full V2 gets at 40G; the offload line says the split
+    for cut in "v2-lite 27 5G" "v2 4 4G"; do
+        set -- $cut
+        echo "-- $1 ($2 layers) q4 (random weights), --vram $3: experts partly in host memory"
+        timeout 120 "$dsq" bench --random "$1" --layers "$2" --quant q4 --vram "$3" \
+            --prompt 128 --gen 32 --json | tee -a "$report_dir/bench.jsonl" ||
+            note_failure "bench $1 offload --vram $3"
     done
     echo "-- v2-lite q4 (random weights), prefill 4096"
     timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 4096 --gen 4 --json |

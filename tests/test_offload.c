@@ -7,6 +7,7 @@
 
 #include "fixture_model.h"
 #include "offload.h"
+#include "types.h"
 #include "vram_plan.h"
 
 /* What the CUDA engine plans (cuda/engine.cu): the file less the experts left in host memory,
@@ -16,11 +17,20 @@ static uint64_t engine_plan(const model *m, int n_seq, const unsigned char *on_g
 {
     *host_bytes = 0;
     const int ne = m->cfg->n_routed_experts;
-    for (int i = 0; i < m->file.n_plan; i++) {
-        const planned_tensor *t = &m->file.plan[i];
-        if (t->cls == TC_ROUTED_EXPERT && !on_gpu[(size_t)t->layer * ne + t->expert])
-            *host_bytes += m->file.tensors[i]->size;
-    }
+    for (int l = 0; l < m->cfg->n_layers; l++)
+        for (int e = 0; m->w.layers[l].moe && e < ne; e++) {
+            if (on_gpu[(size_t)l * ne + e])
+                continue;
+            const dsq_matrix *ms[3] = {&m->w.layers[l].experts[e].gate,
+                                       &m->w.layers[l].experts[e].up,
+                                       &m->w.layers[l].experts[e].down};
+            for (int i = 0; i < 3; i++) {
+                uint64_t b = 0;
+                CHECK(dsq_type_nbytes(ms[i]->type, (uint64_t)ms[i]->rows, (uint64_t)ms[i]->cols,
+                                      ms[i]->group, &b));
+                *host_bytes += b;
+            }
+        }
     vram_model vm = placement_vram_model(m->cfg, m->file.file.size - *host_bytes);
     vm.n_seq = n_seq;
     vram_plan p;
@@ -45,7 +55,7 @@ TEST(plans_fit_their_budgets)
                           err.msg);
                 placement p;
                 unsigned char *on_gpu = NULL;
-                CHECK_MSG(offload_plan(&m, n_seq, budget, &p, &on_gpu, &err) == DSQ_OK, "%s",
+                CHECK_MSG(offload_plan(&m, n_seq, budget, NULL, &p, &on_gpu, &err) == DSQ_OK, "%s",
                           err.msg);
                 if (!on_gpu)
                     continue;
@@ -69,7 +79,8 @@ TEST(plans_fit_their_budgets)
                 if (s == 0) { /* one byte less than the smallest budget is refused */
                     free(on_gpu);
                     placement_free(&p);
-                    CHECK(offload_plan(&m, n_seq, budget - 1, &p, &on_gpu, &err) == DSQ_ERESOURCE);
+                    CHECK(offload_plan(&m, n_seq, budget - 1, NULL, &p, &on_gpu, &err) ==
+                          DSQ_ERESOURCE);
                     CHECK(on_gpu == NULL);
                     CHECK_MSG(strstr(err.msg, m.file.file.path) &&
                                   strstr(err.msg, "not enough device memory"),

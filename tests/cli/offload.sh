@@ -80,4 +80,15 @@ expect_error "info --vram too small" 3 "is too small" "" -- "$DSQ" info "$tiny" 
 expect_error "stats of another model" 2 "statistics of a model with 4 layers" "" -- \
     "$DSQ" plan "$v1" --vram 1G --expert-stats "$stats"
 
+# --- --expert-stats on run, ppl, bench: checked against the model on every backend ----------
+run "run --expert-stats" 0 -- "$DSQ" run "$tiny" -p "The cat" -n 4 --backend cpu \
+    --expert-stats "$stats" && pass
+expect_error "run stats of another model" 2 "statistics of a model with 4 layers" "" -- \
+    "$DSQ" run "$v1" -p x -n 2 --backend cpu --expert-stats "$stats"
+expect_error "ppl missing stats" 2 "missing.json" "" -- \
+    "$DSQ" ppl "$tiny" --text "$tmp/text.txt" --ctx 64 --backend cpu \
+    --expert-stats "$tmp/missing.json"
+expect_error "bench damaged stats" 2 "bad.json" "" -- \
+    "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cpu --expert-stats "$tmp/bad.json"
+
 cli_summary "cli offload"
