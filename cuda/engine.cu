@@ -75,6 +75,7 @@ struct cuda_state {
     host_call *calls;  /* [n_layers] */
     cudaStream_t side; /* the device's experts while the host computes its own */
     cudaEvent_t fork, join;
+    cudaEvent_t done; /* end of a pass, waited for without spinning: the host's cores compute */
     float *hx, *hw, *hout; /* pinned: a pass's layer input, routing weights, the host's sum */
     int *hids;             /* pinned: the pass's expert ids */
     float *dout;           /* device: the host's sum */
@@ -321,6 +322,11 @@ static vram_plan make_plan(const model_desc *d, int ctx, int n_seq, uint64_t fil
 
 static void state_free(cuda_state *st)
 {
+    /* a failed pass may have left work queued, a host function among it */
+    if (st->stream)
+        cudaStreamSynchronize(st->stream);
+    if (st->side)
+        cudaStreamSynchronize(st->side);
     for (int i = 0; i <= MAX_GRAPH; i++)
         if (st->graph_ready[i])
             cudaGraphExecDestroy(st->graphs[i]);
@@ -336,6 +342,8 @@ static void state_free(cuda_state *st)
         cudaEventDestroy(st->fork);
     if (st->join)
         cudaEventDestroy(st->join);
+    if (st->done)
+        cudaEventDestroy(st->done);
     if (st->side)
         cudaStreamDestroy(st->side);
     if (st->stream)
@@ -516,6 +524,7 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(cudaStreamCreateWithFlags(&st->side, cudaStreamNonBlocking));
     TRY(cudaEventCreateWithFlags(&st->fork, cudaEventDisableTiming));
     TRY(cudaEventCreateWithFlags(&st->join, cudaEventDisableTiming));
+    TRY(cudaEventCreateWithFlags(&st->done, cudaEventDisableTiming | cudaEventBlockingSync));
     return cudaSuccess;
 }
 
@@ -666,6 +675,7 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
 {
     cuda_state *st = (cuda_state *)en->state;
     const size_t vocab = (size_t)en->desc->vocab, B = (size_t)st->batch;
+    st->host_rc = DSQ_OK; /* an earlier failed pass may have left one */
     for (int done = 0; done < n;) {
         const int m = n - done < st->batch ? n - done : st->batch;
         const bool last = done + m == n, head = last || all_logits;
@@ -692,8 +702,13 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
             e = cudaMemcpyAsync(dst, st->logits, rows * vocab * sizeof(float),
                                 cudaMemcpyDeviceToHost, st->stream);
         }
-        if (e == cudaSuccess)
+        if (e == cudaSuccess && st->done) { /* host experts: sleep, leave the cores to them */
+            e = cudaEventRecord(st->done, st->stream);
+            if (e == cudaSuccess)
+                e = cudaEventSynchronize(st->done);
+        } else if (e == cudaSuccess) {
             e = cudaStreamSynchronize(st->stream);
+        }
         if (e != cudaSuccess)
             return cuda_fail(err, e, "forward pass");
         if (st->host_rc) {
@@ -851,8 +866,6 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_
                         en->ctx, p.work_bytes / 1e9, have / 1e9,
                         o->vram && budget < free_b ? "--vram" : "free device memory", fit);
     }
-    if (off && cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync) != cudaSuccess)
-        cudaGetLastError(); /* the context is already up: waits spin, which costs a core */
     st->use_graph = !o->no_graph;
     st->n_seq = en->n_seq;
     st->stride_a = d->mla ? (size_t)d->kv_lora_rank : (size_t)d->n_kv_heads * d->head_dim;

@@ -78,5 +78,7 @@ int host_experts_run(host_experts *he, int layer, const float *xn, int n, const 
     const unsigned char *skip = he->on_gpu + (size_t)layer * c->n_routed_experts;
     int rc =
         moe_experts_cpu(&he->ws, &he->m->w.layers[layer], xn, n, ids, weights, skip, out, NULL);
+    if (rc == DSQ_EUSAGE)
+        return dsq_fail(err, rc, "host experts: layer %d: shared experts without room", layer);
     return rc ? dsq_fail(err, rc, "host experts: layer %d: out of memory", layer) : DSQ_OK;
 }
