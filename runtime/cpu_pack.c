@@ -25,8 +25,11 @@ bool cpu_pack_useful(void)
     return int8_packs() || dsq_bf16pack_have();
 }
 
-/* Every matmul weight of the model, in a fixed order; returns how many (list may be NULL). */
-static int list_matrices(model_weights *w, int n_routed_experts, dsq_matrix **list)
+/* Every matmul weight of the model, in a fixed order, or with host (not NULL: [n_layers *
+ * n_routed_experts] flags of experts on a device) only the routed experts it does not flag;
+ * returns how many (list may be NULL). */
+static int list_matrices(model_weights *w, int n_routed_experts, const unsigned char *on_gpu,
+                         dsq_matrix **list)
 {
     int n = 0;
 #define ADD(m)                                                                                     \
@@ -35,19 +38,22 @@ static int list_matrices(model_weights *w, int n_routed_experts, dsq_matrix **li
             list[n] = (m);                                                                         \
         n++;                                                                                       \
     } while (0)
-    ADD(&w->output);
+    if (!on_gpu)
+        ADD(&w->output);
     for (int l = 0; l < w->n_layers; l++) {
         layer_weights *L = &w->layers[l];
         dsq_matrix *attn[] = {&L->wq, &L->wk, &L->wv, &L->q_a, &L->q_b, &L->kv_a, &L->kv_b, &L->wo};
-        for (size_t i = 0; i < sizeof attn / sizeof *attn; i++)
+        for (size_t i = 0; !on_gpu && i < sizeof attn / sizeof *attn; i++)
             ADD(attn[i]);
         ffn_weights *f[] = {&L->dense, &L->shared};
-        for (size_t i = 0; i < 2; i++) {
+        for (size_t i = 0; !on_gpu && i < 2; i++) {
             ADD(&f[i]->gate);
             ADD(&f[i]->up);
             ADD(&f[i]->down);
         }
         for (int e = 0; L->moe && L->experts && e < n_routed_experts; e++) {
+            if (on_gpu && on_gpu[(size_t)l * n_routed_experts + e])
+                continue;
             ADD(&L->experts[e].gate);
             ADD(&L->experts[e].up);
             ADD(&L->experts[e].down);
@@ -104,9 +110,15 @@ static uint64_t slot_bytes(const dsq_matrix *m)
 
 int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
 {
+    return cpu_pack_host_experts(w, n_routed_experts, NULL, err);
+}
+
+int cpu_pack_host_experts(model_weights *w, int n_routed_experts, const unsigned char *on_gpu,
+                          dsq_error *err)
+{
     if (w->packed_arena)
         return DSQ_OK;
-    const int n = list_matrices(w, n_routed_experts, NULL);
+    const int n = list_matrices(w, n_routed_experts, on_gpu, NULL);
     dsq_matrix **list = malloc((size_t)n * sizeof *list);
     uint64_t *offset = malloc((size_t)n * sizeof *offset);
     if (!list || !offset) {
@@ -114,7 +126,7 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
         free(offset);
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     }
-    list_matrices(w, n_routed_experts, list);
+    list_matrices(w, n_routed_experts, on_gpu, list);
     w->unpacked_bytes = 0;
     bool int8 = int8_packs(), bf16 = dsq_bf16pack_have();
     /* Copies only where memory holds them. A packed q8/q4 matrix's own pages go cold (the file
@@ -202,11 +214,11 @@ int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err)
 
 void cpu_pack_free(model_weights *w, int n_routed_experts)
 {
-    const int n = list_matrices(w, n_routed_experts, NULL);
+    const int n = list_matrices(w, n_routed_experts, NULL, NULL);
     dsq_matrix **list = malloc((size_t)n * sizeof *list);
     if (!list)
         return;
-    list_matrices(w, n_routed_experts, list);
+    list_matrices(w, n_routed_experts, NULL, list);
     for (int i = 0; i < n; i++)
         list[i]->packed = NULL;
     free(list);

@@ -23,6 +23,11 @@ bool cpu_pack_useful(void);
  * planar and the model still runs). */
 int cpu_pack_weights(model_weights *w, int n_routed_experts, dsq_error *err);
 
+/* The same for the routed experts a device leaves in host memory only: those on_gpu
+ * ([n_layers * n_routed_experts], layer-major) does not flag. */
+int cpu_pack_host_experts(model_weights *w, int n_routed_experts, const unsigned char *on_gpu,
+                          dsq_error *err);
+
 /* Drops every packed copy: the matrices run on the planar kernels again (tests). Needs the
  * memory for a list of the matrices; without it the copies stay. */
 void cpu_pack_free(model_weights *w, int n_routed_experts);

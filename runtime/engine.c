@@ -151,6 +151,11 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
     int rc = offload_plan(m, e->n_seq, budget, stats, &p, &on_gpu, err);
     if (!rc)
         rc = host_experts_open(&e->host_experts, m, on_gpu, VRAM_MAX_BATCH, err);
+    if (!rc && cpu_pack_useful()) { /* the host's experts on the packed kernels, if memory holds
+                                     * them; else planar, the same model */
+        dsq_error ignored;
+        cpu_pack_host_experts(&m->w, m->cfg->n_routed_experts, on_gpu, &ignored);
+    }
     if (!rc) {
         fprintf(stderr,
                 "offload: %d of %d routed experts on the GPU (%.2f GB, %s), %d in host memory "

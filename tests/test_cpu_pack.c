@@ -302,3 +302,43 @@ TEST(large_matrices_pack_in_pieces_into_the_same_bytes)
         free(want);
     }
 }
+
+/* With routed experts on a device (the CUDA offload), only the others get packed copies: the
+ * host computes nothing else. */
+TEST(packing_for_a_device_takes_only_the_host_experts)
+{
+    if (!cpu_pack_useful()) {
+        printf("  no packed kernels on this CPU: nothing to check\n");
+        return;
+    }
+    model m;
+    if (!open_fixture("tiny-v2-lite", "q4", &m))
+        return;
+    const int ne = m.cfg->n_routed_experts;
+    unsigned char *on_gpu = calloc((size_t)m.w.n_layers * ne, 1);
+    for (int l = 0; l < m.w.n_layers; l++)
+        for (int e = 0; e < ne; e += 2)
+            on_gpu[(size_t)l * ne + e] = 1;
+    dsq_error err = {0};
+    CHECK(cpu_pack_host_experts(&m.w, ne, on_gpu, &err) == DSQ_OK);
+    int host = 0, device = 0;
+    CHECK(m.w.output.packed == NULL);
+    for (int l = 0; l < m.w.n_layers; l++) {
+        const layer_weights *L = &m.w.layers[l];
+        const dsq_matrix *other[] = {&L->wq,         &L->kv_a,        &L->kv_b,       &L->wo,
+                                     &L->dense.gate, &L->shared.gate, &L->shared.down};
+        for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+            CHECK(other[i]->packed == NULL);
+        for (int e = 0; L->moe && e < ne; e++) {
+            const ffn_weights *x = &L->experts[e];
+            const bool on_host = !on_gpu[(size_t)l * ne + e];
+            CHECK((x->gate.packed != NULL) == on_host && (x->up.packed != NULL) == on_host &&
+                  (x->down.packed != NULL) == on_host);
+            on_host ? host++ : device++;
+        }
+    }
+    CHECK(host > 0 && device > 0);
+    printf("  %d host experts packed, %d device experts left planar\n", host, device);
+    free(on_gpu);
+    model_close(&m);
+}
