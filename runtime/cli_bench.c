@@ -11,7 +11,9 @@
 #include "backend_cpu.h"
 #include "cli_backend.h"
 #include "dot.h"
+#include "host_experts.h"
 #include "model.h"
+#include "offload.h"
 #include "perplexity.h"
 #include "progress.h"
 #include "qdot.h"
@@ -46,9 +48,11 @@ static const char help[] =
     "  --quant Q        its weights, as the convert preset of that name: q4 (default), q4-q6,\n"
     "                   q8, bf16\n"
     "  --layers N       keep only the first N layers (V2 does not fit one GPU whole)\n"
+    "  --gpu-experts P  (cuda) keep P% of the routed experts' bytes on the GPU and compute the\n"
+    "                   others in host memory (a --vram budget to that end; docs/OFFLOAD.md);\n"
+    "                   prints the host experts' share of the decode time\n"
     "  --batch N        decode N sequences together (cuda), each after its own prompt; tokens/s\n"
-    "                   counts all of them, GB/s one token's weights per step\n"
-    CLI_BACKEND_HELP
+    "                   counts all of them, GB/s one token's weights per step\n" CLI_BACKEND_HELP
     "  -h, --help       this text\n";
 
 /* Bytes of weights one decode token reads: everything but the unused routed experts and all
@@ -120,8 +124,8 @@ static double read_buffer_bandwidth(const uint8_t *buf, size_t size)
 /* One sequence: a prompt, then decode steps of one token starting at depth tokens in the
  * cache; a warm-up first so the first launches and the decode graph's capture stay out of the
  * timings. */
-static int time_one(engine *e, const int *tokens, int n_prompt, int depth, int n_gen,
-                    float *logits, double *prefill_s, double *decode_s, dsq_error *err)
+static int time_one(engine *e, const int *tokens, int n_prompt, int depth, int n_gen, float *logits,
+                    double *prefill_s, double *decode_s, double *host_s, dsq_error *err)
 {
     int rc = engine_forward(e, tokens, 1, logits, false, err);
     if (!rc)
@@ -137,9 +141,11 @@ static int time_one(engine *e, const int *tokens, int n_prompt, int depth, int n
             rc = engine_forward(e, tokens, depth, logits, false, err);
     }
     t = progress_now();
+    const double h = host_experts_seconds(e->host_experts);
     for (int i = 0; !rc && i < n_gen; i++)
         rc = engine_forward(e, &tokens[depth + i], 1, logits, false, err);
     *decode_s = progress_now() - t;
+    *host_s = host_experts_seconds(e->host_experts) - h; /* the routed experts on the CPU */
     return rc;
 }
 
@@ -220,6 +226,7 @@ int cmd_bench(int argc, char **argv)
                                          {"backend", required_argument, 0, 'b'},
                                          {"vram", required_argument, 0, 'V'},
                                          {"expert-stats", required_argument, 0, 'E'},
+                                         {"gpu-experts", required_argument, 0, 'G'},
                                          {"random", required_argument, 0, 'R'},
                                          {"quant", required_argument, 0, 'Q'},
                                          {"layers", required_argument, 0, 'L'},
@@ -228,6 +235,7 @@ int cmd_bench(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     long n_prompt = 128, n_gen = 32, layers = 0, batch = 1, depth = -1, repeat = 1;
+    long gpu_experts = -1; /* % of the routed experts' bytes on the GPU; < 0: as fits */
     const char *random_name = NULL, *quant = "q4";
     int as_json = 0, c;
     engine_options eo = {0};
@@ -251,6 +259,8 @@ int cmd_bench(int argc, char **argv)
             return DSQ_EUSAGE;
         if (c == 'E')
             eo.expert_stats = optarg;
+        if (c == 'G' && !cli_parse_int("bench", "--gpu-experts", optarg, 0, 100, &gpu_experts))
+            return DSQ_EUSAGE;
         if (c == 'R')
             random_name = optarg;
         if (c == 'Q')
@@ -279,6 +289,8 @@ int cmd_bench(int argc, char **argv)
     if (random_name && !eo.backend)
         eo.backend = "cuda";
     eo.n_seq = (int)batch;
+    if (gpu_experts >= 0 && (!eo.backend || strcmp(eo.backend, "cuda") || eo.vram))
+        return cli_usage_error("bench", "--gpu-experts takes --backend cuda and no --vram");
     /* before building gigabytes of weights */
     if (random_name && !strcmp(eo.backend, "cuda") && engine_cuda_devices() < 1)
         return cli_report("bench", &(dsq_error){DSQ_ERESOURCE,
@@ -293,7 +305,9 @@ int cmd_bench(int argc, char **argv)
                     : model_open(&m, argv[optind], ctx, &err))
         return cli_report("bench", &err);
     model *mp = random_name ? &rm.m : &m;
-    if (engine_open(&e, mp, &eo, &err)) {
+    if (gpu_experts >= 0)
+        offload_budget(mp, (int)batch, gpu_experts / 100.0, &eo.vram, &err);
+    if (err.code || engine_open(&e, mp, &eo, &err)) {
         random_name ? random_model_free(&rm) : model_close(&m);
         return cli_report("bench", &err);
     }
@@ -309,7 +323,7 @@ int cmd_bench(int argc, char **argv)
         tokens[i] = (int)((rng >> 33) % (uint64_t)vocab);
     }
     /* the CPU read also brings the file into the page cache */
-    double baseline = 0, prefill_s = 0, decode_s = 0;
+    double baseline = 0, prefill_s = 0, decode_s = 0, host_s = 0, host_share = 0;
     const char *base_name = e.ops->copy_bandwidth ? "device-to-device copy (read + write)"
                                                   : "one read of every weight byte";
     if (!rc)
@@ -325,8 +339,9 @@ int cmd_bench(int argc, char **argv)
             rc = time_batch(&e, (int)batch, tokens, (int)n_prompt, (int)n_gen, logits,
                             &prefill_s, &decode_s, &err);
         else
-            rc = time_one(&e, tokens, (int)n_prompt, (int)depth, (int)n_gen, logits,
-                          &prefill_s, &decode_s, &err);
+            rc = time_one(&e, tokens, (int)n_prompt, (int)depth, (int)n_gen, logits, &prefill_s,
+                          &decode_s, &host_s, &err);
+        host_share += host_s / decode_s / (double)repeat; /* batch: not measured, 0 */
         engine_reset(&e); /* every repeat's warm-up starts from an empty cache, as the first's */
         for (int q = 0; q < batch; q++)
             engine_reset_seq(&e, q);
@@ -355,14 +370,15 @@ int cmd_bench(int argc, char **argv)
                    "\"bytes_per_token\": %.0f, \"decode_gb_s\": %.3f, "
                    "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
                    "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
-                   "\"unpacked_bytes\": %llu, \"batch\": %ld}\n",
+                   "\"unpacked_bytes\": %llu, \"batch\": %ld, \"host_experts\": %s, "
+                   "\"host_experts_decode_share\": %.4f}\n",
                    label, e.ops->name, kernels, activations, omp_get_max_threads(),
                    getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
-                   repeat, prefill.median, prefill.min, prefill.max, n_gen, depth,
-                   decode.median, decode.min, decode.max, per_token, effective, baseline,
-                   base_name,
+                   repeat, prefill.median, prefill.min, prefill.max, n_gen, depth, decode.median,
+                   decode.min, decode.max, per_token, effective, baseline, base_name,
                    e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes,
-                   (unsigned long long)unpacked, batch);
+                   (unsigned long long)unpacked, batch, e.host_experts ? "true" : "false",
+                   host_share);
         else {
             printf("%s (backend %s, %s kernels, q8/q4 with %s activations, %d threads, %ld "
                    "sequence%s)\n"
@@ -382,6 +398,10 @@ int cmd_bench(int argc, char **argv)
             else if (e.load_seconds > 0) /* the CPU's load is the packing of its weights */
                 printf("packed   %.2f GB of weights for the CPU kernels in %.2f s\n",
                        e.load_bytes / 1e9, e.load_seconds);
+            if (e.host_experts && batch == 1)
+                printf("host     routed experts in host memory, on the CPU: %.0f%% of the decode "
+                       "time (%.2f ms of %.2f per token)\n",
+                       100 * host_share, 1e3 * host_share / decode.median, 1e3 / decode.median);
             if (unpacked)
                 printf("unpacked %.2f GB of packed copies left out for lack of memory: those "
                        "matrices run on the planar kernels\n",

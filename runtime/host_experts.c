@@ -13,6 +13,7 @@ struct host_experts {
     unsigned char *on_gpu; /* [n_layers * n_experts] */
     moe_workspace ws;
     int threads; /* the opening thread's OpenMP team size, for the thread that runs the calls */
+    double seconds; /* in host_experts_run */
 };
 
 int host_experts_open(host_experts **out, const model *m, const unsigned char *on_gpu,
@@ -33,6 +34,11 @@ int host_experts_open(host_experts **out, const model *m, const unsigned char *o
     he->threads = omp_get_max_threads();
     *out = he;
     return DSQ_OK;
+}
+
+double host_experts_seconds(const host_experts *he)
+{
+    return he ? he->seconds : 0;
 }
 
 void host_experts_close(host_experts *he)
@@ -76,8 +82,10 @@ int host_experts_run(host_experts *he, int layer, const float *xn, int n, const 
     if (omp_get_max_threads() != he->threads)
         omp_set_num_threads(he->threads);
     const unsigned char *skip = he->on_gpu + (size_t)layer * c->n_routed_experts;
+    const double t0 = omp_get_wtime();
     int rc =
         moe_experts_cpu(&he->ws, &he->m->w.layers[layer], xn, n, ids, weights, skip, out, NULL);
+    he->seconds += omp_get_wtime() - t0;
     if (rc == DSQ_EUSAGE)
         return dsq_fail(err, rc, "host experts: layer %d: shared experts without room", layer);
     return rc ? dsq_fail(err, rc, "host experts: layer %d: out of memory", layer) : DSQ_OK;

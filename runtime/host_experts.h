@@ -19,6 +19,9 @@ int host_experts_open(host_experts **out, const struct model *m, const unsigned 
                       int max_tokens, dsq_error *err);
 void host_experts_close(host_experts *he);
 
+/* Seconds spent in host_experts_run so far (a benchmark's split of a step). */
+double host_experts_seconds(const host_experts *he);
+
 /* Whether any routed expert of the layer is computed here. */
 bool host_experts_in_layer(const host_experts *he, int layer);
 /* Experts of the layer computed here. */

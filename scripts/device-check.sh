@@ -99,16 +99,25 @@ note_failure() {
             --batch "$batch" --json | tee -a "$report_dir/bench.jsonl" ||
             note_failure "bench v2-lite batch $batch"
     done
-    # routed experts partly in host memory (docs/OFFLOAD.md): at 5G about half of V2-Lite's
-    # 8.1 GB of q4 experts stay on the host; at 4G a 4-layer V2 keeps about a quarter of its
-    # 6.4 GB on the GPU, the share the full V2 gets at 40G; the offload line says the split
-    for cut in "v2-lite 27 5G" "v2 4 4G"; do
+    # routed experts partly in host memory (docs/OFFLOAD.md): V2-Lite with half of its expert
+    # bytes on the GPU; V2 cut to 3 and 5 layers with a quarter (about what the full V2 keeps
+    # at 40G: dsq plan --config tests/data/configs/deepseek-v2.json --preset q4 --vram 40G)
+    for cut in "v2-lite 27 50" "v2 3 25" "v2 5 25"; do
         set -- $cut
-        echo "-- $1 ($2 layers) q4 (random weights), --vram $3: experts partly in host memory"
-        timeout 120 "$dsq" bench --random "$1" --layers "$2" --quant q4 --vram "$3" \
-            --prompt 128 --gen 32 --json | tee -a "$report_dir/bench.jsonl" ||
-            note_failure "bench $1 offload --vram $3"
+        echo "-- $1 ($2 layers) q4 (random weights), $3% of expert bytes on the GPU"
+        timeout 120 "$dsq" bench --random "$1" --layers "$2" --quant q4 --gpu-experts "$3" \
+            --prompt 128 --gen 32 --json | tee "$work/offload-$1-$2.json" |
+            tee -a "$report_dir/bench.jsonl" || note_failure "bench $1 --layers $2 offload"
     done
+    # the full 60 layers (1 dense, 59 MoE) from the two cuts: t60 = t3 + 57 (t5 - t3) / 2
+    python3 -c '
+import json, sys
+t3, t5 = (1 / json.load(open(p))["decode_tok_s"] for p in sys.argv[1:3])
+t60 = t3 + 57 * (t5 - t3) / 2
+print(f"projected V2 (60 layers, 25% of expert bytes on the GPU) decode: {1 / t60:.2f} tok/s "
+      f"(t3 {t3 * 1e3:.2f} ms, t5 {t5 * 1e3:.2f} ms, per MoE layer {(t5 - t3) / 2 * 1e3:.3f} ms)")
+' "$work/offload-v2-3.json" "$work/offload-v2-5.json" | tee -a "$work/measured" ||
+        note_failure "V2 projection"
     echo "-- v2-lite q4 (random weights), prefill 4096"
     timeout 150 "$dsq" bench --random v2-lite --quant q4 --prompt 4096 --gen 4 --json |
         tee -a "$report_dir/bench.jsonl" || note_failure "bench v2-lite prefill 4096"

@@ -90,5 +90,9 @@ expect_error "ppl missing stats" 2 "missing.json" "" -- \
     --expert-stats "$tmp/missing.json"
 expect_error "bench damaged stats" 2 "bad.json" "" -- \
     "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cpu --expert-stats "$tmp/bad.json"
+expect_error "bench --gpu-experts on cpu" 1 "--gpu-experts takes --backend cuda" "" -- \
+    "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cpu --gpu-experts 50
+expect_error "bench --gpu-experts 101" 1 "from 0 to 100" "" -- \
+    "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cuda --gpu-experts 101
 
 cli_summary "cli offload"
