@@ -10,6 +10,7 @@ extern "C" {
 #include <stdint.h>
 
 #include "engine.h"
+#include "expert_swap.h"
 #include "host_experts.h"
 
 /* CUDA devices this process can use; 0 when there is none or no driver. */
@@ -22,10 +23,12 @@ bool cuda_memory(uint64_t *free_bytes, uint64_t *total_bytes);
 uint64_t cuda_engine_plan_bytes(const engine *e);
 
 /* A model larger than the device: the routed experts on_gpu does not flag ([n_layers *
- * n_experts], layer-major) stay in host memory and he computes them. */
+ * n_experts], layer-major) stay in host memory and he computes them; with swap (NULL: the
+ * placement stays) its policy moves experts between the two after every pass. */
 typedef struct {
     const unsigned char *on_gpu;
     host_experts *he;
+    expert_swap *swap;
 } cuda_offload;
 
 /* Uploads the model in e->desc to device 0 (without the experts an offload leaves in host

@@ -17,6 +17,7 @@
 #include "cuda_engine.h"
 #include "kernels.h"
 extern "C" {
+#include "expert_swap.h"
 #include "host_experts.h"
 #include "types.h"
 #include "vram_plan.h"
@@ -81,6 +82,15 @@ struct cuda_state {
     float *dout;           /* device: the host's sum */
     int host_n, host_rc;   /* tokens of the pass running; the first host error */
     dsq_error host_err;
+    /* expert cache (offload with swap): the host's copy of the expert tables, the device bytes
+     * of each slot (gate, up, down), every layer's ids of a pass, and the loads of one */
+    expert_swap *swap; /* not owned */
+    dmat *tables, *tables_host;
+    dmat *slot_mem;
+    int *ids_log, *hids_log;
+    expert_swap_load *swap_loads;
+    const int **swap_ids; /* [n_moe] rows of hids_log */
+    uint64_t loads;
 };
 
 static double now_seconds(void)
@@ -352,6 +362,12 @@ static void state_free(cuda_state *st)
     free(st->hole_before);
     free(st->host_layer);
     free(st->calls);
+    free(st->tables_host);
+    free(st->slot_mem);
+    free(st->swap_loads);
+    free(st->swap_ids);
+    if (st->hids_log)
+        cudaFreeHost(st->hids_log);
     free(st->layers);
     free(st);
 }
@@ -468,7 +484,10 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     if (e == cudaSuccess)
         e = cudaMemcpy(ffn_tables, ffn_host, 2 * (size_t)d->n_layers * sizeof(dmat),
                        cudaMemcpyHostToDevice);
-    free(host_tables);
+    st->tables = tables;
+    st->tables_host = st->swap ? host_tables : NULL; /* the expert cache edits it */
+    if (!st->swap)
+        free(host_tables);
     free(ffn_host);
     TRY(e);
     const size_t rope_n = (size_t)d->rope_n_pos * (d->rope_dim / 2);
@@ -515,16 +534,38 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
     if (!st->he)
         return cudaSuccess;
-    const size_t slots = B * (size_t)d->route.k;
+    const size_t per_pass = B * (size_t)d->route.k; /* expert choices of a pass */
     TRY(cudaMallocHost((void **)&st->hx, B * H * sizeof(float)));
     TRY(cudaMallocHost((void **)&st->hout, B * H * sizeof(float)));
-    TRY(cudaMallocHost((void **)&st->hw, slots * sizeof(float)));
-    TRY(cudaMallocHost((void **)&st->hids, slots * sizeof(int)));
+    TRY(cudaMallocHost((void **)&st->hw, per_pass * sizeof(float)));
+    TRY(cudaMallocHost((void **)&st->hids, per_pass * sizeof(int)));
     TRY(dalloc_n(st, B * H, &st->dout));
     TRY(cudaStreamCreateWithFlags(&st->side, cudaStreamNonBlocking));
     TRY(cudaEventCreateWithFlags(&st->fork, cudaEventDisableTiming));
     TRY(cudaEventCreateWithFlags(&st->join, cudaEventDisableTiming));
     TRY(cudaEventCreateWithFlags(&st->done, cudaEventDisableTiming | cudaEventBlockingSync));
+    if (!st->swap)
+        return cudaSuccess;
+    const expert_swap *sw = st->swap;
+    const int slots = expert_swap_slots(sw), n_moe = expert_swap_moe_layers(sw);
+    TRY(dalloc_n(st, (size_t)d->n_layers * per_pass, &st->ids_log));
+    TRY(cudaMallocHost((void **)&st->hids_log, (size_t)d->n_layers * per_pass * sizeof(int)));
+    st->slot_mem = (dmat *)calloc(3 * (size_t)(slots ? slots : 1), sizeof(dmat));
+    st->swap_loads =
+        (expert_swap_load *)malloc(per_pass * (size_t)n_moe * sizeof(expert_swap_load) + 1);
+    st->swap_ids = (const int **)malloc((size_t)(n_moe ? n_moe : 1) * sizeof(int *));
+    if (!st->slot_mem || !st->swap_loads || !st->swap_ids)
+        return cudaErrorMemoryAllocation;
+    for (int s = 0; s < slots; s++) { /* a slot is the device bytes of its first expert */
+        int l, x;
+        expert_swap_slot_expert(sw, s, &l, &x);
+        const dmat *t = st->tables_host + (size_t)l * 3 * ne;
+        st->slot_mem[3 * s] = t[x];
+        st->slot_mem[3 * s + 1] = t[ne + x];
+        st->slot_mem[3 * s + 2] = t[2 * ne + x];
+        if (!t[x].data || !t[ne + x].data || !t[2 * ne + x].data)
+            return cudaErrorInvalidValue; /* the placement and the cache disagree */
+    }
     return cudaSuccess;
 }
 
@@ -607,6 +648,9 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         const int k = d->route.k;
         TRY(launch_matmul(L.router, st->xn, n, st->router, false, s));
         TRY(launch_moe_route(st->router, n, d->route, st->ids, st->route_w, s));
+        if (st->swap) /* the expert cache counts every layer's choices after the pass */
+            TRY(cudaMemcpyAsync(st->ids_log + (size_t)l * st->batch * k, st->ids,
+                                (size_t)n * k * sizeof(int), cudaMemcpyDeviceToDevice, s));
         /* with experts in host memory the device's share runs on the side stream meanwhile */
         const bool host = st->he && st->host_layer[l];
         const cudaStream_t dev = host ? st->side : s;
@@ -667,6 +711,56 @@ static cudaError_t capture_step(cuda_state *st, const engine *en, int n)
     return cudaSuccess;
 }
 
+/* The expert cache after a pass of n tokens: every layer's choices to the host, the policy's
+ * loads, and for each the host expert's three matrices copied from the mapping into its slot,
+ * the expert tables pointed at them (the slot's previous expert loses its entries) and the
+ * host's flags changed to match. The next pass, graph or not, reads the new tables. */
+static cudaError_t swap_experts(cuda_state *st, engine *en, int n)
+{
+    const model_desc *d = en->desc;
+    const int ne = d->route.n_experts, k = d->route.k, n_moe = expert_swap_moe_layers(st->swap);
+    const size_t per_pass = (size_t)st->batch * k;
+    TRY(cudaMemcpyAsync(st->hids_log, st->ids_log, (size_t)d->n_layers * per_pass * sizeof(int),
+                        cudaMemcpyDeviceToHost, st->stream));
+    TRY(cudaStreamSynchronize(st->stream));
+    for (int m = 0; m < n_moe; m++)
+        st->swap_ids[m] = st->hids_log + (size_t)expert_swap_layer(st->swap, m) * per_pass;
+    const int made =
+        expert_swap_pass(st->swap, st->swap_ids, n, k, st->swap_loads, (int)per_pass * n_moe);
+    if (made < 0)
+        return cudaErrorInvalidValue;
+    for (int i = 0; i < made; i++) {
+        const expert_swap_load &ld = st->swap_loads[i];
+        const md_ffn &x = d->layers[ld.layer].experts[ld.expert];
+        const md_matrix *src[3] = {&x.gate, &x.up, &x.down};
+        const size_t at_new = (size_t)ld.layer * 3 * ne + ld.expert;
+        const size_t at_old = (size_t)ld.old_layer * 3 * ne + ld.old_expert;
+        for (int j = 0; j < 3; j++) {
+            const dmat &slot = st->slot_mem[3 * ld.slot + j];
+            uint64_t bytes = 0;
+            dsq_type_nbytes(src[j]->type, (uint64_t)src[j]->rows, (uint64_t)src[j]->cols,
+                            src[j]->group, &bytes);
+            TRY(cudaMemcpyAsync((void *)slot.data, src[j]->data, bytes, cudaMemcpyHostToDevice,
+                                st->stream));
+            st->tables_host[at_old + (size_t)j * ne].data = NULL;
+            st->tables_host[at_new + (size_t)j * ne] =
+                dmat{slot.data, src[j]->type, src[j]->rows, src[j]->cols, src[j]->group};
+        }
+        for (int j = 0; j < 3; j++) {
+            const size_t a = at_old + (size_t)j * ne, b = at_new + (size_t)j * ne;
+            TRY(cudaMemcpyAsync(st->tables + a, st->tables_host + a, sizeof(dmat),
+                                cudaMemcpyHostToDevice, st->stream));
+            TRY(cudaMemcpyAsync(st->tables + b, st->tables_host + b, sizeof(dmat),
+                                cudaMemcpyHostToDevice, st->stream));
+        }
+        host_experts_place(st->he, ld.old_layer, ld.old_expert, false);
+        host_experts_place(st->he, ld.layer, ld.expert, true);
+    }
+    st->loads += (uint64_t)made;
+    en->expert_loads = st->loads;
+    return made ? cudaStreamSynchronize(st->stream) : cudaSuccess;
+}
+
 /* Tokens at the given sequences (NULL: all 0) and positions, in passes of at most st->batch;
  * logits of every token (all_logits) or of the last. Steps of up to MAX_GRAPH tokens that
  * need every row replay a captured graph. */
@@ -717,6 +811,8 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
             *err = st->host_err;
             return rc;
         }
+        if (st->swap && (e = swap_experts(st, en, m)) != cudaSuccess)
+            return cuda_fail(err, e, "expert cache");
         done += m;
     }
     return DSQ_OK;
@@ -809,12 +905,14 @@ extern "C" uint64_t cuda_engine_plan_bytes(const engine *en)
 static bool offload_init(cuda_state *st, const model_desc *d, const cuda_offload *off)
 {
     st->he = off->he;
+    st->swap = off->swap;
     st->host_layer = (bool *)calloc((size_t)d->n_layers, sizeof(bool));
     st->calls = (host_call *)calloc((size_t)d->n_layers, sizeof(host_call));
     if (!st->host_layer || !st->calls || !make_holes(st, d, off->on_gpu))
         return false;
     for (int l = 0; l < d->n_layers; l++) {
-        st->host_layer[l] = host_experts_in_layer(off->he, l);
+        /* with an expert cache any MoE layer may lose an expert to the host later */
+        st->host_layer[l] = host_experts_in_layer(off->he, l) || (off->swap && d->layers[l].moe);
         st->calls[l] = host_call{st, l};
     }
     return true;
@@ -845,8 +943,9 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_
     }
     vram_plan p = make_plan(d, en->ctx, en->n_seq, d->map_size - st->hole_bytes);
     if (off) { /* the host's sums come back to a buffer of their own */
-        p.work_bytes += vram_host_result_bytes(d->hidden);
-        p.total += vram_host_result_bytes(d->hidden);
+        const uint64_t more = vram_offload_bytes(d->hidden, d->n_layers, d->route.k);
+        p.work_bytes += more;
+        p.total += more;
     }
     const uint64_t budget = o->vram ? o->vram : free_b;
     if (p.total > budget || p.total > free_b) {

@@ -17,6 +17,27 @@ bool cli_parse_backend(const char *cmd, const char *text, engine_options *o)
     return true;
 }
 
+bool cli_parse_expert_cache(const char *cmd, const char *text, engine_options *o)
+{
+    char *end = NULL;
+    double h = 0;
+    if (!strcmp(text, "static")) {
+        o->static_experts = true;
+        return true;
+    }
+    if (!strcmp(text, "lfu") ||
+        (!strncmp(text, "lfu:", 4) && (h = strtod(text + 4, &end)) >= 1 && h <= 1e9 && !*end)) {
+        o->static_experts = false;
+        o->expert_half_life = h;
+        return true;
+    }
+    cli_usage_error(cmd,
+                    "--expert-cache must be static, lfu or lfu:H (a half-life of 1 to 1e9 "
+                    "tokens), not '%s'",
+                    text);
+    return false;
+}
+
 bool cli_parse_bytes(const char *cmd, const char *opt, const char *text, uint64_t *out)
 {
     char *end;

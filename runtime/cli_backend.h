@@ -16,10 +16,17 @@
     "                          other parts do not fit fails before allocating, saying why\n"       \
     "      --expert-stats FILE with experts in host memory, keep the most used on the GPU, by\n"   \
     "                          counts from 'dsq ppl --save-expert-stats' (default: the same\n"     \
-    "                          number of every layer's experts)\n"
+    "                          number of every layer's experts)\n"                                 \
+    "      --expert-cache P    with experts in host memory: lfu (default) copies an expert to "    \
+    "the\n"                                                                                        \
+    "                          GPU when its use count, halving every 256 tokens (lfu:H: every\n"   \
+    "                          H), passes the least used there; static keeps the placement\n"
 
 /* --backend NAME into o; false (with a usage message) for an unknown name. */
 bool cli_parse_backend(const char *cmd, const char *text, engine_options *o);
+
+/* --expert-cache static | lfu | lfu:H into o; false (with a usage message) otherwise. */
+bool cli_parse_expert_cache(const char *cmd, const char *text, engine_options *o);
 
 /* --vram: a byte count with an optional K, M, G or T suffix (powers of 1024). */
 bool cli_parse_bytes(const char *cmd, const char *opt, const char *text, uint64_t *out);

@@ -227,6 +227,7 @@ int cmd_bench(int argc, char **argv)
                                          {"vram", required_argument, 0, 'V'},
                                          {"expert-stats", required_argument, 0, 'E'},
                                          {"gpu-experts", required_argument, 0, 'G'},
+                                         {"expert-cache", required_argument, 0, 'C'},
                                          {"random", required_argument, 0, 'R'},
                                          {"quant", required_argument, 0, 'Q'},
                                          {"layers", required_argument, 0, 'L'},
@@ -259,6 +260,8 @@ int cmd_bench(int argc, char **argv)
             return DSQ_EUSAGE;
         if (c == 'E')
             eo.expert_stats = optarg;
+        if (c == 'C' && !cli_parse_expert_cache("bench", optarg, &eo))
+            return DSQ_EUSAGE;
         if (c == 'G' && !cli_parse_int("bench", "--gpu-experts", optarg, 0, 100, &gpu_experts))
             return DSQ_EUSAGE;
         if (c == 'R')
@@ -371,14 +374,16 @@ int cmd_bench(int argc, char **argv)
                    "\"read_baseline_gb_s\": %.3f, \"baseline\": \"%s\", "
                    "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
                    "\"unpacked_bytes\": %llu, \"batch\": %ld, \"host_experts\": %s, "
-                   "\"host_experts_decode_share\": %.4f}\n",
+                   "\"host_experts_decode_share\": %.4f, \"expert_cache\": \"%s\", "
+                   "\"expert_loads\": %llu}\n",
                    label, e.ops->name, kernels, activations, omp_get_max_threads(),
                    getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
                    repeat, prefill.median, prefill.min, prefill.max, n_gen, depth, decode.median,
                    decode.min, decode.max, per_token, effective, baseline, base_name,
                    e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes,
                    (unsigned long long)unpacked, batch, e.host_experts ? "true" : "false",
-                   host_share);
+                   host_share, e.expert_swap ? "lfu" : "static",
+                   (unsigned long long)e.expert_loads);
         else {
             printf("%s (backend %s, %s kernels, q8/q4 with %s activations, %d threads, %ld "
                    "sequence%s)\n"
@@ -400,8 +405,10 @@ int cmd_bench(int argc, char **argv)
                        e.load_bytes / 1e9, e.load_seconds);
             if (e.host_experts && batch == 1)
                 printf("host     routed experts in host memory, on the CPU: %.0f%% of the decode "
-                       "time (%.2f ms of %.2f per token)\n",
-                       100 * host_share, 1e3 * host_share / decode.median, 1e3 / decode.median);
+                       "time (%.2f ms of %.2f per token); expert cache %s, %llu experts copied "
+                       "to the GPU in the whole run\n",
+                       100 * host_share, 1e3 * host_share / decode.median, 1e3 / decode.median,
+                       e.expert_swap ? "lfu" : "static", (unsigned long long)e.expert_loads);
             if (unpacked)
                 printf("unpacked %.2f GB of packed copies left out for lack of memory: those "
                        "matrices run on the planar kernels\n",

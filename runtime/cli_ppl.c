@@ -72,7 +72,8 @@ enum {
     OPT_ACT,
     OPT_STATS,
     OPT_TRACE,
-    OPT_PLACE_STATS
+    OPT_PLACE_STATS,
+    OPT_EXPERT_CACHE
 };
 
 typedef struct {
@@ -94,6 +95,7 @@ static int parse(int argc, char **argv, ppl_cli *o)
                                          {"backend", required_argument, 0, OPT_BACKEND},
                                          {"vram", required_argument, 0, OPT_VRAM},
                                          {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
+                                         {"expert-cache", required_argument, 0, OPT_EXPERT_CACHE},
                                          {"save-expert-stats", required_argument, 0, OPT_STATS},
                                          {"expert-trace", no_argument, 0, OPT_TRACE},
                                          {"help", no_argument, 0, 'h'},
@@ -152,6 +154,10 @@ static int parse(int argc, char **argv, ppl_cli *o)
             break;
         case OPT_PLACE_STATS:
             o->engine.expert_stats = optarg;
+            break;
+        case OPT_EXPERT_CACHE:
+            if (!cli_parse_expert_cache("ppl", optarg, &o->engine))
+                return DSQ_EUSAGE;
             break;
         case 'h':
             fputs(help, stdout);

@@ -52,7 +52,8 @@ enum {
     OPT_SYSTEM,
     OPT_VRAM,
     OPT_ACT,
-    OPT_PLACE_STATS
+    OPT_PLACE_STATS,
+    OPT_EXPERT_CACHE
 };
 
 static bool parse_float(const char *cmd, const char *opt, const char *text, float *out)
@@ -84,6 +85,7 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
                                          {"backend", required_argument, 0, OPT_BACKEND},
                                          {"vram", required_argument, 0, OPT_VRAM},
                                          {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
+                                         {"expert-cache", required_argument, 0, OPT_EXPERT_CACHE},
                                          {"threads", required_argument, 0, 't'},
                                          {"activations", required_argument, 0, OPT_ACT},
                                          {"system", required_argument, 0, OPT_SYSTEM},
@@ -141,6 +143,9 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
             break;
         case OPT_PLACE_STATS:
             o->engine.expert_stats = optarg;
+            break;
+        case OPT_EXPERT_CACHE:
+            ok = cli_parse_expert_cache(cmd, optarg, &o->engine);
             break;
         case 't':
             ok = cli_set_threads(cmd, optarg);

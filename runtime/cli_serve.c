@@ -85,7 +85,8 @@ enum {
     OPT_JSON,
     OPT_BACKEND,
     OPT_VRAM,
-    OPT_PLACE_STATS
+    OPT_PLACE_STATS,
+    OPT_EXPERT_CACHE
 };
 
 /* The first line of path, malloc'd; NULL with a message. */
@@ -146,6 +147,7 @@ int cmd_serve(int argc, char **argv)
                                          {"backend", required_argument, 0, OPT_BACKEND},
                                          {"vram", required_argument, 0, OPT_VRAM},
                                          {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
+                                         {"expert-cache", required_argument, 0, OPT_EXPERT_CACHE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     serve_http_options o = {.host = "127.0.0.1",
@@ -219,6 +221,9 @@ int cmd_serve(int argc, char **argv)
             break;
         case OPT_PLACE_STATS:
             eo.expert_stats = optarg;
+            break;
+        case OPT_EXPERT_CACHE:
+            ok = cli_parse_expert_cache("serve", optarg, &eo);
             break;
         case 'h':
             fputs(serve_help, stdout);

@@ -8,6 +8,7 @@
 #include "cpu_pack.h"
 #include "dsq_format.h"
 #include "expert_stats.h"
+#include "expert_swap.h"
 #include "host_experts.h"
 #include "model.h"
 #include "offload.h"
@@ -127,7 +128,33 @@ static void cpu_close(engine *e)
 
 static const engine_ops cpu_ops = {"cpu", cpu_forward, cpu_close, NULL, NULL};
 
+static void swap_close(engine *e)
+{
+    expert_swap_close(e->expert_swap);
+    e->expert_swap = NULL;
+}
+
 #ifdef DSQ_HAVE_CUDA
+/* Whether every routed expert has the shape and types of the first: then the device's copy of
+ * one can take any other (the expert cache). */
+static bool experts_alike(const model *m)
+{
+    const ffn_weights *first = NULL;
+    for (int l = 0; l < m->w.n_layers; l++)
+        for (int x = 0; m->w.layers[l].moe && x < m->cfg->n_routed_experts; x++) {
+            const ffn_weights *f = &m->w.layers[l].experts[x];
+            if (!first)
+                first = f;
+            const dsq_matrix *a[3] = {&first->gate, &first->up, &first->down};
+            const dsq_matrix *b[3] = {&f->gate, &f->up, &f->down};
+            for (int i = 0; i < 3; i++)
+                if (a[i]->type != b[i]->type || a[i]->rows != b[i]->rows ||
+                    a[i]->cols != b[i]->cols || a[i]->group != b[i]->group)
+                    return false;
+        }
+    return true;
+}
+
 /* The CUDA engine, with the routed experts that do not fit the budget (--vram, else the free
  * memory) left in host memory and computed there. */
 static int open_cuda(engine *e, model *m, const engine_options *o, const expert_stats *stats,
@@ -165,12 +192,22 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
                 stats ? "the most used" : "the same number per layer",
                 p.experts_total - p.experts_gpu, p.experts_host_bytes / 1e9,
                 p.resident_weights / 1e9, p.kv_cache / 1e9, m->ctx, budget / 1e9);
-        const cuda_offload off = {on_gpu, e->host_experts};
-        rc = cuda_engine_open(e, o, &off, err);
+        if (!o->static_experts && experts_alike(m)) {
+            bool moe_layer[m->cfg->n_layers];
+            for (int l = 0; l < m->cfg->n_layers; l++)
+                moe_layer[l] = m->w.layers[l].moe;
+            rc = expert_swap_open(&e->expert_swap, m->cfg->n_layers, m->cfg->n_routed_experts,
+                                  moe_layer, on_gpu,
+                                  o->expert_half_life > 0 ? o->expert_half_life : 256, err);
+        }
+        const cuda_offload off = {on_gpu, e->host_experts, e->expert_swap};
+        if (!rc)
+            rc = cuda_engine_open(e, o, &off, err);
     }
     if (rc) {
         host_experts_close(e->host_experts);
         e->host_experts = NULL;
+        swap_close(e);
     }
     free(on_gpu);
     placement_free(&p);
@@ -263,6 +300,7 @@ void engine_close(engine *e)
         return;
     e->ops->close(e);
     host_experts_close(e->host_experts); /* after the device engine: no host calls remain */
+    swap_close(e);
     desc_free((model_desc *)e->desc);
     free(e->seq_past);
     memset(e, 0, sizeof *e);

@@ -44,6 +44,8 @@ struct engine {
     uint64_t load_bytes, device_bytes; /* bytes copied at load; device memory taken */
     struct host_experts *host_experts; /* CUDA with a model larger than the device: the routed
                                         * experts computed in host memory, else NULL */
+    struct expert_swap *expert_swap;   /* its expert cache, or NULL (the placement stays) */
+    uint64_t expert_loads;             /* experts the cache has copied to the device */
 };
 
 typedef struct {
@@ -56,6 +58,8 @@ typedef struct {
     const char *expert_stats; /* CUDA with experts in host memory: keep the most used on the
                                * device, by this file's counts (dsq ppl --save-expert-stats);
                                * checked against the model on every backend */
+    bool static_experts;      /* ... and keep that placement (no expert cache: docs/OFFLOAD.md) */
+    double expert_half_life;  /* the expert cache's half-life in tokens (0: 256) */
 } engine_options;
 
 /* Whether this binary has the CUDA backend, and how many devices it sees (0 without). */

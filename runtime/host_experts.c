@@ -50,6 +50,11 @@ void host_experts_close(host_experts *he)
     free(he);
 }
 
+void host_experts_place(host_experts *he, int layer, int expert, bool on_gpu)
+{
+    he->on_gpu[(size_t)layer * he->m->cfg->n_routed_experts + expert] = on_gpu;
+}
+
 int host_experts_count(const host_experts *he, int layer)
 {
     const int ne = he->m->cfg->n_routed_experts;

@@ -22,6 +22,10 @@ void host_experts_close(host_experts *he);
 /* Seconds spent in host_experts_run so far (a benchmark's split of a step). */
 double host_experts_seconds(const host_experts *he);
 
+/* An expert moved to the device (on_gpu) or back to host memory by the device's expert cache;
+ * calls after it see the change. */
+void host_experts_place(host_experts *he, int layer, int expert, bool on_gpu);
+
 /* Whether any routed expert of the layer is computed here. */
 bool host_experts_in_layer(const host_experts *he, int layer);
 /* Experts of the layer computed here. */

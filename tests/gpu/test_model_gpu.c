@@ -101,8 +101,9 @@ static bool convert_to(const char *dir, const char *preset, int group, const cha
 
 /* Prefill and decode logits, GPU (graph and plain launches) against CPU. gpu_share >= 0: a
  * --vram budget (offload.h) that fits that share of the routed experts' bytes, the rest
- * computed in host memory. */
-static void compare_logits(const char *name, const char *path, double gpu_share)
+ * computed in host memory; with half_life > 0 the expert cache moves experts between the two
+ * (LFU with that half-life in tokens), else the placement stays. */
+static void compare_logits(const char *name, const char *path, double gpu_share, double half_life)
 {
     model m;
     engine cpu, gpu, plain;
@@ -120,8 +121,13 @@ static void compare_logits(const char *name, const char *path, double gpu_share)
         model_close(&m);
         return;
     }
-    engine_options oc = {.backend = "cpu"}, og = {.backend = "cuda", .vram = budget},
-                   op = {.backend = "cuda", .no_graph = true, .vram = budget};
+    engine_options oc = {.backend = "cpu"},
+                   og = {.backend = "cuda",
+                         .vram = budget,
+                         .static_experts = half_life <= 0,
+                         .expert_half_life = half_life},
+                   op = og;
+    op.no_graph = true;
     if (engine_open(&cpu, &m, &oc, &err) || !cuda_memory(&free0, &total) ||
         engine_open(&gpu, &m, &og, &err) || !cuda_memory(&free1, &total) ||
         engine_open(&plain, &m, &op, &err)) {
@@ -203,6 +209,12 @@ static void compare_logits(const char *name, const char *path, double gpu_share)
         }
         if (!rc)
             same_graph = same_graph && memcmp(b, c, (size_t)vocab * sizeof(float)) == 0;
+    }
+    if (!rc && half_life > 0) {
+        snprintf(what, sizeof what, "%s: the expert cache moved experts (%llu and %llu loads)",
+                 name, (unsigned long long)gpu.expert_loads,
+                 (unsigned long long)plain.expert_loads);
+        result(gpu.expert_loads > 0 && plain.expert_loads > 0, what);
     }
     if (rc)
         fprintf(stderr, "  %s: %s\n", name, err.msg);
@@ -419,16 +431,18 @@ int main(void)
                 result(false, label);
                 continue;
             }
-            compare_logits(label, out, -1);
+            compare_logits(label, out, -1, 0);
             if (p == 2) {
                 compare_sequences(label, out);
-                /* routed experts all, half and none in host memory */
-                const double shares[] = {0, 0.5, 1};
-                for (int i = 0; i < 3; i++) {
-                    char off[160];
-                    snprintf(off, sizeof off, "%s, %.0f%% of expert bytes on the GPU", label,
-                             100 * shares[i]);
-                    compare_logits(off, out, shares[i]);
+                /* routed experts all, half and none in host memory, the placement kept; then
+                 * half, with an expert cache of half-life 2 tokens, which moves experts
+                 * between the passes */
+                const double shares[] = {0, 0.5, 1, 0.5}, half_life[] = {0, 0, 0, 2};
+                for (int i = 0; i < 4; i++) {
+                    char off[600];
+                    snprintf(off, sizeof off, "%s, %.0f%% of expert bytes on the GPU%s", label,
+                             100 * shares[i], half_life[i] > 0 ? ", expert cache" : "");
+                    compare_logits(off, out, shares[i], half_life[i]);
                 }
             }
             if (f == 3)
