@@ -59,7 +59,7 @@ struct cuda_state {
     rope_dev rope;
     float *cache_a, *cache_b;
     size_t stride_a, stride_b; /* floats per token per layer */
-    int batch, expert_inter;
+    int batch, expert_inter, top_k; /* tokens per pass; routed expert width; experts per token */
     float *x, *xn, *q, *qa, *k, *v, *ckv, *attn, *q_lat, *o_lat, *scores, *g, *u, *h, *ye, *xg,
         *shared_out, *router, *route_w, *logits;
     /* io: per token of a pass, [0, B) position, [B, 2B) sequence, [2B, 3B) id; host_io pinned */
@@ -87,7 +87,9 @@ struct cuda_state {
     expert_swap *swap; /* not owned */
     dmat *tables, *tables_host;
     dmat *slot_mem;
-    int *ids_log, *hids_log;
+    int *hids_log;    /* [n_layers][batch * k] each layer's choices of the pass */
+    bool *slot_dirty; /* [slots] its expert changed in this pass's loads */
+    bool broken;      /* an expert cache update failed: the engine refuses to run */
     expert_swap_load *swap_loads;
     const int **swap_ids; /* [n_moe] rows of hids_log */
     uint64_t loads;
@@ -366,8 +368,8 @@ static void state_free(cuda_state *st)
     free(st->slot_mem);
     free(st->swap_loads);
     free(st->swap_ids);
-    if (st->hids_log)
-        cudaFreeHost(st->hids_log);
+    free(st->hids_log);
+    free(st->slot_dirty);
     free(st->layers);
     free(st);
 }
@@ -499,6 +501,7 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     st->rope = rope_dev{cs, sn, d->rope_dim, d->rope_interleaved};
     const size_t B = (size_t)p.batch, H = (size_t)d->hidden;
     st->batch = p.batch;
+    st->top_k = d->route.k;
     st->expert_inter = 0;
     for (int l = 0; l < d->n_layers; l++)
         if (d->layers[l].moe)
@@ -548,13 +551,13 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
         return cudaSuccess;
     const expert_swap *sw = st->swap;
     const int slots = expert_swap_slots(sw), n_moe = expert_swap_moe_layers(sw);
-    TRY(dalloc_n(st, (size_t)d->n_layers * per_pass, &st->ids_log));
-    TRY(cudaMallocHost((void **)&st->hids_log, (size_t)d->n_layers * per_pass * sizeof(int)));
+    st->hids_log = (int *)malloc((size_t)d->n_layers * per_pass * sizeof(int));
+    st->slot_dirty = (bool *)calloc((size_t)(slots ? slots : 1), sizeof(bool));
     st->slot_mem = (dmat *)calloc(3 * (size_t)(slots ? slots : 1), sizeof(dmat));
     st->swap_loads =
         (expert_swap_load *)malloc(per_pass * (size_t)n_moe * sizeof(expert_swap_load) + 1);
     st->swap_ids = (const int **)malloc((size_t)(n_moe ? n_moe : 1) * sizeof(int *));
-    if (!st->slot_mem || !st->swap_loads || !st->swap_ids)
+    if (!st->slot_mem || !st->swap_loads || !st->swap_ids || !st->hids_log || !st->slot_dirty)
         return cudaErrorMemoryAllocation;
     for (int s = 0; s < slots; s++) { /* a slot is the device bytes of its first expert */
         int l, x;
@@ -578,6 +581,9 @@ static void CUDART_CB run_host_experts(void *arg)
     if (!st->host_rc)
         st->host_rc = host_experts_run(st->he, c->layer, st->hx, st->host_n, st->hids, st->hw,
                                        st->hout, &st->host_err);
+    if (st->swap) /* the expert cache counts every layer's choices after the pass */
+        memcpy(st->hids_log + (size_t)c->layer * st->batch * st->top_k, st->hids,
+               (size_t)st->host_n * st->top_k * sizeof(int));
 }
 
 /* g = silu(gate . xn) * (up . xn) for a dense or shared FFN. One token takes the routed-expert
@@ -648,9 +654,6 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         const int k = d->route.k;
         TRY(launch_matmul(L.router, st->xn, n, st->router, false, s));
         TRY(launch_moe_route(st->router, n, d->route, st->ids, st->route_w, s));
-        if (st->swap) /* the expert cache counts every layer's choices after the pass */
-            TRY(cudaMemcpyAsync(st->ids_log + (size_t)l * st->batch * k, st->ids,
-                                (size_t)n * k * sizeof(int), cudaMemcpyDeviceToDevice, s));
         /* with experts in host memory the device's share runs on the side stream meanwhile */
         const bool host = st->he && st->host_layer[l];
         const cudaStream_t dev = host ? st->side : s;
@@ -711,54 +714,63 @@ static cudaError_t capture_step(cuda_state *st, const engine *en, int n)
     return cudaSuccess;
 }
 
-/* The expert cache after a pass of n tokens: every layer's choices to the host, the policy's
- * loads, and for each the host expert's three matrices copied from the mapping into its slot,
- * the expert tables pointed at them (the slot's previous expert loses its entries) and the
- * host's flags changed to match. The next pass, graph or not, reads the new tables. */
+/* The expert cache after a pass of n tokens (whose choices the host functions logged): the
+ * policy's loads (decode passes only: a long prompt would churn), applied in order to the
+ * host's copy of the expert tables and to the host's flags; then each slot whose expert
+ * changed gets the final one's three matrices from the mapping, and the tables go up in one
+ * copy. The next pass, graph or not, reads the new tables. A failure here leaves the tables,
+ * the flags and the policy apart, so the engine refuses every later pass. */
 static cudaError_t swap_experts(cuda_state *st, engine *en, int n)
 {
     const model_desc *d = en->desc;
     const int ne = d->route.n_experts, k = d->route.k, n_moe = expert_swap_moe_layers(st->swap);
     const size_t per_pass = (size_t)st->batch * k;
-    TRY(cudaMemcpyAsync(st->hids_log, st->ids_log, (size_t)d->n_layers * per_pass * sizeof(int),
-                        cudaMemcpyDeviceToHost, st->stream));
-    TRY(cudaStreamSynchronize(st->stream));
     for (int m = 0; m < n_moe; m++)
         st->swap_ids[m] = st->hids_log + (size_t)expert_swap_layer(st->swap, m) * per_pass;
-    const int made =
-        expert_swap_pass(st->swap, st->swap_ids, n, k, st->swap_loads, (int)per_pass * n_moe);
-    if (made < 0)
-        return cudaErrorInvalidValue;
+    const int made = expert_swap_pass(st->swap, st->swap_ids, n, k, n <= MAX_GRAPH, st->swap_loads,
+                                      (int)per_pass * n_moe);
+    if (made <= 0)
+        return made < 0 ? cudaErrorInvalidValue : cudaSuccess;
+    st->broken = true; /* until the copies below have gone through */
     for (int i = 0; i < made; i++) {
         const expert_swap_load &ld = st->swap_loads[i];
-        const md_ffn &x = d->layers[ld.layer].experts[ld.expert];
-        const md_matrix *src[3] = {&x.gate, &x.up, &x.down};
         const size_t at_new = (size_t)ld.layer * 3 * ne + ld.expert;
         const size_t at_old = (size_t)ld.old_layer * 3 * ne + ld.old_expert;
+        const md_ffn &x = d->layers[ld.layer].experts[ld.expert];
+        const md_matrix *src[3] = {&x.gate, &x.up, &x.down};
         for (int j = 0; j < 3; j++) {
             const dmat &slot = st->slot_mem[3 * ld.slot + j];
-            uint64_t bytes = 0;
-            dsq_type_nbytes(src[j]->type, (uint64_t)src[j]->rows, (uint64_t)src[j]->cols,
-                            src[j]->group, &bytes);
-            TRY(cudaMemcpyAsync((void *)slot.data, src[j]->data, bytes, cudaMemcpyHostToDevice,
-                                st->stream));
             st->tables_host[at_old + (size_t)j * ne].data = NULL;
             st->tables_host[at_new + (size_t)j * ne] =
                 dmat{slot.data, src[j]->type, src[j]->rows, src[j]->cols, src[j]->group};
         }
-        for (int j = 0; j < 3; j++) {
-            const size_t a = at_old + (size_t)j * ne, b = at_new + (size_t)j * ne;
-            TRY(cudaMemcpyAsync(st->tables + a, st->tables_host + a, sizeof(dmat),
-                                cudaMemcpyHostToDevice, st->stream));
-            TRY(cudaMemcpyAsync(st->tables + b, st->tables_host + b, sizeof(dmat),
-                                cudaMemcpyHostToDevice, st->stream));
-        }
         host_experts_place(st->he, ld.old_layer, ld.old_expert, false);
         host_experts_place(st->he, ld.layer, ld.expert, true);
+        st->slot_dirty[ld.slot] = true;
     }
+    for (int s = 0; s < expert_swap_slots(st->swap); s++) {
+        if (!st->slot_dirty[s])
+            continue;
+        st->slot_dirty[s] = false;
+        int l, x;
+        expert_swap_slot_expert(st->swap, s, &l, &x);
+        const md_ffn &f = d->layers[l].experts[x];
+        const md_matrix *src[3] = {&f.gate, &f.up, &f.down};
+        for (int j = 0; j < 3; j++) {
+            uint64_t bytes = 0;
+            dsq_type_nbytes(src[j]->type, (uint64_t)src[j]->rows, (uint64_t)src[j]->cols,
+                            src[j]->group, &bytes);
+            TRY(cudaMemcpyAsync((void *)st->slot_mem[3 * s + j].data, src[j]->data, bytes,
+                                cudaMemcpyHostToDevice, st->stream));
+        }
+    }
+    TRY(cudaMemcpyAsync(st->tables, st->tables_host, (size_t)d->n_layers * 3 * ne * sizeof(dmat),
+                        cudaMemcpyHostToDevice, st->stream));
+    TRY(cudaStreamSynchronize(st->stream));
+    st->broken = false;
     st->loads += (uint64_t)made;
     en->expert_loads = st->loads;
-    return made ? cudaStreamSynchronize(st->stream) : cudaSuccess;
+    return cudaSuccess;
 }
 
 /* Tokens at the given sequences (NULL: all 0) and positions, in passes of at most st->batch;
@@ -770,6 +782,10 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
     cuda_state *st = (cuda_state *)en->state;
     const size_t vocab = (size_t)en->desc->vocab, B = (size_t)st->batch;
     st->host_rc = DSQ_OK; /* an earlier failed pass may have left one */
+    if (st->broken)
+        return dsq_fail(err, DSQ_ERESOURCE,
+                        "CUDA expert cache: an earlier update failed, so the device's expert "
+                        "tables are not to be trusted; open the model again");
     for (int done = 0; done < n;) {
         const int m = n - done < st->batch ? n - done : st->batch;
         const bool last = done + m == n, head = last || all_logits;
@@ -943,7 +959,7 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_
     }
     vram_plan p = make_plan(d, en->ctx, en->n_seq, d->map_size - st->hole_bytes);
     if (off) { /* the host's sums come back to a buffer of their own */
-        const uint64_t more = vram_offload_bytes(d->hidden, d->n_layers, d->route.k);
+        const uint64_t more = vram_host_result_bytes(d->hidden);
         p.work_bytes += more;
         p.total += more;
     }

@@ -22,12 +22,12 @@ bool cli_parse_expert_cache(const char *cmd, const char *text, engine_options *o
     char *end = NULL;
     double h = 0;
     if (!strcmp(text, "static")) {
-        o->static_experts = true;
+        o->expert_cache = false;
         return true;
     }
     if (!strcmp(text, "lfu") ||
         (!strncmp(text, "lfu:", 4) && (h = strtod(text + 4, &end)) >= 1 && h <= 1e9 && !*end)) {
-        o->static_experts = false;
+        o->expert_cache = true;
         o->expert_half_life = h;
         return true;
     }

@@ -17,10 +17,10 @@
     "      --expert-stats FILE with experts in host memory, keep the most used on the GPU, by\n"   \
     "                          counts from 'dsq ppl --save-expert-stats' (default: the same\n"     \
     "                          number of every layer's experts)\n"                                 \
-    "      --expert-cache P    with experts in host memory: lfu (default) copies an expert to "    \
-    "the\n"                                                                                        \
-    "                          GPU when its use count, halving every 256 tokens (lfu:H: every\n"   \
-    "                          H), passes the least used there; static keeps the placement\n"
+    "      --expert-cache P    with experts in host memory: static (default) keeps the\n"          \
+    "                          placement; lfu copies an expert to the GPU between decode steps\n"  \
+    "                          when its use count, halving every 256 tokens (lfu:H: every H),\n"   \
+    "                          passes the least used there\n"
 
 /* --backend NAME into o; false (with a usage message) for an unknown name. */
 bool cli_parse_backend(const char *cmd, const char *text, engine_options *o);

@@ -179,9 +179,13 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
     if (!rc)
         rc = host_experts_open(&e->host_experts, m, on_gpu, VRAM_MAX_BATCH, err);
     if (!rc && cpu_pack_useful()) { /* the host's experts on the packed kernels, if memory holds
-                                     * them; else planar, the same model */
+                                     * them (with an expert cache any may come back: all of
+                                     * them); else planar, the same model */
         dsq_error ignored;
-        cpu_pack_host_experts(&m->w, m->cfg->n_routed_experts, on_gpu, &ignored);
+        const size_t n = (size_t)m->cfg->n_layers * m->cfg->n_routed_experts;
+        unsigned char *none = o->expert_cache ? calloc(n + 1, 1) : NULL;
+        cpu_pack_host_experts(&m->w, m->cfg->n_routed_experts, none ? none : on_gpu, &ignored);
+        free(none);
     }
     if (!rc) {
         fprintf(stderr,
@@ -192,12 +196,15 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
                 stats ? "the most used" : "the same number per layer",
                 p.experts_total - p.experts_gpu, p.experts_host_bytes / 1e9,
                 p.resident_weights / 1e9, p.kv_cache / 1e9, m->ctx, budget / 1e9);
-        if (!o->static_experts && experts_alike(m)) {
+        if (o->expert_cache && !experts_alike(m))
+            fprintf(stderr, "offload: --expert-cache: the routed experts differ in shape or "
+                            "type, so the placement stays\n");
+        if (o->expert_cache && experts_alike(m)) {
             bool moe_layer[m->cfg->n_layers];
             for (int l = 0; l < m->cfg->n_layers; l++)
                 moe_layer[l] = m->w.layers[l].moe;
             rc = expert_swap_open(&e->expert_swap, m->cfg->n_layers, m->cfg->n_routed_experts,
-                                  moe_layer, on_gpu,
+                                  moe_layer, on_gpu, stats ? stats->counts : NULL,
                                   o->expert_half_life > 0 ? o->expert_half_life : 256, err);
         }
         const cuda_offload off = {on_gpu, e->host_experts, e->expert_swap};

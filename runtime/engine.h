@@ -58,7 +58,9 @@ typedef struct {
     const char *expert_stats; /* CUDA with experts in host memory: keep the most used on the
                                * device, by this file's counts (dsq ppl --save-expert-stats);
                                * checked against the model on every backend */
-    bool static_experts;      /* ... and keep that placement (no expert cache: docs/OFFLOAD.md) */
+    bool expert_cache;        /* ... and move experts between GPU and host between decode
+                               * passes (LFU with decay, docs/OFFLOAD.md); else the placement
+                               * stays */
     double expert_half_life;  /* the expert cache's half-life in tokens (0: 256) */
 } engine_options;
 

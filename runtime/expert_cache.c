@@ -74,6 +74,17 @@ void expert_cache_seed(expert_cache *c, const uint64_t *counts)
         }
 }
 
+bool expert_cache_count(expert_cache *c, int key)
+{
+    if (c->policy == EXPERT_CACHE_LFU) {
+        c->score[key] = decayed(c, key) + 1;
+        c->last[key] = c->now;
+    }
+    if (c->key_slot[key] >= 0 && c->policy == EXPERT_CACHE_LRU)
+        c->last[key] = c->now;
+    return c->key_slot[key] >= 0;
+}
+
 bool expert_cache_access(expert_cache *c, int key, bool *loaded)
 {
     *loaded = false;

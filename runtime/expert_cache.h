@@ -44,6 +44,9 @@ void expert_cache_seed(expert_cache *c, const uint64_t *counts);
 /* One use of key: true on a hit. On a miss, *loaded says whether the policy copied it in. */
 bool expert_cache_access(expert_cache *c, int key, bool *loaded);
 
+/* One use of key counted as access counts it, but never loading: true on a hit. */
+bool expert_cache_count(expert_cache *c, int key);
+
 /* The next token starts (ages LRU and LFU). */
 static inline void expert_cache_tick(expert_cache *c)
 {

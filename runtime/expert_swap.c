@@ -15,7 +15,8 @@ struct expert_swap {
 };
 
 int expert_swap_open(expert_swap **out, int n_layers, int n_experts, const bool *moe,
-                     const unsigned char *on_gpu, double half_life, dsq_error *err)
+                     const unsigned char *on_gpu, const uint64_t *counts, double half_life,
+                     dsq_error *err)
 {
     expert_swap *s = *out = calloc(1, sizeof *s);
     if (!s)
@@ -35,17 +36,29 @@ int expert_swap_open(expert_swap **out, int n_layers, int n_experts, const bool 
             s->layer_of_moe[s->n_moe++] = l;
     }
     const int n_keys = s->n_moe * n_experts;
-    uint64_t *counts = calloc((size_t)(n_keys ? n_keys : 1), sizeof *counts);
+    uint64_t *seed = calloc((size_t)(n_keys ? n_keys : 1), sizeof *seed);
     int slots = 0;
-    for (int m = 0; counts && m < s->n_moe; m++)
+    for (int m = 0; seed && m < s->n_moe; m++)
         for (int e = 0; e < n_experts; e++)
-            slots += counts[m * n_experts + e] =
+            slots += seed[m * n_experts + e] =
                 on_gpu[(size_t)s->layer_of_moe[m] * n_experts + e] != 0;
-    int rc = counts ? expert_cache_init(&s->cache, EXPERT_CACHE_LFU, n_keys, slots, half_life, err)
-                    : dsq_fail(err, DSQ_ERESOURCE, "out of memory for the expert cache");
-    if (!rc) /* the slots take exactly the resident experts, in key order (ties: lower key) */
+    int rc = seed ? expert_cache_init(&s->cache, EXPERT_CACHE_LFU, n_keys, slots, half_life, err)
+                  : dsq_fail(err, DSQ_ERESOURCE, "out of memory for the expert cache");
+    /* the slots take exactly the resident experts, in key order (ties: lower key); a profile's
+     * counts replace the 1s and 0s only if they choose the same experts */
+    bool by_counts = !rc && counts;
+    if (by_counts) {
         expert_cache_seed(&s->cache, counts);
-    free(counts);
+        for (int i = 0; i < slots; i++)
+            by_counts = by_counts && seed[s->cache.slot_key[i]];
+        if (!by_counts) {
+            expert_cache_free(&s->cache);
+            rc = expert_cache_init(&s->cache, EXPERT_CACHE_LFU, n_keys, slots, half_life, err);
+        }
+    }
+    if (!rc && !by_counts)
+        expert_cache_seed(&s->cache, seed);
+    free(seed);
     /* the cache forgets a slot's expert when it replaces it; a load needs to know it */
     if (!rc && !(s->occupant = malloc((size_t)(slots ? slots : 1) * sizeof(int))))
         rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory for the expert cache");
@@ -102,8 +115,8 @@ void expert_swap_slot_expert(const expert_swap *s, int slot, int *layer, int *ex
     *expert = key % s->n_experts;
 }
 
-int expert_swap_pass(expert_swap *s, const int *const *ids, int n, int k, expert_swap_load *loads,
-                     int max_loads)
+int expert_swap_pass(expert_swap *s, const int *const *ids, int n, int k, bool may_load,
+                     expert_swap_load *loads, int max_loads)
 {
     if (max_loads < n * s->n_moe * k)
         return -1; /* each choice may load: the list must have room for all */
@@ -112,8 +125,11 @@ int expert_swap_pass(expert_swap *s, const int *const *ids, int n, int k, expert
         for (int m = 0; m < s->n_moe; m++)
             for (int j = 0; j < k; j++) {
                 const int e = ids[m][t * k + j], key = m * s->n_experts + e;
-                bool loaded;
-                expert_cache_access(&s->cache, key, &loaded);
+                bool loaded = false;
+                if (may_load)
+                    expert_cache_access(&s->cache, key, &loaded);
+                else
+                    expert_cache_count(&s->cache, key);
                 if (!loaded)
                     continue;
                 const int slot = s->cache.key_slot[key], old = s->occupant[slot];

@@ -24,9 +24,12 @@ typedef struct expert_swap expert_swap;
 
 /* on_gpu: [n_layers * n_experts], layer-major (placement's flags), moe: [n_layers] whether a
  * layer has routed experts. Slot s starts with the s-th flagged expert in (layer, expert)
- * order; the LFU scores start at 1 for those and 0 for the others. half_life in tokens. */
+ * order. The LFU scores start from counts ([n_moe * n_experts], a profile's, as the placement
+ * that chose the flagged experts by them) when given and they pick the same experts, else at 1
+ * for the flagged ones and 0 for the others. half_life in tokens. */
 int expert_swap_open(expert_swap **s, int n_layers, int n_experts, const bool *moe,
-                     const unsigned char *on_gpu, double half_life, dsq_error *err);
+                     const unsigned char *on_gpu, const uint64_t *counts, double half_life,
+                     dsq_error *err);
 void expert_swap_close(expert_swap *s);
 
 int expert_swap_slots(const expert_swap *s);
@@ -43,9 +46,10 @@ void expert_swap_slot_expert(const expert_swap *s, int slot, int *layer, int *ex
 
 /* One pass of n tokens with k experts each: ids[m][t * k + j] for MoE layer m (MoE index) in
  * routing order; tokens are taken in order, each layer's choices in turn, as a decode sees
- * them. Writes the loads the policy makes, in order, to loads (room for n * n_moe * k, one per
- * choice at most) and returns how many; -1 (nothing done) when max_loads is smaller. */
-int expert_swap_pass(expert_swap *s, const int *const *ids, int n, int k, expert_swap_load *loads,
-                     int max_loads);
+ * them. Without may_load the uses are only counted (a long prompt would otherwise churn). Writes
+ * the loads the policy makes, in order, to loads (room for n * n_moe * k, one per choice at most)
+ * and returns how many; -1 (nothing done) when max_loads is smaller. */
+int expert_swap_pass(expert_swap *s, const int *const *ids, int n, int k, bool may_load,
+                     expert_swap_load *loads, int max_loads);
 
 #endif

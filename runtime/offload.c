@@ -55,8 +55,7 @@ uint64_t offload_reserve(const model *m, int n_seq)
     vram_plan_make(&one, &vm, m->ctx);
     vm.n_seq = n_seq > 1 ? n_seq : 1;
     vram_plan_make(&all, &vm, m->ctx);
-    return (all.total - one.total) +
-           vram_offload_bytes(m->cfg->hidden_size, m->cfg->n_layers, m->cfg->n_experts_per_tok);
+    return (all.total - one.total) + vram_host_result_bytes(m->cfg->hidden_size);
 }
 
 int offload_plan(const model *m, int n_seq, uint64_t budget, const expert_stats *stats,

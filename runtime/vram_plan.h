@@ -36,13 +36,10 @@ typedef struct {
 void vram_plan_make(vram_plan *p, const vram_model *m, int ctx);
 
 /* Device bytes an engine that leaves routed experts in host memory adds to its plan: the host's
- * sums of a pass, one row per token, and every layer's expert ids of a pass (its expert
- * cache counts them). */
-static inline uint64_t vram_offload_bytes(int hidden, int n_layers, int k)
+ * sums of a pass, one row per token. */
+static inline uint64_t vram_host_result_bytes(int hidden)
 {
-    return (uint64_t)VRAM_MAX_BATCH *
-           ((uint64_t)hidden * sizeof(float) +
-            (uint64_t)n_layers * (uint64_t)(k > 0 ? k : 1) * sizeof(int));
+    return (uint64_t)VRAM_MAX_BATCH * (uint64_t)hidden * sizeof(float);
 }
 
 #endif

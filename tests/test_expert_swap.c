@@ -59,7 +59,7 @@ TEST(slots_start_with_the_placement_in_order)
         on_gpu[flagged[i][0] * EXPERTS + flagged[i][1]] = 1;
     expert_swap *s;
     dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, 256, &err) == DSQ_OK);
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 256, &err) == DSQ_OK);
     CHECK(expert_swap_slots(s) == 4 && expert_swap_moe_layers(s) == 3);
     CHECK(expert_swap_layer(s, 0) == 1 && expert_swap_layer(s, 2) == 3);
     for (int slot = 0; slot < 4; slot++) {
@@ -77,14 +77,14 @@ TEST(a_hot_host_expert_replaces_a_cold_resident_one)
     on_gpu[1 * EXPERTS + 0] = on_gpu[2 * EXPERTS + 0] = on_gpu[3 * EXPERTS + 0] = 1;
     expert_swap *s;
     dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, 4, &err) == DSQ_OK);
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 4, &err) == DSQ_OK);
     /* every token: layer 1 uses experts 5 and 6, layers 2 and 3 their resident expert 0 and 1 */
     int l1[K] = {5, 6}, l2[K] = {0, 1}, l3[K] = {0, 1};
     const int *ids[3] = {l1, l2, l3};
     expert_swap_load loads[3 * K];
     int total = 0, moved_in = 0;
     for (int step = 0; step < 16; step++) {
-        const int n = expert_swap_pass(s, ids, 1, K, loads, 3 * K);
+        const int n = expert_swap_pass(s, ids, 1, K, true, loads, 3 * K);
         CHECK(n >= 0);
         for (int i = 0; i < n; i++)
             moved_in += loads[i].layer == 1 && (loads[i].expert == 5 || loads[i].expert == 6);
@@ -96,7 +96,7 @@ TEST(a_hot_host_expert_replaces_a_cold_resident_one)
     CHECK(!on_gpu[1 * EXPERTS + 0]);
     CHECK(moved_in >= 1 && total == (int)expert_swap_loads(s));
     CHECK(on_gpu[2 * EXPERTS + 0] || on_gpu[3 * EXPERTS + 0]);
-    CHECK(expert_swap_pass(s, ids, 1, K, loads, 3 * K - 1) == -1);
+    CHECK(expert_swap_pass(s, ids, 1, K, true, loads, 3 * K - 1) == -1);
     expert_swap_close(s);
 }
 
@@ -111,7 +111,7 @@ TEST(random_routing_keeps_every_slot_consistent)
         slots += on_gpu[i];
     expert_swap *s;
     dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, 8, &err) == DSQ_OK);
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 8, &err) == DSQ_OK);
     enum { N = 5 };
     int buf[3][N * K];
     const int *ids[3] = {buf[0], buf[1], buf[2]};
@@ -129,7 +129,7 @@ TEST(random_routing_keeps_every_slot_consistent)
                 if (buf[m][t * K + 1] == buf[m][t * K])
                     buf[m][t * K + 1] = (buf[m][t * K] + 1) % EXPERTS;
             }
-        const int made = expert_swap_pass(s, ids, n, K, loads, N * 3 * K);
+        const int made = expert_swap_pass(s, ids, n, K, pass % 7 != 0, loads, N * 3 * K);
         CHECK(made >= 0);
         apply(on_gpu, loads, made);
         check_consistent(s, on_gpu, slots);
@@ -137,5 +137,45 @@ TEST(random_routing_keeps_every_slot_consistent)
     }
     printf("  %d loads over 300 passes, %d slots\n", total, slots);
     CHECK(total > 0 && total == (int)expert_swap_loads(s));
+    expert_swap_close(s);
+}
+
+/* A profile's counts seed the scores when they pick the placement's experts; counted-only passes
+ * (long prompts) never load. */
+TEST(profile_seeds_and_counted_passes)
+{
+    unsigned char on_gpu[LAYERS * EXPERTS] = {0};
+    uint64_t counts[3 * EXPERTS] = {0};
+    for (int m = 0; m < 3; m++) {
+        on_gpu[(m + 1) * EXPERTS + 2] = 1; /* the placement took each layer's hottest */
+        for (int e = 0; e < EXPERTS; e++)
+            counts[m * EXPERTS + e] = e == 2 ? 1000 : 10;
+    }
+    expert_swap *s;
+    dsq_error err = {0};
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, counts, 256, &err) == DSQ_OK);
+    check_consistent(s, on_gpu, 3);
+    int a[K] = {0, 1}, b[K] = {0, 1}, c[K] = {0, 1};
+    const int *ids[3] = {a, b, c};
+    expert_swap_load loads[3 * K];
+    /* with 1000 against 10 and a half-life of 256 tokens, 20 tokens of other experts do not
+     * displace the profile's choice */
+    for (int t = 0; t < 20; t++)
+        CHECK(expert_swap_pass(s, ids, 1, K, true, loads, 3 * K) == 0);
+    check_consistent(s, on_gpu, 3);
+    expert_swap_close(s);
+    /* counts that pick other experts than the placement are not used: the 1/0 seed is, and then
+     * a single use of a host expert outweighs a resident's decayed 1 after a token */
+    for (int m = 0; m < 3; m++)
+        counts[m * EXPERTS + 2] = 0;
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, counts, 256, &err) == DSQ_OK);
+    check_consistent(s, on_gpu, 3);
+    for (int t = 0; t < 20; t++)
+        CHECK(expert_swap_pass(s, ids, 1, K, false, loads, 3 * K) == 0); /* counted only */
+    check_consistent(s, on_gpu, 3);
+    const int made = expert_swap_pass(s, ids, 1, K, true, loads, 3 * K);
+    CHECK(made > 0);
+    apply(on_gpu, loads, made);
+    check_consistent(s, on_gpu, 3);
     expert_swap_close(s);
 }

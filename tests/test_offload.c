@@ -35,8 +35,7 @@ static uint64_t engine_plan(const model *m, int n_seq, const unsigned char *on_g
     vm.n_seq = n_seq;
     vram_plan p;
     vram_plan_make(&p, &vm, m->ctx);
-    return p.total +
-           vram_offload_bytes(m->cfg->hidden_size, m->cfg->n_layers, m->cfg->n_experts_per_tok);
+    return p.total + vram_host_result_bytes(m->cfg->hidden_size);
 }
 
 TEST(plans_fit_their_budgets)

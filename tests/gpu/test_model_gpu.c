@@ -124,7 +124,7 @@ static void compare_logits(const char *name, const char *path, double gpu_share,
     engine_options oc = {.backend = "cpu"},
                    og = {.backend = "cuda",
                          .vram = budget,
-                         .static_experts = half_life <= 0,
+                         .expert_cache = half_life > 0,
                          .expert_half_life = half_life},
                    op = og;
     op.no_graph = true;
