@@ -177,6 +177,14 @@ static const float *to_dev_f(const cuda_state *st, const model_desc *d, const fl
     return (const float *)dev_addr(st, d, p);
 }
 
+/* Stored bytes of a matrix. */
+static uint64_t md_bytes(const md_matrix &m)
+{
+    uint64_t bytes = 0;
+    dsq_type_nbytes(m.type, (uint64_t)m.rows, (uint64_t)m.cols, m.group, &bytes);
+    return bytes;
+}
+
 static int by_offset(const void *a, const void *b)
 {
     const hole *x = (const hole *)a, *y = (const hole *)b;
@@ -205,9 +213,7 @@ static bool make_holes(cuda_state *st, const model_desc *d, const unsigned char 
             const md_ffn &x = d->layers[l].experts[e];
             const md_matrix *ms[3] = {&x.gate, &x.up, &x.down};
             for (int i = 0; i < 3; i++) {
-                uint64_t len = 0;
-                dsq_type_nbytes(ms[i]->type, (uint64_t)ms[i]->rows, (uint64_t)ms[i]->cols,
-                                ms[i]->group, &len);
+                const uint64_t len = md_bytes(*ms[i]);
                 const uint64_t off = (uint64_t)((const uint8_t *)ms[i]->data - d->map);
                 const uint64_t a = d->tensor_align ? d->tensor_align : 1;
                 uint64_t end = (off + len + a - 1) / a * a;
@@ -756,13 +762,9 @@ static cudaError_t swap_experts(cuda_state *st, engine *en, int n)
         expert_swap_slot_expert(st->swap, s, &l, &x);
         const md_ffn &f = d->layers[l].experts[x];
         const md_matrix *src[3] = {&f.gate, &f.up, &f.down};
-        for (int j = 0; j < 3; j++) {
-            uint64_t bytes = 0;
-            dsq_type_nbytes(src[j]->type, (uint64_t)src[j]->rows, (uint64_t)src[j]->cols,
-                            src[j]->group, &bytes);
-            TRY(cudaMemcpyAsync((void *)st->slot_mem[3 * s + j].data, src[j]->data, bytes,
-                                cudaMemcpyHostToDevice, st->stream));
-        }
+        for (int j = 0; j < 3; j++)
+            TRY(cudaMemcpyAsync((void *)st->slot_mem[3 * s + j].data, src[j]->data,
+                                md_bytes(*src[j]), cudaMemcpyHostToDevice, st->stream));
     }
     TRY(cudaMemcpyAsync(st->tables, st->tables_host, (size_t)d->n_layers * 3 * ne * sizeof(dmat),
                         cudaMemcpyHostToDevice, st->stream));
