@@ -92,7 +92,6 @@ struct cuda_state {
     bool broken;      /* an expert cache update failed: the engine refuses to run */
     expert_swap_load *swap_loads;
     const int **swap_ids; /* [n_moe] rows of hids_log */
-    uint64_t loads;
 };
 
 static double now_seconds(void)
@@ -770,8 +769,6 @@ static cudaError_t swap_experts(cuda_state *st, engine *en, int n)
                         cudaMemcpyHostToDevice, st->stream));
     TRY(cudaStreamSynchronize(st->stream));
     st->broken = false;
-    st->loads += (uint64_t)made;
-    en->expert_loads = st->loads;
     return cudaSuccess;
 }
 

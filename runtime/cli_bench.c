@@ -11,6 +11,7 @@
 #include "backend_cpu.h"
 #include "cli_backend.h"
 #include "dot.h"
+#include "expert_swap.h"
 #include "host_experts.h"
 #include "model.h"
 #include "offload.h"
@@ -383,7 +384,7 @@ int cmd_bench(int argc, char **argv)
                    e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes,
                    (unsigned long long)unpacked, batch, e.host_experts ? "true" : "false",
                    host_share, e.expert_swap ? "lfu" : "static",
-                   (unsigned long long)e.expert_loads);
+                   (unsigned long long)expert_swap_loads(e.expert_swap));
         else {
             printf("%s (backend %s, %s kernels, q8/q4 with %s activations, %d threads, %ld "
                    "sequence%s)\n"
@@ -408,7 +409,8 @@ int cmd_bench(int argc, char **argv)
                        "time (%.2f ms of %.2f per token); expert cache %s, %llu experts copied "
                        "to the GPU in the whole run\n",
                        100 * host_share, 1e3 * host_share / decode.median, 1e3 / decode.median,
-                       e.expert_swap ? "lfu" : "static", (unsigned long long)e.expert_loads);
+                       e.expert_swap ? "lfu" : "static",
+                       (unsigned long long)expert_swap_loads(e.expert_swap));
             if (unpacked)
                 printf("unpacked %.2f GB of packed copies left out for lack of memory: those "
                        "matrices run on the planar kernels\n",

@@ -196,10 +196,11 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
                 stats ? "the most used" : "the same number per layer",
                 p.experts_total - p.experts_gpu, p.experts_host_bytes / 1e9,
                 p.resident_weights / 1e9, p.kv_cache / 1e9, m->ctx, budget / 1e9);
-        if (o->expert_cache && !experts_alike(m))
+        const bool alike = o->expert_cache && experts_alike(m);
+        if (o->expert_cache && !alike)
             fprintf(stderr, "offload: --expert-cache: the routed experts differ in shape or "
                             "type, so the placement stays\n");
-        if (o->expert_cache && experts_alike(m)) {
+        if (alike) {
             bool moe_layer[m->cfg->n_layers];
             for (int l = 0; l < m->cfg->n_layers; l++)
                 moe_layer[l] = m->w.layers[l].moe;
@@ -228,27 +229,12 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
     const char *name = o && o->backend ? o->backend : engine_cuda_devices() > 0 ? "cuda" : "cpu";
     if (strcmp(name, "cpu") != 0 && strcmp(name, "cuda") != 0)
         return dsq_fail(err, DSQ_EUSAGE, "--backend %s: the backends are cpu and cuda", name);
-    /* checked on every backend, so a wrong file is caught before a GPU run needs it */
-    expert_stats stats;
-    const bool stats_ok = o && o->expert_stats;
-    if (stats_ok) {
-        int rc = expert_stats_load(&stats, o->expert_stats, err);
-        if (!rc && (rc = expert_stats_check(&stats, m->cfg, o->expert_stats, err)))
-            expert_stats_free(&stats);
-        if (rc)
-            return rc;
-    }
     model_desc *d = desc_build(m);
-    if (!d) {
-        if (stats_ok)
-            expert_stats_free(&stats);
+    if (!d)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
-    }
     const int n_seq = o && o->n_seq > 1 ? o->n_seq : 1;
     int *seq_past = calloc((size_t)n_seq, sizeof(int));
     if (!seq_past) {
-        if (stats_ok)
-            expert_stats_free(&stats);
         desc_free(d);
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     }
@@ -259,30 +245,33 @@ int engine_open(engine *e, model *m, const engine_options *o, dsq_error *err)
                   .n_past = 0,
                   .n_seq = n_seq,
                   .seq_past = seq_past};
-    if (strcmp(name, "cuda") == 0) {
+    /* checked on every backend, so a wrong file is caught before a GPU run needs it */
+    expert_stats stats;
+    bool have_stats = false;
+    int rc = DSQ_OK;
+    if (o && o->expert_stats) {
+        rc = expert_stats_load(&stats, o->expert_stats, err);
+        if (!rc && (rc = expert_stats_check(&stats, m->cfg, o->expert_stats, err)))
+            expert_stats_free(&stats);
+        have_stats = !rc;
+    }
+    if (!rc && strcmp(name, "cuda") == 0) {
 #ifdef DSQ_HAVE_CUDA
         engine_options def = {0};
-        int rc = open_cuda(e, m, o ? o : &def, stats_ok ? &stats : NULL, err);
-        if (stats_ok)
-            expert_stats_free(&stats);
-        if (rc) {
-            desc_free(d);
-            free(seq_past);
-            memset(e, 0, sizeof *e);
-            return rc;
-        }
+        rc = open_cuda(e, m, o ? o : &def, have_stats ? &stats : NULL, err);
 #else
-        if (stats_ok)
-            expert_stats_free(&stats);
+        rc = dsq_fail(err, DSQ_ERESOURCE,
+                      "--backend cuda: this dsq was built without CUDA (nvcc was not found)");
+#endif
+    }
+    if (have_stats)
+        expert_stats_free(&stats);
+    if (rc) {
         desc_free(d);
         free(seq_past);
         memset(e, 0, sizeof *e);
-        return dsq_fail(err, DSQ_ERESOURCE,
-                        "--backend cuda: this dsq was built without CUDA (nvcc was not found)");
-#endif
+        return rc;
     }
-    if (strcmp(name, "cpu") == 0 && stats_ok)
-        expert_stats_free(&stats);
     if (strcmp(name, "cpu") == 0 && cpu_pack_useful()) {
         /* without the memory for the packed copies the planar kernels run: slower, same model */
         const double t0 = progress_now();

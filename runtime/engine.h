@@ -45,7 +45,6 @@ struct engine {
     struct host_experts *host_experts; /* CUDA with a model larger than the device: the routed
                                         * experts computed in host memory, else NULL */
     struct expert_swap *expert_swap;   /* its expert cache, or NULL (the placement stays) */
-    uint64_t expert_loads;             /* experts the cache has copied to the device */
 };
 
 typedef struct {

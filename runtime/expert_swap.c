@@ -105,7 +105,7 @@ bool expert_swap_resident(const expert_swap *s, int layer, int expert)
 
 uint64_t expert_swap_loads(const expert_swap *s)
 {
-    return s->loads;
+    return s ? s->loads : 0;
 }
 
 void expert_swap_slot_expert(const expert_swap *s, int slot, int *layer, int *expert)

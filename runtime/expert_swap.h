@@ -38,7 +38,7 @@ int expert_swap_moe_layers(const expert_swap *s);
 int expert_swap_layer(const expert_swap *s, int m);
 /* Whether the policy counts the expert as on the device. */
 bool expert_swap_resident(const expert_swap *s, int layer, int expert);
-/* Loads made so far. */
+/* Loads made so far (0 without a cache: s NULL). */
 uint64_t expert_swap_loads(const expert_swap *s);
 
 /* The expert slot s holds now (at init: the s-th expert on_gpu flags, in layer, expert order). */

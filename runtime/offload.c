@@ -6,16 +6,7 @@
 #include <string.h>
 
 #include "model.h"
-#include "types.h"
 #include "vram_plan.h"
-
-static uint64_t matrix_bytes(const dsq_matrix *w)
-{
-    uint64_t b = 0;
-    if (w->data)
-        dsq_type_nbytes(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group, &b);
-    return b;
-}
 
 /* What the placement places, from the weights (a file or a model built in memory): one entry
  * per routed expert (gate, up and down), and one for the rest of the mapping (every other
@@ -39,7 +30,8 @@ static int expert_plan(const model *m, planned_tensor **plan, uint64_t **bytes, 
         for (int e = 0; m->w.layers[l].moe && e < ne; e++, at++) {
             const ffn_weights *x = &m->w.layers[l].experts[e];
             (*plan)[at] = (planned_tensor){.cls = TC_ROUTED_EXPERT, .layer = l, .expert = e};
-            (*bytes)[at] = matrix_bytes(&x->gate) + matrix_bytes(&x->up) + matrix_bytes(&x->down);
+            (*bytes)[at] = weights_matrix_bytes(&x->gate) + weights_matrix_bytes(&x->up) +
+                           weights_matrix_bytes(&x->down);
             experts += (*bytes)[at];
         }
     (*plan)[0] = (planned_tensor){.cls = TC_ATTENTION, .layer = -1, .expert = -1};

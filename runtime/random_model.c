@@ -295,10 +295,7 @@ void random_model_free(random_model *r)
 
 static double matrix_bytes(const dsq_matrix *w)
 {
-    uint64_t b = 0;
-    if (w->data)
-        dsq_type_nbytes(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group, &b);
-    return (double)b;
+    return (double)weights_matrix_bytes(w);
 }
 
 double random_model_bytes_per_token(const random_model *r)

@@ -61,6 +61,14 @@ static dsq_matrix view(const model_file *m, int i)
                         t->group_size, NULL};
 }
 
+uint64_t weights_matrix_bytes(const dsq_matrix *w)
+{
+    uint64_t b = 0;
+    if (w->data)
+        dsq_type_nbytes(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group, &b);
+    return b;
+}
+
 int weights_build(model_weights *w, const model_file *m, dsq_error *err)
 {
     const dsq_model_config *c = &m->config;

@@ -58,6 +58,9 @@ typedef struct {
     uint64_t unpacked_bytes; /* copies not made: the memory was not available */
 } model_weights;
 
+/* Stored bytes of a matrix (0 for one the model lacks). */
+uint64_t weights_matrix_bytes(const dsq_matrix *w);
+
 /* Builds the views; norms must be stored as f32 (the file says otherwise: error). */
 int weights_build(model_weights *w, const model_file *m, dsq_error *err);
 void weights_free(model_weights *w);

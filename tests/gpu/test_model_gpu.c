@@ -17,6 +17,7 @@
 #include "convert.h"
 #include "cuda_engine.h"
 #include "engine.h"
+#include "expert_swap.h"
 #include "model.h"
 #include "offload.h"
 #include "perplexity.h"
@@ -212,9 +213,10 @@ static void compare_logits(const char *name, const char *path, double gpu_share,
     }
     if (!rc && half_life > 0) {
         snprintf(what, sizeof what, "%s: the expert cache moved experts (%llu and %llu loads)",
-                 name, (unsigned long long)gpu.expert_loads,
-                 (unsigned long long)plain.expert_loads);
-        result(gpu.expert_loads > 0 && plain.expert_loads > 0, what);
+                 name, (unsigned long long)expert_swap_loads(gpu.expert_swap),
+                 (unsigned long long)expert_swap_loads(plain.expert_swap));
+        result(expert_swap_loads(gpu.expert_swap) > 0 && expert_swap_loads(plain.expert_swap) > 0,
+               what);
     }
     if (rc)
         fprintf(stderr, "  %s: %s\n", name, err.msg);
