@@ -3,96 +3,16 @@
  * together) and activations on the device, and the forward pass as one stream of kernel
  * launches (cuda/kernels.h). Each token's position, sequence and id go up in one small copy per
  * pass and only logits come back; steps of up to 16 tokens are captured once per size as CUDA
- * graphs and replayed, since every kernel reads positions from device memory. With an offload
- * (a model larger than the device) the routed experts the plan leaves in host memory are not
- * uploaded: after each MoE layer's router the pass copies the layer's input and choices to
- * pinned host memory, a host function runs those experts on the CPU (runtime/host_experts.h)
- * while a second stream computes the device's experts and shared experts, and the host's sum
- * comes back to the combine. */
+ * graphs and replayed, since every kernel reads positions from device memory. A model larger
+ * than the device leaves routed experts in host memory (cuda/offload.cu). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cuda_engine.h"
-#include "kernels.h"
-extern "C" {
-#include "expert_swap.h"
-#include "host_experts.h"
-#include "types.h"
-#include "vram_plan.h"
-}
+#include "engine_state.h"
 
 static_assert(sizeof(dmat) == VRAM_MATRIX_BYTES, "the memory plan counts expert tables");
-
-#define STAGE_BYTES (64ull << 20) /* pinned staging buffer for the weight upload (two) */
-#define MAX_GRAPH 16              /* decode steps of up to this many tokens are graphs */
-
-struct dlayer {
-    dmat wq, wk, wv, q_a, q_b, kv_a, kv_b, wo;
-    dmat dense_gate, dense_up, dense_down, router, shared_gate, shared_up, shared_down;
-    const float *attn_norm, *ffn_norm, *q_a_norm, *kv_a_norm;
-    const dmat *gates, *ups, *downs; /* device arrays [n_experts] */
-    const dmat *ffn_pair;            /* device: gate, up of the dense or shared FFN */
-    bool moe, has_shared;
-};
-
-/* A byte range of the file that is not uploaded (routed experts left in host memory). */
-struct hole {
-    uint64_t off, len;
-};
-
-struct cuda_state;
-struct host_call { /* the argument of one MoE layer's host function */
-    cuda_state *st;
-    int layer;
-};
-
-struct cuda_state {
-    cudaStream_t stream;
-    void *allocs[64];
-    int n_allocs;
-    const uint8_t *file; /* device copy of the mapping */
-    dlayer *layers;
-    dmat embed, output;
-    const float *norm;
-    rope_dev rope;
-    float *cache_a, *cache_b;
-    size_t stride_a, stride_b; /* floats per token per layer */
-    int batch, expert_inter, top_k; /* tokens per pass; routed expert width; experts per token */
-    float *x, *xn, *q, *qa, *k, *v, *ckv, *attn, *q_lat, *o_lat, *scores, *g, *u, *h, *ye, *xg,
-        *shared_out, *router, *route_w, *logits;
-    /* io: per token of a pass, [0, B) position, [B, 2B) sequence, [2B, 3B) id; host_io pinned */
-    int *ids, *order, *starts, *io, *host_io, *zero_ids;
-    int n_seq;
-    cudaGraphExec_t graphs[MAX_GRAPH + 1]; /* a step of n tokens with every row's logits */
-    bool graph_ready[MAX_GRAPH + 1], use_graph;
-    /* offload: sorted, merged holes of the upload and the hole bytes before each */
-    hole *holes;
-    uint64_t *hole_before, hole_bytes;
-    int n_holes;
-    host_experts *he;  /* not owned */
-    bool *host_layer;  /* [n_layers] some routed expert of the layer is in host memory */
-    host_call *calls;  /* [n_layers] */
-    cudaStream_t side; /* the device's experts while the host computes its own */
-    cudaEvent_t fork, join;
-    cudaEvent_t done; /* end of a pass, waited for without spinning: the host's cores compute */
-    float *hx, *hw, *hout; /* pinned: a pass's layer input, routing weights, the host's sum */
-    int *hids;             /* pinned: the pass's expert ids */
-    float *dout;           /* device: the host's sum */
-    int host_n, host_rc;   /* tokens of the pass running; the first host error */
-    dsq_error host_err;
-    /* expert cache (offload with swap): the host's copy of the expert tables, the device bytes
-     * of each slot (gate, up, down), every layer's ids of a pass, and the loads of one */
-    expert_swap *swap; /* not owned */
-    dmat *tables, *tables_host;
-    dmat *slot_mem;
-    int *hids_log;    /* [n_layers][batch * k] each layer's choices of the pass */
-    bool *slot_dirty; /* [slots] its expert changed in this pass's loads */
-    bool broken;      /* an expert cache update failed: the engine refuses to run */
-    expert_swap_load *swap_loads;
-    const int **swap_ids; /* [n_moe] rows of hids_log */
-};
 
 static double now_seconds(void)
 {
@@ -106,13 +26,6 @@ static int cuda_fail(dsq_error *err, cudaError_t e, const char *what)
     return dsq_fail(err, DSQ_ERESOURCE, "CUDA %s: %s", what, cudaGetErrorString(e));
 }
 
-#define TRY(call)                                                                                  \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess)                                                                     \
-            return e_;                                                                             \
-    } while (0)
-
 extern "C" int cuda_device_count(void)
 {
     int n = 0;
@@ -123,7 +36,7 @@ extern "C" int cuda_device_count(void)
     return n;
 }
 
-static cudaError_t dalloc(cuda_state *st, size_t bytes, void **p)
+cudaError_t dalloc(cuda_state *st, size_t bytes, void **p)
 {
     *p = NULL;
     if (bytes == 0)
@@ -135,36 +48,6 @@ static cudaError_t dalloc(cuda_state *st, size_t bytes, void **p)
     return cudaSuccess;
 }
 
-template <typename T> static cudaError_t dalloc_n(cuda_state *st, size_t count, T **p)
-{
-    return dalloc(st, count * sizeof(T), (void **)p);
-}
-
-/* The device address of a byte of the mapping: its offset less the holes before it; NULL for
- * NULL and for a byte in a hole (not on the device). */
-static const uint8_t *dev_addr(const cuda_state *st, const model_desc *d, const void *p)
-{
-    if (!p)
-        return NULL;
-    const uint64_t off = (uint64_t)((const uint8_t *)p - d->map);
-    int lo = 0, hi = st->n_holes; /* lo: holes that start at or before off */
-    while (lo < hi) {
-        const int mid = (lo + hi) / 2;
-        if (st->holes[mid].off <= off)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    uint64_t before = 0;
-    if (lo > 0) {
-        const hole &h = st->holes[lo - 1];
-        if (off < h.off + h.len)
-            return NULL;
-        before = st->hole_before[lo - 1] + h.len;
-    }
-    return st->file + (off - before);
-}
-
 /* The device view of a matrix; no data when it stays in host memory. */
 static dmat to_dev(const cuda_state *st, const model_desc *d, const md_matrix &m)
 {
@@ -174,70 +57,6 @@ static dmat to_dev(const cuda_state *st, const model_desc *d, const md_matrix &m
 static const float *to_dev_f(const cuda_state *st, const model_desc *d, const float *p)
 {
     return (const float *)dev_addr(st, d, p);
-}
-
-/* Stored bytes of a matrix. */
-static uint64_t md_bytes(const md_matrix &m)
-{
-    uint64_t bytes = 0;
-    dsq_type_nbytes(m.type, (uint64_t)m.rows, (uint64_t)m.cols, m.group, &bytes);
-    return bytes;
-}
-
-static int by_offset(const void *a, const void *b)
-{
-    const hole *x = (const hole *)a, *y = (const hole *)b;
-    return x->off < y->off ? -1 : x->off > y->off;
-}
-
-/* The holes of an offload: every matrix of every routed expert on_gpu leaves out, with its
- * padding up to the next tensor, so every tensor after a hole keeps its alignment on the device
- * (the kernels' 16-byte loads need it), sorted and merged. false when out of memory. */
-static bool make_holes(cuda_state *st, const model_desc *d, const unsigned char *on_gpu)
-{
-    const int ne = d->route.n_experts;
-    size_t n = 0;
-    for (int l = 0; l < d->n_layers; l++)
-        for (int e = 0; d->layers[l].moe && e < ne; e++)
-            n += on_gpu[(size_t)l * ne + e] ? 0 : 3;
-    st->holes = (hole *)malloc((n ? n : 1) * sizeof(hole));
-    st->hole_before = (uint64_t *)malloc((n ? n : 1) * sizeof(uint64_t));
-    if (!st->holes || !st->hole_before)
-        return false;
-    size_t at = 0;
-    for (int l = 0; l < d->n_layers; l++)
-        for (int e = 0; d->layers[l].moe && e < ne; e++) {
-            if (on_gpu[(size_t)l * ne + e])
-                continue;
-            const md_ffn &x = d->layers[l].experts[e];
-            const md_matrix *ms[3] = {&x.gate, &x.up, &x.down};
-            for (int i = 0; i < 3; i++) {
-                const uint64_t len = md_bytes(*ms[i]);
-                const uint64_t off = (uint64_t)((const uint8_t *)ms[i]->data - d->map);
-                const uint64_t a = d->tensor_align ? d->tensor_align : 1;
-                uint64_t end = (off + len + a - 1) / a * a;
-                end = end < d->map_size ? end : d->map_size;
-                st->holes[at++] = hole{off, end - off};
-            }
-        }
-    qsort(st->holes, n, sizeof(hole), by_offset);
-    int m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (m > 0 && st->holes[i].off <= st->holes[m - 1].off + st->holes[m - 1].len) {
-            const uint64_t end = st->holes[i].off + st->holes[i].len;
-            if (end > st->holes[m - 1].off + st->holes[m - 1].len)
-                st->holes[m - 1].len = end - st->holes[m - 1].off;
-        } else {
-            st->holes[m++] = st->holes[i];
-        }
-    }
-    st->n_holes = m;
-    st->hole_bytes = 0;
-    for (int i = 0; i < m; i++) {
-        st->hole_before[i] = st->hole_bytes;
-        st->hole_bytes += st->holes[i].len;
-    }
-    return true;
 }
 
 /* A matrix the kernels can read: inside the mapping (the upload copies only that), known type. */
@@ -351,30 +170,9 @@ static void state_free(cuda_state *st)
         cudaFree(st->allocs[i]);
     if (st->host_io)
         cudaFreeHost(st->host_io);
-    void *pinned[] = {st->hx, st->hw, st->hout, st->hids};
-    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++)
-        if (pinned[i])
-            cudaFreeHost(pinned[i]);
-    if (st->fork)
-        cudaEventDestroy(st->fork);
-    if (st->join)
-        cudaEventDestroy(st->join);
-    if (st->done)
-        cudaEventDestroy(st->done);
-    if (st->side)
-        cudaStreamDestroy(st->side);
+    offload_free(st);
     if (st->stream)
         cudaStreamDestroy(st->stream);
-    free(st->holes);
-    free(st->hole_before);
-    free(st->host_layer);
-    free(st->calls);
-    free(st->tables_host);
-    free(st->slot_mem);
-    free(st->swap_loads);
-    free(st->swap_ids);
-    free(st->hids_log);
-    free(st->slot_dirty);
     free(st->layers);
     free(st);
 }
@@ -540,55 +338,7 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(dalloc_n(st, B, &st->zero_ids));
     TRY(cudaMemset(st->zero_ids, 0, B * sizeof(int)));
     TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
-    if (!st->he)
-        return cudaSuccess;
-    const size_t per_pass = B * (size_t)d->route.k; /* expert choices of a pass */
-    TRY(cudaMallocHost((void **)&st->hx, B * H * sizeof(float)));
-    TRY(cudaMallocHost((void **)&st->hout, B * H * sizeof(float)));
-    TRY(cudaMallocHost((void **)&st->hw, per_pass * sizeof(float)));
-    TRY(cudaMallocHost((void **)&st->hids, per_pass * sizeof(int)));
-    TRY(dalloc_n(st, B * H, &st->dout));
-    TRY(cudaStreamCreateWithFlags(&st->side, cudaStreamNonBlocking));
-    TRY(cudaEventCreateWithFlags(&st->fork, cudaEventDisableTiming));
-    TRY(cudaEventCreateWithFlags(&st->join, cudaEventDisableTiming));
-    TRY(cudaEventCreateWithFlags(&st->done, cudaEventDisableTiming | cudaEventBlockingSync));
-    if (!st->swap)
-        return cudaSuccess;
-    const expert_swap *sw = st->swap;
-    const int slots = expert_swap_slots(sw), n_moe = expert_swap_moe_layers(sw);
-    st->hids_log = (int *)malloc((size_t)d->n_layers * per_pass * sizeof(int));
-    st->slot_dirty = (bool *)calloc((size_t)(slots ? slots : 1), sizeof(bool));
-    st->slot_mem = (dmat *)calloc(3 * (size_t)(slots ? slots : 1), sizeof(dmat));
-    st->swap_loads =
-        (expert_swap_load *)malloc(per_pass * (size_t)n_moe * sizeof(expert_swap_load) + 1);
-    st->swap_ids = (const int **)malloc((size_t)(n_moe ? n_moe : 1) * sizeof(int *));
-    if (!st->slot_mem || !st->swap_loads || !st->swap_ids || !st->hids_log || !st->slot_dirty)
-        return cudaErrorMemoryAllocation;
-    for (int s = 0; s < slots; s++) { /* a slot is the device bytes of its first expert */
-        int l, x;
-        expert_swap_slot_expert(sw, s, &l, &x);
-        const dmat *t = st->tables_host + (size_t)l * 3 * ne;
-        st->slot_mem[3 * s] = t[x];
-        st->slot_mem[3 * s + 1] = t[ne + x];
-        st->slot_mem[3 * s + 2] = t[2 * ne + x];
-        if (!t[x].data || !t[ne + x].data || !t[2 * ne + x].data)
-            return cudaErrorInvalidValue; /* the placement and the cache disagree */
-    }
-    return cudaSuccess;
-}
-
-/* A MoE layer's experts in host memory, run by the stream between the copies of its inputs and
- * of its sum (CUDA calls are not allowed here). The first error is kept for run_tokens. */
-static void CUDART_CB run_host_experts(void *arg)
-{
-    const host_call *c = (const host_call *)arg;
-    cuda_state *st = c->st;
-    if (!st->host_rc)
-        st->host_rc = host_experts_run(st->he, c->layer, st->hx, st->host_n, st->hids, st->hw,
-                                       st->hout, &st->host_err);
-    if (st->swap) /* the expert cache counts every layer's choices after the pass */
-        memcpy(st->hids_log + (size_t)c->layer * st->batch * st->top_k, st->hids,
-               (size_t)st->host_n * st->top_k * sizeof(int));
+    return st->he ? offload_build(st, d, B, H) : cudaSuccess;
 }
 
 /* g = silu(gate . xn) * (up . xn) for a dense or shared FFN. One token takes the routed-expert
@@ -662,19 +412,8 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
         /* with experts in host memory the device's share runs on the side stream meanwhile */
         const bool host = st->he && st->host_layer[l];
         const cudaStream_t dev = host ? st->side : s;
-        if (host) {
-            TRY(cudaEventRecord(st->fork, s));
-            TRY(cudaStreamWaitEvent(st->side, st->fork, 0));
-            TRY(cudaMemcpyAsync(st->hx, st->xn, (size_t)n * H * sizeof(float),
-                                cudaMemcpyDeviceToHost, s));
-            TRY(cudaMemcpyAsync(st->hids, st->ids, (size_t)n * k * sizeof(int),
-                                cudaMemcpyDeviceToHost, s));
-            TRY(cudaMemcpyAsync(st->hw, st->route_w, (size_t)n * k * sizeof(float),
-                                cudaMemcpyDeviceToHost, s));
-            TRY(cudaLaunchHostFunc(s, run_host_experts, &st->calls[l]));
-            TRY(cudaMemcpyAsync(st->dout, st->hout, (size_t)n * H * sizeof(float),
-                                cudaMemcpyHostToDevice, s));
-        }
+        if (host)
+            TRY(offload_fork(st, l, n, (size_t)H, (size_t)k, s));
         if (n == 1) { /* decode: one block row per chosen expert */
             TRY(launch_expert_gate_up(L.gates, L.ups, st->ids, k, st->xn, n, H, st->expert_inter,
                                       st->h, dev));
@@ -689,10 +428,8 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
             TRY(ffn_gate_up(st, L, L.shared_gate, L.shared_up, n, H, dev));
             TRY(launch_matmul(L.shared_down, st->g, n, st->shared_out, false, dev));
         }
-        if (host) {
-            TRY(cudaEventRecord(st->join, st->side));
-            TRY(cudaStreamWaitEvent(s, st->join, 0));
-        }
+        if (host)
+            TRY(offload_join(st, s));
         TRY(launch_moe_combine(st->ye, st->route_w, L.has_shared ? st->shared_out : NULL,
                                host ? st->dout : NULL, n, k, H, st->x, s));
     }
@@ -716,59 +453,6 @@ static cudaError_t capture_step(cuda_state *st, const engine *en, int n)
     cudaGraphDestroy(g);
     TRY(e);
     st->graph_ready[n] = true;
-    return cudaSuccess;
-}
-
-/* The expert cache after a pass of n tokens (whose choices the host functions logged): the
- * policy's loads (decode passes only: a long prompt would churn), applied in order to the
- * host's copy of the expert tables and to the host's flags; then each slot whose expert
- * changed gets the final one's three matrices from the mapping, and the tables go up in one
- * copy. The next pass, graph or not, reads the new tables. A failure here leaves the tables,
- * the flags and the policy apart, so the engine refuses every later pass. */
-static cudaError_t swap_experts(cuda_state *st, engine *en, int n)
-{
-    const model_desc *d = en->desc;
-    const int ne = d->route.n_experts, k = d->route.k, n_moe = expert_swap_moe_layers(st->swap);
-    const size_t per_pass = (size_t)st->batch * k;
-    for (int m = 0; m < n_moe; m++)
-        st->swap_ids[m] = st->hids_log + (size_t)expert_swap_layer(st->swap, m) * per_pass;
-    const int made = expert_swap_pass(st->swap, st->swap_ids, n, k, n <= MAX_GRAPH, st->swap_loads,
-                                      (int)per_pass * n_moe);
-    if (made <= 0)
-        return made < 0 ? cudaErrorInvalidValue : cudaSuccess;
-    st->broken = true; /* until the copies below have gone through */
-    for (int i = 0; i < made; i++) {
-        const expert_swap_load &ld = st->swap_loads[i];
-        const size_t at_new = (size_t)ld.layer * 3 * ne + ld.expert;
-        const size_t at_old = (size_t)ld.old_layer * 3 * ne + ld.old_expert;
-        const md_ffn &x = d->layers[ld.layer].experts[ld.expert];
-        const md_matrix *src[3] = {&x.gate, &x.up, &x.down};
-        for (int j = 0; j < 3; j++) {
-            const dmat &slot = st->slot_mem[3 * ld.slot + j];
-            st->tables_host[at_old + (size_t)j * ne].data = NULL;
-            st->tables_host[at_new + (size_t)j * ne] =
-                dmat{slot.data, src[j]->type, src[j]->rows, src[j]->cols, src[j]->group};
-        }
-        host_experts_place(st->he, ld.old_layer, ld.old_expert, false);
-        host_experts_place(st->he, ld.layer, ld.expert, true);
-        st->slot_dirty[ld.slot] = true;
-    }
-    for (int s = 0; s < expert_swap_slots(st->swap); s++) {
-        if (!st->slot_dirty[s])
-            continue;
-        st->slot_dirty[s] = false;
-        int l, x;
-        expert_swap_slot_expert(st->swap, s, &l, &x);
-        const md_ffn &f = d->layers[l].experts[x];
-        const md_matrix *src[3] = {&f.gate, &f.up, &f.down};
-        for (int j = 0; j < 3; j++)
-            TRY(cudaMemcpyAsync((void *)st->slot_mem[3 * s + j].data, src[j]->data,
-                                md_bytes(*src[j]), cudaMemcpyHostToDevice, st->stream));
-    }
-    TRY(cudaMemcpyAsync(st->tables, st->tables_host, (size_t)d->n_layers * 3 * ne * sizeof(dmat),
-                        cudaMemcpyHostToDevice, st->stream));
-    TRY(cudaStreamSynchronize(st->stream));
-    st->broken = false;
     return cudaSuccess;
 }
 
@@ -914,23 +598,6 @@ extern "C" bool cuda_memory(uint64_t *free_bytes, uint64_t *total_bytes)
 extern "C" uint64_t cuda_engine_plan_bytes(const engine *en)
 {
     return make_plan(en->desc, en->ctx, en->n_seq, en->desc->map_size).total;
-}
-
-/* What an offload needs besides the plan: the holes, the host's layers, their host calls. */
-static bool offload_init(cuda_state *st, const model_desc *d, const cuda_offload *off)
-{
-    st->he = off->he;
-    st->swap = off->swap;
-    st->host_layer = (bool *)calloc((size_t)d->n_layers, sizeof(bool));
-    st->calls = (host_call *)calloc((size_t)d->n_layers, sizeof(host_call));
-    if (!st->host_layer || !st->calls || !make_holes(st, d, off->on_gpu))
-        return false;
-    for (int l = 0; l < d->n_layers; l++) {
-        /* with an expert cache any MoE layer may lose an expert to the host later */
-        st->host_layer[l] = host_experts_in_layer(off->he, l) || (off->swap && d->layers[l].moe);
-        st->calls[l] = host_call{st, l};
-    }
-    return true;
 }
 
 extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_offload *off,
