@@ -1,4 +1,4 @@
-/* Parsing of --backend and --vram. */
+/* Parsing of the engine options commands share (cli_backend.h). */
 #include "cli_backend.h"
 
 #include <errno.h>
@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "expert_cache.h"
 
-bool cli_parse_backend(const char *cmd, const char *text, engine_options *o)
+static bool parse_backend(const char *cmd, const char *text, engine_options *o)
 {
     if (strcmp(text, "cpu") != 0 && strcmp(text, "cuda") != 0) {
         cli_usage_error(cmd, "--backend must be cpu or cuda, not '%s'", text);
@@ -17,23 +18,33 @@ bool cli_parse_backend(const char *cmd, const char *text, engine_options *o)
     return true;
 }
 
-bool cli_parse_expert_cache(const char *cmd, const char *text, engine_options *o)
+static bool parse_expert_cache(const char *cmd, const char *text, engine_options *o)
 {
-    char *end = NULL;
-    double h = 0;
     if (!strcmp(text, "static")) {
         o->expert_cache = false;
         return true;
     }
-    if (!strcmp(text, "lfu") ||
-        (!strncmp(text, "lfu:", 4) && (h = strtod(text + 4, &end)) >= 1 && h <= 1e9 && !*end)) {
+    double h = EXPERT_CACHE_HALF_LIFE, m = EXPERT_CACHE_MARGIN;
+    char *end = (char *)text + 3;
+    bool ok = !strncmp(text, "lfu", 3);
+    if (ok && *end == ':') {
+        h = strtod(end + 1, &end);
+        ok = h >= 1 && h <= 1e9;
+    }
+    if (ok && *end == ':') {
+        const char *at = end + 1;
+        m = strtod(at, &end);
+        ok = end != at && m >= 0 && m <= 1e9;
+    }
+    if (ok && !*end) {
         o->expert_cache = true;
         o->expert_half_life = h;
+        o->expert_margin = m;
         return true;
     }
     cli_usage_error(cmd,
-                    "--expert-cache must be static, lfu or lfu:H (a half-life of 1 to 1e9 "
-                    "tokens), not '%s'",
+                    "--expert-cache must be static, lfu, lfu:H or lfu:H:M (a half-life of 1 to "
+                    "1e9 tokens, a margin of 0 to 1e9 uses), not '%s'",
                     text);
     return false;
 }
@@ -60,4 +71,27 @@ bool cli_parse_bytes(const char *cmd, const char *opt, const char *text, uint64_
     }
     *out = (uint64_t)(v * unit);
     return true;
+}
+
+int cli_backend_option(const char *cmd, int c, const char *arg, engine_options *o)
+{
+    bool ok;
+    switch (c) {
+    case CLI_OPT_BACKEND:
+        ok = parse_backend(cmd, arg, o);
+        break;
+    case CLI_OPT_VRAM:
+        ok = cli_parse_bytes(cmd, "--vram", arg, &o->vram);
+        break;
+    case CLI_OPT_EXPERT_STATS:
+        o->expert_stats = arg;
+        ok = true;
+        break;
+    case CLI_OPT_EXPERT_CACHE:
+        ok = parse_expert_cache(cmd, arg, o);
+        break;
+    default:
+        return 0;
+    }
+    return ok ? 1 : -1;
 }

@@ -1,5 +1,5 @@
-/* The engine options run, chat, ppl, bench and serve share: --backend, --vram and
- * --expert-stats. */
+/* The engine options run, chat, ppl, bench and serve share: --backend, --vram, --expert-stats
+ * and --expert-cache. */
 #ifndef DSQ_CLI_BACKEND_H
 #define DSQ_CLI_BACKEND_H
 
@@ -19,14 +19,25 @@
     "                          number of every layer's experts)\n"                                 \
     "      --expert-cache P    with experts in host memory: static (default) keeps the\n"          \
     "                          placement; lfu copies an expert to the GPU between decode steps\n"  \
-    "                          when its use count, halving every 256 tokens (lfu:H: every H),\n"   \
-    "                          passes the least used there\n"
+    "                          when its use count, halving every 32 tokens, passes the least\n"    \
+    "                          used there by more than 8 uses (lfu:H: every H tokens; lfu:H:M:\n"  \
+    "                          by more than M)\n"
 
-/* --backend NAME into o; false (with a usage message) for an unknown name. */
-bool cli_parse_backend(const char *cmd, const char *text, engine_options *o);
+/* getopt_long codes of the shared options, above any command's own. */
+enum { CLI_OPT_BACKEND = 0x4000, CLI_OPT_VRAM, CLI_OPT_EXPERT_STATS, CLI_OPT_EXPERT_CACHE };
 
-/* --expert-cache static | lfu | lfu:H into o; false (with a usage message) otherwise. */
-bool cli_parse_expert_cache(const char *cmd, const char *text, engine_options *o);
+/* The shared options' entries for a command's struct option table. */
+// clang-format off
+#define CLI_BACKEND_OPTIONS                                                                        \
+    {"backend", required_argument, 0, CLI_OPT_BACKEND},                                            \
+    {"vram", required_argument, 0, CLI_OPT_VRAM},                                                  \
+    {"expert-stats", required_argument, 0, CLI_OPT_EXPERT_STATS},                                  \
+    {"expert-cache", required_argument, 0, CLI_OPT_EXPERT_CACHE}
+// clang-format on
+
+/* getopt's code c and its argument into o when c is a shared option: 1 taken, -1 a bad value
+ * (a usage message printed for cmd), 0 not a shared option. */
+int cli_backend_option(const char *cmd, int c, const char *arg, engine_options *o);
 
 /* --vram: a byte count with an optional K, M, G or T suffix (powers of 1024). */
 bool cli_parse_bytes(const char *cmd, const char *opt, const char *text, uint64_t *out);

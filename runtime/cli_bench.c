@@ -224,11 +224,8 @@ int cmd_bench(int argc, char **argv)
                                          {"threads", required_argument, 0, 't'},
                                          {"activations", required_argument, 0, 'a'},
                                          {"json", no_argument, 0, 'j'},
-                                         {"backend", required_argument, 0, 'b'},
-                                         {"vram", required_argument, 0, 'V'},
-                                         {"expert-stats", required_argument, 0, 'E'},
+                                         CLI_BACKEND_OPTIONS,
                                          {"gpu-experts", required_argument, 0, 'G'},
-                                         {"expert-cache", required_argument, 0, 'C'},
                                          {"random", required_argument, 0, 'R'},
                                          {"quant", required_argument, 0, 'Q'},
                                          {"layers", required_argument, 0, 'L'},
@@ -255,13 +252,7 @@ int cmd_bench(int argc, char **argv)
             return DSQ_EUSAGE;
         if (c == 'j')
             as_json = 1;
-        if (c == 'b' && !cli_parse_backend("bench", optarg, &eo))
-            return DSQ_EUSAGE;
-        if (c == 'V' && !cli_parse_bytes("bench", "--vram", optarg, &eo.vram))
-            return DSQ_EUSAGE;
-        if (c == 'E')
-            eo.expert_stats = optarg;
-        if (c == 'C' && !cli_parse_expert_cache("bench", optarg, &eo))
+        if (cli_backend_option("bench", c, optarg, &eo) < 0)
             return DSQ_EUSAGE;
         if (c == 'G' && !cli_parse_int("bench", "--gpu-experts", optarg, 0, 100, &gpu_experts))
             return DSQ_EUSAGE;

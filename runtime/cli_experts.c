@@ -13,6 +13,7 @@
 
 static const char help[] =
     "usage: dsq experts STATS.json [--simulate SLOTS[,SLOTS...]] [--profile F] [--half-life N]\n"
+    "                         [--margin M]\n"
     "\n"
     "Summarizes expert statistics written by 'dsq ppl --save-expert-stats': per MoE layer the\n"
     "tokens routed, the entropy of the routing distribution in bits (log2 of the expert count\n"
@@ -23,13 +24,16 @@ static const char help[] =
     "expert slots shared by all MoE layers (a count, or a percentage of all routed experts such\n"
     "as 25%) under three policies, and prints the hit rate (uses served from the cache) and\n"
     "loads per token (experts copied in): static (the most used experts of the profile),\n"
-    "LRU, and LFU with decayed counts. The first fraction F of the traced tokens (default 0.5)\n"
+    "LRU, and LFU with decayed counts (a miss loaded only when its count passes the coldest\n"
+    "resident's by more than the margin). The first fraction F of the traced tokens (default 0.5)\n"
     "is the profile: it picks the static set and warms LRU and LFU; only the rest is counted.\n"
     "\n"
     "options:\n"
     "      --simulate LIST    cache sizes to replay\n"
     "      --profile F        fraction of the trace used as profile, in (0, 1) (default 0.5)\n"
-    "      --half-life N      LFU: tokens for a use count to halve (default 256)\n"
+    "      --half-life N      LFU: tokens for a use count to halve (default 32)\n"
+    "      --margin M         LFU: uses by which a miss must pass the coldest resident to be\n"
+    "                         loaded (default 8; 0 loads whenever it passes at all)\n"
     "  -h, --help             this text\n";
 
 static void print_summary(const expert_stats *s, const char *path)
@@ -74,7 +78,8 @@ static bool parse_slots(const char *item, int n_keys, int *slots)
     return true;
 }
 
-static int simulate(const expert_stats *s, const char *list, double profile, double half_life)
+static int simulate(const expert_stats *s, const char *list, double profile, double half_life,
+                    double margin)
 {
     const int n_keys = s->n_moe * s->n_experts;
     const size_t profile_tokens = (size_t)(profile * (double)s->trace_tokens);
@@ -99,8 +104,8 @@ static int simulate(const expert_stats *s, const char *list, double profile, dou
         for (int p = EXPERT_CACHE_STATIC; !rc && p <= EXPERT_CACHE_LFU; p++) {
             expert_cache_result r;
             dsq_error err = {0};
-            if (expert_cache_replay(s, profile_tokens, (expert_cache_policy)p, slots, half_life, &r,
-                                    &err)) {
+            if (expert_cache_replay(s, profile_tokens, (expert_cache_policy)p, slots, half_life,
+                                    margin, &r, &err)) {
                 rc = cli_report("experts", &err);
                 break;
             }
@@ -113,17 +118,18 @@ static int simulate(const expert_stats *s, const char *list, double profile, dou
     return rc;
 }
 
-enum { OPT_SIMULATE = 256, OPT_PROFILE, OPT_HALF_LIFE };
+enum { OPT_SIMULATE = 256, OPT_PROFILE, OPT_HALF_LIFE, OPT_MARGIN };
 
 int cmd_experts(int argc, char **argv)
 {
     static const struct option opts[] = {{"simulate", required_argument, 0, OPT_SIMULATE},
                                          {"profile", required_argument, 0, OPT_PROFILE},
                                          {"half-life", required_argument, 0, OPT_HALF_LIFE},
+                                         {"margin", required_argument, 0, OPT_MARGIN},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *list = NULL;
-    double profile = 0.5, half_life = 256;
+    double profile = 0.5, half_life = EXPERT_CACHE_HALF_LIFE, margin = EXPERT_CACHE_MARGIN;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -138,6 +144,10 @@ int cmd_experts(int argc, char **argv)
             half_life = strtod(optarg, &end);
             if (end == optarg || *end || !(half_life >= 1 && half_life <= 1e9))
                 return cli_usage_error("experts", "--half-life must be a token count >= 1");
+        } else if (c == OPT_MARGIN) {
+            margin = strtod(optarg, &end);
+            if (end == optarg || *end || !(margin >= 0 && margin <= 1e9))
+                return cli_usage_error("experts", "--margin must be a use count in 0..1e9");
         } else if (c == 'h') {
             fputs(help, stdout);
             return 0;
@@ -160,7 +170,7 @@ int cmd_experts(int argc, char **argv)
                  argv[optind]);
         rc = cli_report("experts", &err);
     } else if (list)
-        rc = simulate(&s, list, profile, half_life);
+        rc = simulate(&s, list, profile, half_life, margin);
     expert_stats_free(&s);
     return rc;
 }

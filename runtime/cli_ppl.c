@@ -67,13 +67,9 @@ enum {
     OPT_SAVE = 256,
     OPT_BASE,
     OPT_JSON,
-    OPT_BACKEND,
-    OPT_VRAM,
     OPT_ACT,
     OPT_STATS,
     OPT_TRACE,
-    OPT_PLACE_STATS,
-    OPT_EXPERT_CACHE
 };
 
 typedef struct {
@@ -92,10 +88,7 @@ static int parse(int argc, char **argv, ppl_cli *o)
                                          {"threads", required_argument, 0, 't'},
                                          {"activations", required_argument, 0, OPT_ACT},
                                          {"json", no_argument, 0, OPT_JSON},
-                                         {"backend", required_argument, 0, OPT_BACKEND},
-                                         {"vram", required_argument, 0, OPT_VRAM},
-                                         {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
-                                         {"expert-cache", required_argument, 0, OPT_EXPERT_CACHE},
+                                         CLI_BACKEND_OPTIONS,
                                          {"save-expert-stats", required_argument, 0, OPT_STATS},
                                          {"expert-trace", no_argument, 0, OPT_TRACE},
                                          {"help", no_argument, 0, 'h'},
@@ -144,26 +137,16 @@ static int parse(int argc, char **argv, ppl_cli *o)
         case OPT_TRACE:
             o->trace = 1;
             break;
-        case OPT_BACKEND:
-            if (!cli_parse_backend("ppl", optarg, &o->engine))
-                return DSQ_EUSAGE;
-            break;
-        case OPT_VRAM:
-            if (!cli_parse_bytes("ppl", "--vram", optarg, &o->engine.vram))
-                return DSQ_EUSAGE;
-            break;
-        case OPT_PLACE_STATS:
-            o->engine.expert_stats = optarg;
-            break;
-        case OPT_EXPERT_CACHE:
-            if (!cli_parse_expert_cache("ppl", optarg, &o->engine))
-                return DSQ_EUSAGE;
-            break;
         case 'h':
             fputs(help, stdout);
             return 0;
-        default:
-            return cli_usage_error("ppl", "unknown option");
+        default: {
+            const int taken = cli_backend_option("ppl", c, optarg, &o->engine);
+            if (taken < 0)
+                return DSQ_EUSAGE;
+            if (!taken)
+                return cli_usage_error("ppl", "unknown option");
+        }
         }
     }
     if (optind != argc - 1)

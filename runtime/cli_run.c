@@ -48,12 +48,8 @@ enum {
     OPT_PENALTY,
     OPT_LASTN,
     OPT_SEED,
-    OPT_BACKEND,
     OPT_SYSTEM,
-    OPT_VRAM,
     OPT_ACT,
-    OPT_PLACE_STATS,
-    OPT_EXPERT_CACHE
 };
 
 static bool parse_float(const char *cmd, const char *opt, const char *text, float *out)
@@ -82,10 +78,7 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
                                          {"repeat-penalty", required_argument, 0, OPT_PENALTY},
                                          {"repeat-last-n", required_argument, 0, OPT_LASTN},
                                          {"seed", required_argument, 0, OPT_SEED},
-                                         {"backend", required_argument, 0, OPT_BACKEND},
-                                         {"vram", required_argument, 0, OPT_VRAM},
-                                         {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
-                                         {"expert-cache", required_argument, 0, OPT_EXPERT_CACHE},
+                                         CLI_BACKEND_OPTIONS,
                                          {"threads", required_argument, 0, 't'},
                                          {"activations", required_argument, 0, OPT_ACT},
                                          {"system", required_argument, 0, OPT_SYSTEM},
@@ -135,18 +128,6 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
             ok = cli_parse_int(cmd, "--seed", optarg, 0, 0x7fffffffffffffffl, &v);
             o->sampling.seed = (uint64_t)v;
             break;
-        case OPT_BACKEND:
-            ok = cli_parse_backend(cmd, optarg, &o->engine);
-            break;
-        case OPT_VRAM:
-            ok = cli_parse_bytes(cmd, "--vram", optarg, &o->engine.vram);
-            break;
-        case OPT_PLACE_STATS:
-            o->engine.expert_stats = optarg;
-            break;
-        case OPT_EXPERT_CACHE:
-            ok = cli_parse_expert_cache(cmd, optarg, &o->engine);
-            break;
         case 't':
             ok = cli_set_threads(cmd, optarg);
             break;
@@ -164,8 +145,12 @@ static int parse_options(const char *cmd, const char *help, int argc, char **arg
             fputs(help, stdout);
             fputs(sampling_help, stdout);
             return 0;
-        default:
-            return cli_usage_error(cmd, "unknown option");
+        default: {
+            const int taken = cli_backend_option(cmd, c, optarg, &o->engine);
+            if (!taken)
+                return cli_usage_error(cmd, "unknown option");
+            ok = taken > 0;
+        }
         }
         if (!ok)
             return DSQ_EUSAGE;

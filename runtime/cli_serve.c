@@ -83,10 +83,6 @@ enum {
     OPT_TIMEOUT,
     OPT_HTTP_THREADS,
     OPT_JSON,
-    OPT_BACKEND,
-    OPT_VRAM,
-    OPT_PLACE_STATS,
-    OPT_EXPERT_CACHE
 };
 
 /* The first line of path, malloc'd; NULL with a message. */
@@ -144,10 +140,7 @@ int cmd_serve(int argc, char **argv)
                                          {"timeout", required_argument, 0, OPT_TIMEOUT},
                                          {"http-threads", required_argument, 0, OPT_HTTP_THREADS},
                                          {"json-logs", no_argument, 0, OPT_JSON},
-                                         {"backend", required_argument, 0, OPT_BACKEND},
-                                         {"vram", required_argument, 0, OPT_VRAM},
-                                         {"expert-stats", required_argument, 0, OPT_PLACE_STATS},
-                                         {"expert-cache", required_argument, 0, OPT_EXPERT_CACHE},
+                                         CLI_BACKEND_OPTIONS,
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     serve_http_options o = {.host = "127.0.0.1",
@@ -213,23 +206,15 @@ int cmd_serve(int argc, char **argv)
         case OPT_JSON:
             o.json_logs = true;
             break;
-        case OPT_BACKEND:
-            ok = cli_parse_backend("serve", optarg, &eo);
-            break;
-        case OPT_VRAM:
-            ok = cli_parse_bytes("serve", "--vram", optarg, &eo.vram);
-            break;
-        case OPT_PLACE_STATS:
-            eo.expert_stats = optarg;
-            break;
-        case OPT_EXPERT_CACHE:
-            ok = cli_parse_expert_cache("serve", optarg, &eo);
-            break;
         case 'h':
             fputs(serve_help, stdout);
             return 0;
-        default:
-            return cli_usage_error("serve", "unknown option");
+        default: {
+            const int taken = cli_backend_option("serve", c, optarg, &eo);
+            if (!taken)
+                return cli_usage_error("serve", "unknown option");
+            ok = taken > 0;
+        }
         }
         if (!ok)
             return DSQ_EUSAGE;

@@ -7,6 +7,7 @@
 
 #include "cpu_pack.h"
 #include "dsq_format.h"
+#include "expert_cache.h"
 #include "expert_stats.h"
 #include "expert_swap.h"
 #include "host_experts.h"
@@ -206,7 +207,9 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
                 moe_layer[l] = m->w.layers[l].moe;
             rc = expert_swap_open(&e->expert_swap, m->cfg->n_layers, m->cfg->n_routed_experts,
                                   moe_layer, on_gpu, stats ? stats->counts : NULL,
-                                  o->expert_half_life > 0 ? o->expert_half_life : 256, err);
+                                  o->expert_half_life > 0 ? o->expert_half_life
+                                                          : EXPERT_CACHE_HALF_LIFE,
+                                  o->expert_margin, err);
         }
         const cuda_offload off = {on_gpu, e->host_experts, e->expert_swap};
         if (!rc)

@@ -16,7 +16,7 @@ struct expert_swap {
 
 int expert_swap_open(expert_swap **out, int n_layers, int n_experts, const bool *moe,
                      const unsigned char *on_gpu, const uint64_t *counts, double half_life,
-                     dsq_error *err)
+                     double margin, dsq_error *err)
 {
     expert_swap *s = *out = calloc(1, sizeof *s);
     if (!s)
@@ -42,8 +42,9 @@ int expert_swap_open(expert_swap **out, int n_layers, int n_experts, const bool 
         for (int e = 0; e < n_experts; e++)
             slots += seed[m * n_experts + e] =
                 on_gpu[(size_t)s->layer_of_moe[m] * n_experts + e] != 0;
-    int rc = seed ? expert_cache_init(&s->cache, EXPERT_CACHE_LFU, n_keys, slots, half_life, err)
-                  : dsq_fail(err, DSQ_ERESOURCE, "out of memory for the expert cache");
+    int rc =
+        seed ? expert_cache_init(&s->cache, EXPERT_CACHE_LFU, n_keys, slots, half_life, margin, err)
+             : dsq_fail(err, DSQ_ERESOURCE, "out of memory for the expert cache");
     /* the slots take exactly the resident experts, in key order (ties: lower key); a profile's
      * counts replace the 1s and 0s only if they choose the same experts */
     bool by_counts = !rc && counts;
@@ -53,7 +54,8 @@ int expert_swap_open(expert_swap **out, int n_layers, int n_experts, const bool 
             by_counts = by_counts && seed[s->cache.slot_key[i]];
         if (!by_counts) {
             expert_cache_free(&s->cache);
-            rc = expert_cache_init(&s->cache, EXPERT_CACHE_LFU, n_keys, slots, half_life, err);
+            rc = expert_cache_init(&s->cache, EXPERT_CACHE_LFU, n_keys, slots, half_life, margin,
+                                   err);
         }
     }
     if (!rc && !by_counts)

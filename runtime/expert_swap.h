@@ -26,10 +26,11 @@ typedef struct expert_swap expert_swap;
  * layer has routed experts. Slot s starts with the s-th flagged expert in (layer, expert)
  * order. The LFU scores start from counts ([n_moe * n_experts], a profile's, as the placement
  * that chose the flagged experts by them) when given and they pick the same experts, else at 1
- * for the flagged ones and 0 for the others. half_life in tokens. */
+ * for the flagged ones and 0 for the others. half_life in tokens, margin in uses (see
+ * expert_cache.h). */
 int expert_swap_open(expert_swap **s, int n_layers, int n_experts, const bool *moe,
                      const unsigned char *on_gpu, const uint64_t *counts, double half_life,
-                     dsq_error *err);
+                     double margin, dsq_error *err);
 void expert_swap_close(expert_swap *s);
 
 int expert_swap_slots(const expert_swap *s);

@@ -59,7 +59,7 @@ TEST(slots_start_with_the_placement_in_order)
         on_gpu[flagged[i][0] * EXPERTS + flagged[i][1]] = 1;
     expert_swap *s;
     dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 256, &err) == DSQ_OK);
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 256, 0, &err) == DSQ_OK);
     CHECK(expert_swap_slots(s) == 4 && expert_swap_moe_layers(s) == 3);
     CHECK(expert_swap_layer(s, 0) == 1 && expert_swap_layer(s, 2) == 3);
     for (int slot = 0; slot < 4; slot++) {
@@ -77,7 +77,7 @@ TEST(a_hot_host_expert_replaces_a_cold_resident_one)
     on_gpu[1 * EXPERTS + 0] = on_gpu[2 * EXPERTS + 0] = on_gpu[3 * EXPERTS + 0] = 1;
     expert_swap *s;
     dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 4, &err) == DSQ_OK);
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 4, 0, &err) == DSQ_OK);
     /* every token: layer 1 uses experts 5 and 6, layers 2 and 3 their resident expert 0 and 1 */
     int l1[K] = {5, 6}, l2[K] = {0, 1}, l3[K] = {0, 1};
     const int *ids[3] = {l1, l2, l3};
@@ -111,7 +111,7 @@ TEST(random_routing_keeps_every_slot_consistent)
         slots += on_gpu[i];
     expert_swap *s;
     dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 8, &err) == DSQ_OK);
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 8, 0, &err) == DSQ_OK);
     enum { N = 5 };
     int buf[3][N * K];
     const int *ids[3] = {buf[0], buf[1], buf[2]};
@@ -153,7 +153,7 @@ TEST(profile_seeds_and_counted_passes)
     }
     expert_swap *s;
     dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, counts, 256, &err) == DSQ_OK);
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, counts, 256, 0, &err) == DSQ_OK);
     check_consistent(s, on_gpu, 3);
     int a[K] = {0, 1}, b[K] = {0, 1}, c[K] = {0, 1};
     const int *ids[3] = {a, b, c};
@@ -168,7 +168,7 @@ TEST(profile_seeds_and_counted_passes)
      * a single use of a host expert outweighs a resident's decayed 1 after a token */
     for (int m = 0; m < 3; m++)
         counts[m * EXPERTS + 2] = 0;
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, counts, 256, &err) == DSQ_OK);
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, counts, 256, 0, &err) == DSQ_OK);
     check_consistent(s, on_gpu, 3);
     for (int t = 0; t < 20; t++)
         CHECK(expert_swap_pass(s, ids, 1, K, false, loads, 3 * K) == 0); /* counted only */

@@ -94,9 +94,16 @@ expect_error "bench --gpu-experts on cpu" 1 "--gpu-experts takes --backend cuda"
     "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cpu --gpu-experts 50
 expect_error "bench --gpu-experts 101" 1 "from 0 to 100" "" -- \
     "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cuda --gpu-experts 101
-expect_error "run --expert-cache bad" 1 "--expert-cache must be static, lfu or lfu:H" "" -- \
-    "$DSQ" run "$tiny" -p x -n 2 --backend cpu --expert-cache lfu:0
-run "ppl --expert-cache lfu:64" 0 -- "$DSQ" ppl "$tiny" --text "$tmp/text.txt" --ctx 64 \
-    --backend cpu --expert-cache lfu:64 && pass
+for bad in lfu:0 lfu:64: lfu:64:-1 lfu:64:2x lfux; do
+    expect_error "run --expert-cache $bad" 1 \
+        "--expert-cache must be static, lfu, lfu:H or lfu:H:M" "" -- \
+        "$DSQ" run "$tiny" -p x -n 2 --backend cpu --expert-cache "$bad"
+done
+for good in lfu:64 lfu:64:0 lfu:1e3:2.5; do
+    run "ppl --expert-cache $good" 0 -- "$DSQ" ppl "$tiny" --text "$tmp/text.txt" --ctx 64 \
+        --backend cpu --expert-cache "$good" && pass
+done
+expect_error "experts --margin -1" 1 "--margin must be a use count" "" -- \
+    "$DSQ" experts "$tmp/bad.json" --margin -1
 
 cli_summary "cli offload"

@@ -103,7 +103,8 @@ static bool convert_to(const char *dir, const char *preset, int group, const cha
 /* Prefill and decode logits, GPU (graph and plain launches) against CPU. gpu_share >= 0: a
  * --vram budget (offload.h) that fits that share of the routed experts' bytes, the rest
  * computed in host memory; with half_life > 0 the expert cache moves experts between the two
- * (LFU with that half-life in tokens), else the placement stays. */
+ * (LFU with that half-life in tokens and no margin, so that it loads often), else the
+ * placement stays. */
 static void compare_logits(const char *name, const char *path, double gpu_share, double half_life)
 {
     model m;
@@ -126,7 +127,8 @@ static void compare_logits(const char *name, const char *path, double gpu_share,
                    og = {.backend = "cuda",
                          .vram = budget,
                          .expert_cache = half_life > 0,
-                         .expert_half_life = half_life},
+                         .expert_half_life = half_life,
+                         .expert_margin = 0},
                    op = og;
     op.no_graph = true;
     if (engine_open(&cpu, &m, &oc, &err) || !cuda_memory(&free0, &total) ||
