@@ -18,17 +18,22 @@ Steps (everything built or downloaded goes under --work, outside the repository)
      layout of Q4_0; the q6 head also its bytes), and q4-q6 against Q4_K_M (about its bytes).
      Per pair the best of the rounds is reported, with dsq/llama.cpp ratios; decode GB/s is
      each file's weight bytes read per token times tok/s, next to dsq bench's plain threaded
-     read of its file in the same round.
+     read of its file in the same round. A second table gives each ratio taken within each
+     round (the two programs minutes apart rather than at their best minutes): the smallest
+     and the median over the rounds.
 
 Needs: cmake, a C/C++ compiler, and --python (default: python3) with numpy, torch, transformers,
 safetensors, tokenizers and sentencepiece for the GGUF conversion.
 
   scripts/bench_vs_llamacpp.py [--dsq build/dsq] [--work DIR] [--threads N] [--rounds N]
-                               [--repeat N]
+                               [--repeat N] [--busy N]
 
 --repeat N (default 1) times each program N times per round in one process and takes the
 median (dsq bench --repeat, llama-bench -r's samples): on a shared VM single runs vary by
 10-20% from process to process.
+
+--busy N keeps N other processes spinning on the CPU while the rounds run (a busy machine: with
+N = 1 on 2 cores, each program's threads share the cores with someone else's work).
 """
 import argparse
 import json
@@ -218,6 +223,8 @@ def main():
                     help="timed runs per program and round, in one process; each reports the "
                          "median (dsq bench --repeat, llama-bench -r)")
     ap.add_argument("--models", default="tiny,v2lite-2layer")
+    ap.add_argument("--busy", type=int, default=0,
+                    help="processes kept spinning on the CPU during the rounds")
     a = ap.parse_args()
     work = Path(a.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -232,53 +239,80 @@ def main():
     commit = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).strip()
     print(f"machine: {cpu}, {os.cpu_count()} cores; threads {a.threads}; dsq at {commit}; "
           f"llama.cpp from llama-cpp-python {LLAMA_CPP_PYTHON}; {a.rounds} rounds of "
-          f"{a.repeat} run{'s' if a.repeat > 1 else ''}")
-    for name in a.models.split(","):
-        hf = models[name]
-        g = ggufs(a, src, quantize, name, hf, work / "gguf")
-        d = dsq_files(a, name, hf, work / "dsq")
-        gbytes = {ft: gguf_decode_bytes(a, src, p) for ft, p in g.items()}
-        best = {}
-        loads = []
-        for rnd in range(a.rounds):
-            order = [0, 1] if rnd % 2 == 0 else [1, 0]  # alternate who goes first
-            for preset, _, ftype in PAIRS:
-                for who in order:
-                    loads.append(load_average()[0])
-                    if who == 0:
-                        for depth in (0, 512):
-                            r = dsq_bench(a, d[preset], depth)
-                            k = ("dsq", preset, depth)
-                            cur = best.setdefault(k, {"prefill": 0, "decode": 0, "read": 0})
-                            cur["prefill"] = max(cur["prefill"], r["prefill_tok_s"])
-                            cur["decode"] = max(cur["decode"], r["decode_tok_s"])
-                            cur["read"] = max(cur["read"], r["read_baseline_gb_s"])
-                            cur["bytes"] = r["bytes_per_token"]
-                    else:
-                        r = llama_bench(a, llama, g[ftype])
-                        for depth in (0, 512):
-                            k = ("llama", ftype, depth)
-                            cur = best.setdefault(k, {"prefill": 0, "decode": 0})
-                            cur["prefill"] = max(cur["prefill"], r.get(("prefill", depth), 0))
-                            cur["decode"] = max(cur["decode"], r.get(("decode", depth), 0))
-        print(f"\n== {name} (best of {a.rounds} rounds of the median of {a.repeat}; load average 1-min during the run: "
-              f"{min(loads)}-{max(loads)})")
-        print("| dsq / llama.cpp | prefill 512 tok/s | ratio | decode 64 @0 tok/s | ratio "
-              "| decode 64 @512 tok/s | ratio | decode GB/s @0 (dsq / llama.cpp) "
-              "| read GB/s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"{a.repeat} run{'s' if a.repeat > 1 else ''}"
+          + (f"; {a.busy} spinning process{'es' if a.busy > 1 else ''} beside them" if a.busy else ""))
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(a.busy)]
+    try:
+        for name in a.models.split(","):
+            compare(a, name, models[name], src, llama, quantize, work)
+    finally:
+        for p in spinners:
+            p.kill()
+
+
+def compare(a, name, hf, src, llama, quantize, work):
+    """The rounds of one model and their two tables."""
+    g = ggufs(a, src, quantize, name, hf, work / "gguf")
+    d = dsq_files(a, name, hf, work / "dsq")
+    gbytes = {ft: gguf_decode_bytes(a, src, p) for ft, p in g.items()}
+    rounds = []  # per round: (program, file, depth) -> {"prefill", "decode"[, "read", "bytes"]}
+    loads = []
+    for rnd in range(a.rounds):
+        got = {}
+        order = [0, 1] if rnd % 2 == 0 else [1, 0]  # alternate who goes first
         for preset, _, ftype in PAIRS:
-            d0, d5 = best[("dsq", preset, 0)], best[("dsq", preset, 512)]
-            l0, l5 = best[("llama", ftype, 0)], best[("llama", ftype, 512)]
-            pf = max(d0["prefill"], d5["prefill"])
-            ratio = lambda x, y: f"{x / y:.2f}" if y else "n/a"
-            print(f"| {preset} / {ftype} | {pf:.1f} / {l0['prefill']:.1f} | "
-                  f"{ratio(pf, l0['prefill'])} | {d0['decode']:.1f} / {l0['decode']:.1f} | "
-                  f"{ratio(d0['decode'], l0['decode'])} | {d5['decode']:.1f} / "
-                  f"{l5['decode']:.1f} | {ratio(d5['decode'], l5['decode'])} | "
-                  f"{d0['bytes'] * d0['decode'] / 1e9:.1f} / "
-                  f"{gbytes[ftype] * l0['decode'] / 1e9:.1f} | {d0['read']:.1f} |")
-        sys.stdout.flush()
+            for who in order:
+                loads.append(load_average()[0])
+                if who == 0:
+                    for depth in (0, 512):
+                        r = dsq_bench(a, d[preset], depth)
+                        got[("dsq", preset, depth)] = {
+                            "prefill": r["prefill_tok_s"], "decode": r["decode_tok_s"],
+                            "read": r["read_baseline_gb_s"], "bytes": r["bytes_per_token"]}
+                else:
+                    r = llama_bench(a, llama, g[ftype])
+                    for depth in (0, 512):
+                        got[("llama", ftype, depth)] = {
+                            "prefill": r.get(("prefill", depth), 0),
+                            "decode": r.get(("decode", depth), 0)}
+        rounds.append(got)
+
+    def best(key, what):
+        return max(r[key][what] for r in rounds)
+
+    def ratio(x, y):
+        return f"{x / y:.2f}" if y else "n/a"
+
+    print(f"\n== {name} (best of {a.rounds} rounds of the median of {a.repeat}; load average "
+          f"1-min during the run: {min(loads)}-{max(loads)})")
+    print("| dsq / llama.cpp | prefill 512 tok/s | ratio | decode 64 @0 tok/s | ratio "
+          "| decode 64 @512 tok/s | ratio | decode GB/s @0 (dsq / llama.cpp) "
+          "| read GB/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for preset, _, ftype in PAIRS:
+        dk0, dk5, lk0, lk5 = (("dsq", preset, 0), ("dsq", preset, 512), ("llama", ftype, 0),
+                              ("llama", ftype, 512))
+        pf = max(best(dk0, "prefill"), best(dk5, "prefill"))
+        lpf, d0, d5 = best(lk0, "prefill"), best(dk0, "decode"), best(dk5, "decode")
+        l0, l5 = best(lk0, "decode"), best(lk5, "decode")
+        print(f"| {preset} / {ftype} | {pf:.1f} / {lpf:.1f} | {ratio(pf, lpf)} | "
+              f"{d0:.1f} / {l0:.1f} | {ratio(d0, l0)} | {d5:.1f} / {l5:.1f} | "
+              f"{ratio(d5, l5)} | {rounds[0][dk0]['bytes'] * d0 / 1e9:.1f} / "
+              f"{gbytes[ftype] * l0 / 1e9:.1f} | {best(dk0, 'read'):.1f} |")
+    print(f"\n{name}, ratios within each round (dsq / llama.cpp), smallest and median of "
+          f"{a.rounds}:")
+    print("| dsq / llama.cpp | prefill 512 | decode 64 @0 | decode 64 @512 |")
+    print("|---|---:|---:|---:|")
+    for preset, _, ftype in PAIRS:
+        cells = []
+        for what, dk, lk in (("prefill", ("dsq", preset, 0), ("llama", ftype, 0)),
+                             ("decode", ("dsq", preset, 0), ("llama", ftype, 0)),
+                             ("decode", ("dsq", preset, 512), ("llama", ftype, 512))):
+            rs = [r[dk][what] / r[lk][what] for r in rounds if r[lk][what]]
+            cells.append(f"{min(rs):.2f} / {statistics.median(rs):.2f}" if rs else "n/a")
+        print(f"| {preset} / {ftype} | " + " | ".join(cells) + " |")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
