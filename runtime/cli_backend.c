@@ -1,6 +1,7 @@
 /* Parsing of the engine options commands share (cli_backend.h). */
 #include "cli_backend.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,20 @@ static bool parse_backend(const char *cmd, const char *text, engine_options *o)
     return true;
 }
 
+/* ":NUMBER" at *at in lo..hi, a plain decimal (digits, a point, an exponent), into *out;
+ * *at moves past it. */
+static bool colon_number(const char **at, double lo, double hi, double *out)
+{
+    const char *p = *at + 1;
+    const size_t plain = strspn(p, "0123456789.eE+-");
+    char *end;
+    if (**at != ':' || !(isdigit((unsigned char)*p) || *p == '.'))
+        return false;
+    *out = strtod(p, &end);
+    *at = end;
+    return end == p + plain && *out >= lo && *out <= hi;
+}
+
 static bool parse_expert_cache(const char *cmd, const char *text, engine_options *o)
 {
     if (!strcmp(text, "static")) {
@@ -25,18 +40,13 @@ static bool parse_expert_cache(const char *cmd, const char *text, engine_options
         return true;
     }
     double h = EXPERT_CACHE_HALF_LIFE, m = EXPERT_CACHE_MARGIN;
-    char *end = (char *)text + 3;
     bool ok = !strncmp(text, "lfu", 3);
-    if (ok && *end == ':') {
-        h = strtod(end + 1, &end);
-        ok = h >= 1 && h <= 1e9;
-    }
-    if (ok && *end == ':') {
-        const char *at = end + 1;
-        m = strtod(at, &end);
-        ok = end != at && m >= 0 && m <= 1e9;
-    }
-    if (ok && !*end) {
+    const char *at = ok ? text + 3 : text;
+    if (ok && *at)
+        ok = colon_number(&at, 1, 1e9, &h);
+    if (ok && *at)
+        ok = colon_number(&at, 0, 1e9, &m);
+    if (ok && !*at) {
         o->expert_cache = true;
         o->expert_half_life = h;
         o->expert_margin = m;

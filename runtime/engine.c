@@ -205,11 +205,11 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
             bool moe_layer[m->cfg->n_layers];
             for (int l = 0; l < m->cfg->n_layers; l++)
                 moe_layer[l] = m->w.layers[l].moe;
-            rc = expert_swap_open(&e->expert_swap, m->cfg->n_layers, m->cfg->n_routed_experts,
-                                  moe_layer, on_gpu, stats ? stats->counts : NULL,
-                                  o->expert_half_life > 0 ? o->expert_half_life
-                                                          : EXPERT_CACHE_HALF_LIFE,
-                                  o->expert_margin, err);
+            rc = expert_swap_open(
+                &e->expert_swap, m->cfg->n_layers, m->cfg->n_routed_experts, moe_layer, on_gpu,
+                stats ? stats->counts : NULL,
+                o->expert_half_life > 0 ? o->expert_half_life : EXPERT_CACHE_HALF_LIFE,
+                o->expert_half_life > 0 ? o->expert_margin : EXPERT_CACHE_MARGIN, err);
         }
         const cuda_offload off = {on_gpu, e->host_experts, e->expert_swap};
         if (!rc)

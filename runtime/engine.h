@@ -60,9 +60,10 @@ typedef struct {
     bool expert_cache;        /* ... and move experts between GPU and host between decode
                                * passes (LFU with decay, docs/OFFLOAD.md); else the placement
                                * stays */
-    double expert_half_life;  /* the expert cache's half-life in tokens (0: 32) */
-    double expert_margin;     /* uses by which a load must pass the evicted expert (0: none;
-                               * --expert-cache sets 8 unless told) */
+    double expert_half_life;  /* the expert cache's half-life in tokens; 0: the defaults of
+                               * expert_cache.h for it and the margin alike */
+    double expert_margin;     /* uses by which a load must pass the evicted expert, with a
+                               * half-life given (0: none) */
 } engine_options;
 
 /* Whether this binary has the CUDA backend, and how many devices it sees (0 without). */

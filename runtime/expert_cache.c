@@ -17,7 +17,7 @@ int expert_cache_init(expert_cache *c, expert_cache_policy policy, int n_keys, i
     c->policy = policy;
     c->n_keys = n_keys;
     c->slots = slots < 0 ? 0 : slots > n_keys ? n_keys : slots;
-    c->half_life = half_life > 0 ? half_life : 1;
+    c->half_life = half_life >= 1 ? half_life : 1; /* ranks divide by it: keep them finite */
     c->margin = margin > 0 ? margin : 0;
     const size_t room = (size_t)(c->slots ? c->slots : 1);
     c->slot_key = malloc(room * sizeof(int));

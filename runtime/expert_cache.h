@@ -30,7 +30,7 @@ const char *expert_cache_policy_name(expert_cache_policy p);
 typedef struct {
     expert_cache_policy policy;
     int n_keys, slots;
-    double half_life; /* LFU: tokens for a count to halve */
+    double half_life; /* LFU: tokens for a count to halve, at least 1 */
     double margin;    /* LFU: uses a miss's count must exceed the victim's by to be loaded */
     int *slot_key;    /* [slots]: -1 when free */
     int *key_slot;    /* [n_keys]: -1 when not resident */

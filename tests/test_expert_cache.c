@@ -67,8 +67,8 @@ TEST(lfu_keeps_a_hot_expert_through_a_burst_of_cold_ones)
     CHECK(c.key_slot[0] < 0);
     expert_cache_free(&c);
 
-    /* with a half-life of 1 token the old counts are gone: the second use of a new expert
-     * (score 1.5 against 0's ~0) takes the slot */
+    /* with a half-life of 1 token the old counts are gone: the first use of a new expert
+     * (score 1 against 0's ~0.0009) takes the slot */
     CHECK(expert_cache_init(&c, EXPERT_CACHE_LFU, 8, 1, 1, 0, &err) == DSQ_OK);
     for (int i = 0; i < 3; i++) {
         expert_cache_access(&c, 0, &loaded);
@@ -142,16 +142,26 @@ static int scan_victim(const expert_cache *c, double *value)
 }
 
 /* The heap's victim is the scan's at every miss of a long skewed trace, for both policies that
- * evict, with a margin and without: LRU exactly (integer ranks), LFU the same slot or one whose
- * decayed count equals the scan's to rounding (log2 of a count against the count itself). */
+ * evict, with a margin and without, and for LFU seeded from a profile (as the engine's cache
+ * always is): LRU exactly (integer ranks), LFU the same slot or one whose decayed count equals
+ * the scan's to rounding (log2 of a count against the count itself). */
 TEST(heap_victim_matches_a_scan_of_the_slots)
 {
-    const expert_cache_policy policies[] = {EXPERT_CACHE_LRU, EXPERT_CACHE_LFU, EXPERT_CACHE_LFU};
-    const double margins[] = {0, 0, 3};
-    for (int p = 0; p < 3; p++) {
+    const expert_cache_policy policies[] = {EXPERT_CACHE_LRU, EXPERT_CACHE_LFU, EXPERT_CACHE_LFU,
+                                            EXPERT_CACHE_LFU};
+    const double margins[] = {0, 0, 3, 3};
+    for (int p = 0; p < 4; p++) {
         expert_cache c;
         dsq_error err = {0};
         CHECK(expert_cache_init(&c, policies[p], 200, 37, 50, margins[p], &err) == DSQ_OK);
+        if (p == 3) { /* a profile whose counts spread the residents' ranks */
+            uint64_t counts[200];
+            for (int k = 0; k < 200; k++)
+                counts[k] = (uint64_t)((k * 7919) % 97);
+            expert_cache_seed(&c, counts);
+            double v = 0;
+            CHECK(expert_cache_victim(&c) == scan_victim(&c, &v));
+        }
         uint32_t rng = 7;
         int misses = 0, loads = 0, differ = 0;
         for (int t = 0; t < 3000; t++) {
@@ -176,8 +186,9 @@ TEST(heap_victim_matches_a_scan_of_the_slots)
             }
             expert_cache_tick(&c);
         }
-        printf("  %s margin %g: %d misses with full slots, %d loads, %d near-ties\n",
-               expert_cache_policy_name(policies[p]), margins[p], misses, loads, differ);
+        printf("  %s margin %g%s: %d misses with full slots, %d loads, %d near-ties\n",
+               expert_cache_policy_name(policies[p]), margins[p], p == 3 ? " seeded" : "", misses,
+               loads, differ);
         CHECK(misses > 1000 && loads > 100);
         expert_cache_free(&c);
     }
@@ -203,5 +214,20 @@ TEST(lfu_margin_delays_a_load)
     }
     CHECK(!expert_cache_access(&c, 1, &loaded) && loaded);
     CHECK(c.key_slot[0] < 0 && c.key_slot[1] == 0);
+    expert_cache_free(&c);
+}
+
+/* The margin is strict: within one token (no decay), a miss counting exactly the victim's count
+ * plus the margin stays on the host; one use more loads it. */
+TEST(lfu_margin_is_strict)
+{
+    expert_cache c;
+    dsq_error err = {0};
+    CHECK(expert_cache_init(&c, EXPERT_CACHE_LFU, 4, 1, 32, 2, &err) == DSQ_OK);
+    bool loaded;
+    CHECK(!expert_cache_access(&c, 0, &loaded) && loaded); /* free slot; 0 counts 1 */
+    for (int use = 1; use <= 3; use++)                     /* 1 counts 1, 2, 3: not above 1 + 2 */
+        CHECK(!expert_cache_access(&c, 1, &loaded) && !loaded);
+    CHECK(!expert_cache_access(&c, 1, &loaded) && loaded); /* 4 > 3 */
     expert_cache_free(&c);
 }

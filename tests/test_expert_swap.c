@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expert_cache.h"
 #include "expert_swap.h"
 #include "test.h"
 
@@ -97,6 +98,31 @@ TEST(a_hot_host_expert_replaces_a_cold_resident_one)
     CHECK(moved_in >= 1 && total == (int)expert_swap_loads(s));
     CHECK(on_gpu[2 * EXPERTS + 0] || on_gpu[3 * EXPERTS + 0]);
     CHECK(expert_swap_pass(s, ids, 1, K, true, loads, 3 * K - 1) == -1);
+    expert_swap_close(s);
+}
+
+/* The engine's defaults (half-life 32, margin 8): a host expert used on every token loads
+ * only once its count passes the cold resident's by 8. Pass j (0-based) gives layer 1's expert
+ * 5 a count of sum_{i<=j} 2^(-i/32), against expert 0's seeded 1 decayed to 2^(-j/32): 8.26
+ * against 8.84 at j = 8, 9.09 against 8.82 at j = 9. Nothing else passes its victim by 8. */
+TEST(default_margin_delays_the_first_load)
+{
+    unsigned char on_gpu[LAYERS * EXPERTS] = {0};
+    on_gpu[1 * EXPERTS + 0] = on_gpu[2 * EXPERTS + 0] = on_gpu[3 * EXPERTS + 0] = 1;
+    expert_swap *s;
+    dsq_error err = {0};
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, EXPERT_CACHE_HALF_LIFE,
+                           EXPERT_CACHE_MARGIN, &err) == DSQ_OK);
+    int l1[K] = {5, 6}, l2[K] = {0, 1}, l3[K] = {0, 1};
+    const int *ids[3] = {l1, l2, l3};
+    expert_swap_load loads[3 * K];
+    for (int j = 0; j < 9; j++)
+        CHECK(expert_swap_pass(s, ids, 1, K, true, loads, 3 * K) == 0);
+    CHECK(expert_swap_pass(s, ids, 1, K, true, loads, 3 * K) == 1);
+    CHECK(loads[0].slot == 0 && loads[0].layer == 1 && loads[0].expert == 5 &&
+          loads[0].old_layer == 1 && loads[0].old_expert == 0);
+    apply(on_gpu, loads, 1);
+    check_consistent(s, on_gpu, 3);
     expert_swap_close(s);
 }
 

@@ -94,7 +94,7 @@ expect_error "bench --gpu-experts on cpu" 1 "--gpu-experts takes --backend cuda"
     "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cpu --gpu-experts 50
 expect_error "bench --gpu-experts 101" 1 "from 0 to 100" "" -- \
     "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cuda --gpu-experts 101
-for bad in lfu:0 lfu:64: lfu:64:-1 lfu:64:2x lfux; do
+for bad in lfu:0 lfu:64: lfu:64:-1 lfu:64:2x lfux "lfu: 32" lfu:0x20 lfu:32:-0 lfu:nan lfu:32:8:1; do
     expect_error "run --expert-cache $bad" 1 \
         "--expert-cache must be static, lfu, lfu:H or lfu:H:M" "" -- \
         "$DSQ" run "$tiny" -p x -n 2 --backend cpu --expert-cache "$bad"
