@@ -10,7 +10,6 @@ struct expert_swap {
     int n_layers, n_experts, n_moe;
     int *moe_of_layer; /* [n_layers] MoE index, -1 for a dense layer */
     int *layer_of_moe; /* [n_moe] */
-    int *occupant;     /* [slots] key each slot holds: the cache forgets a replaced one */
     uint64_t loads;
 };
 
@@ -61,11 +60,6 @@ int expert_swap_open(expert_swap **out, int n_layers, int n_experts, const bool 
     if (!rc && !by_counts)
         expert_cache_seed(&s->cache, seed);
     free(seed);
-    /* the cache forgets a slot's expert when it replaces it; a load needs to know it */
-    if (!rc && !(s->occupant = malloc((size_t)(slots ? slots : 1) * sizeof(int))))
-        rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory for the expert cache");
-    for (int i = 0; !rc && i < slots; i++)
-        s->occupant[i] = s->cache.slot_key[i];
     if (rc) {
         expert_swap_close(s);
         *out = NULL;
@@ -80,7 +74,6 @@ void expert_swap_close(expert_swap *s)
     expert_cache_free(&s->cache);
     free(s->moe_of_layer);
     free(s->layer_of_moe);
-    free(s->occupant);
     free(s);
 }
 
@@ -112,7 +105,7 @@ uint64_t expert_swap_loads(const expert_swap *s)
 
 void expert_swap_slot_expert(const expert_swap *s, int slot, int *layer, int *expert)
 {
-    const int key = s->occupant[slot];
+    const int key = s->cache.slot_key[slot];
     *layer = s->layer_of_moe[key / s->n_experts];
     *expert = key % s->n_experts;
 }
@@ -127,6 +120,10 @@ int expert_swap_pass(expert_swap *s, const int *const *ids, int n, int k, bool m
         for (int m = 0; m < s->n_moe; m++)
             for (int j = 0; j < k; j++) {
                 const int e = ids[m][t * k + j], key = m * s->n_experts + e;
+                /* every slot is full from the start, so a load takes the victim's slot; a use
+                 * of a host expert does not move the residents' order */
+                const int slot = expert_cache_victim(&s->cache);
+                const int old = slot >= 0 ? s->cache.slot_key[slot] : -1;
                 bool loaded = false;
                 if (may_load)
                     expert_cache_access(&s->cache, key, &loaded);
@@ -134,11 +131,9 @@ int expert_swap_pass(expert_swap *s, const int *const *ids, int n, int k, bool m
                     expert_cache_count(&s->cache, key);
                 if (!loaded)
                     continue;
-                const int slot = s->cache.key_slot[key], old = s->occupant[slot];
                 loads[made] =
                     (expert_swap_load){slot, s->layer_of_moe[m], e,
                                        s->layer_of_moe[old / s->n_experts], old % s->n_experts};
-                s->occupant[slot] = key;
                 made++;
                 s->loads++;
             }

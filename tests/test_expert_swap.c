@@ -72,16 +72,28 @@ TEST(slots_start_with_the_placement_in_order)
     expert_swap_close(s);
 }
 
+/* Every token of the two tests below: layer 1 uses experts 5 and 6, layers 2 and 3 their
+ * resident expert 0 and expert 1. */
+static const int hot_pair[K] = {5, 6}, resident_pair[K] = {0, 1};
+static const int *const hot_layer_one[3] = {hot_pair, resident_pair, resident_pair};
+
+/* A cache whose three slots hold expert 0 of each MoE layer, flagged in on_gpu. */
+static expert_swap *open_expert_zero_resident(unsigned char *on_gpu, double half_life,
+                                              double margin)
+{
+    on_gpu[1 * EXPERTS + 0] = on_gpu[2 * EXPERTS + 0] = on_gpu[3 * EXPERTS + 0] = 1;
+    expert_swap *s = NULL;
+    dsq_error err = {0};
+    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, half_life, margin, &err) ==
+          DSQ_OK);
+    return s;
+}
+
 TEST(a_hot_host_expert_replaces_a_cold_resident_one)
 {
     unsigned char on_gpu[LAYERS * EXPERTS] = {0};
-    on_gpu[1 * EXPERTS + 0] = on_gpu[2 * EXPERTS + 0] = on_gpu[3 * EXPERTS + 0] = 1;
-    expert_swap *s;
-    dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 4, 0, &err) == DSQ_OK);
-    /* every token: layer 1 uses experts 5 and 6, layers 2 and 3 their resident expert 0 and 1 */
-    int l1[K] = {5, 6}, l2[K] = {0, 1}, l3[K] = {0, 1};
-    const int *ids[3] = {l1, l2, l3};
+    expert_swap *s = open_expert_zero_resident(on_gpu, 4, 0);
+    const int *const *ids = hot_layer_one;
     expert_swap_load loads[3 * K];
     int total = 0, moved_in = 0;
     for (int step = 0; step < 16; step++) {
@@ -108,13 +120,8 @@ TEST(a_hot_host_expert_replaces_a_cold_resident_one)
 TEST(default_margin_delays_the_first_load)
 {
     unsigned char on_gpu[LAYERS * EXPERTS] = {0};
-    on_gpu[1 * EXPERTS + 0] = on_gpu[2 * EXPERTS + 0] = on_gpu[3 * EXPERTS + 0] = 1;
-    expert_swap *s;
-    dsq_error err = {0};
-    CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, EXPERT_CACHE_HALF_LIFE,
-                           EXPERT_CACHE_MARGIN, &err) == DSQ_OK);
-    int l1[K] = {5, 6}, l2[K] = {0, 1}, l3[K] = {0, 1};
-    const int *ids[3] = {l1, l2, l3};
+    expert_swap *s = open_expert_zero_resident(on_gpu, EXPERT_CACHE_HALF_LIFE, EXPERT_CACHE_MARGIN);
+    const int *const *ids = hot_layer_one;
     expert_swap_load loads[3 * K];
     for (int j = 0; j < 9; j++)
         CHECK(expert_swap_pass(s, ids, 1, K, true, loads, 3 * K) == 0);
