@@ -25,6 +25,11 @@ void dsq_bf16pack_block(const void *planar, uint64_t rows, uint64_t cols, uint64
             memcpy(out + 64 * c + 4 * r, w + ((b * ROWS + (uint64_t)r) * cols + 2 * c) * 2, 4);
 }
 
+bool dsq_bf16pack_amx_fits(uint64_t rows, uint64_t cols)
+{
+    return dsq_bf16pack_fits(rows, cols) && cols % 32 == 0;
+}
+
 float dsq_bf16pack_get(const void *packed, uint64_t cols, uint64_t r, uint64_t k)
 {
     const uint8_t *p = (const uint8_t *)packed + (r / ROWS) * ROWS * cols * 2;

@@ -43,6 +43,28 @@ bool dsq_bf16pack_have(void);
 void dsq_bf16pack_tile(const void *packed, uint64_t cols, uint64_t b, int nb,
                        const float *const *x, int nt, float *out, size_t ostride);
 
+/* The AMX path (quant/bf16pack_amx.c), for prompts: the activations rounded to bf16 (round to
+ * nearest even), so a value is within (2^-8 + K 2^-24) sum |w x| of the exact dot of the f32
+ * activations, plus the flush of subnormal products to zero. */
+
+/* Whether this CPU and OS run dsq_bf16pack_amx: AMX-TILE, AMX-BF16 and AVX512-BF16, and the
+ * kernel granted the tile state (asked once). */
+bool dsq_bf16pack_amx_have(void);
+
+/* Whether a (rows, cols) bf16 tensor runs on the AMX path: packed, and cols a multiple of 32
+ * (one tile's k). */
+bool dsq_bf16pack_amx_fits(uint64_t rows, uint64_t cols);
+
+/* out[i] = x[i] rounded to bf16, nearest even, for i < n. */
+void dsq_bf16_round_rows(const float *x, uint64_t n, uint16_t *out);
+
+/* out[t * ostride + 16 b + i] = row 16 b + i dotted with x[t] for i < 16 nb (nb 1 or 2) and
+ * t < n, where x holds n rows of cols bf16 and then rows up to the next multiple of 16 that may
+ * hold anything (the tiles read them; their sums are dropped). Call only when
+ * dsq_bf16pack_amx_have() and dsq_bf16pack_amx_fits(). */
+void dsq_bf16pack_amx(const void *packed, uint64_t cols, uint64_t b, int nb, const uint16_t *x,
+                      int n, float *out, size_t ostride);
+
 #if defined(__x86_64__)
 /* The two paths, for the tests; call only where dsq_dot_have_avx512() or dsq_dot_have_avx2()
  * says the CPU runs them. */

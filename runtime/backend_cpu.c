@@ -2,7 +2,9 @@
  * kernels: on the packed copy of the weights (quant/qpack.h; 16 rows by 8 tokens, with
  * AVX-512 VNNI, AVX-VNNI or AVX2, the same ISA as the planar path they replace) where the
  * engine made one, else quant/qdot.h's (VNNI or AVX2, else the scalar reference) in tiles of
- * four weight rows by four tokens; f32/bf16/f16 weights run the float tiles of quant/dot.h
+ * four weight rows by four tokens; bf16 prompts on CPUs with AMX round the activations to bf16
+ * once per matmul and run the tile kernel (quant/bf16pack_amx.c) on the packed copy, unless
+ * f32 activations were asked for; f32/bf16/f16 weights run the float tiles of quant/dot.h
  * (4 rows by 4 tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q6/q4 with f32
  * activations, and everything on the scalar path, dot each weight row with every token through
  * the fused float kernels. Rows are split across OpenMP threads in blocks small enough to stay
@@ -74,6 +76,8 @@ typedef struct {
     bool int8;
     bool packed; /* int8 on the row-interleaved copy (quant/qpack.h), 16-row blocks */
     bool bf16_packed; /* bf16 on its row-interleaved copy (quant/bf16pack.h), 16-row blocks */
+    bool amx; /* bf16_packed on AMX tiles: prep holds this job's tokens' rows as bf16, in token
+               * order, padded to whole tiles */
     uint32_t order; /* the form of the prepared rows: the code order, or the weight type */
     int owner;      /* the job whose prep this one reads (itself if it prepares) */
     int prep_rows;  /* owners: rows of x prepared */
@@ -94,6 +98,12 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, const void *pr
 {
     const dsq_matrix *w = j->w;
     const int rows = w->rows, cols = w->cols, n = j->n;
+    if (p->amx) {
+        for (int b = r0 / DSQ_QPACK_ROWS; b < r1 / DSQ_QPACK_ROWS; b += DSQ_BF16PACK_MAX_BLOCKS)
+            dsq_bf16pack_amx(w->packed, (uint64_t)cols, (uint64_t)b,
+                             r1 / DSQ_QPACK_ROWS - b < 2 ? 1 : 2, prep, n, j->y, (size_t)rows);
+        return;
+    }
     if (p->bf16_packed) {
         for (int t = 0; t < n; t += DSQ_BF16PACK_MAX_TOKENS) {
             const int nt = n - t < DSQ_BF16PACK_MAX_TOKENS ? n - t : DSQ_BF16PACK_MAX_TOKENS;
@@ -172,6 +182,11 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, const void *pr
 static void prepare_row(const dsq_matmul_job *j, const job_plan *p, int r)
 {
     const dsq_matrix *w = j->w;
+    if (p->amx) { /* row r of the job's tokens */
+        dsq_bf16_round_rows(j->x + (size_t)x_row(j, r) * w->cols, (uint64_t)w->cols,
+                            (uint16_t *)p->prep + (size_t)r * w->cols);
+        return;
+    }
     const float *x = j->x + (size_t)r * w->cols;
     if (p->int8)
         dsq_qx_quantize(p->order, x, (uint64_t)w->cols, w->group,
@@ -226,6 +241,9 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
          * kernel's single line per block (12 against 21 GB/s on one core, measured) */
         p->bf16_packed = w->type == DSQ_TYPE_BF16 && w->packed && j->n > 1 &&
                          dsq_bf16pack_have();
+        p->amx = p->bf16_packed && dsq_cpu_int8_activations() &&
+                 dsq_bf16pack_amx_fits((uint64_t)w->rows, (uint64_t)w->cols) &&
+                 dsq_bf16pack_amx_have();
         /* the packed kernels take the codes in the plain order, as q8 does */
         p->order = p->packed ? DSQ_TYPE_Q8 : w->type;
         /* a prompt's packed int8 items take two blocks, which share each group of tokens'
@@ -240,15 +258,18 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         if ((w->type == DSQ_TYPE_F32 || w->type == DSQ_TYPE_BF16 || w->type == DSQ_TYPE_F16) &&
             strcmp(dsq_dot_path(), "avx2") == 0)
             p->tile = have_avx512 ? 4 : 2;
-        p->xb = p->int8 ? dsq_qx_bytes((uint64_t)w->cols, w->group)
-                        : dsq_dot_xsum_len(w->type, (uint64_t)w->cols, w->group);
+        p->xb = p->amx    ? (uint64_t)w->cols * 2
+                : p->int8 ? dsq_qx_bytes((uint64_t)w->cols, w->group)
+                          : dsq_dot_xsum_len(w->type, (uint64_t)w->cols, w->group);
         int need = 0; /* rows of x this job reads */
         for (int t = 0; t < j->n; t++)
             need = x_row(j, t) + 1 > need ? x_row(j, t) + 1 : need;
+        if (p->amx) /* its own tokens, in its order */
+            need = j->n;
         p->owner = i;
-        for (int o = 0; p->xb && o < i; o++) { /* gate and up, experts of one input: once */
+        for (int o = 0; p->xb && !p->amx && o < i; o++) { /* gate and up, experts of one input: once */
             const job_plan *q = &plan[o];
-            if (q->owner == o && q->xb && jobs[o].x == j->x && q->order == p->order &&
+            if (q->owner == o && q->xb && !q->amx && jobs[o].x == j->x && q->order == p->order &&
                 q->int8 == p->int8 && jobs[o].w->cols == w->cols &&
                 jobs[o].w->group == w->group) {
                 p->owner = o;
@@ -264,9 +285,12 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         if (p->owner != i || !p->xb)
             continue;
         rows_to_prepare += p->prep_rows;
-        const size_t bytes = (size_t)p->prep_rows * p->xb * (p->int8 ? 1 : sizeof(float));
-        /* without q4 sums the float kernels compute them per row; int8 needs its buffer */
-        if (!(p->prep = malloc(bytes)) && p->int8)
+        /* amx: whole tiles of 16 rows, the padding zeroed (its sums are dropped) */
+        const size_t bytes =
+            p->amx ? (size_t)(p->prep_rows + 15) / 16 * 16 * p->xb
+                   : (size_t)p->prep_rows * p->xb * (p->int8 ? 1 : sizeof(float));
+        /* without q4 sums the float kernels compute them per row; int8 and amx need theirs */
+        if (!(p->prep = p->amx ? calloc(1, bytes) : malloc(bytes)) && (p->int8 || p->amx))
             rc = DSQ_ERESOURCE;
     }
     plan[count].first_block = blocks;

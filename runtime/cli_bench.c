@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "backend_cpu.h"
+#include "bf16pack.h"
 #include "cli_backend.h"
 #include "dot.h"
 #include "expert_swap.h"
@@ -42,6 +43,7 @@ static const char help[] =
     "                   varies by 10-20% from run to run)\n"
     "  -t, --threads N  threads (default: OMP_NUM_THREADS, else all cores)\n"
     "  --activations A  int8 (default) or f32: how q8/q6/q4 matmuls take their input (cpu)\n"
+    "                   (int8 also rounds bf16 prompts to bf16 on CPUs with AMX)\n"
     "  --json           one JSON object on stdout\n"
     "  --random M       instead of a file, a full-size model with random weights built in\n"
     "                   memory from the published config of M (v2-lite, moe-16b, v2); cuda\n"
@@ -355,9 +357,12 @@ int cmd_bench(int argc, char **argv)
         if (!e.ops->copy_bandwidth && dsq_cpu_int8_activations())
             snprintf(activations, sizeof activations, "int8 (%s)",
                      dsq_qdot_path_name(dsq_qdot_current()));
+        /* bf16 prompts on AMX tiles take their activations rounded to bf16 */
+        const bool amx =
+            !e.ops->copy_bandwidth && dsq_cpu_int8_activations() && dsq_bf16pack_amx_have();
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"activations\": \"%s\", "
-                   "\"threads\": %d, \"gomp_spincount\": \"%s\", \"prompt_tokens\": %ld, "
+                   "\"bf16_prompt_activations\": \"%s\", \"threads\": %d, \"gomp_spincount\": \"%s\", \"prompt_tokens\": %ld, "
                    "\"repeat\": %ld, \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
                    "\"prefill_tok_s_max\": %.3f, \"gen_tokens\": %ld, \"depth\": %ld, "
                    "\"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
@@ -368,8 +373,8 @@ int cmd_bench(int argc, char **argv)
                    "\"unpacked_bytes\": %llu, \"batch\": %ld, \"host_experts\": %s, "
                    "\"host_experts_decode_share\": %.4f, \"expert_cache\": \"%s\", "
                    "\"expert_loads\": %llu}\n",
-                   label, e.ops->name, kernels, activations, omp_get_max_threads(),
-                   getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
+                   label, e.ops->name, kernels, activations, amx ? "bf16 (amx)" : "f32",
+                   omp_get_max_threads(), getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
                    repeat, prefill.median, prefill.min, prefill.max, n_gen, depth, decode.median,
                    decode.min, decode.max, per_token, effective, baseline, base_name,
                    e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes,
@@ -377,13 +382,15 @@ int cmd_bench(int argc, char **argv)
                    host_share, e.expert_swap ? "lfu" : "static",
                    (unsigned long long)expert_swap_loads(e.expert_swap));
         else {
-            printf("%s (backend %s, %s kernels, q8/q4 with %s activations, %d threads, %ld "
-                   "sequence%s)\n"
+            printf("%s (backend %s, %s kernels, q8/q4 with %s activations%s, %d threads, "
+                   "%ld sequence%s)\n"
                    "prefill  %ld tokens: %.2f tok/s%s\n"
                    "decode   %ld tokens after %ld: %.2f tok/s%s, %.1f MB of weights per token, "
                    "%.2f GB/s\n"
                    "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
-                   label, e.ops->name, kernels, activations, omp_get_max_threads(), batch,
+                   label, e.ops->name, kernels, activations,
+                   amx ? ", bf16 prompts on amx with bf16 activations" : "",
+                   omp_get_max_threads(), batch,
                    batch > 1 ? "s decoded together" : "", n_prompt, prefill.median,
                    spread(prefill, (int)repeat, prefill_spread, sizeof prefill_spread), n_gen,
                    depth, decode.median,

@@ -195,10 +195,31 @@ def dsq_bench(a, path, depth):
     return json.loads(out)
 
 
+# Files llama-bench ran only without its repacked weight buffers (see llama_bench).
+NO_REPACK = set()
+
+
 def llama_bench(a, exe, path):
-    """The median of llama-bench's -r runs (its samples_ts), as dsq bench reports."""
-    out = run([exe, "-m", path, "-p", "512", "-n", "64", "-d", "0,512", "-t", str(a.threads),
-               "-r", str(a.repeat), "-o", "json"])
+    """The median of llama-bench's -r runs (its samples_ts), as dsq bench reports. llama.cpp
+    0.3.36 on a CPU with AMX aborts on quantized deepseek2 files in its AMX weight buffer
+    (GGML_ASSERT(*cur_backend_id != -1) in ggml-backend.cpp); such a file is run with
+    --repack 0, as a user would have to, and the tables name it."""
+    cmd = [exe, "-m", path, "-p", "512", "-n", "64", "-d", "0,512", "-t", str(a.threads),
+           "-r", str(a.repeat), "-o", "json"]
+    if path not in NO_REPACK:
+        log("  $ " + " ".join(str(c) for c in cmd))
+        p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+        if p.returncode == 0:
+            out = p.stdout
+        elif "cur_backend_id != -1" in p.stderr:
+            log(f"  llama-bench aborted on {Path(path).name} with its repacked buffers; "
+                "again with --repack 0")
+            NO_REPACK.add(path)
+        else:
+            raise SystemExit(f"llama-bench exited {p.returncode}:\n"
+                             + "\n".join((p.stdout + p.stderr).strip().splitlines()[-15:]))
+    if path in NO_REPACK:
+        out = run(cmd + ["--repack", "0"])
     res = {}
     for row in json.loads(out):
         key = ("prefill" if row["n_prompt"] else "decode", row.get("n_depth", 0))
@@ -312,6 +333,10 @@ def compare(a, name, hf, src, llama, quantize, work):
             rs = [r[dk][what] / r[lk][what] for r in rounds if r[lk][what]]
             cells.append(f"{min(rs):.2f} / {statistics.median(rs):.2f}" if rs else "n/a")
         print(f"| {preset} / {ftype} | " + " | ".join(cells) + " |")
+    skipped = sorted(f for f, p in g.items() if str(p) in map(str, NO_REPACK))
+    if skipped:
+        print(f"llama.cpp ran {', '.join(skipped)} with --repack 0 (it aborts with its "
+              "repacked AMX buffers on this CPU)")
     sys.stdout.flush()
 
 

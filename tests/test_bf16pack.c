@@ -122,3 +122,100 @@ TEST(bf16_packed_tiles_and_matmul_match_the_exact_dot)
     free(x);
     free(y);
 }
+
+enum { AMX_ROWS = 48, AMX_COLS = 1408, AMX_TOKENS = 40 }; /* 44 tiles of k; tokens 32 + 8 */
+
+/* |got - exact| within the AMX path's bound (quant/bf16pack.h) when amx, else the f32 one, for
+ * row r of w (AMX_COLS wide) and token x. */
+static bool within_amx(float got, const uint16_t *w, int r, const float *x, bool amx)
+{
+    double exact = 0, mag = 0;
+    for (int k = 0; k < AMX_COLS; k++) {
+        const double p = (double)dsq_bf16_to_f32(w[(size_t)r * AMX_COLS + k]) * x[k];
+        exact += p;
+        mag += fabs(p);
+    }
+    const double u = ldexp(1, -24), bound = amx ? (ldexp(1, -8) + (AMX_COLS + 1) * u *
+                                                   (1 + ldexp(1, -8))) * mag +
+                                                      AMX_COLS * ldexp(1, -126)
+                                                : AMX_COLS * u * mag;
+    return fabs(got - exact) <= bound;
+}
+
+/* The AMX kernel at token counts around its 16-token tiles and pairs of them, from every block
+ * with one and two blocks; then the backend on a job whose tokens are rows of x out of order
+ * (a MoE expert's), which rounds them in the job's order, and with f32 activations asked for,
+ * which must not round at all (there every value is within the f32 bound, and with rounding
+ * some are not: bf16's 2^-8 is far above K u). */
+TEST(bf16_amx_tiles_and_matmul_stay_within_the_rounding_bound)
+{
+    if (!dsq_bf16pack_amx_have()) {
+        printf("  skipped: this CPU or kernel offers no AMX-BF16 tiles\n");
+        return;
+    }
+    CHECK(dsq_bf16pack_amx_fits(AMX_ROWS, AMX_COLS) && !dsq_bf16pack_amx_fits(48, 1410) &&
+          !dsq_bf16pack_amx_fits(40, 1408));
+    uint16_t *w = malloc((size_t)AMX_ROWS * AMX_COLS * sizeof *w);
+    for (size_t i = 0; i < (size_t)AMX_ROWS * AMX_COLS; i++)
+        w[i] = dsq_f32_to_bf16(rng_uniform(-1, 1) * (i % 97 == 0 ? 30.0f : 1.0f));
+    void *p = malloc((size_t)AMX_ROWS * AMX_COLS * 2);
+    for (uint64_t b = 0; b < AMX_ROWS / 16; b++)
+        dsq_bf16pack_block(w, AMX_ROWS, AMX_COLS, b, p);
+    const size_t xn = (size_t)AMX_TOKENS * AMX_COLS;
+    float *x = malloc(xn * sizeof(float)), *y = malloc((size_t)AMX_TOKENS * AMX_ROWS * 4);
+    /* whole tiles of rows: the kernel reads up to the next multiple of 16 */
+    uint16_t *xb = calloc((AMX_TOKENS + 15) / 16 * 16 * AMX_COLS, sizeof *xb);
+    for (size_t i = 0; i < xn; i++)
+        x[i] = rng_uniform(-2, 2);
+    dsq_bf16_round_rows(x, xn, xb);
+    int bad = 0, rounding = 0;
+    for (size_t i = 0; i < xn; i++)
+        rounding += xb[i] != dsq_f32_to_bf16(x[i]);
+    CHECK_MSG(rounding == 0, "%d activations rounded unlike dsq_f32_to_bf16", rounding);
+    static const int counts[] = {1, 5, 15, 16, 17, 31, 32, 33, 40};
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++)
+        for (int nb = 1; nb <= 2; nb++)
+            for (uint64_t b = 0; b + (uint64_t)nb <= AMX_ROWS / 16; b++) {
+                const int n = counts[c];
+                for (size_t i = 0; i < (size_t)AMX_TOKENS * AMX_ROWS; i++)
+                    y[i] = NAN;
+                dsq_bf16pack_amx(p, AMX_COLS, b, nb, xb, n, y, AMX_ROWS);
+                for (int t = 0; t < AMX_TOKENS; t++)
+                    for (int r = 0; r < AMX_ROWS; r++) {
+                        const float v = y[(size_t)t * AMX_ROWS + r];
+                        const bool mine = t < n && r >= 16 * (int)b && r < 16 * ((int)b + nb);
+                        bad += mine ? !within_amx(v, w, r, x + (size_t)t * AMX_COLS, true)
+                                    : !isnan(v); /* nothing outside its tokens and blocks */
+                    }
+            }
+    CHECK_MSG(bad == 0, "tiles: %d values off", bad);
+
+    int order[AMX_TOKENS - 3]; /* 37 tokens: every third row of x, wrapping */
+    for (int t = 0; t < AMX_TOKENS - 3; t++)
+        order[t] = (3 * t) % AMX_TOKENS;
+    const dsq_matrix m = {w, DSQ_TYPE_BF16, AMX_ROWS, AMX_COLS, 0, p};
+    for (int f32 = 0; f32 <= 1; f32++) {
+        dsq_cpu_set_int8_activations(!f32);
+        const dsq_matmul_job job = {&m, x, y, AMX_TOKENS - 3, order};
+        CHECK(dsq_cpu_matmul_many(&job, 1) == DSQ_OK);
+        int off = 0, beyond_f32 = 0;
+        for (int t = 0; t < AMX_TOKENS - 3; t++)
+            for (int r = 0; r < AMX_ROWS; r++) {
+                const float v = y[(size_t)t * AMX_ROWS + r];
+                const float *xt = x + (size_t)order[t] * AMX_COLS;
+                off += !within_amx(v, w, r, xt, !f32);
+                beyond_f32 += !within_amx(v, w, r, xt, false);
+            }
+        printf("  matmul, %s activations: %d of %d values beyond the f32 bound\n",
+               f32 ? "f32" : "bf16", beyond_f32, (AMX_TOKENS - 3) * AMX_ROWS);
+        CHECK_MSG(off == 0 && (f32 ? beyond_f32 == 0 : beyond_f32 > 0),
+                  "%s activations: %d values off, %d beyond the f32 bound", f32 ? "f32" : "bf16",
+                  off, beyond_f32);
+    }
+    dsq_cpu_set_int8_activations(true);
+    free(w);
+    free(p);
+    free(x);
+    free(xb);
+    free(y);
+}

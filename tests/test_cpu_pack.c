@@ -1,12 +1,12 @@
 /* The CPU engine's packed weights (runtime/cpu_pack.c) inside whole models, every fixture family
- * at q8 and q4 (whose tiny-v2 keeps q_b in bf16, so the packed bf16 kernel runs too):
+ * at q8, q4 (whose tiny-v2 keeps q_b in bf16, so the packed bf16 kernel runs too) and bf16:
  * - every matrix product the forward pass asks of a packed matrix equals the planar integer
  *   kernels' on the same input within the fp32 bound of quant/qdot.h (the integer sums and the
  *   activation codes are the same; only the order of the per-group fp32 terms differs), which
  *   checks each packed matrix at its real shape with real activations;
  * - packing reaches every matrix whose rows fill 16-row blocks, and only those;
  * - the logits stay within the int8-activation bound of tests/test_quant_model.c of the f32
- *   path;
+ *   path, and at bf16 within the same bound for bf16 activations (AMX prompts round them);
  * - copies are made only where the memory available holds them: none with 1 kB, all but the
  *   bf16 ones when bf16 lacks room for twice its copies, everything with enough.
  * Comparing packed and planar logits directly would not be fair: a rounding difference upstream
@@ -30,7 +30,7 @@
 #include "types.h"
 
 static const char *families[] = {"tiny-v1", "tiny-v2-lite", "tiny-v2"};
-static const char *presets[] = {"q8", "q4"};
+static const char *presets[] = {"q8", "q4", "bf16"};
 static const int prompt[] = {510, 72, 101, 108, 108, 111, 32, 119, 111, 114, 108, 100, 33, 260};
 #define N_PROMPT (int)(sizeof prompt / sizeof prompt[0])
 
@@ -62,10 +62,13 @@ static double magnitude(const dsq_matrix *w, int r, dsq_qx x)
     return t;
 }
 
-/* A packed bf16 matrix's product against the dot in double: within (K + 1) u sum |w x|
- * (quant/bf16pack.h). */
+/* A packed bf16 matrix's product against the dot in double: within (K + 1) u sum |w x|, or on
+ * the AMX path (a prompt with rounded activations) its bound (quant/bf16pack.h). */
 static void check_bf16(const dsq_matrix *w, const float *x, const float *y, int n)
 {
+    const bool amx = n > 1 && dsq_cpu_int8_activations() && dsq_bf16pack_amx_have() &&
+                     dsq_bf16pack_amx_fits((uint64_t)w->rows, (uint64_t)w->cols);
+    const double u = ldexp(1, -24);
     for (int t = 0; t < n; t++)
         for (int r = 0; r < w->rows; r++) {
             double exact = 0, mag = 0;
@@ -76,8 +79,11 @@ static void check_bf16(const dsq_matrix *w, const float *x, const float *y, int 
                 exact += p;
                 mag += fabs(p);
             }
-            values_off += !(fabs(y[(size_t)t * w->rows + r] - exact) <=
-                            (w->cols + 1) * ldexp(1, -24) * mag);
+            const double bound =
+                amx ? (ldexp(1, -8) + (w->cols + 1) * u * (1 + ldexp(1, -8))) * mag +
+                          w->cols * ldexp(1, -126)
+                    : (w->cols + 1) * u * mag;
+            values_off += !(fabs(y[(size_t)t * w->rows + r] - exact) <= bound);
         }
     calls_checked++;
 }
@@ -154,7 +160,7 @@ TEST(packed_matrices_in_models_match_the_planar_kernels)
     dsq_backend checked = dsq_backend_cpu;
     checked.matmul = checked_matmul;
     for (int f = 0; f < 3; f++)
-        for (int p = 0; p < 2; p++) {
+        for (int p = 0; p < 3; p++) {
             model m;
             if (!open_fixture(families[f], presets[p], &m))
                 continue;
@@ -172,8 +178,12 @@ TEST(packed_matrices_in_models_match_the_planar_kernels)
                     const dsq_matrix *w = some[i];
                     if (!w->data)
                         continue;
-                    const bool fits = dsq_qpack_fits(w->type, (uint64_t)w->rows,
-                                                     (uint64_t)w->cols, w->group);
+                    const bool fits =
+                        w->type == DSQ_TYPE_BF16
+                            ? dsq_bf16pack_have() &&
+                                  dsq_bf16pack_fits((uint64_t)w->rows, (uint64_t)w->cols)
+                            : dsq_qpack_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols,
+                                             w->group);
                     wrong += fits != (w->packed != NULL);
                     packed += w->packed != NULL;
                 }
@@ -189,13 +199,17 @@ TEST(packed_matrices_in_models_match_the_planar_kernels)
             CHECK_MSG(calls_checked > 0 && values_off == 0, "%s %s: %d products, %d values off",
                       families[f], presets[p], calls_checked, values_off);
             /* the int8-activation bound of tests/test_quant_model.c with the weights unchanged:
-             * 9 e_x, e_x = sqrt(G) / (127 sqrt 12) at group 32 */
+             * 9 e_x, e_x = sqrt(G) / (127 sqrt 12) at group 32; bf16 activations: e_x the RMS of
+             * a relative rounding error uniform within 2^-8, 2^-8 / sqrt 3 */
+            const bool bf16 = strcmp(presets[p], "bf16") == 0;
             double diff2 = 0, base2 = 0;
             for (size_t i = 0; i < (size_t)N_PROMPT * m.cfg->vocab_size; i++) {
                 diff2 += ((double)got[i] - exact[i]) * ((double)got[i] - exact[i]);
                 base2 += (double)exact[i] * exact[i];
             }
-            const double rel = sqrt(diff2 / base2), bound = 9 * sqrt(32.0) / (127 * sqrt(12.0));
+            const double rel = sqrt(diff2 / base2),
+                         bound = 9 * (bf16 ? ldexp(1, -8) / sqrt(3.0)
+                                           : sqrt(32.0) / (127 * sqrt(12.0)));
             printf("  %s %s: %d packed products checked; logits vs f32 path rel. RMS %.4f "
                    "(bound %.4f)\n",
                    families[f], presets[p], calls_checked, rel, bound);
