@@ -6,47 +6,23 @@
  * the fp32 work happens once per output instead of once per group as in the integer kernels. */
 #include "bf16pack.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dot.h"
 #include "float16.h"
 
 #if defined(__x86_64__) && defined(__linux__)
-#include <cpuid.h>
 #include <immintrin.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+
+#include "amx.h"
 
 #define TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16")))
 
 enum { ROWS = 16, K_STEP = 32 };
 
-/* Linux keeps the 8 KB tile state out of a process until it asks for it (arch_prctl
- * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA), once for all its threads. */
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
-
-static bool ask_amx(void)
-{
-    unsigned a, b, c, d;
-    /* CPUID 7.0 EDX: 22 AMX-BF16, 24 AMX-TILE; 7.1 EAX 5: AVX512-BF16 (the rounding) */
-    if (!dsq_dot_have_avx512() || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d >> 22 & 1) ||
-        !(d >> 24 & 1) || !__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a >> 5 & 1))
-        return false;
-    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
-}
-
 bool dsq_bf16pack_amx_have(void)
 {
-    static atomic_int known = -1; /* asked once: CPUID traps to the hypervisor in a VM */
-    int have = atomic_load_explicit(&known, memory_order_relaxed);
-    if (have < 0) {
-        have = ask_amx();
-        atomic_store_explicit(&known, have, memory_order_relaxed);
-    }
-    return have;
+    return dsq_amx_have_bf16();
 }
 
 TARGET void dsq_bf16_round_rows(const float *x, uint64_t n, uint16_t *out)
@@ -58,17 +34,11 @@ TARGET void dsq_bf16_round_rows(const float *x, uint64_t n, uint16_t *out)
         out[i] = dsq_f32_to_bf16(x[i]);
 }
 
-/* The tile palette: tiles 0-3 the fp32 sums (two token tiles by two row blocks), 4-5 the
- * activations, 6-7 the weights; each 16 rows of 64 bytes. */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
+/* Tiles 0-3 the fp32 sums (two token tiles by two row blocks), 4-5 the activations, 6-7 the
+ * weights; each 16 rows of 64 bytes. */
 TARGET static void configure(void)
 {
-    tile_config c;
+    dsq_amx_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
     for (int i = 0; i < 8; i++) {

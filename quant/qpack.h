@@ -92,6 +92,23 @@ void dsq_qpack_tile(uint32_t type, const void *packed, uint64_t rows, uint64_t c
                     uint32_t group, uint64_t b, const dsq_qx *x, int nt, float *out,
                     size_t ostride);
 
+/* The AMX kernel (quant/qpack_amx.c), for prompts: the same products as the AVX-512 VNNI
+ * kernel, bit for bit. Whether this CPU and OS run it (quant/amx.h), and whether a tensor takes
+ * it (q8 or q4, groups a multiple of 32). */
+#define DSQ_QPACK_AMX_MAX_TOKENS 32
+/* Fewer tokens than this run faster on the VNNI kernel (one thread, 2048 x 1408 q4, group 64:
+ * AMX 0.74x VNNI at 4 tokens, 0.94x at 8, 1.2x at 12, 1.4x at 16 and more). */
+#define DSQ_QPACK_AMX_MIN_TOKENS 12
+bool dsq_qpack_amx_have(void);
+bool dsq_qpack_amx_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group);
+
+/* out[t * ostride + 16 (b + j) + i] = row 16 (b + j) + i dotted with the rounded row x[t], for
+ * i < 16, j < nb (1 or 2) and t < nt (1..DSQ_QPACK_AMX_MAX_TOKENS); call only when
+ * dsq_qpack_amx_have() and dsq_qpack_amx_fits(). */
+void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
+                   uint32_t group, uint64_t b, int nb, const dsq_qx *x, int nt, float *out,
+                   size_t ostride);
+
 #if defined(__x86_64__)
 /* The kernel of each packed path; call only when dsq_qpack_have_path says it runs. */
 void dsq_qpack_tile_avx512vnni(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,

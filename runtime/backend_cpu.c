@@ -2,7 +2,9 @@
  * kernels: on the packed copy of the weights (quant/qpack.h; 16 rows by 8 tokens, with
  * AVX-512 VNNI, AVX-VNNI or AVX2, the same ISA as the planar path they replace) where the
  * engine made one, else quant/qdot.h's (VNNI or AVX2, else the scalar reference) in tiles of
- * four weight rows by four tokens; bf16 prompts on CPUs with AMX round the activations to bf16
+ * four weight rows by four tokens; prompts of 12 tokens or more on CPUs with AMX run the packed
+ * q8/q4 products on tiles instead (quant/qpack_amx.c, the same bits as the VNNI kernel); bf16
+ * prompts on CPUs with AMX round the activations to bf16
  * once per matmul and run the tile kernel (quant/bf16pack_amx.c) on the packed copy, unless
  * f32 activations were asked for; f32/bf16/f16 weights run the float tiles of quant/dot.h
  * (4 rows by 4 tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q6/q4 with f32
@@ -75,6 +77,7 @@ typedef struct {
     int rb, first_block; /* rows per block; index of its first block among all jobs' */
     bool int8;
     bool packed; /* int8 on the row-interleaved copy (quant/qpack.h), 16-row blocks */
+    bool amx_int8; /* packed, a prompt on AMX tiles (quant/qpack_amx.c) */
     bool bf16_packed; /* bf16 on its row-interleaved copy (quant/bf16pack.h), 16-row blocks */
     bool amx; /* bf16_packed on AMX tiles: prep holds this job's tokens' rows as bf16, in token
                * order, padded to whole tiles */
@@ -118,6 +121,20 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, const void *pr
                 dsq_bf16pack_tile(w->packed, (uint64_t)cols, (uint64_t)b, nb, xt, nt,
                                   j->y + (size_t)t * rows, (size_t)rows);
             }
+        }
+        return;
+    }
+    if (p->amx_int8) {
+        for (int t = 0; t < n; t += DSQ_QPACK_AMX_MAX_TOKENS) {
+            const int nt = n - t < DSQ_QPACK_AMX_MAX_TOKENS ? n - t : DSQ_QPACK_AMX_MAX_TOKENS;
+            dsq_qx xt[DSQ_QPACK_AMX_MAX_TOKENS];
+            for (int k = 0; k < nt; k++)
+                xt[k] = dsq_qx_at((uint8_t *)prep + (size_t)x_row(j, t + k) * p->xb,
+                                  (uint64_t)cols, w->group);
+            for (int b = r0 / DSQ_QPACK_ROWS; b < r1 / DSQ_QPACK_ROWS; b += 2)
+                dsq_qpack_amx(w->type, w->packed, (uint64_t)rows, (uint64_t)cols, w->group,
+                              (uint64_t)b, r1 / DSQ_QPACK_ROWS - b < 2 ? 1 : 2, xt, nt,
+                              j->y + (size_t)t * rows, (size_t)rows);
         }
         return;
     }
@@ -237,6 +254,11 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
          * AVX-512), whichever path packed the copy */
         p->packed = p->int8 && w->packed && packed_path &&
                     dsq_qpack_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group);
+        p->amx_int8 = p->packed && j->n >= DSQ_QPACK_AMX_MIN_TOKENS &&
+                      dsq_qpack_current() == DSQ_QDOT_AVX512VNNI &&
+                      dsq_qpack_amx_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols,
+                                         w->group) &&
+                      dsq_qpack_amx_have();
         /* one token keeps the planar tile: its 4 rows of loads stream faster than the packed
          * kernel's single line per block (12 against 21 GB/s on one core, measured) */
         p->bf16_packed = w->type == DSQ_TYPE_BF16 && w->packed && j->n > 1 &&
