@@ -201,9 +201,10 @@ NO_REPACK = set()
 
 def llama_bench(a, exe, path):
     """The median of llama-bench's -r runs (its samples_ts), as dsq bench reports. llama.cpp
-    0.3.36 on a CPU with AMX aborts on quantized deepseek2 files in its AMX weight buffer
-    (GGML_ASSERT(*cur_backend_id != -1) in ggml-backend.cpp); such a file is run with
-    --repack 0, as a user would have to, and the tables name it."""
+    0.3.36 on a CPU with AMX fails on quantized deepseek2 files in its repacked (AMX) weight
+    buffers: GGML_ASSERT(*cur_backend_id != -1) in ggml-backend.cpp, or killed by a signal
+    (SIGILL on the tiny Q4_K_M); such a file is run with --repack 0, as a user would have to,
+    and the tables name it."""
     cmd = [exe, "-m", path, "-p", "512", "-n", "64", "-d", "0,512", "-t", str(a.threads),
            "-r", str(a.repeat), "-o", "json"]
     if path not in NO_REPACK:
@@ -211,9 +212,9 @@ def llama_bench(a, exe, path):
         p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
         if p.returncode == 0:
             out = p.stdout
-        elif "cur_backend_id != -1" in p.stderr:
-            log(f"  llama-bench aborted on {Path(path).name} with its repacked buffers; "
-                "again with --repack 0")
+        elif "cur_backend_id != -1" in p.stderr or p.returncode < 0:
+            log(f"  llama-bench failed ({p.returncode}) on {Path(path).name} with its repacked "
+                "buffers; again with --repack 0")
             NO_REPACK.add(path)
         else:
             raise SystemExit(f"llama-bench exited {p.returncode}:\n"
@@ -335,8 +336,8 @@ def compare(a, name, hf, src, llama, quantize, work):
         print(f"| {preset} / {ftype} | " + " | ".join(cells) + " |")
     skipped = sorted(f for f, p in g.items() if str(p) in map(str, NO_REPACK))
     if skipped:
-        print(f"llama.cpp ran {', '.join(skipped)} with --repack 0 (it aborts with its "
-              "repacked AMX buffers on this CPU)")
+        print(f"llama.cpp ran {', '.join(skipped)} with --repack 0 (with its repacked "
+              "buffers it failed on this CPU)")
     sys.stdout.flush()
 
 
