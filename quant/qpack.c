@@ -12,9 +12,7 @@
 
 bool dsq_qpack_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group)
 {
-    /* q6 has kernels on the 256-bit paths only; AVX-512 machines run its planar kernel */
-    const bool q6 = type == DSQ_TYPE_Q6 && dsq_qpack_current() != DSQ_QDOT_AVX512VNNI;
-    return (type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4 || q6) && rows > 0 &&
+    return (type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q6) && rows > 0 &&
            rows % DSQ_QPACK_ROWS == 0 && group > 0 && group % 8 == 0 && cols % group == 0;
 }
 

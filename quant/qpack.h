@@ -41,8 +41,8 @@
 #define DSQ_QPACK_ROWS 16
 #define DSQ_QPACK_MAX_TOKENS 8
 
-/* Whether a (rows, cols) tensor of this type and group has a packed form that the current
- * packed path runs (q6: the 256-bit paths; on AVX-512 machines q6 keeps its planar kernel). */
+/* Whether a (rows, cols) tensor of this type and group has a packed form (every packed path
+ * runs q8, q6 and q4). */
 bool dsq_qpack_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group);
 
 /* Bytes of the packed form (the same as the planar tensor's). */

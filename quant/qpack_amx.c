@@ -1,7 +1,8 @@
 /* The packed int8 kernels (quant/qpack.h) on AMX tiles, for prompts. A q8 block's chunks are
  * already AMX's B operand for bytes (tile row i = chunk i: 16 rows by 4 k, as unsigned w + 128),
- * so 16 chunks (64 k, 1 KB) load as one tile; a q4 chunk of 8 k splits into two such rows, its
- * low nibbles (k..k + 3) and its high ones (k + 4..k + 7), unpacked into a 1 KB buffer per tile.
+ * so 16 chunks (64 k, 1 KB) load as one tile; a q4 or q6 chunk of 8 k splits into two such rows,
+ * its low nibbles (k..k + 3) and its high ones (k + 4..k + 7), with q6's top bits or'ed in,
+ * unpacked into a 1 KB buffer per tile.
  * The tokens' codes are the A operand: 16 tokens by 64 k (32 for groups that 64 does not
  * divide), gathered per tile since a MoE expert's tokens are rows of the batch out of order.
  * TDPBSUD (signed activations by unsigned weights) sums a group's products exactly in int32;
@@ -29,7 +30,8 @@ bool dsq_qpack_amx_have(void)
 
 bool dsq_qpack_amx_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group)
 {
-    return (type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4) && rows % ROWS == 0 && group % 32 == 0 &&
+    return (type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q6) &&
+           rows % ROWS == 0 && group % 32 == 0 &&
            cols % group == 0;
 }
 
@@ -47,15 +49,25 @@ TARGET static void configure(int kt)
     _tile_loadconfig(&c);
 }
 
-/* kt k of a q4 block from k0 as a B tile: chunk i's low nibbles are row 2i, its high ones 2i + 1. */
-TARGET static void unpack_q4(const uint8_t *chunks, uint64_t k0, int kt, uint8_t *tile)
+/* kt k of a q4 or q6 block from k0 as a B tile: chunk i's low nibbles are row 2i, its high
+ * ones 2i + 1; q6's top bits as the VNNI kernel merges them (rows 8-15 from bit pairs 2, 3). */
+TARGET static void unpack_nibbles(bool q6, const uint8_t *chunks, uint64_t k0, int kt,
+                                  uint8_t *tile)
 {
-    const __m512i low = _mm512_set1_epi8(15);
+    const __m512i low = _mm512_set1_epi8(15), top = _mm512_set1_epi8(0x30);
     for (int i = 0; i < kt / 8; i++) {
-        const __m512i v = _mm512_loadu_si512((const void *)(chunks + 8 * k0 + 64 * i));
-        _mm512_store_si512((void *)(tile + 128 * i), _mm512_and_si512(v, low));
-        _mm512_store_si512((void *)(tile + 128 * i + 64),
-                           _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+        const uint8_t *c = chunks + (q6 ? 12 : 8) * k0 + (q6 ? 96 : 64) * i;
+        const __m512i v = _mm512_loadu_si512((const void *)c);
+        __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        if (q6) {
+            const __m256i t8 = _mm256_loadu_si256((const void *)(c + 64));
+            const __m512i tb = _mm512_inserti64x4(_mm512_castsi256_si512(t8),
+                                                  _mm256_srli_epi16(t8, 4), 1);
+            lo = _mm512_or_si512(lo, _mm512_and_si512(_mm512_slli_epi16(tb, 4), top));
+            hi = _mm512_or_si512(hi, _mm512_and_si512(_mm512_slli_epi16(tb, 2), top));
+        }
+        _mm512_store_si512((void *)(tile + 128 * i), lo);
+        _mm512_store_si512((void *)(tile + 128 * i + 64), hi);
     }
 }
 
@@ -87,10 +99,13 @@ static int64_t token_stride(const dsq_qx *x, int nt)
 /* Folds group g's int32 sums c (tile j + 2 i: tokens 16 i.., block j) into acc (token t's 32
  * sums at 32 t, block j's at 16 j): the VNNI kernel's arithmetic, with each token's scalars taken
  * once for both blocks. */
-TARGET static void fold_group(bool q4, int32_t (*c)[ROWS * ROWS], const uint16_t *scales,
+TARGET static void fold_group(uint32_t type, int32_t (*c)[ROWS * ROWS], const uint16_t *scales,
                               uint64_t ng, uint64_t g, const dsq_qx *x, int n0, int n1, int nb,
                               float *acc)
 {
+    const bool q4 = type == DSQ_TYPE_Q4;
+    /* q8's codes are w + 128 and q6's u = q + 32: that times the codes' sum comes off */
+    const int32_t offset = type == DSQ_TYPE_Q8 ? 128 : 32;
     for (int i = 0; i < (n1 ? 2 : 1); i++) {
         const int nt = i ? n1 : n0;
         float xd[ROWS], xm[ROWS];
@@ -99,7 +114,7 @@ TARGET static void fold_group(bool q4, int32_t (*c)[ROWS * ROWS], const uint16_t
             const dsq_qx *xt = &x[ROWS * i + t];
             xd[t] = xt->d[g];
             xm[t] = xd[t] * (float)xt->s[g]; /* q4: the minimum's term */
-            off[t] = 128 * xt->s[g]; /* q8: the codes were w + 128 */
+            off[t] = offset * xt->s[g];
         }
         for (int j = 0; j < nb; j++) {
             const uint16_t *sc = scales + (uint64_t)j * ng * (q4 ? 32 : 16) + (q4 ? 32 : 16) * g;
@@ -127,8 +142,9 @@ TARGET void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint
                           uint32_t group, uint64_t b, int nb, const dsq_qx *x, int nt, float *out,
                           size_t ostride)
 {
-    const bool q4 = type == DSQ_TYPE_Q4;
-    const uint64_t ng = cols / group, block_bytes = q4 ? ROWS * cols / 2 : ROWS * cols;
+    const bool q4 = type == DSQ_TYPE_Q4, q6 = type == DSQ_TYPE_Q6, nibbles = q4 || q6;
+    const uint64_t ng = cols / group;
+    const uint64_t block_bytes = q4 ? ROWS * cols / 2 : q6 ? ROWS * cols * 3 / 4 : ROWS * cols;
     const int kt = group % 64 ? 32 : 64, n0 = nt < ROWS ? nt : ROWS, n1 = nt - n0;
     const uint64_t steps = cols / (uint64_t)kt, per_group = group / (uint64_t)kt;
     const uint8_t *codes = (const uint8_t *)packed + b * block_bytes;
@@ -139,7 +155,7 @@ TARGET void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint
      * g - 1's sums are folded while group g's tiles run, because a tile load waits for vector
      * stores to the same lines to leave the store buffer, and vector loads for tile stores. */
     _Alignas(64) int8_t a[2][2 * ROWS * 64]; /* token t's kt codes at kt t */
-    _Alignas(64) uint8_t w[2][2][ROWS * 64]; /* q4: the blocks' B tiles */
+    _Alignas(64) uint8_t w[2][2][ROWS * 64]; /* q4, q6: the blocks' B tiles */
     _Alignas(64) int32_t sums[2][4][ROWS * ROWS]; /* groups g and g - 1 */
     /* the fp32 sums, here rather than in out: out's rows lie a multiple of 4 KB apart, and
      * their lines crowded one L1 set at every group */
@@ -152,8 +168,9 @@ TARGET void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint
         if (s < steps) { /* stage step s */
             if (!stride)
                 gather(x, nt, s * (uint64_t)kt, kt, a[s & 1]);
-            for (int j = 0; q4 && j < nb; j++)
-                unpack_q4(codes + (uint64_t)j * block_bytes, s * (uint64_t)kt, kt, w[s & 1][j]);
+            for (int j = 0; nibbles && j < nb; j++)
+                unpack_nibbles(q6, codes + (uint64_t)j * block_bytes, s * (uint64_t)kt, kt,
+                               w[s & 1][j]);
         }
         if (s == 0)
             continue;
@@ -173,7 +190,7 @@ TARGET void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint
             if (n1)
                 _tile_loadd(5, a[k & 1] + ROWS * kt, kt);
         }
-        if (q4) {
+        if (nibbles) {
             _tile_loadd(6, w[k & 1][0], 64);
             if (nb == 2)
                 _tile_loadd(7, w[k & 1][1], 64);
@@ -191,7 +208,7 @@ TARGET void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint
                 _tile_dpbsud(3, 5, 7);
         }
         if (k % per_group == 0 && k > 0) /* group g - 1 folds while g's tiles run */
-            fold_group(q4, sums[(k / per_group - 1) & 1], scales, ng, k / per_group - 1, x, n0,
+            fold_group(type, sums[(k / per_group - 1) & 1], scales, ng, k / per_group - 1, x, n0,
                        n1, nb, acc);
         if (k % per_group != per_group - 1)
             continue;
@@ -206,7 +223,7 @@ TARGET void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint
                 _tile_stored(3, c[3], ROWS * sizeof(int32_t));
         }
     }
-    fold_group(q4, sums[(ng - 1) & 1], scales, ng, ng - 1, x, n0, n1, nb, acc);
+    fold_group(type, sums[(ng - 1) & 1], scales, ng, ng - 1, x, n0, n1, nb, acc);
     _tile_release();
     for (int t = 0; t < nt; t++)
         memcpy(out + (size_t)t * ostride + ROWS * b, acc + 2 * ROWS * t,

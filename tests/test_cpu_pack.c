@@ -282,7 +282,7 @@ TEST(packing_leaves_out_what_memory_cannot_hold)
 TEST(large_matrices_pack_in_pieces_into_the_same_bytes)
 {
     if (!cpu_pack_useful() || !dsq_qpack_fits(DSQ_TYPE_Q6, 9600, 64, 32)) {
-        printf("  skipped: no packed q6 kernel on this CPU\n");
+        printf("  skipped: this CPU has no AVX2 (the packed kernels do not run here)\n");
         return;
     }
     static const struct { uint32_t type; int rows; } cases[] = {{DSQ_TYPE_Q6, 9600},

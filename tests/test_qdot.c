@@ -442,9 +442,7 @@ TEST(packed_layout_holds_every_element_of_the_planar_tensor)
     for (size_t ti = 0; ti < N_TYPES; ti++)
         for (size_t gi = 0; gi < 3; gi++) {
             const uint32_t type = types[ti], group = groups[gi];
-            /* q6 packs only where a 256-bit packed path runs */
-            const bool q6_packs = dsq_qpack_current() != DSQ_QDOT_AVX512VNNI;
-            CHECK(dsq_qpack_fits(type, rows, cols, group) == (type != DSQ_TYPE_Q6 || q6_packs));
+            CHECK(dsq_qpack_fits(type, rows, cols, group));
             void *w = random_matrix(type, rows, cols, group);
             void *p = packed_copy(type, w, rows, cols, group);
             int bad = 0;
@@ -513,8 +511,6 @@ TEST(packed_tiles_match_the_definition)
         for (size_t ti = 0; ti < N_TYPES; ti++)
             for (size_t gi = 0; gi < 3; gi++) {
                 const uint32_t type = types[ti], group = groups[gi];
-                if (!dsq_qpack_fits(type, rows, cols, group)) /* q6 on AVX-512 */
-                    continue;
                 void *w = random_matrix(type, rows, cols, group);
                 void *p = packed_copy(type, w, rows, cols, group);
                 token_set s;
@@ -562,8 +558,6 @@ TEST(matmul_on_packed_weights_matches_the_definition)
         CHECK(dsq_qpack_replaces_qdot());
         for (size_t ti = 0; ti < N_TYPES; ti++) {
             const uint32_t type = types[ti];
-            if (!dsq_qpack_fits(type, rows, cols, group)) /* q6 on AVX-512 */
-                continue;
             void *data = random_matrix(type, rows, cols, group);
             const dsq_matrix planar = {data, type, rows, cols, group, NULL};
             const dsq_matrix packed = {data, type, rows, cols, group,

@@ -1,6 +1,6 @@
 /* The AMX int8 kernel (quant/qpack_amx.c) against the AVX-512 VNNI packed kernel it stands in
  * for in prompts: the same integer sums and the same fp32 operations in the same order, so the
- * same bits, at q8 and q4, groups 32, 64, 96 and 128, every token count 1..32 with the tokens'
+ * same bits, at q8, q4 and q6, groups 32, 64, 96 and 128, every token count 1..32 with the tokens'
  * rows scattered (the gathered path, a MoE expert's tokens) and 16 and 32 evenly spaced rows
  * (the direct path), from the first, a middle and the last block, one and two blocks at a
  * time; the backend then routes a prompt through it and gives the VNNI kernel's bits too. */
@@ -11,7 +11,7 @@
 #include "backend_cpu.h"
 #include "qdot.h"
 #include "qpack.h"
-#include "quantize.h"
+#include "float16.h"
 #include "types.h"
 
 #define TEST_RNG_SEED 0x3c6ef372fe94f82bull
@@ -23,21 +23,19 @@ typedef struct {
     void *planar, *packed;
 } matrix;
 
+/* Random codes under finite scales (q4: d and m), packed. */
 static matrix random_matrix(uint32_t type, uint32_t group)
 {
-    const uint64_t bytes = dsq_qpack_bytes(type, ROWS, COLS, group), ng = COLS / group;
-    const uint64_t code_bytes = type == DSQ_TYPE_Q4 ? COLS / 2 : COLS;
-    const uint64_t scale_count = type == DSQ_TYPE_Q4 ? 2 * ng : ng;
+    const uint64_t n = (uint64_t)ROWS * COLS, bytes = dsq_qpack_bytes(type, ROWS, COLS, group);
+    const uint64_t code_bytes = type == DSQ_TYPE_Q8 ? n : type == DSQ_TYPE_Q6 ? 3 * n / 4 : n / 2;
     matrix m = {malloc(bytes), malloc(bytes)};
-    float row[COLS];
-    for (int r = 0; r < ROWS; r++) {
-        for (int k = 0; k < COLS; k++)
-            row[k] = rng_uniform(-1, 1) * (k % 29 == 0 ? 8.0f : 1.0f);
-        dsq_quantize_row_absmax(type, row, COLS, group, (uint8_t *)m.planar + r * code_bytes,
-                                (uint16_t *)(void *)((uint8_t *)m.planar + ROWS * code_bytes) +
-                                    r * scale_count,
-                                NULL);
-    }
+    uint8_t *codes = m.planar;
+    for (uint64_t i = 0; i < code_bytes; i++)
+        codes[i] = (uint8_t)rng_next();
+    uint16_t *scales = (uint16_t *)(void *)(codes + code_bytes);
+    for (uint64_t g = 0; g < (type == DSQ_TYPE_Q4 ? 2 : 1) * n / group; g++)
+        scales[g] = dsq_f32_to_f16(type == DSQ_TYPE_Q4 && g % 2 ? rng_uniform(-0.1f, 0.02f)
+                                                                : rng_uniform(0.0005f, 0.02f));
     for (uint64_t b = 0; b < ROWS / 16; b++)
         dsq_qpack_block(type, m.planar, ROWS, COLS, group, b, m.packed);
     return m;
@@ -54,9 +52,9 @@ TEST(amx_int8_tiles_give_the_vnni_kernels_bits)
     float *x = malloc(sizeof(float) * 2 * TOKENS * COLS);
     float *want = malloc(sizeof(float) * TOKENS * ROWS), *got = malloc(sizeof(float) * TOKENS * ROWS);
     static const uint32_t groups[] = {32, 64, 96, 128};
-    static const uint32_t types[] = {DSQ_TYPE_Q8, DSQ_TYPE_Q4};
+    static const uint32_t types[] = {DSQ_TYPE_Q8, DSQ_TYPE_Q4, DSQ_TYPE_Q6};
     int checked = 0, differ = 0;
-    for (size_t ti = 0; ti < 2; ti++)
+    for (size_t ti = 0; ti < 3; ti++)
         for (size_t gi = 0; gi < 4; gi++) {
             const uint32_t type = types[ti], group = groups[gi];
             CHECK(dsq_qpack_amx_fits(type, ROWS, COLS, group));
@@ -125,8 +123,9 @@ TEST(prompts_through_the_backend_keep_the_vnni_bits)
     for (int t = 0; t < N; t++)
         order[t] = (7 * t + 3) % N;
     dsq_cpu_set_int8_activations(true);
-    for (int ti = 0; ti < 2; ti++) {
-        const uint32_t type = ti ? DSQ_TYPE_Q4 : DSQ_TYPE_Q8;
+    static const uint32_t types[] = {DSQ_TYPE_Q8, DSQ_TYPE_Q4, DSQ_TYPE_Q6};
+    for (int ti = 0; ti < 3; ti++) {
+        const uint32_t type = types[ti];
         matrix m = random_matrix(type, group);
         const dsq_matrix w = {m.planar, type, ROWS, COLS, group, m.packed};
         for (int scattered = 0; scattered <= 1; scattered++) {
@@ -146,7 +145,7 @@ TEST(prompts_through_the_backend_keep_the_vnni_bits)
             CHECK(dsq_cpu_matmul_many(&job, 1) == DSQ_OK);
             CHECK_MSG(memcmp(want, got, sizeof(float) * N * ROWS) == 0,
                       "%s, rows %s: the backend's prompt differs from the VNNI kernel",
-                      ti ? "q4" : "q8", scattered ? "out of order" : "in order");
+                      dsq_type_info(type)->name, scattered ? "out of order" : "in order");
         }
         free(m.planar);
         free(m.packed);
