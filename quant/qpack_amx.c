@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include "amx.h"
+#include "qpack_x86_512.h"
 #include "types.h"
 
 #define TARGET __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,f16c,fma")))
@@ -50,22 +51,13 @@ TARGET static void configure(int kt)
 }
 
 /* kt k of a q4 or q6 block from k0 as a B tile: chunk i's low nibbles are row 2i, its high
- * ones 2i + 1; q6's top bits as the VNNI kernel merges them (rows 8-15 from bit pairs 2, 3). */
+ * ones 2i + 1 (quant/qpack_x86_512.h). */
 TARGET static void unpack_nibbles(bool q6, const uint8_t *chunks, uint64_t k0, int kt,
                                   uint8_t *tile)
 {
-    const __m512i low = _mm512_set1_epi8(15), top = _mm512_set1_epi8(0x30);
     for (int i = 0; i < kt / 8; i++) {
-        const uint8_t *c = chunks + (q6 ? 12 : 8) * k0 + (q6 ? 96 : 64) * i;
-        const __m512i v = _mm512_loadu_si512((const void *)c);
-        __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
-        if (q6) {
-            const __m256i t8 = _mm256_loadu_si256((const void *)(c + 64));
-            const __m512i tb = _mm512_inserti64x4(_mm512_castsi256_si512(t8),
-                                                  _mm256_srli_epi16(t8, 4), 1);
-            lo = _mm512_or_si512(lo, _mm512_and_si512(_mm512_slli_epi16(tb, 4), top));
-            hi = _mm512_or_si512(hi, _mm512_and_si512(_mm512_slli_epi16(tb, 2), top));
-        }
+        __m512i lo, hi;
+        dsq_qpack512_nibbles(chunks + (q6 ? 12 : 8) * k0 + (q6 ? 96 : 64) * i, q6, &lo, &hi);
         _mm512_store_si512((void *)(tile + 128 * i), lo);
         _mm512_store_si512((void *)(tile + 128 * i + 64), hi);
     }
