@@ -49,17 +49,17 @@ TARGET static void configure(void)
 }
 
 /* Tile `tile` of sums, tokens t0.. (nt of its 16 rows are real) of block blk, into out. */
-#define STORE(tile, t0, nt, blk)                                                                  \
-    do {                                                                                          \
-        float *o_ = out + (size_t)(t0) * ostride + ROWS * (size_t)(blk);                          \
-        if ((nt) == ROWS) {                                                                       \
-            _tile_stored(tile, o_, ostride * sizeof(float));                                      \
-        } else {                                                                                  \
-            float part[ROWS * ROWS];                                                              \
-            _tile_stored(tile, part, ROWS * sizeof(float));                                       \
-            for (int i_ = 0; i_ < (nt); i_++)                                                     \
-                memcpy(o_ + (size_t)i_ * ostride, part + ROWS * i_, ROWS * sizeof(float));        \
-        }                                                                                         \
+#define STORE(tile, t0, nt, blk)                                                                   \
+    do {                                                                                           \
+        float *o_ = out + (size_t)(t0)*ostride + ROWS * (size_t)(blk);                             \
+        if ((nt) == ROWS) {                                                                        \
+            _tile_stored(tile, o_, ostride * sizeof(float));                                       \
+        } else {                                                                                   \
+            float part[ROWS * ROWS];                                                               \
+            _tile_stored(tile, part, ROWS * sizeof(float));                                        \
+            for (int i_ = 0; i_ < (nt); i_++)                                                      \
+                memcpy(o_ + (size_t)i_ * ostride, part + ROWS * i_, ROWS * sizeof(float));         \
+        }                                                                                          \
     } while (0)
 
 TARGET void dsq_bf16pack_amx(const void *packed, uint64_t cols, uint64_t b, int nb,

@@ -21,14 +21,6 @@ uint64_t dsq_qx_bytes(uint64_t cols, uint32_t group)
     return (cols + 3) / 4 * 4 + ng * (sizeof(float) + sizeof(int32_t));
 }
 
-dsq_qx dsq_qx_at(void *buf, uint64_t cols, uint32_t group)
-{
-    uint8_t *b = buf;
-    const uint64_t ng = cols / group, qbytes = (cols + 3) / 4 * 4;
-    return (dsq_qx){(int8_t *)b, (float *)(void *)(b + qbytes),
-                    (int32_t *)(void *)(b + qbytes + ng * sizeof(float))};
-}
-
 void dsq_qx_quantize_ref(uint32_t type, const float *x, uint64_t cols, uint32_t group,
                          dsq_qx out)
 {

@@ -36,8 +36,15 @@ typedef struct {
 /* Bytes one rounded row takes in the packed layout dsq_qx_at lays out (q, then d, then s). */
 uint64_t dsq_qx_bytes(uint64_t cols, uint32_t group);
 
-/* The rounded row stored at buf (dsq_qx_bytes(cols, group) bytes, 4-byte aligned). */
-dsq_qx dsq_qx_at(void *buf, uint64_t cols, uint32_t group);
+/* The rounded row stored at buf (dsq_qx_bytes(cols, group) bytes, 4-byte aligned). Inline:
+ * the matmuls take it for every token of every tile. */
+static inline dsq_qx dsq_qx_at(void *buf, uint64_t cols, uint32_t group)
+{
+    uint8_t *b = buf;
+    const uint64_t ng = cols / group, qbytes = (cols + 3) / 4 * 4;
+    return (dsq_qx){(int8_t *)b, (float *)(void *)(b + qbytes),
+                    (int32_t *)(void *)(b + qbytes + ng * sizeof(float))};
+}
 
 /* Whether weights of this type take the activation codes in the q4 order below. */
 static inline bool dsq_qx_nibble_order(uint32_t type)

@@ -105,9 +105,8 @@ bool dsq_qpack_amx_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t gr
 /* out[t * ostride + 16 (b + j) + i] = row 16 (b + j) + i dotted with the rounded row x[t], for
  * i < 16, j < nb (1 or 2) and t < nt (1..DSQ_QPACK_AMX_MAX_TOKENS); call only when
  * dsq_qpack_amx_have() and dsq_qpack_amx_fits(). */
-void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
-                   uint32_t group, uint64_t b, int nb, const dsq_qx *x, int nt, float *out,
-                   size_t ostride);
+void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint64_t cols, uint32_t group,
+                   uint64_t b, int nb, const dsq_qx *x, int nt, float *out, size_t ostride);
 
 #if defined(__x86_64__)
 /* The kernel of each packed path; call only when dsq_qpack_have_path says it runs. */

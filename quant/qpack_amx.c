@@ -32,8 +32,7 @@ bool dsq_qpack_amx_have(void)
 bool dsq_qpack_amx_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t group)
 {
     return (type == DSQ_TYPE_Q8 || type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q6) &&
-           rows % ROWS == 0 && group % 32 == 0 &&
-           cols % group == 0;
+           rows % ROWS == 0 && group % 32 == 0 && cols % group == 0;
 }
 
 /* Tiles 0-3 the int32 sums (two token tiles by two row blocks), 4-5 the codes of 16 tokens by
@@ -68,10 +67,12 @@ TARGET static void gather(const dsq_qx *x, int nt, uint64_t k0, int kt, int8_t *
 {
     if (kt == 64)
         for (int t = 0; t < nt; t++)
-            _mm512_store_si512((void *)(a + 64 * t), _mm512_loadu_si512((const void *)(x[t].q + k0)));
+            _mm512_store_si512((void *)(a + 64 * t),
+                               _mm512_loadu_si512((const void *)(x[t].q + k0)));
     else
         for (int t = 0; t < nt; t++)
-            _mm256_store_si256((void *)(a + 32 * t), _mm256_loadu_si256((const void *)(x[t].q + k0)));
+            _mm256_store_si256((void *)(a + 32 * t),
+                               _mm256_loadu_si256((const void *)(x[t].q + k0)));
 }
 
 /* Bytes between consecutive tokens' codes when nt is whole tiles (16 or 32) evenly spaced, as
@@ -111,7 +112,8 @@ TARGET static void fold_group(uint32_t type, int32_t (*c)[ROWS * ROWS], const ui
         for (int j = 0; j < nb; j++) {
             const uint16_t *sc = scales + (uint64_t)j * ng * (q4 ? 32 : 16) + (q4 ? 32 : 16) * g;
             const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)sc));
-            const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(sc + (q4 ? 16 : 0))));
+            const __m512 m =
+                _mm512_cvtph_ps(_mm256_loadu_si256((const void *)(sc + (q4 ? 16 : 0))));
             const int32_t *cj = c[j + 2 * i];
             float *o = acc + 2 * ROWS * ROWS * i + ROWS * j;
             for (int t = 0; t < nt; t++) {
@@ -119,9 +121,9 @@ TARGET static void fold_group(uint32_t type, int32_t (*c)[ROWS * ROWS], const ui
                 if (!q4)
                     v = _mm512_sub_epi32(v, _mm512_set1_epi32(off[t]));
                 float *ot = o + 2 * ROWS * t;
-                __m512 sum = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v),
-                                             _mm512_mul_ps(d, _mm512_set1_ps(xd[t])),
-                                             _mm512_load_ps(ot));
+                __m512 sum =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(d, _mm512_set1_ps(xd[t])),
+                                    _mm512_load_ps(ot));
                 if (q4)
                     sum = _mm512_fmadd_ps(m, _mm512_set1_ps(xm[t]), sum);
                 _mm512_store_ps(ot, sum);
@@ -146,8 +148,8 @@ TARGET void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint
     /* Two of each staging buffer: step s + 1 is written while step s's tiles load, and group
      * g - 1's sums are folded while group g's tiles run, because a tile load waits for vector
      * stores to the same lines to leave the store buffer, and vector loads for tile stores. */
-    _Alignas(64) int8_t a[2][2 * ROWS * 64]; /* token t's kt codes at kt t */
-    _Alignas(64) uint8_t w[2][2][ROWS * 64]; /* q4, q6: the blocks' B tiles */
+    _Alignas(64) int8_t a[2][2 * ROWS * 64];      /* token t's kt codes at kt t */
+    _Alignas(64) uint8_t w[2][2][ROWS * 64];      /* q4, q6: the blocks' B tiles */
     _Alignas(64) int32_t sums[2][4][ROWS * ROWS]; /* groups g and g - 1 */
     /* the fp32 sums, here rather than in out: out's rows lie a multiple of 4 KB apart, and
      * their lines crowded one L1 set at every group */
@@ -236,9 +238,8 @@ bool dsq_qpack_amx_fits(uint32_t type, uint64_t rows, uint64_t cols, uint32_t gr
     return false;
 }
 
-void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint64_t cols,
-                   uint32_t group, uint64_t b, int nb, const dsq_qx *x, int nt, float *out,
-                   size_t ostride)
+void dsq_qpack_amx(uint32_t type, const void *packed, uint64_t rows, uint64_t cols, uint32_t group,
+                   uint64_t b, int nb, const dsq_qx *x, int nt, float *out, size_t ostride)
 {
     (void)type, (void)packed, (void)rows, (void)cols, (void)group, (void)b, (void)nb, (void)x,
         (void)nt, (void)out, (void)ostride;

@@ -54,9 +54,8 @@ INLINE void q8_tile(const uint8_t *codes, const uint16_t *scales, uint64_t cols,
 /* q4 (q6 false) and q6, a constant once inlined: each chunk's codes as qpack_x86_512.h gives
  * them. q4 adds its minimum's term per group; q6 sums u * x and takes 32 times the codes' sum
  * off, as the 256-bit kernel does. */
-INLINE void nibble_tile(const uint8_t *codes, const uint16_t *scales, uint64_t cols,
-                        uint32_t group, const dsq_qx *x, float *out, size_t ostride, const int nt,
-                        const bool q6)
+INLINE void nibble_tile(const uint8_t *codes, const uint16_t *scales, uint64_t cols, uint32_t group,
+                        const dsq_qx *x, float *out, size_t ostride, const int nt, const bool q6)
 {
     const uint64_t ng = cols / group;
     __m512 facc[DSQ_QPACK_MAX_TOKENS];
@@ -84,8 +83,8 @@ INLINE void nibble_tile(const uint8_t *codes, const uint16_t *scales, uint64_t c
             __m512i sum = acc[t];
             if (q6)
                 sum = _mm512_sub_epi32(sum, _mm512_set1_epi32(32 * x[t].s[g]));
-            facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
-                                      _mm512_mul_ps(d, _mm512_set1_ps(xd)), facc[t]);
+            facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(xd)),
+                                      facc[t]);
             if (!q6)
                 facc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(xd * (float)x[t].s[g]), facc[t]);
         }

@@ -77,7 +77,7 @@ typedef struct {
     int rb, first_block; /* rows per block; index of its first block among all jobs' */
     bool int8;
     bool packed; /* int8 on the row-interleaved copy (quant/qpack.h), 16-row blocks */
-    bool amx_int8; /* packed, a prompt on AMX tiles (quant/qpack_amx.c) */
+    bool amx_int8;    /* packed, a prompt on AMX tiles (quant/qpack_amx.c) */
     bool bf16_packed; /* bf16 on its row-interleaved copy (quant/bf16pack.h), 16-row blocks */
     bool amx; /* bf16_packed on AMX tiles: prep holds this job's tokens' rows as bf16, in token
                * order, padded to whole tiles */
@@ -129,8 +129,8 @@ static void run_block(const dsq_matmul_job *j, const job_plan *p, const void *pr
             const int nt = n - t < DSQ_QPACK_AMX_MAX_TOKENS ? n - t : DSQ_QPACK_AMX_MAX_TOKENS;
             dsq_qx xt[DSQ_QPACK_AMX_MAX_TOKENS];
             for (int k = 0; k < nt; k++)
-                xt[k] = dsq_qx_at((uint8_t *)prep + (size_t)x_row(j, t + k) * p->xb,
-                                  (uint64_t)cols, w->group);
+                xt[k] = dsq_qx_at((uint8_t *)prep + (size_t)x_row(j, t + k) * p->xb, (uint64_t)cols,
+                                  w->group);
             for (int b = r0 / DSQ_QPACK_ROWS; b < r1 / DSQ_QPACK_ROWS; b += 2)
                 dsq_qpack_amx(w->type, w->packed, (uint64_t)rows, (uint64_t)cols, w->group,
                               (uint64_t)b, r1 / DSQ_QPACK_ROWS - b < 2 ? 1 : 2, xt, nt,
@@ -256,8 +256,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
                     dsq_qpack_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group);
         p->amx_int8 = p->packed && j->n >= DSQ_QPACK_AMX_MIN_TOKENS &&
                       dsq_qpack_current() == DSQ_QDOT_AVX512VNNI &&
-                      dsq_qpack_amx_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols,
-                                         w->group) &&
+                      dsq_qpack_amx_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group) &&
                       dsq_qpack_amx_have();
         /* one token keeps the planar tile: its 4 rows of loads stream faster than the packed
          * kernel's single line per block (12 against 21 GB/s on one core, measured) */
@@ -289,11 +288,11 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         if (p->amx) /* its own tokens, in its order */
             need = j->n;
         p->owner = i;
-        for (int o = 0; p->xb && !p->amx && o < i; o++) { /* gate and up, experts of one input: once */
+        for (int o = 0; p->xb && !p->amx && o < i;
+             o++) { /* gate and up, experts of one input: once */
             const job_plan *q = &plan[o];
             if (q->owner == o && q->xb && !q->amx && jobs[o].x == j->x && q->order == p->order &&
-                q->int8 == p->int8 && jobs[o].w->cols == w->cols &&
-                jobs[o].w->group == w->group) {
+                q->int8 == p->int8 && jobs[o].w->cols == w->cols && jobs[o].w->group == w->group) {
                 p->owner = o;
                 break;
             }
@@ -308,9 +307,8 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
             continue;
         rows_to_prepare += p->prep_rows;
         /* amx: whole tiles of 16 rows, the padding zeroed (its sums are dropped) */
-        const size_t bytes =
-            p->amx ? (size_t)(p->prep_rows + 15) / 16 * 16 * p->xb
-                   : (size_t)p->prep_rows * p->xb * (p->int8 ? 1 : sizeof(float));
+        const size_t bytes = p->amx ? (size_t)(p->prep_rows + 15) / 16 * 16 * p->xb
+                                    : (size_t)p->prep_rows * p->xb * (p->int8 ? 1 : sizeof(float));
         /* without q4 sums the float kernels compute them per row; int8 and amx need theirs */
         if (!(p->prep = p->amx ? calloc(1, bytes) : malloc(bytes)) && (p->int8 || p->amx))
             rc = DSQ_ERESOURCE;

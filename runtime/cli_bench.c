@@ -362,7 +362,8 @@ int cmd_bench(int argc, char **argv)
             !e.ops->copy_bandwidth && dsq_cpu_int8_activations() && dsq_bf16pack_amx_have();
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"activations\": \"%s\", "
-                   "\"bf16_prompt_activations\": \"%s\", \"threads\": %d, \"gomp_spincount\": \"%s\", \"prompt_tokens\": %ld, "
+                   "\"bf16_prompt_activations\": \"%s\", \"threads\": %d, \"gomp_spincount\": "
+                   "\"%s\", \"prompt_tokens\": %ld, "
                    "\"repeat\": %ld, \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
                    "\"prefill_tok_s_max\": %.3f, \"gen_tokens\": %ld, \"depth\": %ld, "
                    "\"decode_tok_s\": %.3f, \"decode_tok_s_min\": %.3f, "
@@ -374,7 +375,8 @@ int cmd_bench(int argc, char **argv)
                    "\"host_experts_decode_share\": %.4f, \"expert_cache\": \"%s\", "
                    "\"expert_loads\": %llu}\n",
                    label, e.ops->name, kernels, activations, amx ? "bf16 (amx)" : "f32",
-                   omp_get_max_threads(), getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
+                   omp_get_max_threads(),
+                   getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
                    repeat, prefill.median, prefill.min, prefill.max, n_gen, depth, decode.median,
                    decode.min, decode.max, per_token, effective, baseline, base_name,
                    e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes,
@@ -389,9 +391,8 @@ int cmd_bench(int argc, char **argv)
                    "%.2f GB/s\n"
                    "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
                    label, e.ops->name, kernels, activations,
-                   amx ? ", bf16 prompts on amx with bf16 activations" : "",
-                   omp_get_max_threads(), batch,
-                   batch > 1 ? "s decoded together" : "", n_prompt, prefill.median,
+                   amx ? ", bf16 prompts on amx with bf16 activations" : "", omp_get_max_threads(),
+                   batch, batch > 1 ? "s decoded together" : "", n_prompt, prefill.median,
                    spread(prefill, (int)repeat, prefill_spread, sizeof prefill_spread), n_gen,
                    depth, decode.median,
                    spread(decode, (int)repeat, decode_spread, sizeof decode_spread),

@@ -58,7 +58,7 @@ static const char help[] =
     "                          token evaluated)\n"
     "  -t, --threads N         threads (default: OMP_NUM_THREADS, else all cores)\n"
     "      --activations A     int8 (default) or f32: how q8/q6/q4 matmuls take their input\n"
-    "                         (int8 also rounds bf16 prompts to bf16 on CPUs with AMX)\n"
+    "                          (int8 also rounds bf16 prompts to bf16 with AMX)\n"
     CLI_BACKEND_HELP
     "      --json              one JSON object with the results on stdout; the text report\n"
     "                          goes to stderr (dp and same_top as fractions, not %)\n"

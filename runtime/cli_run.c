@@ -27,7 +27,7 @@ static const char sampling_help[] =
     CLI_BACKEND_HELP
     "  -t, --threads N         threads (default: OMP_NUM_THREADS, else all cores)\n"
     "      --activations A     int8 (default) or f32: how q8/q6/q4 matmuls take their input\n"
-    "                         (int8 also rounds bf16 prompts to bf16 on CPUs with AMX)\n"
+    "                          (int8 also rounds bf16 prompts to bf16 with AMX)\n"
     "  -v, --verbose           print the prompt's tokens, the seed and timings\n"
     "  -h, --help              this text\n";
 

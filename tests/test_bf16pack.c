@@ -135,10 +135,10 @@ static bool within_amx(float got, const uint16_t *w, int r, const float *x, bool
         exact += p;
         mag += fabs(p);
     }
-    const double u = ldexp(1, -24), bound = amx ? (ldexp(1, -8) + (AMX_COLS + 1) * u *
-                                                   (1 + ldexp(1, -8))) * mag +
-                                                      AMX_COLS * ldexp(1, -126)
-                                                : AMX_COLS * u * mag;
+    const double u = ldexp(1, -24),
+                 bound = amx ? (ldexp(1, -8) + (AMX_COLS + 1) * u * (1 + ldexp(1, -8))) * mag +
+                                   AMX_COLS * ldexp(1, -126)
+                             : AMX_COLS * u * mag;
     return fabs(got - exact) <= bound;
 }
 

@@ -50,7 +50,8 @@ TEST(amx_int8_tiles_give_the_vnni_kernels_bits)
     const uint64_t xb = dsq_qx_bytes(COLS, 32); /* the largest: group 32 has the most scales */
     uint8_t *buf = malloc(2 * TOKENS * xb);
     float *x = malloc(sizeof(float) * 2 * TOKENS * COLS);
-    float *want = malloc(sizeof(float) * TOKENS * ROWS), *got = malloc(sizeof(float) * TOKENS * ROWS);
+    float *want = malloc(sizeof(float) * TOKENS * ROWS),
+          *got = malloc(sizeof(float) * TOKENS * ROWS);
     static const uint32_t groups[] = {32, 64, 96, 128};
     static const uint32_t types[] = {DSQ_TYPE_Q8, DSQ_TYPE_Q4, DSQ_TYPE_Q6};
     int checked = 0, differ = 0;
@@ -81,8 +82,7 @@ TEST(amx_int8_tiles_give_the_vnni_kernels_bits)
                             for (int j = 0; j < nb; j++)
                                 for (int t = 0; t < nt; t += DSQ_QPACK_MAX_TOKENS)
                                     dsq_qpack_tile_avx512vnni(
-                                        type, m.packed, ROWS, COLS, group, b + (uint64_t)j,
-                                        xt + t,
+                                        type, m.packed, ROWS, COLS, group, b + (uint64_t)j, xt + t,
                                         nt - t < DSQ_QPACK_MAX_TOKENS ? nt - t
                                                                       : DSQ_QPACK_MAX_TOKENS,
                                         want + (size_t)t * ROWS, ROWS);
@@ -132,15 +132,15 @@ TEST(prompts_through_the_backend_keep_the_vnni_bits)
             dsq_qx rows[N];
             for (int t = 0; t < N; t++) {
                 rows[t] = dsq_qx_at(buf + (size_t)t * xb, COLS, group);
-                dsq_qx_quantize(DSQ_TYPE_Q8, x + (size_t)(scattered ? order[t] : t) * COLS,
-                                COLS, group, rows[t]);
+                dsq_qx_quantize(DSQ_TYPE_Q8, x + (size_t)(scattered ? order[t] : t) * COLS, COLS,
+                                group, rows[t]);
             }
             for (uint64_t b = 0; b < ROWS / 16; b++)
                 for (int t = 0; t < N; t += DSQ_QPACK_MAX_TOKENS)
-                    dsq_qpack_tile_avx512vnni(
-                        type, m.packed, ROWS, COLS, group, b, rows + t,
-                        N - t < DSQ_QPACK_MAX_TOKENS ? N - t : DSQ_QPACK_MAX_TOKENS,
-                        want + (size_t)t * ROWS, ROWS);
+                    dsq_qpack_tile_avx512vnni(type, m.packed, ROWS, COLS, group, b, rows + t,
+                                              N - t < DSQ_QPACK_MAX_TOKENS ? N - t
+                                                                           : DSQ_QPACK_MAX_TOKENS,
+                                              want + (size_t)t * ROWS, ROWS);
             const dsq_matmul_job job = {&w, x, got, N, scattered ? order : NULL};
             CHECK(dsq_cpu_matmul_many(&job, 1) == DSQ_OK);
             CHECK_MSG(memcmp(want, got, sizeof(float) * N * ROWS) == 0,
