@@ -4,11 +4,11 @@
  * its low nibbles (k..k + 3) and its high ones (k + 4..k + 7), with q6's top bits or'ed in,
  * unpacked into a 1 KB buffer per tile.
  * The tokens' codes are the A operand: 16 tokens by 64 k (32 for groups that 64 does not
- * divide), gathered per tile since a MoE expert's tokens are rows of the batch out of order.
- * TDPBSUD (signed activations by unsigned weights) sums a group's products exactly in int32;
- * each group's tiles are then stored and folded into the fp32 sums in `out` with the same
- * operations, in the same order, as the AVX-512 VNNI kernel (quant/qpack_avx512vnni.c), so the
- * two give the same bits. */
+ * divide), loaded straight from evenly spaced rows, else gathered per tile (a MoE expert's
+ * tokens are rows of the batch out of order). TDPBSUD (signed activations by unsigned weights)
+ * sums a group's products exactly in int32; each group's tiles are then stored and folded into
+ * fp32 sums with the same operations, in the same order, as the AVX-512 VNNI kernel
+ * (quant/qpack_avx512vnni.c), so the two give the same bits. */
 #include "qpack.h"
 
 #include <string.h>

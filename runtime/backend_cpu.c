@@ -3,10 +3,10 @@
  * AVX-512 VNNI, AVX-VNNI or AVX2, the same ISA as the planar path they replace) where the
  * engine made one, else quant/qdot.h's (VNNI or AVX2, else the scalar reference) in tiles of
  * four weight rows by four tokens; prompts of 12 tokens or more on CPUs with AMX run the packed
- * q8/q4 products on tiles instead (quant/qpack_amx.c, the same bits as the VNNI kernel); bf16
- * prompts on CPUs with AMX round the activations to bf16
- * once per matmul and run the tile kernel (quant/bf16pack_amx.c) on the packed copy, unless
- * f32 activations were asked for; f32/bf16/f16 weights run the float tiles of quant/dot.h
+ * q8/q6/q4 products on tiles instead (quant/qpack_amx.c, the same bits as the VNNI kernel);
+ * bf16 prompts on CPUs with AMX round the activations to bf16 once per matmul and run the tile
+ * kernel (quant/bf16pack_amx.c) on the packed copy, unless f32 activations were asked for;
+ * f32/bf16/f16 weights run the float tiles of quant/dot.h
  * (4 rows by 4 tokens with AVX-512, by 2 with AVX2; f32 activations); q8/q6/q4 with f32
  * activations, and everything on the scalar path, dot each weight row with every token through
  * the fused float kernels. Rows are split across OpenMP threads in blocks small enough to stay
@@ -288,8 +288,8 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         if (p->amx) /* its own tokens, in its order */
             need = j->n;
         p->owner = i;
-        for (int o = 0; p->xb && !p->amx && o < i;
-             o++) { /* gate and up, experts of one input: once */
+        /* gate and up, experts of one input: rounded once (amx rows are per job, in its order) */
+        for (int o = 0; p->xb && !p->amx && o < i; o++) {
             const job_plan *q = &plan[o];
             if (q->owner == o && q->xb && !q->amx && jobs[o].x == j->x && q->order == p->order &&
                 q->int8 == p->int8 && jobs[o].w->cols == w->cols && jobs[o].w->group == w->group) {
@@ -306,12 +306,15 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         if (p->owner != i || !p->xb)
             continue;
         rows_to_prepare += p->prep_rows;
-        /* amx: whole tiles of 16 rows, the padding zeroed (its sums are dropped) */
-        const size_t bytes = p->amx ? (size_t)(p->prep_rows + 15) / 16 * 16 * p->xb
-                                    : (size_t)p->prep_rows * p->xb * (p->int8 ? 1 : sizeof(float));
+        /* amx: whole tiles of 16 rows (the kernel reads the padding and drops its sums) */
+        const size_t rows = p->amx ? (size_t)(p->prep_rows + 15) / 16 * 16 : (size_t)p->prep_rows;
+        const size_t bytes = rows * p->xb * (p->int8 || p->amx ? 1 : sizeof(float));
         /* without q4 sums the float kernels compute them per row; int8 and amx need theirs */
-        if (!(p->prep = p->amx ? calloc(1, bytes) : malloc(bytes)) && (p->int8 || p->amx))
+        if (!(p->prep = malloc(bytes)) && (p->int8 || p->amx))
             rc = DSQ_ERESOURCE;
+        else if (p->amx) /* defined bytes in the padding, though no sum of it is kept */
+            memset((uint8_t *)p->prep + (size_t)p->prep_rows * p->xb, 0,
+                   bytes - (size_t)p->prep_rows * p->xb);
     }
     plan[count].first_block = blocks;
     row_start[count] = rows_to_prepare;

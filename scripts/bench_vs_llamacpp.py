@@ -70,12 +70,21 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def run(cmd, **kw):
+def run_process(cmd, **kw):
+    """The finished process, whatever its exit status."""
     log("  $ " + " ".join(str(c) for c in cmd))
-    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+
+
+def failure(cmd, p):
+    return SystemExit(f"{Path(str(cmd[0])).name} exited {p.returncode}:\n"
+                      + "\n".join((p.stdout + p.stderr).strip().splitlines()[-15:]))
+
+
+def run(cmd, **kw):
+    p = run_process(cmd, **kw)
     if p.returncode:
-        raise SystemExit(f"{Path(str(cmd[0])).name} exited {p.returncode}:\n"
-                         + "\n".join((p.stdout + p.stderr).strip().splitlines()[-15:]))
+        raise failure(cmd, p)
     return p.stdout
 
 
@@ -208,8 +217,7 @@ def llama_bench(a, exe, path):
     cmd = [exe, "-m", path, "-p", "512", "-n", "64", "-d", "0,512", "-t", str(a.threads),
            "-r", str(a.repeat), "-o", "json"]
     if path not in NO_REPACK:
-        log("  $ " + " ".join(str(c) for c in cmd))
-        p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+        p = run_process(cmd)
         if p.returncode == 0:
             out = p.stdout
         elif "cur_backend_id != -1" in p.stderr or p.returncode < 0:
@@ -217,8 +225,7 @@ def llama_bench(a, exe, path):
                 "buffers; again with --repack 0")
             NO_REPACK.add(path)
         else:
-            raise SystemExit(f"llama-bench exited {p.returncode}:\n"
-                             + "\n".join((p.stdout + p.stderr).strip().splitlines()[-15:]))
+            raise failure(cmd, p)
     if path in NO_REPACK:
         out = run(cmd + ["--repack", "0"])
     res = {}
@@ -334,7 +341,7 @@ def compare(a, name, hf, src, llama, quantize, work):
             rs = [r[dk][what] / r[lk][what] for r in rounds if r[lk][what]]
             cells.append(f"{min(rs):.2f} / {statistics.median(rs):.2f}" if rs else "n/a")
         print(f"| {preset} / {ftype} | " + " | ".join(cells) + " |")
-    skipped = sorted(f for f, p in g.items() if str(p) in map(str, NO_REPACK))
+    skipped = sorted(f for f, p in g.items() if p in NO_REPACK)
     if skipped:
         print(f"llama.cpp ran {', '.join(skipped)} with --repack 0 (with its repacked "
               "buffers it failed on this CPU)")

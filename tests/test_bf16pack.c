@@ -20,38 +20,43 @@
 
 enum { ROWS = 48, COLS = 1410, TOKENS = 29 }; /* COLS even, not a multiple of 16 or 64 */
 
-static uint16_t *random_bf16(void)
+static uint16_t *random_bf16(int rows, int cols)
 {
-    uint16_t *w = malloc((size_t)ROWS * COLS * sizeof *w);
-    for (size_t i = 0; i < (size_t)ROWS * COLS; i++)
+    uint16_t *w = malloc((size_t)rows * cols * sizeof *w);
+    for (size_t i = 0; i < (size_t)rows * cols; i++)
         w[i] = dsq_f32_to_bf16(rng_uniform(-1, 1) * (i % 97 == 0 ? 30.0f : 1.0f));
     return w;
 }
 
-static void *packed_copy(const uint16_t *w)
+static void *packed_copy(const uint16_t *w, int rows, int cols)
 {
-    void *p = malloc((size_t)ROWS * COLS * 2);
-    for (uint64_t b = 0; b < ROWS / 16; b++)
-        dsq_bf16pack_block(w, ROWS, COLS, b, p);
+    void *p = malloc((size_t)rows * cols * 2);
+    for (uint64_t b = 0; b < (uint64_t)rows / 16; b++)
+        dsq_bf16pack_block(w, (uint64_t)rows, (uint64_t)cols, b, p);
     return p;
 }
 
-/* |got - exact| within the bound for row r and token x. */
-static bool within(float got, const uint16_t *w, int r, const float *x)
+/* |got - exact| for row r of w (cols wide) and token x within K u sum |w x| (f32 activations),
+ * or with amx the AMX path's bound (quant/bf16pack.h). */
+static bool within(float got, const uint16_t *w, int cols, int r, const float *x, bool amx)
 {
     double exact = 0, mag = 0;
-    for (int k = 0; k < COLS; k++) {
-        const double p = (double)dsq_bf16_to_f32(w[(size_t)r * COLS + k]) * x[k];
+    for (int k = 0; k < cols; k++) {
+        const double p = (double)dsq_bf16_to_f32(w[(size_t)r * cols + k]) * x[k];
         exact += p;
         mag += fabs(p);
     }
-    return fabs(got - exact) <= COLS * ldexp(1, -24) * mag;
+    const double u = ldexp(1, -24),
+                 bound = amx ? (ldexp(1, -8) + (cols + 1) * u * (1 + ldexp(1, -8))) * mag +
+                                   cols * ldexp(1, -126)
+                             : cols * u * mag;
+    return fabs(got - exact) <= bound;
 }
 
 TEST(bf16_packed_layout_holds_every_element)
 {
-    uint16_t *w = random_bf16();
-    void *p = packed_copy(w);
+    uint16_t *w = random_bf16(ROWS, COLS);
+    void *p = packed_copy(w, ROWS, COLS);
     int bad = 0;
     for (int r = 0; r < ROWS; r++)
         for (int k = 0; k < COLS; k++)
@@ -80,8 +85,8 @@ TEST(bf16_packed_tiles_and_matmul_match_the_exact_dot)
         {"avx512", dsq_bf16pack_tile_avx512, dsq_dot_have_avx512()},
 #endif
     };
-    uint16_t *w = random_bf16();
-    void *p = packed_copy(w);
+    uint16_t *w = random_bf16(ROWS, COLS);
+    void *p = packed_copy(w, ROWS, COLS);
     float *x = malloc((size_t)TOKENS * COLS * sizeof(float));
     for (size_t i = 0; i < (size_t)TOKENS * COLS; i++)
         x[i] = rng_uniform(-2, 2);
@@ -104,7 +109,7 @@ TEST(bf16_packed_tiles_and_matmul_match_the_exact_dot)
                     for (int t = 0; t < nt; t++)
                         for (int i = 0; i < 16 * nb; i++) {
                             const int r = (int)b * 16 + i;
-                            bad += !within(y[(size_t)t * ROWS + r], w, r, xt[t]);
+                            bad += !within(y[(size_t)t * ROWS + r], w, COLS, r, xt[t], false);
                         }
                 }
         CHECK_MSG(bad == 0, "%s tiles: %d values off", paths[pi].name, bad);
@@ -115,7 +120,7 @@ TEST(bf16_packed_tiles_and_matmul_match_the_exact_dot)
     int bad = 0;
     for (int t = 0; t < TOKENS; t++)
         for (int r = 0; r < ROWS; r++)
-            bad += !within(y[(size_t)t * ROWS + r], w, r, xt[t]);
+            bad += !within(y[(size_t)t * ROWS + r], w, COLS, r, xt[t], false);
     CHECK_MSG(bad == 0, "matmul: %d values off", bad);
     free(w);
     free(p);
@@ -124,23 +129,6 @@ TEST(bf16_packed_tiles_and_matmul_match_the_exact_dot)
 }
 
 enum { AMX_ROWS = 48, AMX_COLS = 1408, AMX_TOKENS = 40 }; /* 44 tiles of k; tokens 32 + 8 */
-
-/* |got - exact| within the AMX path's bound (quant/bf16pack.h) when amx, else the f32 one, for
- * row r of w (AMX_COLS wide) and token x. */
-static bool within_amx(float got, const uint16_t *w, int r, const float *x, bool amx)
-{
-    double exact = 0, mag = 0;
-    for (int k = 0; k < AMX_COLS; k++) {
-        const double p = (double)dsq_bf16_to_f32(w[(size_t)r * AMX_COLS + k]) * x[k];
-        exact += p;
-        mag += fabs(p);
-    }
-    const double u = ldexp(1, -24),
-                 bound = amx ? (ldexp(1, -8) + (AMX_COLS + 1) * u * (1 + ldexp(1, -8))) * mag +
-                                   AMX_COLS * ldexp(1, -126)
-                             : AMX_COLS * u * mag;
-    return fabs(got - exact) <= bound;
-}
 
 /* The AMX kernel at token counts around its 16-token tiles and pairs of them, from every block
  * with one and two blocks; then the backend on a job whose tokens are rows of x out of order
@@ -155,12 +143,8 @@ TEST(bf16_amx_tiles_and_matmul_stay_within_the_rounding_bound)
     }
     CHECK(dsq_bf16pack_amx_fits(AMX_ROWS, AMX_COLS) && !dsq_bf16pack_amx_fits(48, 1410) &&
           !dsq_bf16pack_amx_fits(40, 1408));
-    uint16_t *w = malloc((size_t)AMX_ROWS * AMX_COLS * sizeof *w);
-    for (size_t i = 0; i < (size_t)AMX_ROWS * AMX_COLS; i++)
-        w[i] = dsq_f32_to_bf16(rng_uniform(-1, 1) * (i % 97 == 0 ? 30.0f : 1.0f));
-    void *p = malloc((size_t)AMX_ROWS * AMX_COLS * 2);
-    for (uint64_t b = 0; b < AMX_ROWS / 16; b++)
-        dsq_bf16pack_block(w, AMX_ROWS, AMX_COLS, b, p);
+    uint16_t *w = random_bf16(AMX_ROWS, AMX_COLS);
+    void *p = packed_copy(w, AMX_ROWS, AMX_COLS);
     const size_t xn = (size_t)AMX_TOKENS * AMX_COLS;
     float *x = malloc(xn * sizeof(float)), *y = malloc((size_t)AMX_TOKENS * AMX_ROWS * 4);
     /* whole tiles of rows: the kernel reads up to the next multiple of 16 */
@@ -184,7 +168,7 @@ TEST(bf16_amx_tiles_and_matmul_stay_within_the_rounding_bound)
                     for (int r = 0; r < AMX_ROWS; r++) {
                         const float v = y[(size_t)t * AMX_ROWS + r];
                         const bool mine = t < n && r >= 16 * (int)b && r < 16 * ((int)b + nb);
-                        bad += mine ? !within_amx(v, w, r, x + (size_t)t * AMX_COLS, true)
+                        bad += mine ? !within(v, w, AMX_COLS, r, x + (size_t)t * AMX_COLS, true)
                                     : !isnan(v); /* nothing outside its tokens and blocks */
                     }
             }
@@ -203,8 +187,8 @@ TEST(bf16_amx_tiles_and_matmul_stay_within_the_rounding_bound)
             for (int r = 0; r < AMX_ROWS; r++) {
                 const float v = y[(size_t)t * AMX_ROWS + r];
                 const float *xt = x + (size_t)order[t] * AMX_COLS;
-                off += !within_amx(v, w, r, xt, !f32);
-                beyond_f32 += !within_amx(v, w, r, xt, false);
+                off += !within(v, w, AMX_COLS, r, xt, !f32);
+                beyond_f32 += !within(v, w, AMX_COLS, r, xt, false);
             }
         printf("  matmul, %s activations: %d of %d values beyond the f32 bound\n",
                f32 ? "f32" : "bf16", beyond_f32, (AMX_TOKENS - 3) * AMX_ROWS);
