@@ -10,6 +10,7 @@
 #include "backend_cpu.h"
 #include "dot.h"
 #include "gemm_f32.h"
+#include "latent_bf16.h"
 #include "model.h"
 #include "ops.h"
 
@@ -128,6 +129,20 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
     return DSQ_OK;
 }
 
+/* Layer `layer`'s cached latents of positions 0..total-1 as fp32: the f32 cache itself, or
+ * the bf16 cache widened into *copy (the caller frees it); NULL when out of memory. */
+static const float *latents_f32(const model *m, int layer, int total, float **copy)
+{
+    *copy = NULL;
+    if (!m->latent_bf16)
+        return m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
+    const size_t n = (size_t)total * m->cache_a_stride;
+    if (!(*copy = malloc(n * sizeof(float))))
+        return NULL;
+    latent_bf16_widen(m->latent_bf16 + (size_t)layer * m->ctx * m->cache_a_stride, n, *copy);
+    return *copy;
+}
+
 /* MLA, expanded: per head, k = [W_UK c ; k_pe], v = W_UV c for every cached position, copied
  * out of kv_b's output into rows per head (keys [h][pos][qk], values [h][pos][vd]) so that
  * each block of queries reads them contiguously (head_block). */
@@ -136,10 +151,14 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
     const dsq_model_config *c = m->cfg;
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int vd = c->v_head_dim, qk = nope + rope, kvw = nope + vd;
-    const float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n;
+    float *widened;
+    const float *latent = latents_f32(m, layer, total, &widened);
+    if (!latent)
+        return DSQ_ERESOURCE;
     m->be->matmul(&m->w.layers[layer].kv_b, latent, kv, total); /* (total, nh * (nope + v)) */
+    free(widened);
     float *kh = malloc((size_t)nh * total * qk * sizeof(float));
     float *vh = malloc((size_t)nh * total * vd * sizeof(float));
     float *scratch = malloc((size_t)omp_get_max_threads() * QUERY_BLOCK * total * sizeof(float));
@@ -183,21 +202,29 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
 #define PIECE_MAX 128
 #define PIECE_MAX_ROWS 64
 
-/* The absorbed form's scores of every query row against cached positions s0..s0+ns-1, into
- * scores + s0 (rows of stride total, row t * nh + h): q_lat . c, then each query's heads'
- * q_pe . k_pe added. */
-static void absorbed_scores(const dsq_model_config *c, const float *q, int n, const float *q_lat,
-                            const float *latent, const float *pe, int s0, int ns, int total,
-                            float *scores)
+/* The rope part of the absorbed form's scores: each query's heads' q_pe . k_pe for cached
+ * positions s0..s0+ns-1, added into scores + s0 (rows of stride total, row t * nh + h). */
+static void rope_scores(const dsq_model_config *c, const float *q, int n, const float *pe, int s0,
+                        int ns, int total, float *scores)
 {
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
-    const int qk = nope + rope, kvr = c->kv_lora_rank;
-    gemm_f32_nt(n * nh, ns, kvr, q_lat, (size_t)kvr, latent + (size_t)s0 * kvr, (size_t)kvr,
-                scores + s0, (size_t)total, false);
+    const int qk = nope + rope;
     for (int t = 0; t < n; t++) /* one query's heads at a time */
         gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
                     pe + (size_t)s0 * rope, (size_t)rope, scores + (size_t)t * nh * total + s0,
                     (size_t)total, true);
+}
+
+/* The absorbed form's scores of every query row against cached positions s0..s0+ns-1, into
+ * scores + s0: q_lat . c (c: those positions' latents, fp32 rows), then the rope part. */
+static void absorbed_scores(const dsq_model_config *c, const float *q, int n, const float *q_lat,
+                            const float *c_rows, const float *pe, int s0, int ns, int total,
+                            float *scores)
+{
+    const int kvr = c->kv_lora_rank;
+    gemm_f32_nt(n * c->n_heads, ns, kvr, q_lat, (size_t)kvr, c_rows, (size_t)kvr, scores + s0,
+                (size_t)total, false);
+    rope_scores(c, q, n, pe, s0, ns, total, scores);
 }
 
 /* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c).
@@ -210,7 +237,6 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int vd = c->v_head_dim, qk = nope + rope, kvr = c->kv_lora_rank, kvw = nope + vd;
     const dsq_matrix *kv_b = &m->w.layers[layer].kv_b;
-    const float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
     const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n, rows = n * nh; /* row t * nh + h: query t, head h */
     const float scale = m->softmax_scale;
@@ -227,13 +253,29 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     const int n_pieces = (total + piece - 1) / piece;
     const int slice = 64;
     const int pos_slices = (total + slice - 1) / slice, col_slices = (kvr + slice - 1) / slice;
+    /* A bf16 cache's pieces go through the tile kernels, or are widened into each thread's
+     * scratch first; without pieces the whole cache is widened once. */
+    const uint16_t *lat16 =
+        m->latent_bf16 ? m->latent_bf16 + (size_t)layer * m->ctx * m->cache_a_stride : NULL;
+    const bool tiles = lat16 && pieces && m->latent_tiles;
+    const size_t scratch_each = !lat16 || !pieces ? 0
+                                : tiles           ? latent_amx_scratch_bytes(rows, piece, kvr)
+                                                  : (size_t)piece * kvr * sizeof(float);
+    uint8_t *scratch = scratch_each ? malloc((size_t)omp_get_max_threads() * scratch_each) : NULL;
+    uint16_t *q_tiles = tiles ? malloc(latent_amx_queries_len(rows, kvr) * sizeof(uint16_t)) : NULL;
+    float *widened = NULL;
+    const float *latent = pieces && lat16 ? NULL : latents_f32(m, layer, total, &widened);
     float *partial = pieces ? malloc((size_t)n_pieces * rows * (kvr + 2) * sizeof(float)) : NULL;
     float *piece_max = partial ? partial + (size_t)n_pieces * rows * kvr : NULL;
     float *piece_sum = piece_max ? piece_max + (size_t)n_pieces * rows : NULL;
     const uint64_t xsum_len = dsq_dot_xsum_len(kv_b->type, (uint64_t)kvr, kv_b->group);
     float *xsums = xsum_len ? malloc((size_t)rows * xsum_len * sizeof(float)) : NULL;
     float *w_uk_rows = malloc((size_t)nh * kvr * sizeof(float)); /* one widened row per head */
-    if ((pieces && !partial) || (xsum_len && !xsums) || !w_uk_rows) {
+    if ((pieces && !partial) || (xsum_len && !xsums) || !w_uk_rows || (scratch_each && !scratch) ||
+        (tiles && !q_tiles) || (!latent && !(pieces && lat16))) {
+        free(scratch);
+        free(q_tiles);
+        free(widened);
         free(partial);
         free(xsums);
         free(w_uk_rows);
@@ -258,12 +300,26 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                              w, kvr);
             }
         }
+        if (tiles) {
+#pragma omp single
+            latent_amx_pack_queries(q_lat, rows, kvr, q_tiles);
+        }
         if (pieces) {
+            void *mine = scratch ? scratch + (size_t)omp_get_thread_num() * scratch_each : NULL;
 #pragma omp for schedule(static)
             for (int p = 0; p < n_pieces; p++) {
                 const int s0 = p * piece, ns = total - s0 < piece ? total - s0 : piece;
-                absorbed_scores(c, q, n, q_lat, latent, pe, s0, ns, total, scores);
                 float *sc = scores + s0; /* rows of stride total */
+                const float *c_rows = latent ? latent + (size_t)s0 * kvr : mine;
+                if (tiles) {
+                    latent_amx_scores(lat16 + (size_t)s0 * kvr, kvr, ns, q_tiles, rows, sc,
+                                      (size_t)total, mine);
+                    rope_scores(c, q, n, pe, s0, ns, total, scores);
+                } else {
+                    if (!latent)
+                        latent_bf16_widen(lat16 + (size_t)s0 * kvr, (size_t)ns * kvr, mine);
+                    absorbed_scores(c, q, n, q_lat, c_rows, pe, s0, ns, total, scores);
+                }
                 for (int r = 0; r < rows; r++) { /* row r sees positions up to n_past + r / nh */
                     float *row = sc + (size_t)r * total;
                     int seen = m->n_past + r / nh + 1 - s0;
@@ -272,8 +328,13 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                     piece_sum[at] = ops_scaled_exp(row, seen, scale, &piece_max[at]);
                     memset(row + seen, 0, (size_t)(ns - seen) * sizeof(float));
                 }
-                gemm_f32(rows, kvr, ns, sc, (size_t)total, latent + (size_t)s0 * kvr,
-                         (size_t)kvr, partial + (size_t)p * rows * kvr, (size_t)kvr, false);
+                float *sums = partial + (size_t)p * rows * kvr;
+                if (tiles)
+                    latent_amx_weighted_sum(lat16 + (size_t)s0 * kvr, kvr, ns, sc, (size_t)total,
+                                            rows, sums, mine);
+                else
+                    gemm_f32(rows, kvr, ns, sc, (size_t)total, c_rows, (size_t)kvr, sums,
+                             (size_t)kvr, false);
             }
 #pragma omp for schedule(static)
             for (int r = 0; r < rows; r++) { /* o_lat = sum of pieces e^(max_p - max) / sum */
@@ -296,7 +357,8 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
 #pragma omp for schedule(static)
             for (int sl = 0; sl < pos_slices; sl++) {
                 const int s0 = sl * slice, ns = total - s0 < slice ? total - s0 : slice;
-                absorbed_scores(c, q, n, q_lat, latent, pe, s0, ns, total, scores);
+                absorbed_scores(c, q, n, q_lat, latent + (size_t)s0 * kvr, pe, s0, ns, total,
+                                scores);
             }
 #pragma omp for schedule(static)
             for (int r = 0; r < rows; r++) {
@@ -327,6 +389,9 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                     xsums ? xsums + (size_t)r * xsum_len : NULL);
         }
     }
+    free(scratch);
+    free(q_tiles);
+    free(widened);
     free(partial);
     free(xsums);
     free(w_uk_rows);
@@ -340,7 +405,6 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int qk = nope + rope, kvr = c->kv_lora_rank, total = m->n_past + n;
     const bool expanded = m->mode == ATTN_EXPANDED || (m->mode == ATTN_AUTO && n > 1);
-    float *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
     float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     size_t q_size = (size_t)n * nh * qk;
     size_t lat_size = expanded ? (size_t)total * nh * (nope + c->v_head_dim)
@@ -370,8 +434,14 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
         }
         for (int t = 0; t < n; t++) {
             int pos = m->n_past + t;
-            const float *row = ckv + (size_t)t * (kvr + rope);
-            ops_rmsnorm(latent + (size_t)pos * kvr, row, lw->kv_a_norm, kvr, 1e-6f); /* ditto */
+            float *row = ckv + (size_t)t * (kvr + rope);
+            const size_t at = ((size_t)layer * m->ctx + pos) * kvr;
+            if (m->latent_bf16) { /* normalized in place, then rounded into the cache */
+                ops_rmsnorm(row, row, lw->kv_a_norm, kvr, 1e-6f);
+                latent_bf16_store(row, (size_t)kvr, m->latent_bf16 + at);
+            } else {
+                ops_rmsnorm(m->cache_a + at, row, lw->kv_a_norm, kvr, 1e-6f); /* ditto */
+            }
             memcpy(pe + (size_t)pos * rope, row + kvr, (size_t)rope * sizeof(float));
             rope_apply(&m->rope, pe + (size_t)pos * rope, pos);
             for (int h = 0; h < nh; h++)

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "expert_cache.h"
+#include "model.h"
 
 static bool parse_backend(const char *cmd, const char *text, engine_options *o)
 {
@@ -99,6 +100,13 @@ int cli_backend_option(const char *cmd, int c, const char *arg, engine_options *
         break;
     case CLI_OPT_EXPERT_CACHE:
         ok = parse_expert_cache(cmd, arg, o);
+        break;
+    case CLI_OPT_KV_CACHE:
+        ok = !strcmp(arg, "bf16") || !strcmp(arg, "f32");
+        if (ok)
+            model_set_kv_cache(strcmp(arg, "bf16") ? KV_CACHE_F32 : KV_CACHE_BF16);
+        else
+            cli_usage_error(cmd, "--kv-cache must be bf16 or f32, not '%s'", arg);
         break;
     default:
         return 0;

@@ -1,5 +1,5 @@
-/* The engine options run, chat, ppl, bench and serve share: --backend, --vram, --expert-stats
- * and --expert-cache. */
+/* The engine options run, chat, ppl, bench and serve share: --backend, --vram, --expert-stats,
+ * --expert-cache and --kv-cache. */
 #ifndef DSQ_CLI_BACKEND_H
 #define DSQ_CLI_BACKEND_H
 
@@ -21,10 +21,19 @@
     "                          placement; lfu copies an expert to the GPU between decode steps\n"  \
     "                          when its use count, halving every 32 tokens, passes the least\n"    \
     "                          used there by more than 8 uses (lfu:H: every H tokens; lfu:H:M:\n"  \
-    "                          by more than M)\n"
+    "                          by more than M)\n"                                                  \
+    "      --kv-cache T        (cpu) how V2-Lite and V2 keep their latent cache: bf16 (default;\n" \
+    "                          half the memory, faster at long contexts) or f32 (the reference\n"  \
+    "                          arithmetic); V1's cache is f32 either way\n"
 
 /* getopt_long codes of the shared options, above any command's own. */
-enum { CLI_OPT_BACKEND = 0x4000, CLI_OPT_VRAM, CLI_OPT_EXPERT_STATS, CLI_OPT_EXPERT_CACHE };
+enum {
+    CLI_OPT_BACKEND = 0x4000,
+    CLI_OPT_VRAM,
+    CLI_OPT_EXPERT_STATS,
+    CLI_OPT_EXPERT_CACHE,
+    CLI_OPT_KV_CACHE
+};
 
 /* The shared options' entries for a command's struct option table. */
 // clang-format off
@@ -32,10 +41,12 @@ enum { CLI_OPT_BACKEND = 0x4000, CLI_OPT_VRAM, CLI_OPT_EXPERT_STATS, CLI_OPT_EXP
     {"backend", required_argument, 0, CLI_OPT_BACKEND},                                            \
     {"vram", required_argument, 0, CLI_OPT_VRAM},                                                  \
     {"expert-stats", required_argument, 0, CLI_OPT_EXPERT_STATS},                                  \
-    {"expert-cache", required_argument, 0, CLI_OPT_EXPERT_CACHE}
+    {"expert-cache", required_argument, 0, CLI_OPT_EXPERT_CACHE},                                  \
+    {"kv-cache", required_argument, 0, CLI_OPT_KV_CACHE}
 // clang-format on
 
-/* getopt's code c and its argument into o when c is a shared option: 1 taken, -1 a bad value
+/* getopt's code c and its argument into o (--kv-cache: model_set_kv_cache) when c is a shared
+ * option: 1 taken, -1 a bad value
  * (a usage message printed for cmd), 0 not a shared option. */
 int cli_backend_option(const char *cmd, int c, const char *arg, engine_options *o);
 

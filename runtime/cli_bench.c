@@ -360,9 +360,14 @@ int cmd_bench(int argc, char **argv)
         /* bf16 prompts on AMX tiles take their activations rounded to bf16 */
         const bool amx =
             !e.ops->copy_bandwidth && dsq_cpu_int8_activations() && dsq_bf16pack_amx_have();
+        /* the CPU's MLA latent cache (the CUDA engine keeps its own, fp32) */
+        const char *kv_cache = e.ops->copy_bandwidth || !e.model || !e.model->latent_bf16 ? "f32"
+                               : e.model->latent_tiles ? "bf16 (amx)"
+                                                       : "bf16";
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"activations\": \"%s\", "
-                   "\"bf16_prompt_activations\": \"%s\", \"threads\": %d, \"gomp_spincount\": "
+                   "\"bf16_prompt_activations\": \"%s\", \"kv_cache\": \"%s\", \"threads\": %d, "
+                   "\"gomp_spincount\": "
                    "\"%s\", \"prompt_tokens\": %ld, "
                    "\"repeat\": %ld, \"prefill_tok_s\": %.3f, \"prefill_tok_s_min\": %.3f, "
                    "\"prefill_tok_s_max\": %.3f, \"gen_tokens\": %ld, \"depth\": %ld, "
@@ -374,7 +379,7 @@ int cmd_bench(int argc, char **argv)
                    "\"unpacked_bytes\": %llu, \"batch\": %ld, \"host_experts\": %s, "
                    "\"host_experts_decode_share\": %.4f, \"expert_cache\": \"%s\", "
                    "\"expert_loads\": %llu}\n",
-                   label, e.ops->name, kernels, activations, amx ? "bf16 (amx)" : "f32",
+                   label, e.ops->name, kernels, activations, amx ? "bf16 (amx)" : "f32", kv_cache,
                    omp_get_max_threads(),
                    getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
                    repeat, prefill.median, prefill.min, prefill.max, n_gen, depth, decode.median,
@@ -384,15 +389,16 @@ int cmd_bench(int argc, char **argv)
                    host_share, e.expert_swap ? "lfu" : "static",
                    (unsigned long long)expert_swap_loads(e.expert_swap));
         else {
-            printf("%s (backend %s, %s kernels, q8/q4 with %s activations%s, %d threads, "
-                   "%ld sequence%s)\n"
+            printf("%s (backend %s, %s kernels, q8/q4 with %s activations%s, %s KV cache, "
+                   "%d threads, %ld sequence%s)\n"
                    "prefill  %ld tokens: %.2f tok/s%s\n"
                    "decode   %ld tokens after %ld: %.2f tok/s%s, %.1f MB of weights per token, "
                    "%.2f GB/s\n"
                    "baseline %s: %.2f GB/s (decode reaches %.0f%%)\n",
                    label, e.ops->name, kernels, activations,
-                   amx ? ", bf16 prompts on amx with bf16 activations" : "", omp_get_max_threads(),
-                   batch, batch > 1 ? "s decoded together" : "", n_prompt, prefill.median,
+                   amx ? ", bf16 prompts on amx with bf16 activations" : "", kv_cache,
+                   omp_get_max_threads(), batch, batch > 1 ? "s decoded together" : "", n_prompt,
+                   prefill.median,
                    spread(prefill, (int)repeat, prefill_spread, sizeof prefill_spread), n_gen,
                    depth, decode.median,
                    spread(decode, (int)repeat, decode_spread, sizeof decode_spread),

@@ -6,14 +6,34 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "latent_bf16.h"
 #include "ops.h"
+
+static _Atomic kv_cache_type kv_cache = KV_CACHE_BF16;
+
+void model_set_kv_cache(kv_cache_type t)
+{
+    kv_cache = t;
+}
+
+kv_cache_type model_kv_cache(void)
+{
+    return kv_cache;
+}
+
+/* Whether a model of config c opened now keeps its latents in bf16. */
+static bool latent_in_bf16(const dsq_model_config *c)
+{
+    return c->family != DSQ_FAMILY_V1 && kv_cache == KV_CACHE_BF16;
+}
 
 size_t model_cache_bytes(const dsq_model_config *c, int ctx)
 {
     size_t per_token = c->family == DSQ_FAMILY_V1
-                           ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim
-                           : (size_t)c->kv_lora_rank + (size_t)c->qk_rope_head_dim;
-    return (size_t)c->n_layers * (size_t)ctx * per_token * sizeof(float);
+                           ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * sizeof(float)
+                           : (size_t)c->kv_lora_rank * (latent_in_bf16(c) ? 2 : sizeof(float)) +
+                                 (size_t)c->qk_rope_head_dim * sizeof(float);
+    return (size_t)c->n_layers * (size_t)ctx * per_token;
 }
 
 int model_open(model *m, const char *path, int ctx, dsq_error *err)
@@ -65,9 +85,13 @@ int model_state_init(model *m, dsq_error *err)
         m->softmax_scale = (float)scale;
     }
     size_t per_layer_a = (size_t)ctx * m->cache_a_stride, per_layer_b = (size_t)ctx * m->cache_b_stride;
-    m->cache_a = malloc((size_t)c->n_layers * per_layer_a * sizeof(float));
+    if (latent_in_bf16(c)) {
+        m->latent_bf16 = malloc((size_t)c->n_layers * per_layer_a * sizeof(uint16_t));
+        m->latent_tiles = latent_amx_fits(c->kv_lora_rank);
+    } else
+        m->cache_a = malloc((size_t)c->n_layers * per_layer_a * sizeof(float));
     m->cache_b = malloc((size_t)c->n_layers * per_layer_b * sizeof(float));
-    if (!m->cache_a || !m->cache_b)
+    if ((!m->cache_a && !m->latent_bf16) || !m->cache_b)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
     return rope_init(&m->rope, c, ctx, err);
 }
@@ -77,7 +101,9 @@ void model_state_free(model *m)
     rope_free(&m->rope);
     free(m->cache_a);
     free(m->cache_b);
+    free(m->latent_bf16);
     m->cache_a = m->cache_b = NULL;
+    m->latent_bf16 = NULL;
 }
 
 void model_close(model *m)

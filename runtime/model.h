@@ -14,6 +14,15 @@
  * (scores and values computed in the 512-d latent; decode). Both read the same cache. */
 typedef enum { ATTN_AUTO, ATTN_EXPANDED, ATTN_ABSORBED } attn_mode;
 
+/* How the MLA latent cache (V2-Lite, V2) is kept: bf16 (the default: half the bytes a long
+ * context reads per token, AMX tiles where the CPU has them; runtime/latent_bf16.h) or f32 (the
+ * reference arithmetic the golden tests hold). V1's keys and values are f32 either way. */
+typedef enum { KV_CACHE_BF16, KV_CACHE_F32 } kv_cache_type;
+
+/* For the models opened (or built) after the call. */
+void model_set_kv_cache(kv_cache_type t);
+kv_cache_type model_kv_cache(void);
+
 typedef struct model {
     model_file file;
     model_weights w;
@@ -27,11 +36,13 @@ typedef struct model {
     /* KV cache, per layer. MHA: keys and values, (ctx, kv_heads * head_dim) each.
      * MLA: RMSNorm(c_kv), (ctx, kv_lora_rank), and the roped shared key, (ctx, rope). */
     float *cache_a, *cache_b;
-    size_t cache_a_stride, cache_b_stride; /* floats per token */
+    size_t cache_a_stride, cache_b_stride; /* values per token */
+    uint16_t *latent_bf16; /* MLA with a bf16 cache: the latents, in place of cache_a */
+    bool latent_tiles;     /* ... whose absorbed decode runs on AMX tiles (else widened) */
     struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 
-/* Bytes of KV cache a context of ctx tokens takes. */
+/* Bytes of KV cache a context of ctx tokens takes (of the type model_kv_cache() says). */
 size_t model_cache_bytes(const dsq_model_config *c, int ctx);
 
 /* The context a command uses when none is given: the model's maximum, at most 4096 tokens. */

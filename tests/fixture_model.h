@@ -1,5 +1,6 @@
 /* For tests that run a fixture model: converts tests/data/<family> once per test program into
- * the scratch folder and opens it with a cache of ctx tokens. */
+ * the scratch folder and opens it with a cache of ctx tokens, an f32 cache (the reference
+ * arithmetic these tests hold; tests/test_latent_bf16.c covers the bf16 cache). */
 #ifndef DSQ_FIXTURE_MODEL_H
 #define DSQ_FIXTURE_MODEL_H
 
@@ -20,7 +21,9 @@ static inline void open_fixture_model(const char *family, int ctx, model *m)
         convert_stats st;
         CHECK_MSG(dsq_convert(&o, &st, &err) == DSQ_OK, "%s", err.msg);
     }
+    model_set_kv_cache(KV_CACHE_F32);
     CHECK_MSG(model_open(m, out, ctx, &err) == DSQ_OK, "%s", err.msg);
+    model_set_kv_cache(KV_CACHE_BF16);
 }
 
 #endif

@@ -48,7 +48,10 @@ static bool open_fixture(model *m, int ctx)
             return false;
         }
     }
-    if (model_open(m, out, ctx, &err) != DSQ_OK) {
+    model_set_kv_cache(KV_CACHE_F32); /* prefill and decode round no cache apart */
+    const int rc = model_open(m, out, ctx, &err);
+    model_set_kv_cache(KV_CACHE_BF16);
+    if (rc != DSQ_OK) {
         CHECK_MSG(0, "%s", err.msg);
         return false;
     }

@@ -412,7 +412,8 @@ int main(void)
         printf("%s: 0 passed, 0 failed, 1 skipped (no CUDA device)\n", name);
         return 0;
     }
-    dsq_cpu_set_int8_activations(false); /* the device computes in fp32 throughout */
+    dsq_cpu_set_int8_activations(false); /* the device computes in fp32 throughout, */
+    model_set_kv_cache(KV_CACHE_F32);    /* its cache included */
     snprintf(tmp_dir, sizeof tmp_dir, "/tmp/dsq-gpu-XXXXXX");
     if (!mkdtemp(tmp_dir))
         return 2;

@@ -1,0 +1,47 @@
+/* The MLA latent cache in bf16 (--kv-cache bf16, the default): half the bytes a decode step
+ * reads from a long cache, and on CPUs with AMX the two products of the absorbed attention
+ * (scores = q_lat . c, sums = P c) on bf16 tiles instead of fp32 FMAs. Only the stored latent is
+ * rounded: the tile kernels split each fp32 query and probability into two bf16 parts (hi and
+ * lo), so they compute the fp32 products of the rounded cache to within 2^-16 of the terms
+ * (TDPBF16PS multiplies bf16 pairs exactly and adds in fp32). Without AMX the latents of a piece
+ * are widened to fp32 and go through gemm_f32. */
+#ifndef DSQ_LATENT_BF16_H
+#define DSQ_LATENT_BF16_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Most query rows the tile kernels take in one call (four 16-row blocks). */
+#define LATENT_AMX_MAX_ROWS 64
+
+/* Rounds n floats to bf16 (nearest even), as the cache stores them. */
+void latent_bf16_store(const float *x, size_t n, uint16_t *out);
+
+/* Widens n cached bf16 values to fp32 (exact). */
+void latent_bf16_widen(const uint16_t *x, size_t n, float *out);
+
+/* Whether the tile kernels run here (AMX-BF16 with AVX-512) for latents of kvr values:
+ * kvr a multiple of 32. */
+bool latent_amx_fits(int kvr);
+
+/* Elements (uint16_t) of rows query rows of kvr values packed for latent_amx_scores, and the
+ * bytes of one thread's scratch for pieces of up to `positions` positions. */
+size_t latent_amx_queries_len(int rows, int kvr);
+size_t latent_amx_scratch_bytes(int rows, int positions, int kvr);
+
+/* Packs q_lat (rows <= LATENT_AMX_MAX_ROWS of kvr floats) as the scores' B operand: per 16-row
+ * block and 32 k, a 1 KB tile of k pairs, once as the bf16 of each value (hi) and once as the
+ * bf16 of what hi leaves (lo). */
+void latent_amx_pack_queries(const float *q_lat, int rows, int kvr, uint16_t *packed);
+
+/* scores[r * sstride + i] = q_lat[r] . latent[i] for r < rows and i < ns: latent, ns rows of kvr
+ * bf16; packed from latent_amx_pack_queries; scratch of latent_amx_scratch_bytes. */
+void latent_amx_scores(const uint16_t *latent, int kvr, int ns, const uint16_t *packed, int rows,
+                       float *scores, size_t sstride, void *scratch);
+
+/* out[r * kvr + j] = sum over i < ns of p[r * pstride + i] latent[i][j], for r < rows. */
+void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, const float *p,
+                             size_t pstride, int rows, float *out, void *scratch);
+
+#endif
