@@ -202,36 +202,36 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
 #define PIECE_MAX 128
 #define PIECE_MAX_ROWS 64
 
-/* The rope part of the absorbed form's scores: each query's heads' q_pe . k_pe for cached
- * positions s0..s0+ns-1, added into scores + s0 (rows of stride total, row t * nh + h). */
-static void rope_scores(const dsq_model_config *c, const float *q, int n, const float *pe, int s0,
-                        int ns, int total, float *scores)
+/* The rope part of the absorbed form's scores: each query's heads' q_pe . k_pe for ns cached
+ * positions, whose roped keys start at pe, added into out (row t * nh + h, rows ostride
+ * apart). */
+static void rope_scores(const dsq_model_config *c, const float *q, int n, const float *pe, int ns,
+                        float *out, size_t ostride)
 {
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int qk = nope + rope;
     for (int t = 0; t < n; t++) /* one query's heads at a time */
-        gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk,
-                    pe + (size_t)s0 * rope, (size_t)rope, scores + (size_t)t * nh * total + s0,
-                    (size_t)total, true);
+        gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk, pe, (size_t)rope,
+                    out + (size_t)t * nh * ostride, ostride, true);
 }
 
-/* The absorbed form's scores of every query row against cached positions s0..s0+ns-1, into
- * scores + s0: q_lat . c (c: those positions' latents, fp32 rows), then the rope part. */
+/* The absorbed form's scores of every query row against ns cached positions into out: q_lat . c
+ * (c_rows: those positions' latents, fp32), then the rope part. */
 static void absorbed_scores(const dsq_model_config *c, const float *q, int n, const float *q_lat,
-                            const float *c_rows, const float *pe, int s0, int ns, int total,
-                            float *scores)
+                            const float *c_rows, const float *pe, int ns, float *out,
+                            size_t ostride)
 {
     const int kvr = c->kv_lora_rank;
-    gemm_f32_nt(n * c->n_heads, ns, kvr, q_lat, (size_t)kvr, c_rows, (size_t)kvr, scores + s0,
-                (size_t)total, false);
-    rope_scores(c, q, n, pe, s0, ns, total, scores);
+    gemm_f32_nt(n * c->n_heads, ns, kvr, q_lat, (size_t)kvr, c_rows, (size_t)kvr, out, ostride,
+                false);
+    rope_scores(c, q, n, pe, ns, out, ostride);
 }
 
 /* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c).
  * Every head of every query goes through the cache together, as matrix products, so each
  * cached latent is read once per four heads rather than once per head. */
 static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn, float *q_lat,
-                        float *o_lat, float *scores)
+                        float *o_lat)
 {
     const dsq_model_config *c = m->cfg;
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
@@ -258,13 +258,19 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     const uint16_t *lat16 =
         m->latent_bf16 ? m->latent_bf16 + (size_t)layer * m->ctx * m->cache_a_stride : NULL;
     const bool tiles = lat16 && pieces && m->latent_tiles;
-    const size_t scratch_each = !lat16 || !pieces ? 0
-                                : tiles           ? latent_amx_scratch_bytes(rows, piece, kvr)
-                                                  : (size_t)piece * kvr * sizeof(float);
+    /* each thread's piece: its scores (rows of `piece` floats: rows the cache's length apart
+     * would fall into one L1 set), then what its kernels need */
+    const size_t score_bytes = ((size_t)rows * piece * sizeof(float) + 63) / 64 * 64;
+    const size_t scratch_each =
+        !pieces ? 0
+                : score_bytes + (!lat16  ? 0
+                                 : tiles ? latent_amx_scratch_bytes(rows, piece, kvr)
+                                         : (size_t)piece * kvr * sizeof(float));
     uint8_t *scratch = scratch_each ? malloc((size_t)omp_get_max_threads() * scratch_each) : NULL;
     uint16_t *q_tiles = tiles ? malloc(latent_amx_queries_len(rows, kvr) * sizeof(uint16_t)) : NULL;
     float *widened = NULL;
     const float *latent = pieces && lat16 ? NULL : latents_f32(m, layer, total, &widened);
+    float *scores = pieces ? NULL : malloc((size_t)rows * total * sizeof(float)); /* all */
     float *partial = pieces ? malloc((size_t)n_pieces * rows * (kvr + 2) * sizeof(float)) : NULL;
     float *piece_max = partial ? partial + (size_t)n_pieces * rows * kvr : NULL;
     float *piece_sum = piece_max ? piece_max + (size_t)n_pieces * rows : NULL;
@@ -272,7 +278,8 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     float *xsums = xsum_len ? malloc((size_t)rows * xsum_len * sizeof(float)) : NULL;
     float *w_uk_rows = malloc((size_t)nh * kvr * sizeof(float)); /* one widened row per head */
     if ((pieces && !partial) || (xsum_len && !xsums) || !w_uk_rows || (scratch_each && !scratch) ||
-        (tiles && !q_tiles) || (!latent && !(pieces && lat16))) {
+        (tiles && !q_tiles) || (!latent && !(pieces && lat16)) || (!pieces && !scores)) {
+        free(scores);
         free(scratch);
         free(q_tiles);
         free(widened);
@@ -305,23 +312,25 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
             latent_amx_pack_queries(q_lat, rows, kvr, q_tiles);
         }
         if (pieces) {
-            void *mine = scratch ? scratch + (size_t)omp_get_thread_num() * scratch_each : NULL;
+            uint8_t *thread_scratch = scratch + (size_t)omp_get_thread_num() * scratch_each;
+            float *sc = (float *)thread_scratch; /* rows of `piece` floats */
+            void *mine = thread_scratch + score_bytes;
 #pragma omp for schedule(static)
             for (int p = 0; p < n_pieces; p++) {
                 const int s0 = p * piece, ns = total - s0 < piece ? total - s0 : piece;
-                float *sc = scores + s0; /* rows of stride total */
                 const float *c_rows = latent ? latent + (size_t)s0 * kvr : mine;
+                const float *pe_rows = pe + (size_t)s0 * rope;
                 if (tiles) {
                     latent_amx_scores(lat16 + (size_t)s0 * kvr, kvr, ns, q_tiles, rows, sc,
-                                      (size_t)total, mine);
-                    rope_scores(c, q, n, pe, s0, ns, total, scores);
+                                      (size_t)piece, mine);
+                    rope_scores(c, q, n, pe_rows, ns, sc, (size_t)piece);
                 } else {
                     if (!latent)
                         latent_bf16_widen(lat16 + (size_t)s0 * kvr, (size_t)ns * kvr, mine);
-                    absorbed_scores(c, q, n, q_lat, c_rows, pe, s0, ns, total, scores);
+                    absorbed_scores(c, q, n, q_lat, c_rows, pe_rows, ns, sc, (size_t)piece);
                 }
                 for (int r = 0; r < rows; r++) { /* row r sees positions up to n_past + r / nh */
-                    float *row = sc + (size_t)r * total;
+                    float *row = sc + (size_t)r * piece;
                     int seen = m->n_past + r / nh + 1 - s0;
                     seen = seen < 0 ? 0 : seen > ns ? ns : seen;
                     const size_t at = (size_t)p * rows + r;
@@ -329,11 +338,18 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                     memset(row + seen, 0, (size_t)(ns - seen) * sizeof(float));
                 }
                 float *sums = partial + (size_t)p * rows * kvr;
-                if (tiles)
-                    latent_amx_weighted_sum(lat16 + (size_t)s0 * kvr, kvr, ns, sc, (size_t)total,
-                                            rows, sums, mine);
-                else
-                    gemm_f32(rows, kvr, ns, sc, (size_t)total, c_rows, (size_t)kvr, sums,
+                if (tiles) { /* the static schedule gives this thread piece p + 1 next */
+                    const int next =
+                        p + 1 < (omp_get_thread_num() + 1) * n_pieces / omp_get_num_threads() &&
+                                p + 1 < n_pieces
+                            ? (p + 1) * piece
+                            : total;
+                    latent_amx_weighted_sum(
+                        lat16 + (size_t)s0 * kvr, kvr, ns, sc, (size_t)piece, rows, sums, mine,
+                        next < total ? lat16 + (size_t)next * kvr : NULL,
+                        (size_t)(total - next < piece ? total - next : piece) * kvr * 2);
+                } else
+                    gemm_f32(rows, kvr, ns, sc, (size_t)piece, c_rows, (size_t)kvr, sums,
                              (size_t)kvr, false);
             }
 #pragma omp for schedule(static)
@@ -357,8 +373,8 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
 #pragma omp for schedule(static)
             for (int sl = 0; sl < pos_slices; sl++) {
                 const int s0 = sl * slice, ns = total - s0 < slice ? total - s0 : slice;
-                absorbed_scores(c, q, n, q_lat, latent + (size_t)s0 * kvr, pe, s0, ns, total,
-                                scores);
+                absorbed_scores(c, q, n, q_lat, latent + (size_t)s0 * kvr, pe + (size_t)s0 * rope,
+                                ns, scores + s0, (size_t)total);
             }
 #pragma omp for schedule(static)
             for (int r = 0; r < rows; r++) {
@@ -389,6 +405,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                     xsums ? xsums + (size_t)r * xsum_len : NULL);
         }
     }
+    free(scores);
     free(scratch);
     free(q_tiles);
     free(widened);
@@ -414,10 +431,7 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
     float *qa = c->q_lora_rank ? malloc((size_t)n * c->q_lora_rank * sizeof(float)) : NULL;
     float *attn = malloc((size_t)n * nh * c->v_head_dim * sizeof(float));
     float *work = malloc(lat_size * sizeof(float));
-    float *scores = expanded ? NULL : malloc((size_t)n * nh * total * sizeof(float));
-    int rc = q && ckv && attn && work && (scores || expanded) && (qa || !c->q_lora_rank)
-                 ? DSQ_OK
-                 : DSQ_ERESOURCE;
+    int rc = q && ckv && attn && work && (qa || !c->q_lora_rank) ? DSQ_OK : DSQ_ERESOURCE;
     if (!rc) {
         /* the projections of xn in one batch (one parallel region on the CPU) */
         const dsq_matmul_job proj[2] = {
@@ -450,7 +464,7 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
         if (expanded)
             rc = mla_expanded(m, layer, q, n, attn, work);
         else
-            rc = mla_absorbed(m, layer, q, n, attn, work, work + (size_t)n * nh * kvr, scores);
+            rc = mla_absorbed(m, layer, q, n, attn, work, work + (size_t)n * nh * kvr);
     }
     if (!rc)
         m->be->matmul(&lw->wo, attn, out, n);
@@ -459,7 +473,6 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
     free(qa);
     free(attn);
     free(work);
-    free(scores);
     return rc;
 }
 

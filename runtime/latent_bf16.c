@@ -131,14 +131,14 @@ bool latent_amx_fits(int kvr)
 /* Tiles 0-3 four independent sums (a TDPBF16PS waits for the previous one into the same tile,
  * so one chain of sums runs at its latency, not its throughput), 4-6 the operands; 16 rows of
  * 64 bytes each. */
-TARGET static void configure(void)
+TARGET static void configure(int rows)
 {
     dsq_amx_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
     for (int i = 0; i < 7; i++) {
         c.colsb[i] = 64;
-        c.rows[i] = TILE;
+        c.rows[i] = (uint8_t)(i < 6 ? rows : TILE);
     }
     _tile_loadconfig(&c);
 }
@@ -175,7 +175,7 @@ TARGET void latent_amx_scores(const uint16_t *latent, int kvr, int ns, const uin
     const __m512i column =
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                            _mm512_set1_epi32(TILE));
-    configure();
+    configure(TILE);
     for (int qb = 0; qb < blocks; qb++) {
         const int nr = rows - qb * TILE < TILE ? rows - qb * TILE : TILE;
         for (int pb = 0; pb < pos_blocks; pb += 4) {
@@ -252,7 +252,8 @@ TARGET static void shuffle_set(const uint16_t *latent, int kvr, int ns, int jb, 
  * vector stores to reach the cache, so the next blocks' latents are shuffled into the other
  * set after this block's tile products are issued, and are settled when they are read. */
 TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, const float *p,
-                                    size_t pstride, int rows, float *out, void *scratch)
+                                    size_t pstride, int rows, float *out, void *scratch,
+                                    const void *next, size_t next_bytes)
 {
     scratch_parts s;
     parts_layout(rows, ns, kvr, scratch, &s);
@@ -268,9 +269,15 @@ TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, con
     const int val_blocks = kvr / TILE; /* even: kvr is a multiple of 32 */
     int set = 0;
     shuffle_set(latent, kvr, ns, 0, val_blocks < B_TILES ? val_blocks : B_TILES, s.b_tiles);
-    configure();
+    /* the next piece's lines, a share per step of the products below */
+    const char *ahead = next;
+    const size_t lines = next ? (next_bytes + 63) / 64 : 0;
+    const size_t steps = (size_t)blocks * ((val_blocks + B_TILES - 1) / B_TILES) * (pos / K_STEP);
+    const size_t per_step = (lines + steps - 1) / steps;
+    size_t fetched = 0;
     for (int rb = 0; rb < blocks; rb++) {
         const int nr = rows - rb * TILE < TILE ? rows - rb * TILE : TILE;
+        configure(nr); /* sums and probabilities of nr rows: a tile product's time goes with them */
         for (int jb = 0; jb < val_blocks; jb += B_TILES) {
             const int nb = val_blocks - jb < B_TILES ? val_blocks - jb : B_TILES;
             const uint16_t *b = s.b_tiles + set * set_len;
@@ -278,6 +285,8 @@ TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, con
             for (int g = 0; g < pos / K_STEP; g++) {
                 const size_t at = (size_t)rb * TILE * pos + (size_t)g * K_STEP;
                 const uint16_t *bg = b + (size_t)g * B_TILES * TILE_ELEMS;
+                for (size_t i = 0; i < per_step && fetched < lines; i++, fetched++)
+                    _mm_prefetch(ahead + 64 * fetched, _MM_HINT_T1);
                 _tile_loadd(4, s.p_hi + at, pstep);
                 _tile_loadd(5, s.p_lo + at, pstep);
 #define DOT(t)                                                                                     \
@@ -290,24 +299,16 @@ TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, con
 #undef DOT
             }
             /* the next value blocks (or the first again, for the next row block) */
-            const int next = jb + B_TILES < val_blocks ? jb + B_TILES : 0;
-            if (next || rb + 1 < blocks) {
+            const int next_jb = jb + B_TILES < val_blocks ? jb + B_TILES : 0;
+            if (next_jb || rb + 1 < blocks) {
                 set ^= 1;
-                shuffle_set(latent, kvr, ns, next,
-                            val_blocks - next < B_TILES ? val_blocks - next : B_TILES,
+                shuffle_set(latent, kvr, ns, next_jb,
+                            val_blocks - next_jb < B_TILES ? val_blocks - next_jb : B_TILES,
                             s.b_tiles + set * set_len);
             }
 #define STORE(t)                                                                                   \
-    do {                                                                                           \
-        float *o_ = out + (size_t)rb * TILE * kvr + (size_t)(jb + (t)) * TILE;                     \
-        if (nr == TILE) {                                                                          \
-            _tile_stored(t, o_, (size_t)kvr * sizeof(float));                                      \
-        } else {                                                                                   \
-            _tile_stored(t, s.tile, TILE * sizeof(float));                                         \
-            for (int r_ = 0; r_ < nr; r_++)                                                        \
-                memcpy(o_ + (size_t)r_ * kvr, s.tile + r_ * TILE, TILE * sizeof(float));           \
-        }                                                                                          \
-    } while (0)
+    _tile_stored(t, out + (size_t)rb * TILE * kvr + (size_t)(jb + (t)) * TILE,                     \
+                 (size_t)kvr * sizeof(float))
             FOR_SUM_TILES(nb, STORE);
 #undef STORE
         }

@@ -40,8 +40,11 @@ void latent_amx_pack_queries(const float *q_lat, int rows, int kvr, uint16_t *pa
 void latent_amx_scores(const uint16_t *latent, int kvr, int ns, const uint16_t *packed, int rows,
                        float *scores, size_t sstride, void *scratch);
 
-/* out[r * kvr + j] = sum over i < ns of p[r * pstride + i] latent[i][j], for r < rows. */
+/* out[r * kvr + j] = sum over i < ns of p[r * pstride + i] latent[i][j], for r < rows. While
+ * it computes it brings next_bytes at next (the caller's next piece, or NULL) into L2: the
+ * products leave the memory idle, and the next piece's scores would wait for it. */
 void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, const float *p,
-                             size_t pstride, int rows, float *out, void *scratch);
+                             size_t pstride, int rows, float *out, void *scratch, const void *next,
+                             size_t next_bytes);
 
 #endif
