@@ -129,18 +129,35 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
     return DSQ_OK;
 }
 
-/* Layer `layer`'s cached latents of positions 0..total-1 as fp32: the f32 cache itself, or
- * the bf16 cache widened into *copy (the caller frees it); NULL when out of memory. */
-static const float *latents_f32(const model *m, int layer, int total, float **copy)
+/* Layer `layer`'s cache of positions 0..total-1 as fp32 rows: latents (kv_lora_rank floats
+ * each) into *latent, roped keys (rope floats each) into *pe; the f32 cache itself, or the
+ * bf16 cache widened into *copy (the caller frees it). False when out of memory. */
+static bool cache_f32(const model *m, int layer, int total, const float **latent, const float **pe,
+                      float **copy)
 {
+    const size_t kvr = (size_t)m->cfg->kv_lora_rank, rope = (size_t)m->cfg->qk_rope_head_dim;
     *copy = NULL;
-    if (!m->latent_bf16)
-        return m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
-    const size_t n = (size_t)total * m->cache_a_stride;
-    if (!(*copy = malloc(n * sizeof(float))))
-        return NULL;
-    latent_bf16_widen(m->latent_bf16 + (size_t)layer * m->ctx * m->cache_a_stride, n, *copy);
-    return *copy;
+    if (!m->latent_bf16) {
+        *latent = m->cache_a + (size_t)layer * m->ctx * m->cache_a_stride;
+        *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
+        return true;
+    }
+    if (!(*copy = malloc((size_t)total * (kvr + 2 * rope) * sizeof(float))))
+        return false;
+    const uint16_t *rows = m->latent_bf16 + (size_t)layer * m->ctx * m->cache_a_stride;
+    float *lat = *copy, *keys = lat + (size_t)total * kvr, *lo = keys + (size_t)total * rope;
+    for (int s = 0; s < total; s++) {
+        const uint16_t *row = rows + (size_t)s * m->cache_a_stride;
+        float *key = keys + (size_t)s * rope;
+        latent_bf16_widen(row, kvr, lat + (size_t)s * kvr);
+        latent_bf16_widen(row + kvr, rope, key);
+        latent_bf16_widen(row + kvr + rope, rope, lo);
+        for (size_t i = 0; i < rope; i++) /* the key: hi + lo */
+            key[i] += lo[i];
+    }
+    *latent = lat;
+    *pe = keys;
+    return true;
 }
 
 /* MLA, expanded: per head, k = [W_UK c ; k_pe], v = W_UV c for every cached position, copied
@@ -151,18 +168,17 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
     const dsq_model_config *c = m->cfg;
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int vd = c->v_head_dim, qk = nope + rope, kvw = nope + vd;
-    const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n;
+    const float *latent, *pe;
     float *widened;
-    const float *latent = latents_f32(m, layer, total, &widened);
-    if (!latent)
+    if (!cache_f32(m, layer, total, &latent, &pe, &widened))
         return DSQ_ERESOURCE;
     m->be->matmul(&m->w.layers[layer].kv_b, latent, kv, total); /* (total, nh * (nope + v)) */
-    free(widened);
     float *kh = malloc((size_t)nh * total * qk * sizeof(float));
     float *vh = malloc((size_t)nh * total * vd * sizeof(float));
     float *scratch = malloc((size_t)omp_get_max_threads() * QUERY_BLOCK * total * sizeof(float));
     if (!kh || !vh || !scratch) {
+        free(widened);
         free(kh);
         free(vh);
         free(scratch);
@@ -178,6 +194,7 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
             memcpy(key + nope, pe + (size_t)s * rope, (size_t)rope * sizeof(float));
             memcpy(vh + ((size_t)h * total + s) * vd, src + nope, (size_t)vd * sizeof(float));
         }
+    free(widened);
     const int blocks = (n + QUERY_BLOCK - 1) / QUERY_BLOCK;
 #pragma omp parallel for collapse(2) schedule(dynamic) if (threads)
     for (int h = 0; h < nh; h++)
@@ -202,29 +219,19 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
 #define PIECE_MAX 128
 #define PIECE_MAX_ROWS 64
 
-/* The rope part of the absorbed form's scores: each query's heads' q_pe . k_pe for ns cached
- * positions, whose roped keys start at pe, added into out (row t * nh + h, rows ostride
- * apart). */
-static void rope_scores(const dsq_model_config *c, const float *q, int n, const float *pe, int ns,
-                        float *out, size_t ostride)
+/* The absorbed form's scores of every query row (t * nh + h) against ns cached positions into
+ * out (rows ostride apart): q_lat . c, then each query's heads' q_pe . k_pe. c: those
+ * positions' latents, rows c_stride apart; pe: their roped keys, rows pe_stride apart. */
+static void absorbed_scores(const dsq_model_config *c, const float *q, int n, const float *q_lat,
+                            const float *c_rows, size_t c_stride, const float *pe, size_t pe_stride,
+                            int ns, float *out, size_t ostride)
 {
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
-    const int qk = nope + rope;
+    const int qk = nope + rope, kvr = c->kv_lora_rank;
+    gemm_f32_nt(n * nh, ns, kvr, q_lat, (size_t)kvr, c_rows, c_stride, out, ostride, false);
     for (int t = 0; t < n; t++) /* one query's heads at a time */
-        gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk, pe, (size_t)rope,
+        gemm_f32_nt(nh, ns, rope, q + (size_t)t * nh * qk + nope, (size_t)qk, pe, pe_stride,
                     out + (size_t)t * nh * ostride, ostride, true);
-}
-
-/* The absorbed form's scores of every query row against ns cached positions into out: q_lat . c
- * (c_rows: those positions' latents, fp32), then the rope part. */
-static void absorbed_scores(const dsq_model_config *c, const float *q, int n, const float *q_lat,
-                            const float *c_rows, const float *pe, int ns, float *out,
-                            size_t ostride)
-{
-    const int kvr = c->kv_lora_rank;
-    gemm_f32_nt(n * c->n_heads, ns, kvr, q_lat, (size_t)kvr, c_rows, (size_t)kvr, out, ostride,
-                false);
-    rope_scores(c, q, n, pe, ns, out, ostride);
 }
 
 /* MLA, absorbed: q_lat = W_UK^T q_nope; score = q_lat . c + q_pe . k_pe; out = W_UV (sum p c).
@@ -237,7 +244,6 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int vd = c->v_head_dim, qk = nope + rope, kvr = c->kv_lora_rank, kvw = nope + vd;
     const dsq_matrix *kv_b = &m->w.layers[layer].kv_b;
-    const float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     const int total = m->n_past + n, rows = n * nh; /* row t * nh + h: query t, head h */
     const float scale = m->softmax_scale;
     /* A few query rows (decode): one pass over the cache in pieces of whole cached rows. Each
@@ -253,23 +259,31 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     const int n_pieces = (total + piece - 1) / piece;
     const int slice = 64;
     const int pos_slices = (total + slice - 1) / slice, col_slices = (kvr + slice - 1) / slice;
-    /* A bf16 cache's pieces go through the tile kernels, or are widened into each thread's
-     * scratch first; without pieces the whole cache is widened once. */
+    /* A bf16 cache's pieces take each cached row [latent | key hi | key lo] whole against
+     * [q_lat | q_pe | q_pe], on the tiles or widened into each thread's scratch first; without
+     * pieces, and from an f32 cache, the kernels read fp32 latents and keys. */
+    const size_t row_len = m->cache_a_stride;
     const uint16_t *lat16 =
-        m->latent_bf16 ? m->latent_bf16 + (size_t)layer * m->ctx * m->cache_a_stride : NULL;
-    const bool tiles = lat16 && pieces && m->latent_tiles;
+        m->latent_bf16 ? m->latent_bf16 + (size_t)layer * m->ctx * row_len : NULL;
+    /* tiles of few rows and short pieces cost more than they save (the tiny model's 4 heads
+     * below 512 cached tokens: 9.0 against 10.9 thousand tokens/s widened) */
+    const bool tiles = lat16 && pieces && m->latent_tiles && (rows >= 8 || piece >= 64);
     /* each thread's piece: its scores (rows of `piece` floats: rows the cache's length apart
      * would fall into one L1 set), then what its kernels need */
     const size_t score_bytes = ((size_t)rows * piece * sizeof(float) + 63) / 64 * 64;
     const size_t scratch_each =
         !pieces ? 0
                 : score_bytes + (!lat16  ? 0
-                                 : tiles ? latent_amx_scratch_bytes(rows, piece, kvr)
-                                         : (size_t)piece * kvr * sizeof(float));
+                                 : tiles ? latent_amx_scratch_bytes(rows, piece, row_len)
+                                         : (size_t)piece * row_len * sizeof(float));
     uint8_t *scratch = scratch_each ? malloc((size_t)omp_get_max_threads() * scratch_each) : NULL;
-    uint16_t *q_tiles = tiles ? malloc(latent_amx_queries_len(rows, kvr) * sizeof(uint16_t)) : NULL;
+    float *q_rows = lat16 && pieces ? malloc((size_t)rows * row_len * sizeof(float)) : NULL;
+    uint16_t *q_tiles =
+        tiles ? malloc(latent_amx_queries_len(rows, (int)row_len) * sizeof(uint16_t)) : NULL;
+    const float *latent = NULL, *pe = NULL;
     float *widened = NULL;
-    const float *latent = pieces && lat16 ? NULL : latents_f32(m, layer, total, &widened);
+    const bool f32_rows = !(pieces && lat16),
+               have_rows = !f32_rows || cache_f32(m, layer, total, &latent, &pe, &widened);
     float *scores = pieces ? NULL : malloc((size_t)rows * total * sizeof(float)); /* all */
     float *partial = pieces ? malloc((size_t)n_pieces * rows * (kvr + 2) * sizeof(float)) : NULL;
     float *piece_max = partial ? partial + (size_t)n_pieces * rows * kvr : NULL;
@@ -278,9 +292,10 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     float *xsums = xsum_len ? malloc((size_t)rows * xsum_len * sizeof(float)) : NULL;
     float *w_uk_rows = malloc((size_t)nh * kvr * sizeof(float)); /* one widened row per head */
     if ((pieces && !partial) || (xsum_len && !xsums) || !w_uk_rows || (scratch_each && !scratch) ||
-        (tiles && !q_tiles) || (!latent && !(pieces && lat16)) || (!pieces && !scores)) {
+        (tiles && !q_tiles) || (lat16 && pieces && !q_rows) || !have_rows || (!pieces && !scores)) {
         free(scores);
         free(scratch);
+        free(q_rows);
         free(q_tiles);
         free(widened);
         free(partial);
@@ -307,9 +322,20 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                              w, kvr);
             }
         }
-        if (tiles) {
+        if (q_rows) {
 #pragma omp single
-            latent_amx_pack_queries(q_lat, rows, kvr, q_tiles);
+            { /* [q_lat | q_pe | q_pe | zeros to the row's padding], as the cached rows */
+                for (int r = 0; r < rows; r++) {
+                    float *row = q_rows + (size_t)r * row_len;
+                    memcpy(row, q_lat + (size_t)r * kvr, (size_t)kvr * sizeof(float));
+                    memcpy(row + kvr, q + (size_t)r * qk + nope, (size_t)rope * sizeof(float));
+                    memcpy(row + kvr + rope, row + kvr, (size_t)rope * sizeof(float));
+                    memset(row + kvr + 2 * rope, 0,
+                           (row_len - (size_t)(kvr + 2 * rope)) * sizeof(float));
+                }
+                if (tiles)
+                    latent_amx_pack_queries(q_rows, rows, (int)row_len, q_tiles);
+            }
         }
         if (pieces) {
             uint8_t *thread_scratch = scratch + (size_t)omp_get_thread_num() * scratch_each;
@@ -318,16 +344,20 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
 #pragma omp for schedule(static)
             for (int p = 0; p < n_pieces; p++) {
                 const int s0 = p * piece, ns = total - s0 < piece ? total - s0 : piece;
-                const float *c_rows = latent ? latent + (size_t)s0 * kvr : mine;
-                const float *pe_rows = pe + (size_t)s0 * rope;
+                const uint16_t *piece16 = lat16 ? lat16 + (size_t)s0 * row_len : NULL;
+                /* the fp32 latents the scores and sums read without tiles */
+                const float *c_rows = lat16 ? mine : latent + (size_t)s0 * kvr;
+                const size_t c_stride = lat16 ? row_len : (size_t)kvr;
                 if (tiles) {
-                    latent_amx_scores(lat16 + (size_t)s0 * kvr, kvr, ns, q_tiles, rows, sc,
+                    latent_amx_scores(piece16, (int)row_len, row_len, ns, q_tiles, rows, sc,
                                       (size_t)piece, mine);
-                    rope_scores(c, q, n, pe_rows, ns, sc, (size_t)piece);
+                } else if (lat16) {
+                    latent_bf16_widen(piece16, (size_t)ns * row_len, mine);
+                    gemm_f32_nt(rows, ns, (int)row_len, q_rows, row_len, c_rows, row_len, sc,
+                                (size_t)piece, false);
                 } else {
-                    if (!latent)
-                        latent_bf16_widen(lat16 + (size_t)s0 * kvr, (size_t)ns * kvr, mine);
-                    absorbed_scores(c, q, n, q_lat, c_rows, pe_rows, ns, sc, (size_t)piece);
+                    absorbed_scores(c, q, n, q_lat, c_rows, c_stride, pe + (size_t)s0 * rope,
+                                    (size_t)rope, ns, sc, (size_t)piece);
                 }
                 for (int r = 0; r < rows; r++) { /* row r sees positions up to n_past + r / nh */
                     float *row = sc + (size_t)r * piece;
@@ -345,12 +375,12 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                             ? (p + 1) * piece
                             : total;
                     latent_amx_weighted_sum(
-                        lat16 + (size_t)s0 * kvr, kvr, ns, sc, (size_t)piece, rows, sums, mine,
-                        next < total ? lat16 + (size_t)next * kvr : NULL,
-                        (size_t)(total - next < piece ? total - next : piece) * kvr * 2);
+                        piece16, kvr, row_len, ns, sc, (size_t)piece, rows, sums, mine,
+                        next < total ? lat16 + (size_t)next * row_len : NULL,
+                        (size_t)(total - next < piece ? total - next : piece) * row_len * 2);
                 } else
-                    gemm_f32(rows, kvr, ns, sc, (size_t)piece, c_rows, (size_t)kvr, sums,
-                             (size_t)kvr, false);
+                    gemm_f32(rows, kvr, ns, sc, (size_t)piece, c_rows, c_stride, sums, (size_t)kvr,
+                             false);
             }
 #pragma omp for schedule(static)
             for (int r = 0; r < rows; r++) { /* o_lat = sum of pieces e^(max_p - max) / sum */
@@ -373,8 +403,9 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
 #pragma omp for schedule(static)
             for (int sl = 0; sl < pos_slices; sl++) {
                 const int s0 = sl * slice, ns = total - s0 < slice ? total - s0 : slice;
-                absorbed_scores(c, q, n, q_lat, latent + (size_t)s0 * kvr, pe + (size_t)s0 * rope,
-                                ns, scores + s0, (size_t)total);
+                absorbed_scores(c, q, n, q_lat, latent + (size_t)s0 * kvr, (size_t)kvr,
+                                pe + (size_t)s0 * rope, (size_t)rope, ns, scores + s0,
+                                (size_t)total);
             }
 #pragma omp for schedule(static)
             for (int r = 0; r < rows; r++) {
@@ -407,6 +438,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     }
     free(scores);
     free(scratch);
+    free(q_rows);
     free(q_tiles);
     free(widened);
     free(partial);
@@ -422,7 +454,6 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
     const int nh = c->n_heads, nope = c->qk_nope_head_dim, rope = c->qk_rope_head_dim;
     const int qk = nope + rope, kvr = c->kv_lora_rank, total = m->n_past + n;
     const bool expanded = m->mode == ATTN_EXPANDED || (m->mode == ATTN_AUTO && n > 1);
-    float *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
     size_t q_size = (size_t)n * nh * qk;
     size_t lat_size = expanded ? (size_t)total * nh * (nope + c->v_head_dim)
                                : 2 * (size_t)n * nh * kvr;
@@ -449,15 +480,21 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
         for (int t = 0; t < n; t++) {
             int pos = m->n_past + t;
             float *row = ckv + (size_t)t * (kvr + rope);
-            const size_t at = ((size_t)layer * m->ctx + pos) * kvr;
-            if (m->latent_bf16) { /* normalized in place, then rounded into the cache */
-                ops_rmsnorm(row, row, lw->kv_a_norm, kvr, 1e-6f);
-                latent_bf16_store(row, (size_t)kvr, m->latent_bf16 + at);
+            const size_t at = ((size_t)layer * m->ctx + pos) * m->cache_a_stride;
+            if (m->latent_bf16) { /* [latent | key] normalized and roped in place, rounded */
+                uint16_t *cached = m->latent_bf16 + at;
+                ops_rmsnorm(row, row, lw->kv_a_norm, kvr, 1e-6f); /* ditto */
+                rope_apply(&m->rope, row + kvr, pos);
+                latent_bf16_store(row, (size_t)kvr, cached);
+                latent_bf16_store_split(row + kvr, (size_t)rope, cached + kvr, cached + kvr + rope);
+                memset(cached + kvr + 2 * rope, 0,
+                       (m->cache_a_stride - (size_t)(kvr + 2 * rope)) * 2);
             } else {
                 ops_rmsnorm(m->cache_a + at, row, lw->kv_a_norm, kvr, 1e-6f); /* ditto */
+                float *pe = m->cache_b + ((size_t)layer * m->ctx + pos) * rope;
+                memcpy(pe, row + kvr, (size_t)rope * sizeof(float));
+                rope_apply(&m->rope, pe, pos);
             }
-            memcpy(pe + (size_t)pos * rope, row + kvr, (size_t)rope * sizeof(float));
-            rope_apply(&m->rope, pe + (size_t)pos * rope, pos);
             for (int h = 0; h < nh; h++)
                 rope_apply(&m->rope, q + ((size_t)t * nh + h) * qk + nope, pos);
         }

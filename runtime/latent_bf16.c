@@ -1,6 +1,6 @@
 /* The bf16 latent cache's conversions and AMX tile kernels (latent_bf16.h).
  *
- * Scores: the cached latents are the A operand as they lie (16 positions by 32 k, rows kvr
+ * Scores: the cached rows are the A operand as they lie (16 positions by 32 k, rows cstride
  * apart), the queries the B operand (k pairs by 16 query rows), so a tile of sums is 16
  * positions by 16 query rows, transposed into the scores' rows on the way out.
  * Weighted sums: the probabilities are the A operand (16 query rows by 32 positions); the B
@@ -19,6 +19,14 @@ void latent_bf16_store(const float *x, size_t n, uint16_t *out)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = dsq_f32_to_bf16(x[i]);
+}
+
+void latent_bf16_store_split(const float *x, size_t n, uint16_t *hi, uint16_t *lo)
+{
+    for (size_t i = 0; i < n; i++) {
+        hi[i] = dsq_f32_to_bf16(x[i]);
+        lo[i] = dsq_f32_to_bf16(x[i] - dsq_bf16_to_f32(hi[i]));
+    }
 }
 
 void latent_bf16_widen(const uint16_t *x, size_t n, float *out)
@@ -40,7 +48,7 @@ size_t latent_amx_queries_len(int rows, int kvr)
     return 4 * round_up((size_t)rows, TILE) * (size_t)kvr;
 }
 
-/* One thread's scratch: the last partial block of positions for the scores (16 rows of kvr),
+/* One thread's scratch: the last partial block of positions for the scores (16 cached rows),
  * two sets of weighted-sum B tiles, four per 32 positions (one set filled while the other is
  * read), the
  * probabilities' hi and lo parts (query rows rounded up to 16, by the positions rounded up to
@@ -52,10 +60,10 @@ typedef struct {
 
 enum { B_TILES = 4 };
 
-static size_t parts_layout(int rows, int positions, int kvr, void *base, scratch_parts *s)
+static size_t parts_layout(int rows, int positions, size_t cstride, void *base, scratch_parts *s)
 {
     const size_t pos = round_up((size_t)positions, K_STEP), nr = round_up((size_t)rows, TILE);
-    const size_t tail = TILE * (size_t)kvr * 2;
+    const size_t tail = TILE * cstride * 2;
     const size_t b_tiles = 2 * (pos / K_STEP) * B_TILES * TILE_ELEMS * 2;
     const size_t probs = nr * pos * 2, tile = TILE * TILE * sizeof(float);
     if (s) {
@@ -69,9 +77,9 @@ static size_t parts_layout(int rows, int positions, int kvr, void *base, scratch
     return tail + b_tiles + 2 * probs + tile;
 }
 
-size_t latent_amx_scratch_bytes(int rows, int positions, int kvr)
+size_t latent_amx_scratch_bytes(int rows, int positions, size_t cstride)
 {
-    return parts_layout(rows, positions, kvr, NULL, NULL);
+    return parts_layout(rows, positions, cstride, NULL, NULL);
 }
 
 #if defined(__x86_64__) && defined(__linux__)
@@ -158,19 +166,20 @@ TARGET static void configure(int rows)
 
 /* Scores: for each 16-row block of queries, four blocks of 16 positions at a time, one sums
  * tile each; per 32 k, the queries' hi and lo tiles (5, 6) meet each block's latents (4). */
-TARGET void latent_amx_scores(const uint16_t *latent, int kvr, int ns, const uint16_t *packed,
-                              int rows, float *scores, size_t sstride, void *scratch)
+TARGET void latent_amx_scores(const uint16_t *latent, int kvr, size_t cstride, int ns,
+                              const uint16_t *packed, int rows, float *scores, size_t sstride,
+                              void *scratch)
 {
     scratch_parts s;
-    parts_layout(rows, ns, kvr, scratch, &s);
+    parts_layout(rows, ns, cstride, scratch, &s);
     const int blocks = (rows + TILE - 1) / TILE, steps = kvr / K_STEP;
     const int pos_blocks = (ns + TILE - 1) / TILE;
     const uint16_t *lo_part = packed + (size_t)blocks * TILE * kvr;
-    const size_t stride = (size_t)kvr * 2;
+    const size_t stride = cstride * 2; /* bytes between cached rows */
     if (ns % TILE) { /* the last positions, padded with zeros: never read past the cache */
         const int np = ns % TILE;
-        memcpy(s.tail, latent + (size_t)(ns - np) * kvr, (size_t)np * stride);
-        memset(s.tail + (size_t)np * kvr, 0, (size_t)(TILE - np) * stride);
+        memcpy(s.tail, latent + (size_t)(ns - np) * cstride, (size_t)np * stride);
+        memset(s.tail + (size_t)np * cstride, 0, (size_t)(TILE - np) * stride);
     }
     const __m512i column =
         _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -182,7 +191,8 @@ TARGET void latent_amx_scores(const uint16_t *latent, int kvr, int ns, const uin
             const int nb = pos_blocks - pb < 4 ? pos_blocks - pb : 4;
             const uint16_t *a[4];
             for (int i = 0; i < nb; i++)
-                a[i] = (pb + i + 1) * TILE <= ns ? latent + (size_t)(pb + i) * TILE * kvr : s.tail;
+                a[i] =
+                    (pb + i + 1) * TILE <= ns ? latent + (size_t)(pb + i) * TILE * cstride : s.tail;
             FOR_SUM_TILES(nb, ZERO);
             for (int k = 0; k < steps; k++) {
                 const size_t at = ((size_t)qb * steps + k) * TILE_ELEMS;
@@ -217,7 +227,7 @@ TARGET void latent_amx_scores(const uint16_t *latent, int kvr, int ns, const uin
 /* The B tiles for positions 32 g.. and values j0.. (four 16-value blocks, or two): tile t row
  * i holds (c[2i][j], c[2i+1][j]) for the 16 j of block t, positions counted from the group's
  * first; positions past ns read as zeros. */
-TARGET static void shuffle_group(const uint16_t *group, int kvr, int np, int j0, int nb,
+TARGET static void shuffle_group(const uint16_t *group, size_t cstride, int np, int j0, int nb,
                                  uint16_t *tiles)
 {
     const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40,
@@ -225,10 +235,10 @@ TARGET static void shuffle_group(const uint16_t *group, int kvr, int np, int j0,
     const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
     for (int i = 0; i < TILE; i++)
         for (int t = 0; t < nb; t += 2) { /* 32 values of two positions make two tile rows */
-            const uint16_t *c0 = group + (size_t)(2 * i) * kvr + j0 + t * TILE;
+            const uint16_t *c0 = group + (size_t)(2 * i) * cstride + j0 + t * TILE;
             const __m512i a = 2 * i < np ? _mm512_loadu_si512(c0) : _mm512_setzero_si512();
             const __m512i b =
-                2 * i + 1 < np ? _mm512_loadu_si512(c0 + kvr) : _mm512_setzero_si512();
+                2 * i + 1 < np ? _mm512_loadu_si512(c0 + cstride) : _mm512_setzero_si512();
             _mm512_storeu_si512(tiles + t * TILE_ELEMS + i * K_STEP,
                                 _mm512_permutex2var_epi16(a, lo, b));
             _mm512_storeu_si512(tiles + (t + 1) * TILE_ELEMS + i * K_STEP,
@@ -238,12 +248,12 @@ TARGET static void shuffle_group(const uint16_t *group, int kvr, int np, int j0,
 
 /* One set of B tiles: for each 32 positions of the piece, the shuffled latents of the value
  * blocks jb.. (nb of them). */
-TARGET static void shuffle_set(const uint16_t *latent, int kvr, int ns, int jb, int nb,
+TARGET static void shuffle_set(const uint16_t *latent, size_t cstride, int ns, int jb, int nb,
                                uint16_t *set)
 {
     for (int g = 0; g * K_STEP < ns; g++)
-        shuffle_group(latent + (size_t)g * K_STEP * kvr, kvr, ns - g * K_STEP, jb * TILE, nb,
-                      set + (size_t)g * B_TILES * TILE_ELEMS);
+        shuffle_group(latent + (size_t)g * K_STEP * cstride, cstride, ns - g * K_STEP, jb * TILE,
+                      nb, set + (size_t)g * B_TILES * TILE_ELEMS);
 }
 
 /* Weighted sums: for each 16-row block of probabilities, four blocks of 16 values at a time,
@@ -251,24 +261,24 @@ TARGET static void shuffle_set(const uint16_t *latent, int kvr, int ns, int jb, 
  * block's latents of those positions, shuffled into pairs (6). A tile load waits for earlier
  * vector stores to reach the cache, so the next blocks' latents are shuffled into the other
  * set after this block's tile products are issued, and are settled when they are read. */
-TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, const float *p,
-                                    size_t pstride, int rows, float *out, void *scratch,
-                                    const void *next, size_t next_bytes)
+TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstride, int ns,
+                                    const float *p, size_t pstride, int rows, float *out,
+                                    void *scratch, const void *next, size_t next_bytes)
 {
     scratch_parts s;
-    parts_layout(rows, ns, kvr, scratch, &s);
+    parts_layout(rows, ns, cstride, scratch, &s);
     const int blocks = (rows + TILE - 1) / TILE, pos = (int)round_up((size_t)ns, K_STEP);
-    for (int r = 0; r < blocks * TILE; r++)
+    for (int r = 0; r < rows; r++) /* the tiles take the rows there are (configure) */
         for (int i = 0; i < pos; i += 16) {
             const size_t at = (size_t)r * pos + i;
-            const int n = r < rows && i < ns ? ns - i : 0; /* zeros past the rows and ns */
+            const int n = i < ns ? ns - i : 0; /* zeros past ns */
             split16(n ? p + (size_t)r * pstride + i : p, n, s.p_hi + at, s.p_lo + at);
         }
     const size_t pstep = (size_t)pos * 2; /* bytes between the probabilities' tile rows */
     const size_t set_len = (size_t)(pos / K_STEP) * B_TILES * TILE_ELEMS;
     const int val_blocks = kvr / TILE; /* even: kvr is a multiple of 32 */
     int set = 0;
-    shuffle_set(latent, kvr, ns, 0, val_blocks < B_TILES ? val_blocks : B_TILES, s.b_tiles);
+    shuffle_set(latent, cstride, ns, 0, val_blocks < B_TILES ? val_blocks : B_TILES, s.b_tiles);
     /* the next piece's lines, a share per step of the products below */
     const char *ahead = next;
     const size_t lines = next ? (next_bytes + 63) / 64 : 0;
@@ -302,7 +312,7 @@ TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, con
             const int next_jb = jb + B_TILES < val_blocks ? jb + B_TILES : 0;
             if (next_jb || rb + 1 < blocks) {
                 set ^= 1;
-                shuffle_set(latent, kvr, ns, next_jb,
+                shuffle_set(latent, cstride, ns, next_jb,
                             val_blocks - next_jb < B_TILES ? val_blocks - next_jb : B_TILES,
                             s.b_tiles + set * set_len);
             }
@@ -330,18 +340,21 @@ void latent_amx_pack_queries(const float *q_lat, int rows, int kvr, uint16_t *pa
     abort(); /* unreachable: latent_amx_fits() is false here */
 }
 
-void latent_amx_scores(const uint16_t *latent, int kvr, int ns, const uint16_t *packed, int rows,
-                       float *scores, size_t sstride, void *scratch)
+void latent_amx_scores(const uint16_t *latent, int kvr, size_t cstride, int ns,
+                       const uint16_t *packed, int rows, float *scores, size_t sstride,
+                       void *scratch)
 {
-    (void)latent, (void)kvr, (void)ns, (void)packed, (void)rows, (void)scores, (void)sstride,
-        (void)scratch;
+    (void)latent, (void)kvr, (void)cstride, (void)ns, (void)packed, (void)rows, (void)scores,
+        (void)sstride, (void)scratch;
     abort(); /* unreachable: latent_amx_fits() is false here */
 }
 
-void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, const float *p,
-                             size_t pstride, int rows, float *out, void *scratch)
+void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstride, int ns,
+                             const float *p, size_t pstride, int rows, float *out, void *scratch,
+                             const void *next, size_t next_bytes)
 {
-    (void)latent, (void)kvr, (void)ns, (void)p, (void)pstride, (void)rows, (void)out, (void)scratch;
+    (void)latent, (void)kvr, (void)cstride, (void)ns, (void)p, (void)pstride, (void)rows, (void)out,
+        (void)scratch, (void)next, (void)next_bytes;
     abort(); /* unreachable: latent_amx_fits() is false here */
 }
 

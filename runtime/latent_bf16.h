@@ -1,6 +1,8 @@
-/* The MLA latent cache in bf16 (--kv-cache bf16, the default): half the bytes a decode step
- * reads from a long cache, and on CPUs with AMX the two products of the absorbed attention
- * (scores = q_lat . c, sums = P c) on bf16 tiles instead of fp32 FMAs. Only the stored latent is
+/* The MLA latent cache in bf16 (--kv-cache bf16, the default): a row per position holds
+ * RMSNorm(c_kv) in bf16 and the roped shared key k_pe in two bf16 parts (latent_bf16_row),
+ * 1,280 bytes per token and layer at DeepSeek-V2's size against 2,304 in f32; on CPUs with AMX
+ * the two products of the absorbed attention (scores = [q_lat | q_pe | q_pe] . row, sums =
+ * P c) run on bf16 tiles instead of fp32 FMAs. Only the stored latent is
  * rounded: the tile kernels split each fp32 query and probability into two bf16 parts (hi and
  * lo), so they compute the fp32 products of the rounded cache to within 2^-16 of the terms
  * (TDPBF16PS multiplies bf16 pairs exactly and adds in fp32). Without AMX the latents of a piece
@@ -15,8 +17,20 @@
 /* Most query rows the tile kernels take in one call (four 16-row blocks). */
 #define LATENT_AMX_MAX_ROWS 64
 
-/* Rounds n floats to bf16 (nearest even), as the cache stores them. */
+/* Values per cached row: kv_lora_rank latents, the rope key values as bf16 (hi), what each
+ * leaves (lo), then zeros to a multiple of 32 (the tiles' k step; DeepSeek-V2's 512 + 2 x 64
+ * needs none). The key is unnormalized and meets a query of its own scale: kept as hi + lo it
+ * is within 2^-16 of its fp32 value, in the bytes an fp32 key would take. */
+static inline size_t latent_bf16_row(int kv_lora_rank, int rope)
+{
+    return ((size_t)kv_lora_rank + 2 * (size_t)rope + 31) / 32 * 32;
+}
+
+/* Rounds n floats to bf16 (nearest even), as the cache stores the latents. */
 void latent_bf16_store(const float *x, size_t n, uint16_t *out);
+
+/* n floats as hi = bf16(x) and lo = bf16(x - hi), as the cache stores the keys. */
+void latent_bf16_store_split(const float *x, size_t n, uint16_t *hi, uint16_t *lo);
 
 /* Widens n cached bf16 values to fp32 (exact). */
 void latent_bf16_widen(const uint16_t *x, size_t n, float *out);
@@ -26,25 +40,28 @@ void latent_bf16_widen(const uint16_t *x, size_t n, float *out);
 bool latent_amx_fits(int kvr);
 
 /* Elements (uint16_t) of rows query rows of kvr values packed for latent_amx_scores, and the
- * bytes of one thread's scratch for pieces of up to `positions` positions. */
+ * bytes of one thread's scratch for pieces of up to `positions` cached rows cstride apart. */
 size_t latent_amx_queries_len(int rows, int kvr);
-size_t latent_amx_scratch_bytes(int rows, int positions, int kvr);
+size_t latent_amx_scratch_bytes(int rows, int positions, size_t cstride);
 
 /* Packs q_lat (rows <= LATENT_AMX_MAX_ROWS of kvr floats) as the scores' B operand: per 16-row
  * block and 32 k, a 1 KB tile of k pairs, once as the bf16 of each value (hi) and once as the
  * bf16 of what hi leaves (lo). */
 void latent_amx_pack_queries(const float *q_lat, int rows, int kvr, uint16_t *packed);
 
-/* scores[r * sstride + i] = q_lat[r] . latent[i] for r < rows and i < ns: latent, ns rows of kvr
- * bf16; packed from latent_amx_pack_queries; scratch of latent_amx_scratch_bytes. */
-void latent_amx_scores(const uint16_t *latent, int kvr, int ns, const uint16_t *packed, int rows,
-                       float *scores, size_t sstride, void *scratch);
+/* scores[r * sstride + i] = q_lat[r] . latent[i] over the first kvr values of each cached row,
+ * for r < rows and i < ns: latent, ns rows of bf16 cstride apart; packed from
+ * latent_amx_pack_queries; scratch of latent_amx_scratch_bytes. */
+void latent_amx_scores(const uint16_t *latent, int kvr, size_t cstride, int ns,
+                       const uint16_t *packed, int rows, float *scores, size_t sstride,
+                       void *scratch);
 
-/* out[r * kvr + j] = sum over i < ns of p[r * pstride + i] latent[i][j], for r < rows. While
- * it computes it brings next_bytes at next (the caller's next piece, or NULL) into L2: the
- * products leave the memory idle, and the next piece's scores would wait for it. */
-void latent_amx_weighted_sum(const uint16_t *latent, int kvr, int ns, const float *p,
-                             size_t pstride, int rows, float *out, void *scratch, const void *next,
-                             size_t next_bytes);
+/* out[r * kvr + j] = sum over i < ns of p[r * pstride + i] latent[i][j], for r < rows and the
+ * first kvr values of each cached row. While it computes it brings next_bytes at next (the
+ * caller's next piece, or NULL) into L2: the products leave the memory idle, and the next
+ * piece's scores would wait for it. */
+void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstride, int ns,
+                             const float *p, size_t pstride, int rows, float *out, void *scratch,
+                             const void *next, size_t next_bytes);
 
 #endif

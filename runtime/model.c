@@ -29,10 +29,11 @@ static bool latent_in_bf16(const dsq_model_config *c)
 
 size_t model_cache_bytes(const dsq_model_config *c, int ctx)
 {
-    size_t per_token = c->family == DSQ_FAMILY_V1
-                           ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * sizeof(float)
-                           : (size_t)c->kv_lora_rank * (latent_in_bf16(c) ? 2 : sizeof(float)) +
-                                 (size_t)c->qk_rope_head_dim * sizeof(float);
+    size_t per_token =
+        c->family == DSQ_FAMILY_V1 ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * sizeof(float)
+        : latent_in_bf16(c)
+            ? latent_bf16_row(c->kv_lora_rank, c->qk_rope_head_dim) * 2
+            : ((size_t)c->kv_lora_rank + (size_t)c->qk_rope_head_dim) * sizeof(float);
     return (size_t)c->n_layers * (size_t)ctx * per_token;
 }
 
@@ -84,14 +85,20 @@ int model_state_init(model *m, dsq_error *err)
         }
         m->softmax_scale = (float)scale;
     }
+    if (latent_in_bf16(c)) { /* one row per position: the latent, then the roped key */
+        m->cache_a_stride = latent_bf16_row(c->kv_lora_rank, c->qk_rope_head_dim);
+        m->cache_b_stride = 0;
+        m->latent_bf16 =
+            malloc((size_t)c->n_layers * (size_t)ctx * m->cache_a_stride * sizeof(uint16_t));
+        m->latent_tiles = latent_amx_fits((int)m->cache_a_stride);
+        if (!m->latent_bf16)
+            return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
+        return rope_init(&m->rope, c, ctx, err);
+    }
     size_t per_layer_a = (size_t)ctx * m->cache_a_stride, per_layer_b = (size_t)ctx * m->cache_b_stride;
-    if (latent_in_bf16(c)) {
-        m->latent_bf16 = malloc((size_t)c->n_layers * per_layer_a * sizeof(uint16_t));
-        m->latent_tiles = latent_amx_fits(c->kv_lora_rank);
-    } else
-        m->cache_a = malloc((size_t)c->n_layers * per_layer_a * sizeof(float));
+    m->cache_a = malloc((size_t)c->n_layers * per_layer_a * sizeof(float));
     m->cache_b = malloc((size_t)c->n_layers * per_layer_b * sizeof(float));
-    if ((!m->cache_a && !m->latent_bf16) || !m->cache_b)
+    if (!m->cache_a || !m->cache_b)
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
     return rope_init(&m->rope, c, ctx, err);
 }

@@ -37,8 +37,10 @@ typedef struct model {
      * MLA: RMSNorm(c_kv), (ctx, kv_lora_rank), and the roped shared key, (ctx, rope). */
     float *cache_a, *cache_b;
     size_t cache_a_stride, cache_b_stride; /* values per token */
-    uint16_t *latent_bf16; /* MLA with a bf16 cache: the latents, in place of cache_a */
-    bool latent_tiles;     /* ... whose absorbed decode runs on AMX tiles (else widened) */
+    /* MLA with a bf16 cache (model_kv_cache()), in place of cache_a and cache_b: per layer,
+     * (ctx, kv_lora_rank + rope), the latent then the roped key (cache_a_stride values) */
+    uint16_t *latent_bf16;
+    bool latent_tiles; /* ... whose absorbed decode runs on AMX tiles (else widened) */
     struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 
