@@ -10,7 +10,7 @@
 #include "backend_cpu.h"
 #include "dot.h"
 #include "gemm_f32.h"
-#include "latent_bf16.h"
+#include "kv_bf16.h"
 #include "model.h"
 #include "ops.h"
 
@@ -60,46 +60,147 @@ static void head_block(const float *q, size_t q_stride, const float *k, size_t k
     gemm_f32(tn, vd, keys, scores, s_stride, v, v_stride, out, out_stride, false);
 }
 
+/* The softmax taken in pieces, combined: out (n floats) = sum over pieces p of e^(max_p - max)
+ * partial_p / sum over p of e^(max_p - max) sum_p, where piece p's weighted sum partial_p is at
+ * partial + p * pstride and its maximum and exponential sum at pmax[p * mstride] and
+ * psum[p * mstride]; a piece whose sum is 0 saw no position. */
+static void combine_pieces(int n_pieces, const float *partial, size_t pstride, const float *pmax,
+                           const float *psum, size_t mstride, float *out, int n)
+{
+    float max = -INFINITY, sum = 0;
+    for (int p = 0; p < n_pieces; p++)
+        max = fmaxf(max, pmax[(size_t)p * mstride]);
+    memset(out, 0, (size_t)n * sizeof(float));
+    for (int p = 0; p < n_pieces; p++) {
+        const size_t at = (size_t)p * mstride;
+        if (psum[at] == 0)
+            continue;
+        const float w = expf(pmax[at] - max);
+        sum += w * psum[at];
+        ops_axpy(out, w, partial + (size_t)p * pstride, n);
+    }
+    ops_scale(out, n, 1.0f / sum);
+}
+
+/* Positions per piece of a decode step over a bf16 MHA cache: 32 rows of keys widened to fp32
+ * (256 KB at DeepSeek-MoE's 16 x 128) stay in L2 for every head. */
+#define MHA_PIECE_MAX 32
+
+/* One query (a decode step) over a bf16 MHA cache, in pieces of positions as the absorbed MLA
+ * decode takes them: each thread widens a piece's keys into its scratch, takes every head's
+ * scores and their exponentials against the piece's own maximum, widens the piece's values over
+ * the keys and takes the weighted sums; the pieces are then combined. Every cached key and
+ * value is read once per step. */
+static int mha_decode_bf16(model *m, int layer, const float *q, float *attn)
+{
+    const dsq_model_config *c = m->cfg;
+    const int hd = c->head_dim, nh = c->n_heads, group = nh / c->n_kv_heads;
+    const size_t kvw = m->cache_a_stride;
+    const int total = m->n_past + 1;
+    int piece = (total + 7) / 8; /* at least 8 pieces for the threads */
+    piece = piece < 8 ? 8 : piece > MHA_PIECE_MAX ? MHA_PIECE_MAX : piece;
+    const int n_pieces = (total + piece - 1) / piece;
+    const uint16_t *keys = m->keys_bf16 + (size_t)layer * m->ctx * kvw;
+    const uint16_t *values = m->values_bf16 + (size_t)layer * m->ctx * kvw;
+    const size_t each = (size_t)piece * kvw + (size_t)nh * piece; /* rows, then scores */
+    float *scratch = malloc((size_t)omp_get_max_threads() * each * sizeof(float));
+    float *partial = malloc((size_t)n_pieces * nh * (hd + 2) * sizeof(float));
+    if (!scratch || !partial) {
+        free(scratch);
+        free(partial);
+        return DSQ_ERESOURCE;
+    }
+    float *piece_max = partial + (size_t)n_pieces * nh * hd;
+    float *piece_sum = piece_max + (size_t)n_pieces * nh;
+#pragma omp parallel if ((long)nh * total * hd > PARALLEL_MIN_WORK)
+    {
+        float *rows = scratch + (size_t)omp_get_thread_num() * each;
+        float *sc = rows + (size_t)piece * kvw; /* head h's scores at h * piece */
+#pragma omp for schedule(static)
+        for (int p = 0; p < n_pieces; p++) {
+            const int s0 = p * piece, ns = total - s0 < piece ? total - s0 : piece;
+            kv_bf16_widen(keys + (size_t)s0 * kvw, (size_t)ns * kvw, rows);
+            for (int h = 0; h < nh; h += group) /* a group of query heads shares its keys */
+                gemm_f32_nt(group, ns, hd, q + (size_t)h * hd, (size_t)hd,
+                            rows + (size_t)(h / group) * hd, kvw, sc + (size_t)h * piece,
+                            (size_t)piece, false);
+            for (int h = 0; h < nh; h++) {
+                const size_t at = (size_t)p * nh + h;
+                piece_sum[at] =
+                    ops_scaled_exp(sc + (size_t)h * piece, ns, m->softmax_scale, &piece_max[at]);
+            }
+            kv_bf16_widen(values + (size_t)s0 * kvw, (size_t)ns * kvw, rows);
+            for (int h = 0; h < nh; h += group)
+                gemm_f32(group, hd, ns, sc + (size_t)h * piece, (size_t)piece,
+                         rows + (size_t)(h / group) * hd, kvw, partial + ((size_t)p * nh + h) * hd,
+                         (size_t)hd, false);
+        }
+#pragma omp for schedule(static)
+        for (int h = 0; h < nh; h++)
+            combine_pieces(n_pieces, partial + (size_t)h * hd, (size_t)nh * hd, piece_max + h,
+                           piece_sum + h, (size_t)nh, attn + (size_t)h * hd, hd);
+    }
+    free(scratch);
+    free(partial);
+    return DSQ_OK;
+}
+
 static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
 {
     const dsq_model_config *c = m->cfg;
     const layer_weights *lw = &m->w.layers[layer];
     const int hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, group = nh / nkv;
     const size_t stride = m->cache_a_stride;
-    float *keys = m->cache_a + (size_t)layer * m->ctx * stride;
-    float *values = m->cache_b + (size_t)layer * m->ctx * stride;
+    const bool bf16 = m->keys_bf16 != NULL;
+    const int total = m->n_past + n;
+    float *keys = bf16 ? NULL : m->cache_a + (size_t)layer * m->ctx * stride;
+    float *values = bf16 ? NULL : m->cache_b + (size_t)layer * m->ctx * stride;
+    /* new keys and values: straight into an f32 cache at their positions; for a bf16 cache
+     * into new_kv first, rounded into the cache after RoPE */
+    float *new_kv = bf16 ? malloc(2 * (size_t)n * stride * sizeof(float)) : NULL;
+    float *new_k = bf16 ? new_kv : keys + (size_t)m->n_past * stride;
+    float *new_v = bf16 ? new_kv + (size_t)n * stride : values + (size_t)m->n_past * stride;
+    /* a prompt over a bf16 cache reads it widened: whole rows, as the f32 cache's */
+    float *widened = bf16 && n > 1 ? malloc(2 * (size_t)total * stride * sizeof(float)) : NULL;
     float *q = malloc((size_t)n * nh * hd * sizeof(float));
     float *attn = malloc((size_t)n * nh * hd * sizeof(float));
-    if (!q || !attn) {
-        free(q);
-        free(attn);
-        return DSQ_ERESOURCE;
+    /* each thread's scores (a block of queries, or the one query of a decode step) */
+    const size_t span = (size_t)(n > 1 ? QUERY_BLOCK : 1) * (size_t)total;
+    float *scratch = malloc((size_t)omp_get_max_threads() * span * sizeof(float));
+    int rc = DSQ_OK;
+    if (!q || !attn || !scratch || (bf16 && !new_kv) || (bf16 && n > 1 && !widened)) {
+        rc = DSQ_ERESOURCE;
+        goto done;
     }
-    /* new keys and values go straight into the cache at their positions */
-    const dsq_matmul_job qkv[3] = {{&lw->wq, xn, q, n, NULL},
-                                   {&lw->wk, xn, keys + (size_t)m->n_past * stride, n, NULL},
-                                   {&lw->wv, xn, values + (size_t)m->n_past * stride, n, NULL}};
+    const dsq_matmul_job qkv[3] = {
+        {&lw->wq, xn, q, n, NULL}, {&lw->wk, xn, new_k, n, NULL}, {&lw->wv, xn, new_v, n, NULL}};
     if (m->be != &dsq_backend_cpu || dsq_cpu_matmul_many(qkv, 3)) /* one region on the CPU */
         for (int i = 0; i < 3; i++)
             m->be->matmul(qkv[i].w, xn, qkv[i].y, n);
     for (int t = 0; t < n; t++) {
-        int pos = m->n_past + t;
+        const int pos = m->n_past + t;
         for (int h = 0; h < nh; h++)
             rope_apply(&m->rope, q + ((size_t)t * nh + h) * hd, pos);
         for (int h = 0; h < nkv; h++)
-            rope_apply(&m->rope, keys + (size_t)pos * stride + (size_t)h * hd, pos);
+            rope_apply(&m->rope, new_k + (size_t)t * stride + (size_t)h * hd, pos);
+        if (bf16) {
+            const size_t at = ((size_t)layer * m->ctx + pos) * stride;
+            kv_bf16_store(new_k + (size_t)t * stride, stride, m->keys_bf16 + at);
+            kv_bf16_store(new_v + (size_t)t * stride, stride, m->values_bf16 + at);
+        }
     }
-    const int total = m->n_past + n;
+    if (bf16 && n == 1) {
+        rc = mha_decode_bf16(m, layer, q, attn);
+        goto project;
+    }
+    if (bf16) {
+        keys = widened;
+        values = widened + (size_t)total * stride;
+        kv_bf16_widen(m->keys_bf16 + (size_t)layer * m->ctx * stride, (size_t)total * stride, keys);
+        kv_bf16_widen(m->values_bf16 + (size_t)layer * m->ctx * stride, (size_t)total * stride,
+                      values);
+    }
     const bool threads = (long)n * nh * total * hd > PARALLEL_MIN_WORK;
-    /* each thread's scores (a block of queries, or the one query of a decode step), allocated
-     * up front so a failure is reported, not dereferenced */
-    const size_t span = (size_t)(n > 1 ? QUERY_BLOCK : 1) * (size_t)total;
-    float *scratch = malloc((size_t)omp_get_max_threads() * span * sizeof(float));
-    if (!scratch) {
-        free(q);
-        free(attn);
-        return DSQ_ERESOURCE;
-    }
     if (n > 1) { /* keys and values straight from the cache, rows of the cache's stride */
         const int blocks = (n + QUERY_BLOCK - 1) / QUERY_BLOCK;
 #pragma omp parallel for collapse(2) schedule(dynamic) if (threads)
@@ -122,11 +223,16 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
                      attn + (size_t)h * hd);
         }
     }
+project:
+    if (!rc)
+        m->be->matmul(&lw->wo, attn, out, n);
+done:
+    free(new_kv);
+    free(widened);
     free(scratch);
-    m->be->matmul(&lw->wo, attn, out, n);
     free(q);
     free(attn);
-    return DSQ_OK;
+    return rc;
 }
 
 /* Layer `layer`'s cache of positions 0..total-1 as fp32 rows: latents (kv_lora_rank floats
@@ -149,9 +255,9 @@ static bool cache_f32(const model *m, int layer, int total, const float **latent
     for (int s = 0; s < total; s++) {
         const uint16_t *row = rows + (size_t)s * m->cache_a_stride;
         float *key = keys + (size_t)s * rope;
-        latent_bf16_widen(row, kvr, lat + (size_t)s * kvr);
-        latent_bf16_widen(row + kvr, rope, key);
-        latent_bf16_widen(row + kvr + rope, rope, lo);
+        kv_bf16_widen(row, kvr, lat + (size_t)s * kvr);
+        kv_bf16_widen(row + kvr, rope, key);
+        kv_bf16_widen(row + kvr + rope, rope, lo);
         for (size_t i = 0; i < rope; i++) /* the key: hi + lo */
             key[i] += lo[i];
     }
@@ -352,7 +458,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                     latent_amx_scores(piece16, (int)row_len, row_len, ns, q_tiles, rows, sc,
                                       (size_t)piece, mine);
                 } else if (lat16) {
-                    latent_bf16_widen(piece16, (size_t)ns * row_len, mine);
+                    kv_bf16_widen(piece16, (size_t)ns * row_len, mine);
                     gemm_f32_nt(rows, ns, (int)row_len, q_rows, row_len, c_rows, row_len, sc,
                                 (size_t)piece, false);
                 } else {
@@ -383,22 +489,10 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                              false);
             }
 #pragma omp for schedule(static)
-            for (int r = 0; r < rows; r++) { /* o_lat = sum of pieces e^(max_p - max) / sum */
-                float max = -INFINITY, sum = 0;
-                for (int p = 0; p < n_pieces; p++)
-                    max = fmaxf(max, piece_max[(size_t)p * rows + r]);
-                float *out = o_lat + (size_t)r * kvr;
-                memset(out, 0, (size_t)kvr * sizeof(float));
-                for (int p = 0; p < n_pieces; p++) {
-                    const size_t at = (size_t)p * rows + r;
-                    if (piece_sum[at] == 0) /* no position of this piece is seen */
-                        continue;
-                    const float w = expf(piece_max[at] - max);
-                    sum += w * piece_sum[at];
-                    ops_axpy(out, w, partial + at * kvr, kvr);
-                }
-                ops_scale(out, kvr, 1.0f / sum);
-            }
+            for (int r = 0; r < rows; r++) /* o_lat = sum of pieces e^(max_p - max) / sum */
+                combine_pieces(n_pieces, partial + (size_t)r * kvr, (size_t)rows * kvr,
+                               piece_max + r, piece_sum + r, (size_t)rows, o_lat + (size_t)r * kvr,
+                               kvr);
         } else {
 #pragma omp for schedule(static)
             for (int sl = 0; sl < pos_slices; sl++) {
@@ -485,8 +579,8 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
                 uint16_t *cached = m->latent_bf16 + at;
                 ops_rmsnorm(row, row, lw->kv_a_norm, kvr, 1e-6f); /* ditto */
                 rope_apply(&m->rope, row + kvr, pos);
-                latent_bf16_store(row, (size_t)kvr, cached);
-                latent_bf16_store_split(row + kvr, (size_t)rope, cached + kvr, cached + kvr + rope);
+                kv_bf16_store(row, (size_t)kvr, cached);
+                kv_bf16_store_split(row + kvr, (size_t)rope, cached + kvr, cached + kvr + rope);
                 memset(cached + kvr + 2 * rope, 0,
                        (m->cache_a_stride - (size_t)(kvr + 2 * rope)) * 2);
             } else {

@@ -22,9 +22,8 @@
     "                          when its use count, halving every 32 tokens, passes the least\n"    \
     "                          used there by more than 8 uses (lfu:H: every H tokens; lfu:H:M:\n"  \
     "                          by more than M)\n"                                                  \
-    "      --kv-cache T        (cpu) how V2-Lite and V2 keep their latent cache: bf16 (default;\n" \
-    "                          half the memory, faster at long contexts) or f32 (the reference\n"  \
-    "                          arithmetic); V1's cache is f32 either way\n"
+    "      --kv-cache T        (cpu) how the KV cache is kept: bf16 (default; half the memory,\n"  \
+    "                          faster at long contexts) or f32 (the reference arithmetic)\n"
 
 /* getopt_long codes of the shared options, above any command's own. */
 enum {

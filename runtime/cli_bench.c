@@ -360,10 +360,11 @@ int cmd_bench(int argc, char **argv)
         /* bf16 prompts on AMX tiles take their activations rounded to bf16 */
         const bool amx =
             !e.ops->copy_bandwidth && dsq_cpu_int8_activations() && dsq_bf16pack_amx_have();
-        /* the CPU's MLA latent cache (the CUDA engine keeps its own, fp32) */
-        const char *kv_cache = e.ops->copy_bandwidth || !e.model || !e.model->latent_bf16 ? "f32"
-                               : e.model->latent_tiles ? "bf16 (amx)"
-                                                       : "bf16";
+        /* the CPU's KV cache (the CUDA engine keeps its own, fp32) */
+        const char *kv_cache = e.ops->copy_bandwidth || !e.model               ? "f32"
+                               : e.model->latent_bf16 && e.model->latent_tiles ? "bf16 (amx)"
+                               : e.model->latent_bf16 || e.model->keys_bf16    ? "bf16"
+                                                                               : "f32";
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"activations\": \"%s\", "
                    "\"bf16_prompt_activations\": \"%s\", \"kv_cache\": \"%s\", \"threads\": %d, "

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "latent_bf16.h"
+#include "kv_bf16.h"
 #include "ops.h"
 
 static _Atomic kv_cache_type kv_cache = KV_CACHE_BF16;
@@ -21,19 +21,14 @@ kv_cache_type model_kv_cache(void)
     return kv_cache;
 }
 
-/* Whether a model of config c opened now keeps its latents in bf16. */
-static bool latent_in_bf16(const dsq_model_config *c)
-{
-    return c->family != DSQ_FAMILY_V1 && kv_cache == KV_CACHE_BF16;
-}
-
 size_t model_cache_bytes(const dsq_model_config *c, int ctx)
 {
+    const bool bf16 = kv_cache == KV_CACHE_BF16;
     size_t per_token =
-        c->family == DSQ_FAMILY_V1 ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * sizeof(float)
-        : latent_in_bf16(c)
-            ? latent_bf16_row(c->kv_lora_rank, c->qk_rope_head_dim) * 2
-            : ((size_t)c->kv_lora_rank + (size_t)c->qk_rope_head_dim) * sizeof(float);
+        c->family == DSQ_FAMILY_V1
+            ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * (bf16 ? 2 : sizeof(float))
+        : bf16 ? kv_bf16_latent_row(c->kv_lora_rank, c->qk_rope_head_dim) * 2
+               : ((size_t)c->kv_lora_rank + (size_t)c->qk_rope_head_dim) * sizeof(float);
     return (size_t)c->n_layers * (size_t)ctx * per_token;
 }
 
@@ -85,11 +80,18 @@ int model_state_init(model *m, dsq_error *err)
         }
         m->softmax_scale = (float)scale;
     }
-    if (latent_in_bf16(c)) { /* one row per position: the latent, then the roped key */
-        m->cache_a_stride = latent_bf16_row(c->kv_lora_rank, c->qk_rope_head_dim);
+    const size_t rows = (size_t)c->n_layers * (size_t)ctx;
+    if (kv_cache == KV_CACHE_BF16 && c->family == DSQ_FAMILY_V1) {
+        m->keys_bf16 = malloc(rows * m->cache_a_stride * sizeof(uint16_t));
+        m->values_bf16 = malloc(rows * m->cache_b_stride * sizeof(uint16_t));
+        if (!m->keys_bf16 || !m->values_bf16)
+            return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
+        return rope_init(&m->rope, c, ctx, err);
+    }
+    if (kv_cache == KV_CACHE_BF16) { /* one row per position: the latent, then the roped key */
+        m->cache_a_stride = kv_bf16_latent_row(c->kv_lora_rank, c->qk_rope_head_dim);
         m->cache_b_stride = 0;
-        m->latent_bf16 =
-            malloc((size_t)c->n_layers * (size_t)ctx * m->cache_a_stride * sizeof(uint16_t));
+        m->latent_bf16 = malloc(rows * m->cache_a_stride * sizeof(uint16_t));
         m->latent_tiles = latent_amx_fits((int)m->cache_a_stride);
         if (!m->latent_bf16)
             return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
@@ -109,8 +111,10 @@ void model_state_free(model *m)
     free(m->cache_a);
     free(m->cache_b);
     free(m->latent_bf16);
+    free(m->keys_bf16);
+    free(m->values_bf16);
     m->cache_a = m->cache_b = NULL;
-    m->latent_bf16 = NULL;
+    m->latent_bf16 = m->keys_bf16 = m->values_bf16 = NULL;
 }
 
 void model_close(model *m)

@@ -14,9 +14,9 @@
  * (scores and values computed in the 512-d latent; decode). Both read the same cache. */
 typedef enum { ATTN_AUTO, ATTN_EXPANDED, ATTN_ABSORBED } attn_mode;
 
-/* How the MLA latent cache (V2-Lite, V2) is kept: bf16 (the default: half the bytes a long
- * context reads per token, AMX tiles where the CPU has them; runtime/latent_bf16.h) or f32 (the
- * reference arithmetic the golden tests hold). V1's keys and values are f32 either way. */
+/* How the KV cache is kept: bf16 (the default: half the bytes a long context reads per token,
+ * AMX tiles for MLA where the CPU has them; runtime/kv_bf16.h) or f32 (the reference
+ * arithmetic the golden tests hold). */
 typedef enum { KV_CACHE_BF16, KV_CACHE_F32 } kv_cache_type;
 
 /* For the models opened (or built) after the call. */
@@ -37,10 +37,11 @@ typedef struct model {
      * MLA: RMSNorm(c_kv), (ctx, kv_lora_rank), and the roped shared key, (ctx, rope). */
     float *cache_a, *cache_b;
     size_t cache_a_stride, cache_b_stride; /* values per token */
-    /* MLA with a bf16 cache (model_kv_cache()), in place of cache_a and cache_b: per layer,
-     * (ctx, kv_lora_rank + rope), the latent then the roped key (cache_a_stride values) */
-    uint16_t *latent_bf16;
-    bool latent_tiles; /* ... whose absorbed decode runs on AMX tiles (else widened) */
+    /* A bf16 cache (model_kv_cache()) in place of cache_a and cache_b. MHA: keys_bf16 and
+     * values_bf16, shaped as those. MLA: latent_bf16, per layer (ctx, cache_a_stride), rows
+     * [latent | key hi | key lo | zeros] (kv_bf16_latent_row). */
+    uint16_t *keys_bf16, *values_bf16, *latent_bf16;
+    bool latent_tiles; /* MLA's absorbed decode runs on AMX tiles (else widened) */
     struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 

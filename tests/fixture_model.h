@@ -1,6 +1,6 @@
 /* For tests that run a fixture model: converts tests/data/<family> once per test program into
  * the scratch folder and opens it with a cache of ctx tokens, an f32 cache (the reference
- * arithmetic these tests hold; tests/test_latent_bf16.c covers the bf16 cache). */
+ * arithmetic these tests hold; tests/test_kv_bf16.c covers the bf16 cache). */
 #ifndef DSQ_FIXTURE_MODEL_H
 #define DSQ_FIXTURE_MODEL_H
 

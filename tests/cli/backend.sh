@@ -23,13 +23,15 @@ expect_error "run bad vram" 1 "--vram needs a positive byte count" "" -- \
     "$DSQ" run "$v1" -p x --vram 12Q
 expect_error "run bad kv-cache" 1 "--kv-cache must be bf16 or f32, not 'f16'" "" -- \
     "$DSQ" run "$tiny" -p x --kv-cache f16
-# the CPU keeps MLA latents in bf16 unless asked for f32; V1's keys and values stay f32
+# the CPU keeps its KV cache in bf16 unless asked for f32, MLA (tiny) and MHA (v1) alike
 run "bench kv-cache default" 0 -- "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cpu --json &&
     expect_output "bench kv-cache default" '"kv_cache": "bf16'
 run "bench kv-cache f32" 0 -- "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cpu --json \
     --kv-cache f32 && expect_output "bench kv-cache f32" '"kv_cache": "f32"'
-run "bench kv-cache v1" 0 -- "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend cpu --json \
-    --kv-cache bf16 && expect_output "bench kv-cache v1" '"kv_cache": "f32"'
+run "bench kv-cache v1" 0 -- "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend cpu --json &&
+    expect_output "bench kv-cache v1" '"kv_cache": "bf16"'
+run "bench kv-cache v1 f32" 0 -- "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend cpu --json \
+    --kv-cache f32 && expect_output "bench kv-cache v1 f32" '"kv_cache": "f32"'
 # the cuda memory plan: tiny-v1 caches K and V, 3 layers x 4 heads x 16 dims, fp32
 run "info cuda memory" 0 -- "$DSQ" info "$v1" --json --ctx 64 &&
     if python3 -c '

@@ -1,4 +1,4 @@
-/* The bf16 latent cache's conversions and AMX tile kernels (latent_bf16.h).
+/* The bf16 KV cache's conversions and MLA's AMX tile kernels (kv_bf16.h).
  *
  * Scores: the cached rows are the A operand as they lie (16 positions by 32 k, rows cstride
  * apart), the queries the B operand (k pairs by 16 query rows), so a tile of sums is 16
@@ -6,7 +6,7 @@
  * Weighted sums: the probabilities are the A operand (16 query rows by 32 positions); the B
  * operand wants the latents of two positions interleaved element by element (a pair of
  * positions by 16 values per tile row), which each piece's latents are shuffled into once. */
-#include "latent_bf16.h"
+#include "kv_bf16.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +15,13 @@
 #include "float16.h"
 #include "types.h"
 
-void latent_bf16_store(const float *x, size_t n, uint16_t *out)
+void kv_bf16_store(const float *x, size_t n, uint16_t *out)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = dsq_f32_to_bf16(x[i]);
 }
 
-void latent_bf16_store_split(const float *x, size_t n, uint16_t *hi, uint16_t *lo)
+void kv_bf16_store_split(const float *x, size_t n, uint16_t *hi, uint16_t *lo)
 {
     for (size_t i = 0; i < n; i++) {
         hi[i] = dsq_f32_to_bf16(x[i]);
@@ -29,7 +29,7 @@ void latent_bf16_store_split(const float *x, size_t n, uint16_t *hi, uint16_t *l
     }
 }
 
-void latent_bf16_widen(const uint16_t *x, size_t n, float *out)
+void kv_bf16_widen(const uint16_t *x, size_t n, float *out)
 {
     /* the cached rows are contiguous: one bf16 row of n values */
     dsq_dequant_row_fast(DSQ_TYPE_BF16, x, 1, (uint64_t)n, 0, 0, out);

@@ -1,14 +1,15 @@
-/* The MLA latent cache in bf16 (--kv-cache bf16, the default): a row per position holds
- * RMSNorm(c_kv) in bf16 and the roped shared key k_pe in two bf16 parts (latent_bf16_row),
- * 1,280 bytes per token and layer at DeepSeek-V2's size against 2,304 in f32; on CPUs with AMX
- * the two products of the absorbed attention (scores = [q_lat | q_pe | q_pe] . row, sums =
- * P c) run on bf16 tiles instead of fp32 FMAs. Only the stored latent is
+/* The KV cache in bf16 (--kv-cache bf16, the default): half the bytes a decode step reads
+ * from a long cache. MHA (V1) rounds its keys and values to bf16. MLA (V2) keeps a row per
+ * position: RMSNorm(c_kv) in bf16 and the roped shared key k_pe in two bf16 parts
+ * (kv_bf16_latent_row), 1,280 bytes per token and layer at DeepSeek-V2's size against 2,304 in
+ * f32; on CPUs with AMX the two products of its absorbed attention (scores = [q_lat | q_pe |
+ * q_pe] . row, sums = P c) run on bf16 tiles instead of fp32 FMAs. Only the stored latent is
  * rounded: the tile kernels split each fp32 query and probability into two bf16 parts (hi and
  * lo), so they compute the fp32 products of the rounded cache to within 2^-16 of the terms
- * (TDPBF16PS multiplies bf16 pairs exactly and adds in fp32). Without AMX the latents of a piece
- * are widened to fp32 and go through gemm_f32. */
-#ifndef DSQ_LATENT_BF16_H
-#define DSQ_LATENT_BF16_H
+ * (TDPBF16PS multiplies bf16 pairs exactly and adds in fp32). Without AMX, and for MHA, a
+ * piece's cached rows are widened to fp32 and go through gemm_f32. */
+#ifndef DSQ_KV_BF16_H
+#define DSQ_KV_BF16_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,19 +22,19 @@
  * leaves (lo), then zeros to a multiple of 32 (the tiles' k step; DeepSeek-V2's 512 + 2 x 64
  * needs none). The key is unnormalized and meets a query of its own scale: kept as hi + lo it
  * is within 2^-16 of its fp32 value, in the bytes an fp32 key would take. */
-static inline size_t latent_bf16_row(int kv_lora_rank, int rope)
+static inline size_t kv_bf16_latent_row(int kv_lora_rank, int rope)
 {
     return ((size_t)kv_lora_rank + 2 * (size_t)rope + 31) / 32 * 32;
 }
 
-/* Rounds n floats to bf16 (nearest even), as the cache stores the latents. */
-void latent_bf16_store(const float *x, size_t n, uint16_t *out);
+/* Rounds n floats to bf16 (nearest even), as the cache stores latents, keys and values. */
+void kv_bf16_store(const float *x, size_t n, uint16_t *out);
 
-/* n floats as hi = bf16(x) and lo = bf16(x - hi), as the cache stores the keys. */
-void latent_bf16_store_split(const float *x, size_t n, uint16_t *hi, uint16_t *lo);
+/* n floats as hi = bf16(x) and lo = bf16(x - hi), as the cache stores MLA's roped keys. */
+void kv_bf16_store_split(const float *x, size_t n, uint16_t *hi, uint16_t *lo);
 
 /* Widens n cached bf16 values to fp32 (exact). */
-void latent_bf16_widen(const uint16_t *x, size_t n, float *out);
+void kv_bf16_widen(const uint16_t *x, size_t n, float *out);
 
 /* Whether the tile kernels run here (AMX-BF16 with AVX-512) for latents of kvr values:
  * kvr a multiple of 32. */

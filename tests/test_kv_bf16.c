@@ -1,4 +1,4 @@
-/* The bf16 latent cache (runtime/latent_bf16.h): the AMX tile kernels against a double sum over
+/* The bf16 latent cache (runtime/kv_bf16.h): the AMX tile kernels against a double sum over
  * the same bf16 latents, and whole fixture models with the bf16 cache against the f32 cache. */
 #include <math.h>
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 
 #include "fixture_model.h"
 #include "float16.h"
-#include "latent_bf16.h"
+#include "kv_bf16.h"
 
 #define TEST_RNG_SEED 0x1a7e47b16ull
 #include "test_rng.h"
@@ -136,26 +136,28 @@ TEST(store_rounds_and_widen_restores)
     const float want[] = {1.0f, 1.0f, 1.0f + 0x1p-6f, -3.140625f, 0x1p-130f, 65536.0f};
     uint16_t h[6];
     float back[6];
-    latent_bf16_store(x, 6, h);
-    latent_bf16_widen(h, 6, back);
+    kv_bf16_store(x, 6, h);
+    kv_bf16_widen(h, 6, back);
     for (int i = 0; i < 6; i++) /* nearest, ties to even (1 + 2^-8 is a tie) */
         CHECK_MSG(back[i] == want[i], "%g -> %g, want %g", x[i], back[i], want[i]);
 }
 
 /* Logits of a fixture model with the bf16 cache against the f32 cache, on the same tokens: a
- * prompt (the expanded form) then decode steps over a cache that grows to several pieces (the
- * absorbed form: widened to fp32, and where the CPU has AMX on the tiles, which the fixtures'
- * 4 heads take from pieces of 64 positions, 505 cached tokens; checked over those steps too). The
+ * prompt then decode steps over a cache that grows to several pieces. V1: the decode steps
+ * widen each piece of keys and values. V2: the prompt takes the expanded form, the decode steps
+ * the absorbed one, widened to fp32, and where the CPU has AMX on the tiles, which the
+ * fixtures' 4 heads take from pieces of 64 positions, 505 cached tokens (checked over those
+ * steps too). The
  * bound is the rounding bound of tests/test_cpu_pack.c for bf16 inputs: each cached latent carries
  * a relative rounding error uniform within 2^-8, RMS 2^-8 / sqrt 3, and 9 times that bounds its
  * effect through the fixture's stages. */
 TEST(bf16_cache_tracks_the_f32_cache)
 {
     enum { PROMPT = 24, STEPS = 600, CTX = PROMPT + STEPS, LATE = 512 };
-    const char *families[] = {"tiny-v2-lite", "tiny-v2"};
-    for (int run = 0; run < 4; run++) {
-        const int f = run / 2;
-        const bool tiles = run % 2 == 0;
+    const char *families[] = {"tiny-v1", "tiny-v2-lite", "tiny-v2"};
+    for (int run = 0; run < 5; run++) { /* V1, then each V2 on the tiles and widened */
+        const int f = (run + 1) / 2;
+        const bool tiles = f > 0 && run % 2 == 1;
         model a, b;
         open_fixture_model(families[f], CTX, &a); /* f32 */
         char path[512];
@@ -163,8 +165,9 @@ TEST(bf16_cache_tracks_the_f32_cache)
         dsq_error err = {0};
         CHECK(model_kv_cache() == KV_CACHE_BF16); /* the default */
         CHECK_MSG(model_open(&b, path, CTX, &err) == DSQ_OK, "%s", err.msg);
-        CHECK(a.latent_bf16 == NULL && a.cache_a && b.latent_bf16 && b.cache_a == NULL);
-        CHECK(b.latent_tiles == latent_amx_fits((int)b.cache_a_stride) && !a.latent_tiles);
+        CHECK(!a.latent_bf16 && !a.keys_bf16 && a.cache_a && a.cache_b && !b.cache_a &&
+              !b.cache_b && (f == 0 ? b.keys_bf16 && b.values_bf16 : b.latent_bf16 != NULL));
+        CHECK(b.latent_tiles == (f > 0 && latent_amx_fits((int)b.cache_a_stride)));
         if (tiles && !b.latent_tiles) {
             model_close(&a);
             model_close(&b);
@@ -197,7 +200,9 @@ TEST(bf16_cache_tracks_the_f32_cache)
         printf("  %s: bf16 vs f32 cache over %d prompt and %d decode tokens: logits rel. RMS "
                "%.4f, %.4f past %d tokens (bound %.4f)%s\n",
                families[f], PROMPT, STEPS, rel, late, LATE, bound,
-               tiles ? ", AMX tiles" : ", widened");
+               f == 0  ? ""
+               : tiles ? ", AMX tiles"
+                       : ", widened");
         CHECK_MSG(rel <= bound && late <= bound && rel > 0, "%s: logits moved %.4f, %.4f",
                   families[f], rel, late);
         free(la);
@@ -208,7 +213,7 @@ TEST(bf16_cache_tracks_the_f32_cache)
 }
 
 /* The cache's size follows its type: an MLA row [latent | key hi | key lo] in bf16, padded to
- * 32 values, or both in f32; V1's keys and values stay f32. */
+ * 32 values, or both in f32; V1's keys and values in bf16 or f32. */
 TEST(cache_bytes_follow_the_type)
 {
     model m;
@@ -224,5 +229,9 @@ TEST(cache_bytes_follow_the_type)
     const dsq_model_config v1 = *m.cfg;
     model_close(&m);
     CHECK_EQ_INT((int)model_cache_bytes(&v1, 100),
+                 v1.n_layers * 100 * 2 * v1.n_kv_heads * v1.head_dim * 2);
+    model_set_kv_cache(KV_CACHE_F32);
+    CHECK_EQ_INT((int)model_cache_bytes(&v1, 100),
                  v1.n_layers * 100 * 2 * v1.n_kv_heads * v1.head_dim * 4);
+    model_set_kv_cache(KV_CACHE_BF16);
 }
