@@ -1,7 +1,9 @@
 /* Attention: MHA with NeoX RoPE (DeepSeek-MoE) and MLA (DeepSeek-V2) in two forms over one
  * latent cache: expanded (K, V rebuilt by kv_b) and absorbed (W_UK folded into the query,
  * W_UV applied after the weighted sum of latents). Prompts and the absorbed form run as fp32
- * matrix products (gemm_f32.h); a single MHA query as a dot product per cached key. */
+ * matrix products (gemm_f32.h); a single MHA query over an f32 cache as a dot product per
+ * cached key. A bf16 cache (kv_bf16.h) is widened for prompts, and a decode step takes it in
+ * pieces: MLA's on AMX tiles where the CPU has them. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
