@@ -5,7 +5,8 @@
  * positions by 16 query rows, transposed into the scores' rows on the way out.
  * Weighted sums: the probabilities are the A operand (16 query rows by 32 positions); the B
  * operand wants the latents of two positions interleaved element by element (a pair of
- * positions by 16 values per tile row), which each piece's latents are shuffled into once. */
+ * positions by 16 values per tile row), which a piece's latents are shuffled into, four value
+ * blocks at a time. */
 #include "kv_bf16.h"
 
 #include <stdlib.h>
@@ -50,9 +51,8 @@ size_t latent_amx_queries_len(int rows, int kvr)
 
 /* One thread's scratch: the last partial block of positions for the scores (16 cached rows),
  * two sets of weighted-sum B tiles, four per 32 positions (one set filled while the other is
- * read), the
- * probabilities' hi and lo parts (query rows rounded up to 16, by the positions rounded up to
- * 32) and one tile of sums. */
+ * read), the probabilities' hi and lo parts (query rows rounded up to 16, by the positions
+ * rounded up to 32) and one tile of sums. */
 typedef struct {
     uint16_t *tail, *b_tiles, *p_hi, *p_lo;
     float *tile;

@@ -15,9 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Most query rows the tile kernels take in one call (four 16-row blocks). */
-#define LATENT_AMX_MAX_ROWS 64
-
 /* Values per cached row: kv_lora_rank latents, the rope key values as bf16 (hi), what each
  * leaves (lo), then zeros to a multiple of 32 (the tiles' k step; DeepSeek-V2's 512 + 2 x 64
  * needs none). The key is unnormalized and meets a query of its own scale: kept as hi + lo it
@@ -45,9 +42,9 @@ bool latent_amx_fits(int kvr);
 size_t latent_amx_queries_len(int rows, int kvr);
 size_t latent_amx_scratch_bytes(int rows, int positions, size_t cstride);
 
-/* Packs q_lat (rows <= LATENT_AMX_MAX_ROWS of kvr floats) as the scores' B operand: per 16-row
- * block and 32 k, a 1 KB tile of k pairs, once as the bf16 of each value (hi) and once as the
- * bf16 of what hi leaves (lo). */
+/* Packs q_lat (rows of kvr floats) as the scores' B operand: per 16-row block and 32 k, a 1 KB
+ * tile of k pairs, once as the bf16 of each value (hi) and once as the bf16 of what hi leaves
+ * (lo). */
 void latent_amx_pack_queries(const float *q_lat, int rows, int kvr, uint16_t *packed);
 
 /* scores[r * sstride + i] = q_lat[r] . latent[i] over the first kvr values of each cached row,
