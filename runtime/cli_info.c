@@ -24,7 +24,7 @@ static const char help[] =
     "options:\n"
     "  --tensors   also list every tensor: name, type, shape, bytes, offset\n"
     "  --json      one JSON object on stdout instead of text\n"
-    "  --ctx N     context for the device memory line (default 4096 or the model's maximum)\n"
+    "  --ctx N     context for the memory lines (default 4096 or the model's maximum)\n"
     "  --vram BYTES  also print the GPU / host placement for this much GPU memory (text\n"
     "              only; see 'dsq plan --help'); exit code 3 when the GPU-resident part\n"
     "              does not fit\n"
@@ -139,6 +139,11 @@ static int print_json(const model_file *m, int list_tensors, int ctx)
         (json_int_t)ntok, "merges", (json_int_t)nmerge, "added_tokens", (json_int_t)nadded,
         "recipe", json_object_get(m->file.meta, "recipe"), "provenance",
         json_object_get(m->file.meta, "provenance"));
+    json_object_set_new(out, "cpu_kv_cache",
+                        json_pack("{s:i, s:I, s:I}", "ctx", ctx, "bf16",
+                                  (json_int_t)model_cache_bytes(&m->config, ctx, KV_CACHE_BF16),
+                                  "f32",
+                                  (json_int_t)model_cache_bytes(&m->config, ctx, KV_CACHE_F32)));
     const vram_plan vp = vram_for(m, ctx);
     json_object_set_new(out, "cuda_memory",
                         json_pack("{s:i, s:I, s:I, s:I, s:I}", "ctx", ctx, "bytes",
@@ -319,6 +324,9 @@ int cmd_info(int argc, char **argv)
         const vram_plan vp = vram_for(&m, (int)ctx);
         printf("cuda memory %.2f GB at --ctx %ld: weights %.2f, KV cache %.2f, work buffers %.2f\n",
                vp.total / 1e9, ctx, vp.weights / 1e9, vp.cache_bytes / 1e9, vp.work_bytes / 1e9);
+        printf("cpu KV cache at --ctx %ld: %.2f GB (bf16, the default), %.2f GB (--kv-cache f32)\n",
+               ctx, model_cache_bytes(&m.config, (int)ctx, KV_CACHE_BF16) / 1e9,
+               model_cache_bytes(&m.config, (int)ctx, KV_CACHE_F32) / 1e9);
     }
     if (vram) {
         uint64_t *bytes = malloc((size_t)m.n_plan * sizeof *bytes);

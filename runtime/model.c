@@ -21,9 +21,9 @@ kv_cache_type model_kv_cache(void)
     return kv_cache;
 }
 
-size_t model_cache_bytes(const dsq_model_config *c, int ctx)
+size_t model_cache_bytes(const dsq_model_config *c, int ctx, kv_cache_type t)
 {
-    const bool bf16 = kv_cache == KV_CACHE_BF16;
+    const bool bf16 = t == KV_CACHE_BF16;
     size_t per_token =
         c->family == DSQ_FAMILY_V1
             ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * (bf16 ? 2 : sizeof(float))
@@ -47,7 +47,7 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err)
         model_close(m);
         return rc;
     }
-    size_t need = model_cache_bytes(c, ctx);
+    size_t need = model_cache_bytes(c, ctx, kv_cache);
     double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     if ((double)need > have * 0.9) {
         model_close(m);

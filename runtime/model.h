@@ -45,8 +45,8 @@ typedef struct model {
     struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 
-/* Bytes of KV cache a context of ctx tokens takes (of the type model_kv_cache() says). */
-size_t model_cache_bytes(const dsq_model_config *c, int ctx);
+/* Bytes of KV cache a context of ctx tokens takes on the CPU, kept as t. */
+size_t model_cache_bytes(const dsq_model_config *c, int ctx, kv_cache_type t);
 
 /* The context a command uses when none is given: the model's maximum, at most 4096 tokens. */
 static inline int model_default_ctx(const dsq_model_config *c)

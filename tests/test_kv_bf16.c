@@ -219,18 +219,13 @@ TEST(cache_bytes_follow_the_type)
     open_fixture_model("tiny-v2-lite", 8, &m); /* kv_lora_rank 32, rope 8, 3 layers */
     const dsq_model_config c = *m.cfg;
     model_close(&m);
-    CHECK(model_kv_cache() == KV_CACHE_BF16);
-    CHECK_EQ_INT((int)model_cache_bytes(&c, 100), 3 * 100 * 64 * 2); /* 32 + 2 x 8, to 64 */
-    model_set_kv_cache(KV_CACHE_F32);
-    CHECK_EQ_INT((int)model_cache_bytes(&c, 100), 3 * 100 * (32 + 8) * 4);
-    model_set_kv_cache(KV_CACHE_BF16);
+    CHECK_EQ_INT((int)model_cache_bytes(&c, 100, KV_CACHE_BF16), 3 * 100 * 64 * 2); /* 32+2x8 */
+    CHECK_EQ_INT((int)model_cache_bytes(&c, 100, KV_CACHE_F32), 3 * 100 * (32 + 8) * 4);
     open_fixture_model("tiny-v1", 8, &m);
     const dsq_model_config v1 = *m.cfg;
     model_close(&m);
-    CHECK_EQ_INT((int)model_cache_bytes(&v1, 100),
+    CHECK_EQ_INT((int)model_cache_bytes(&v1, 100, KV_CACHE_BF16),
                  v1.n_layers * 100 * 2 * v1.n_kv_heads * v1.head_dim * 2);
-    model_set_kv_cache(KV_CACHE_F32);
-    CHECK_EQ_INT((int)model_cache_bytes(&v1, 100),
+    CHECK_EQ_INT((int)model_cache_bytes(&v1, 100, KV_CACHE_F32),
                  v1.n_layers * 100 * 2 * v1.n_kv_heads * v1.head_dim * 4);
-    model_set_kv_cache(KV_CACHE_BF16);
 }

@@ -32,13 +32,17 @@ run "bench kv-cache v1" 0 -- "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend cpu
     expect_output "bench kv-cache v1" '"kv_cache": "bf16"'
 run "bench kv-cache v1 f32" 0 -- "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend cpu --json \
     --kv-cache f32 && expect_output "bench kv-cache v1 f32" '"kv_cache": "f32"'
-# the cuda memory plan: tiny-v1 caches K and V, 3 layers x 4 heads x 16 dims, fp32
+# the cuda memory plan: tiny-v1 caches K and V, 3 layers x 4 heads x 16 dims, fp32; the CPU's
+# cache of the same, bf16 or f32
 run "info cuda memory" 0 -- "$DSQ" info "$v1" --json --ctx 64 &&
     if python3 -c '
 import json, sys
-m = json.load(open(sys.argv[1]))["cuda_memory"]
+info = json.load(open(sys.argv[1]))
+m = info["cuda_memory"]
 assert m["ctx"] == 64 and m["kv_cache"] == 3 * 64 * 2 * 4 * 16 * 4, m
 assert m["bytes"] == m["weights"] + m["kv_cache"] + m["work"] and m["work"] > 0, m
+c = info["cpu_kv_cache"]
+assert c == {"ctx": 64, "bf16": 3 * 64 * 2 * 4 * 16 * 2, "f32": 3 * 64 * 2 * 4 * 16 * 4}, c
 ' "$tmp/out"; then pass; else fail "info cuda memory" "$(cat "$tmp/out" | tail -n 12)"; fi
 expect_error "info ctx 0" 1 "--ctx must be an integer" "" -- "$DSQ" info "$v1" --ctx 0
 expect_error "bench batch on cpu" 1 "one sequence at a time" "" -- \
