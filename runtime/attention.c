@@ -250,8 +250,8 @@ static bool cache_f32(const model *m, int layer, int total, const float **latent
         *pe = m->cache_b + (size_t)layer * m->ctx * m->cache_b_stride;
         return true;
     }
-    if (!(*copy = malloc((size_t)total * (kvr + 2 * rope) * sizeof(float))))
-        return false;
+    if (!(*copy = malloc(((size_t)total * (kvr + rope) + rope) * sizeof(float))))
+        return false; /* latents, keys, and one row of keys' lo parts */
     const uint16_t *rows = m->latent_bf16 + (size_t)layer * m->ctx * m->cache_a_stride;
     float *lat = *copy, *keys = lat + (size_t)total * kvr, *lo = keys + (size_t)total * rope;
     for (int s = 0; s < total; s++) {
@@ -570,19 +570,18 @@ static int mla_forward(model *m, int layer, const float *xn, int n, float *out)
             int pos = m->n_past + t;
             float *row = ckv + (size_t)t * (kvr + rope);
             const size_t at = ((size_t)layer * m->ctx + pos) * m->cache_a_stride;
-            if (m->latent_bf16) { /* [latent | key] normalized and roped in place, rounded */
+            rope_apply(&m->rope, row + kvr, pos); /* the shared key, in place */
+            if (m->latent_bf16) {                 /* [latent | key] normalized in place, rounded */
                 uint16_t *cached = m->latent_bf16 + at;
                 ops_rmsnorm(row, row, lw->kv_a_norm, kvr, 1e-6f); /* ditto */
-                rope_apply(&m->rope, row + kvr, pos);
                 kv_bf16_store(row, (size_t)kvr, cached);
                 kv_bf16_store_split(row + kvr, (size_t)rope, cached + kvr, cached + kvr + rope);
                 memset(cached + kvr + 2 * rope, 0,
                        (m->cache_a_stride - (size_t)(kvr + 2 * rope)) * 2);
             } else {
                 ops_rmsnorm(m->cache_a + at, row, lw->kv_a_norm, kvr, 1e-6f); /* ditto */
-                float *pe = m->cache_b + ((size_t)layer * m->ctx + pos) * rope;
-                memcpy(pe, row + kvr, (size_t)rope * sizeof(float));
-                rope_apply(&m->rope, pe, pos);
+                memcpy(m->cache_b + ((size_t)layer * m->ctx + pos) * rope, row + kvr,
+                       (size_t)rope * sizeof(float));
             }
             for (int h = 0; h < nh; h++)
                 rope_apply(&m->rope, q + ((size_t)t * nh + h) * qk + nope, pos);
