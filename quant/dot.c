@@ -2,6 +2,7 @@
 #include "dot.h"
 
 #include <stdatomic.h>
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -162,6 +163,23 @@ void dsq_dequant_row_fast(uint32_t type, const void *base, uint64_t rows, uint64
     }
 #endif
     dsq_dequant_row(type, base, rows, cols, group, r, out);
+}
+
+void dsq_dequant_rows_sum(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                          uint32_t group, uint64_t r0, int n, const float *x, float *y, float *row)
+{
+#if defined(__x86_64__)
+    if (path() == PATH_AVX2) {
+        dsq_dequant_rows_sum_avx2(type, base, rows, cols, group, r0, n, x, y);
+        return;
+    }
+#endif
+    memset(y, 0, cols * sizeof(float));
+    for (int i = 0; i < n; i++) {
+        dsq_dequant_row(type, base, rows, cols, group, r0 + (uint64_t)i, row);
+        for (uint64_t k = 0; k < cols; k++)
+            y[k] += x[i] * row[k];
+    }
 }
 
 void dsq_dot_force_reference(bool on)

@@ -1,5 +1,6 @@
 /* AVX2 + FMA + F16C dot kernels, the fast versions of dsq_dot_row_ref (quant/dot.h), and the row
- * widening that shares their decoders (dsq_dequant_row_avx2, quant/dequant.h). Compiled for
+ * widening and the transposed row sums that share their decoders (dsq_dequant_row_avx2 and
+ * dsq_dequant_rows_sum_avx2, quant/dequant.h). Compiled for
  * those features function by function so the binary still runs on any x86-64; dot.c calls them
  * only when the CPU has them. Eight lanes of fp32 partial sums, so the order differs from the
  * reference; tests/test_dot.c bounds the difference. */
@@ -8,6 +9,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <math.h>
 
 #include "dequant.h"
 #include "float16.h"
@@ -375,4 +377,149 @@ TARGET void dsq_dot_tile_avx2(uint32_t type, const void *base, uint64_t cols, ui
     else
         TILE_SHAPES(tile_f16)
 }
+
+/* Elements k..k+31 of row r (k a multiple of 32, so within one group) as four vectors of eight,
+ * the values dsq_dequant_row gives (the same decoders as dsq_dequant_row_avx2); g: the index of
+ * their group's scale among the tensor's. Inlined into each type's loop, where type is a
+ * constant. */
+TARGET static inline __attribute__((always_inline)) void decode32(uint32_t type, const void *base,
+                                                                  uint64_t rows, uint64_t cols,
+                                                                  uint64_t r, uint64_t k,
+                                                                  uint64_t g, __m256 w[4])
+{
+    const __m256i sel[4] = {Q4_SEL(0), Q4_SEL(1), Q4_SEL(2), Q4_SEL(3)};
+    switch (type) {
+    case DSQ_TYPE_F32:
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+            w[c] = load_f32((const float *)base + r * cols, k + 8 * c);
+        return;
+    case DSQ_TYPE_BF16:
+    case DSQ_TYPE_F16:
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+            w[c] = type == DSQ_TYPE_BF16 ? load_bf16((const uint16_t *)base + r * cols, k + 8 * c)
+                                         : load_f16((const uint16_t *)base + r * cols, k + 8 * c);
+        return;
+    case DSQ_TYPE_Q8: {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(dsq_q8_scales(base, rows, cols)[g]));
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+            w[c] = _mm256_mul_ps(d, load_q8((const int8_t *)base + r * cols + k + 8 * c));
+        return;
+    }
+    case DSQ_TYPE_Q4: {
+        const uint16_t *dm = dsq_q4_scales(base, rows, cols) + 2 * g;
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(dm[0])), m = _mm256_set1_ps(_cvtsh_ss(dm[1]));
+        const __m256i b = _mm256_broadcastsi128_si256(
+            _mm_loadu_si128((const __m128i *)((const uint8_t *)base + (r * cols + k) / 2)));
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+            w[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q4_codes(b, sel[c])), m);
+        return;
+    }
+    default: { /* q6 */
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(dsq_q6_scales(base, rows, cols)[g]));
+        const __m256i low_pairs = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+        const __m256i high_pairs = _mm256_setr_epi32(2, 6, 2, 6, 2, 6, 2, 6);
+        const __m256i l = _mm256_broadcastsi128_si256(
+            _mm_loadu_si128((const __m128i *)((const uint8_t *)base + (r * cols + k) / 2)));
+        const __m256i h = _mm256_broadcastsi128_si256(
+            _mm_loadl_epi64((const __m128i *)(dsq_q6_high(base, rows, cols) + (r * cols + k) / 4)));
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+            w[c] = _mm256_mul_ps(
+                d, q6_chunk(l, h, sel[c], sel[c % 2], c < 2 ? low_pairs : high_pairs));
+        return;
+    }
+    }
+}
+
+/* y[k..k + 32 runs) for one type: eight accumulators of eight lanes stay in registers while the
+ * rows pass, so each weight is decoded once and y is written once. */
+TARGET static inline __attribute__((always_inline)) void
+rows_sum_block(uint32_t type, const void *base, uint64_t rows, uint64_t cols, uint32_t group,
+               uint64_t r0, int n, const float *x, uint64_t k, int runs, float *y)
+{
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int a = 0; a < 8; a++)
+        acc[a] = _mm256_setzero_ps();
+    /* the scales of row r0's groups at k and k + 32 (divisions once per block, not per row) */
+    const uint64_t groups = group ? cols / group : 0;
+    const uint64_t g0 = group ? r0 * groups + k / group : 0,
+                   g1 = group ? r0 * groups + (k + 32) / group : 0;
+    for (int i = 0; i < n; i++) {
+        const __m256 xi = _mm256_set1_ps(x[i]);
+#pragma GCC unroll 2
+        for (int u = 0; u < runs; u++) {
+            __m256 w[4];
+            decode32(type, base, rows, cols, r0 + (uint64_t)i, k + 32 * (uint64_t)u,
+                     (u ? g1 : g0) + (uint64_t)i * groups, w);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++)
+                acc[4 * u + c] = _mm256_fmadd_ps(xi, w[c], acc[4 * u + c]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int a = 0; a < 4 * runs; a++)
+        _mm256_storeu_ps(y + k + 8 * a, acc[a]);
+}
+
+#define ROWS_SUM(T)                                                                                \
+    for (; k + 64 <= cols; k += 64)                                                                \
+        rows_sum_block(T, base, rows, cols, group, r0, n, x, k, 2, y);                             \
+    if (k + 32 <= cols) {                                                                          \
+        rows_sum_block(T, base, rows, cols, group, r0, n, x, k, 1, y);                             \
+        k += 32;                                                                                   \
+    }
+
+TARGET void dsq_dequant_rows_sum_avx2(uint32_t type, const void *base, uint64_t rows, uint64_t cols,
+                                      uint32_t group, uint64_t r0, int n, const float *x, float *y)
+{
+    /* the rows are read a block of columns at a time, a strided pattern the prefetchers serve
+     * slowly from memory: ask for all their lines (and their scales) in address order first */
+    const uint64_t bits = type == DSQ_TYPE_F32                         ? 32
+                          : type == DSQ_TYPE_Q8                        ? 8
+                          : type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q6 ? 4
+                                                                       : 16;
+    const char *first = (const char *)base + r0 * cols * bits / 8;
+    for (uint64_t b = 0; b < (uint64_t)n * cols * bits / 8; b += 64)
+        _mm_prefetch(first + b, _MM_HINT_T0);
+    uint64_t k = 0;
+    switch (type) {
+    case DSQ_TYPE_F32:
+        ROWS_SUM(DSQ_TYPE_F32)
+        break;
+    case DSQ_TYPE_BF16:
+        ROWS_SUM(DSQ_TYPE_BF16)
+        break;
+    case DSQ_TYPE_F16:
+        ROWS_SUM(DSQ_TYPE_F16)
+        break;
+    case DSQ_TYPE_Q8:
+        ROWS_SUM(DSQ_TYPE_Q8)
+        break;
+    case DSQ_TYPE_Q4:
+        ROWS_SUM(DSQ_TYPE_Q4)
+        break;
+    default:
+        ROWS_SUM(DSQ_TYPE_Q6)
+        break;
+    }
+    /* plain floats past the last 32 (quantized rows are whole groups of 32 or more) */
+    for (; k < cols; k++) {
+        float sum = 0;
+        for (int i = 0; i < n; i++) {
+            const uint64_t at = (r0 + (uint64_t)i) * cols + k;
+            const float w = type == DSQ_TYPE_F32    ? ((const float *)base)[at]
+                            : type == DSQ_TYPE_BF16 ? dsq_bf16_to_f32(((const uint16_t *)base)[at])
+                                                    : dsq_f16_to_f32(((const uint16_t *)base)[at]);
+            sum = fmaf(x[i], w, sum);
+        }
+        y[k] = sum;
+    }
+}
+#undef ROWS_SUM
+
 #endif

@@ -1,15 +1,17 @@
 /* Attention: MHA with NeoX RoPE (DeepSeek-MoE) and MLA (DeepSeek-V2) in two forms over one
  * latent cache: expanded (K, V rebuilt by kv_b) and absorbed (W_UK folded into the query,
- * W_UV applied after the weighted sum of latents). Prompts and the absorbed form run as fp32
- * matrix products (gemm_f32.h); a single MHA query over an f32 cache as a dot product per
- * cached key. A bf16 cache (kv_bf16.h) is widened for prompts, and a decode step takes it in
- * pieces: MLA's on AMX tiles where the CPU has them. */
+ * W_UV applied after the weighted sum of latents). Prompts and the absorbed form's scores and
+ * sums run as fp32 matrix products (gemm_f32.h), its W_UK and W_UV products on kv_b's storage;
+ * a single MHA query over an f32 cache as a dot product per cached key. A bf16 cache
+ * (kv_bf16.h) is widened for prompts, and a decode step takes it in pieces: MLA's on AMX tiles
+ * where the CPU has them. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend_cpu.h"
+#include "dequant.h"
 #include "dot.h"
 #include "gemm_f32.h"
 #include "kv_bf16.h"
@@ -396,10 +398,12 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     float *partial = pieces ? malloc((size_t)n_pieces * rows * (kvr + 2) * sizeof(float)) : NULL;
     float *piece_max = partial ? partial + (size_t)n_pieces * rows * kvr : NULL;
     float *piece_sum = piece_max ? piece_max + (size_t)n_pieces * rows : NULL;
-    const uint64_t xsum_len = dsq_dot_xsum_len(kv_b->type, (uint64_t)kvr, kv_b->group);
-    float *xsums = xsum_len ? malloc((size_t)rows * xsum_len * sizeof(float)) : NULL;
-    float *w_uk_rows = malloc((size_t)nh * kvr * sizeof(float)); /* one widened row per head */
-    if ((pieces && !partial) || (xsum_len && !xsums) || !w_uk_rows || (scratch_each && !scratch) ||
+    /* each thread's scratch for W_UV's rows (a whole line even where they need none) */
+    const size_t uv_each = (dsq_cpu_dot_rows_scratch(kv_b) + 64) / 64 * 64;
+    uint8_t *uv_scratch = aligned_alloc(64, (size_t)omp_get_max_threads() * uv_each);
+    /* a widened row per thread, for the reference path of W_UK's product */
+    float *w_uk_rows = malloc((size_t)omp_get_max_threads() * kvr * sizeof(float));
+    if ((pieces && !partial) || !uv_scratch || !w_uk_rows || (scratch_each && !scratch) ||
         (tiles && !q_tiles) || (lat16 && pieces && !q_rows) || !have_rows || (!pieces && !scores)) {
         free(scores);
         free(scratch);
@@ -407,28 +411,24 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
         free(q_tiles);
         free(widened);
         free(partial);
-        free(xsums);
+        free(uv_scratch);
         free(w_uk_rows);
         return DSQ_ERESOURCE;
     }
-    memset(q_lat, 0, (size_t)rows * kvr * sizeof(float));
     /* the W_UK product widens nh * nope rows of kv_b whatever the cache length */
 #pragma omp parallel if ((long)(rows * total + nh * nope) * kvr > PARALLEL_MIN_WORK)
     {
         /* q_lat[t][h] = q_nope[t][h] W_UK[h], a sum of W_UK's rows. W_UK is used transposed,
-         * which the row kernels do not do, so each row is widened once per step (it stays in
-         * L1 for every query) from the file's storage: a q8 file reads a quarter of the bytes
-         * a widened f32 copy would (DeepSeek-V2: 8.4 instead of 33.5 MB per layer and token),
-         * and no copy is kept. */
+         * which the row kernels do not do, so its rows are decoded once per step and query from
+         * the file's storage: a q8 file reads a quarter of the bytes a widened f32 copy would
+         * (DeepSeek-V2: 8.4 instead of 33.5 MB per layer and token), and no copy is kept. */
 #pragma omp for schedule(static)
-        for (int h = 0; h < nh; h++) {
-            float *w = w_uk_rows + (size_t)h * kvr;
-            for (int k = 0; k < nope; k++) {
-                m->be->get_row(kv_b, h * kvw + k, w);
-                for (int t = 0; t < n; t++)
-                    ops_axpy(q_lat + ((size_t)t * nh + h) * kvr, q[((size_t)t * nh + h) * qk + k],
-                             w, kvr);
-            }
+        for (int r = 0; r < rows; r++) {
+            const int h = r % nh;
+            dsq_dequant_rows_sum(kv_b->type, kv_b->data, (uint64_t)kv_b->rows, (uint64_t)kv_b->cols,
+                                 kv_b->group, (uint64_t)h * kvw, nope, q + (size_t)r * qk,
+                                 q_lat + (size_t)r * kvr,
+                                 w_uk_rows + (size_t)omp_get_thread_num() * kvr);
         }
         if (q_rows) {
 #pragma omp single
@@ -510,20 +510,13 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                          o_lat + j0, (size_t)kvr, false);
             }
         }
-        if (xsums) /* q4's group sums of each o_lat row, once for its vd dot products */
 #pragma omp for schedule(static)
-            for (int r = 0; r < rows; r++)
-                dsq_dot_xsums(kv_b->type, o_lat + (size_t)r * kvr, (uint64_t)kvr, kv_b->group,
-                              xsums + (size_t)r * xsum_len);
-#pragma omp for schedule(static)
-        for (int r = 0; r < rows; r++) { /* attn[t][h] = W_UV[h] o_lat[t][h], r = t nh + h */
-            const int h = r % nh;
-            for (int v = 0; v < vd; v++)
-                attn[(size_t)r * vd + v] = dsq_dot_row(
-                    kv_b->type, kv_b->data, (uint64_t)kv_b->rows, (uint64_t)kv_b->cols,
-                    kv_b->group, (uint64_t)(h * kvw + nope + v), o_lat + (size_t)r * kvr,
-                    xsums ? xsums + (size_t)r * xsum_len : NULL);
-        }
+        /* attn[t][h] = W_UV[h] o_lat[t][h], r = t nh + h: each head's value rows of kv_b with
+         * o_lat rounded to int8 as any q8/q4 matmul's input (unless f32 activations) */
+        for (int r = 0; r < rows; r++)
+            dsq_cpu_dot_rows(kv_b, r % nh * kvw + nope, vd, o_lat + (size_t)r * kvr,
+                             attn + (size_t)r * vd,
+                             uv_scratch + (size_t)omp_get_thread_num() * uv_each);
     }
     free(scores);
     free(scratch);
@@ -531,7 +524,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
     free(q_tiles);
     free(widened);
     free(partial);
-    free(xsums);
+    free(uv_scratch);
     free(w_uk_rows);
     return DSQ_OK;
 }

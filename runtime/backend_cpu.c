@@ -348,6 +348,52 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
     return rc;
 }
 
+/* The scratch's first part: the rounded x (int8) or its q4 group sums (float), 64-byte aligned
+ * bytes; then, for the packed kernel, which writes rows at their place in the whole matrix, one
+ * output per row of w. */
+static size_t dot_rows_prep_bytes(const dsq_matrix *w)
+{
+    const size_t b = is_int8(w)
+                         ? dsq_qx_bytes((uint64_t)w->cols, w->group)
+                         : dsq_dot_xsum_len(w->type, (uint64_t)w->cols, w->group) * sizeof(float);
+    return (b + 63) / 64 * 64;
+}
+
+size_t dsq_cpu_dot_rows_scratch(const dsq_matrix *w)
+{
+    return dot_rows_prep_bytes(w) + (w->packed ? (size_t)w->rows * sizeof(float) : 0);
+}
+
+void dsq_cpu_dot_rows(const dsq_matrix *w, int r0, int nr, const float *x, float *y, void *scratch)
+{
+    const uint64_t rows = (uint64_t)w->rows, cols = (uint64_t)w->cols;
+    if (is_int8(w)) {
+        const bool packed = w->packed && dsq_qpack_replaces_qdot() &&
+                            dsq_qpack_fits(w->type, rows, cols, w->group) &&
+                            r0 % DSQ_QPACK_ROWS == 0 && nr % DSQ_QPACK_ROWS == 0;
+        const dsq_qx qx = dsq_qx_at(scratch, cols, w->group);
+        /* the packed kernels take the codes in the plain order, as q8 does */
+        dsq_qx_quantize(packed ? DSQ_TYPE_Q8 : w->type, x, cols, w->group, qx);
+        if (packed) {
+            float *out = (float *)((uint8_t *)scratch + dot_rows_prep_bytes(w));
+            for (int b = r0 / DSQ_QPACK_ROWS; b < (r0 + nr) / DSQ_QPACK_ROWS; b++)
+                dsq_qpack_tile(w->type, w->packed, rows, cols, w->group, (uint64_t)b, &qx, 1, out,
+                               0);
+            memcpy(y, out + r0, (size_t)nr * sizeof(float));
+        } else {
+            for (int r = r0; r < r0 + nr; r += 4)
+                dsq_qdot_tile(w->type, w->data, rows, cols, w->group, (uint64_t)r,
+                              r0 + nr - r < 4 ? r0 + nr - r : 4, &qx, 1, y + (r - r0), 0);
+        }
+        return;
+    }
+    float *sums = dsq_dot_xsum_len(w->type, cols, w->group) ? scratch : NULL;
+    if (sums)
+        dsq_dot_xsums(w->type, x, cols, w->group, sums);
+    for (int i = 0; i < nr; i++)
+        y[i] = dsq_dot_row(w->type, w->data, rows, cols, w->group, (uint64_t)(r0 + i), x, sums);
+}
+
 static void cpu_matmul(const dsq_matrix *w, const float *x, float *y, int n)
 {
     const dsq_matmul_job job = {w, x, y, n, NULL};

@@ -224,6 +224,76 @@ TEST(packed_matrices_in_models_match_the_planar_kernels)
         }
 }
 
+/* dsq_cpu_dot_rows (one vector against a run of rows, as absorbed MLA takes each head's W_UV)
+ * gives the run's outputs of the backend's matmul of that vector bit for bit wherever both take
+ * the same kernel: q8/q4 with int8 activations, packed (runs of whole 16-row blocks) and planar
+ * (matrices without a copy, at runs that are not whole blocks too), and with f32 activations,
+ * where a decode step's matmul runs the fused row kernel too. Every fixture family, kv_b's per-head
+ * value rows for MLA, and runs of wo. */
+static void random_unit(float *x, int n) /* in [-1, 1), from a fixed seed */
+{
+    static uint64_t state = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < n; i++) {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        x[i] = (float)(state >> 40) / (float)(1 << 23) - 1.0f;
+    }
+}
+
+static int dot_rows_mismatches(const dsq_matrix *w, int r0, int nr, const float *x)
+{
+    float *full = malloc((size_t)w->rows * sizeof(float)),
+          *run = malloc((size_t)nr * sizeof(float));
+    void *scratch = aligned_alloc(64, (dsq_cpu_dot_rows_scratch(w) + 63) / 64 * 64);
+    dsq_backend_cpu.matmul(w, x, full, 1);
+    dsq_cpu_dot_rows(w, r0, nr, x, run, scratch);
+    const int bad = memcmp(full + r0, run, (size_t)nr * sizeof(float)) != 0;
+    free(full);
+    free(run);
+    free(scratch);
+    return bad;
+}
+
+TEST(dot_rows_give_the_matmul_rows)
+{
+    for (int f = 0; f < 3; f++)
+        for (int p = 0; p < 2; p++) { /* q8, q4 */
+            model m;
+            if (!open_fixture(families[f], presets[p], &m))
+                continue;
+            dsq_error err = {0};
+            const dsq_model_config *c = m.cfg;
+            int runs = 0, bad = 0;
+            for (int packed = 0; packed < 2; packed++) {
+                dsq_cpu_set_int8_activations(true); /* q8/q4 copies are made for int8 */
+                if (packed && cpu_pack_useful())
+                    CHECK(cpu_pack_weights(&m.w, c->n_routed_experts, &err) == DSQ_OK);
+                for (int f32 = 0; f32 < 2; f32++) {
+                    dsq_cpu_set_int8_activations(!f32);
+                    const layer_weights *L = &m.w.layers[c->n_layers - 1];
+                    float *x = malloc((size_t)L->kv_b.cols * sizeof(float) +
+                                      (size_t)L->wo.cols * sizeof(float));
+                    random_unit(x, L->kv_b.data ? L->kv_b.cols : 0);
+                    if (L->kv_b.data) { /* the heads' W_UV: rows h kvw + nope, vd of them */
+                        const int kvw = c->qk_nope_head_dim + c->v_head_dim;
+                        for (int h = 0; h < c->n_heads; h++, runs++)
+                            bad += dot_rows_mismatches(&L->kv_b, h * kvw + c->qk_nope_head_dim,
+                                                       c->v_head_dim, x);
+                    }
+                    float *xo = x + (L->kv_b.data ? L->kv_b.cols : 0);
+                    random_unit(xo, L->wo.cols);
+                    /* runs of part blocks take the planar kernel: only where the matmul does */
+                    const int starts[][2] = {{0, 16}, {16, 32}, {5, 7}, {L->wo.rows - 3, 3}};
+                    for (int i = 0; i < (packed ? 2 : 4); i++, runs++)
+                        bad += dot_rows_mismatches(&L->wo, starts[i][0], starts[i][1], xo);
+                    free(x);
+                }
+            }
+            dsq_cpu_set_int8_activations(true);
+            CHECK_MSG(bad == 0, "%s %s: %d of %d runs differ", families[f], presets[p], bad, runs);
+            model_close(&m);
+        }
+}
+
 /* Packs m under a MemAvailable of kb kilobytes (through DSQ_MEMINFO); returns how many matrices
  * of each kind got a copy. */
 static void pack_with_memory(model *m, unsigned long long kb, int *int8, int *bf16)

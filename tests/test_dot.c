@@ -339,6 +339,59 @@ TEST(fast_dequant_equals_reference_bit_for_bit)
     dsq_dot_force_reference(false);
 }
 
+/* dsq_dequant_rows_sum is, bit for bit, the rows widened by dsq_dequant_row and added to y one
+ * after another: x[i] times each value then the add, on the reference, and one fused
+ * multiply-add per value on the AVX2 path (what attention's widen-and-axpy gave before it). Every
+ * type and group, odd row counts and lengths (plain floats with a scalar tail), forced and not. */
+static int rows_sum_mismatches(uint32_t type, uint32_t group, int n, uint64_t cols, bool fused)
+{
+    const uint64_t rows = (uint64_t)n + 3;
+    void *m = random_matrix(type, rows, cols, group);
+    float *x = malloc((size_t)n * sizeof(float)), *row = malloc(cols * sizeof(float));
+    float *want = calloc(cols, sizeof(float)), *got = malloc(cols * sizeof(float));
+    random_x(x, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        dsq_dequant_row(type, m, rows, cols, group, 2 + (uint64_t)i, row);
+        for (uint64_t k = 0; k < cols; k++) {
+            const float product = x[i] * row[k];
+            want[k] = fused ? fmaf(x[i], row[k], want[k]) : want[k] + product;
+        }
+    }
+    dsq_dequant_rows_sum(type, m, rows, cols, group, 2, n, x, got, row);
+    const int bad = memcmp(want, got, cols * sizeof(float)) != 0;
+    free(m);
+    free(x);
+    free(row);
+    free(want);
+    free(got);
+    return bad;
+}
+
+TEST(rows_sum_is_the_widened_rows_added_in_order)
+{
+    for (int forced = 0; forced < 2; forced++) {
+        dsq_dot_force_reference(forced);
+        const bool fused = !forced && have_avx2();
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            const uint32_t type = all_types[ti];
+            int bad = 0;
+            for (size_t gi = 0; gi < 3; gi++) {
+                const uint32_t g = all_groups[gi], group = is_quant(type) ? g : 0;
+                bad += rows_sum_mismatches(type, group, 128, 512, fused); /* a V2 W_UK head */
+                for (int i = 0; i < 4; i++)
+                    bad += rows_sum_mismatches(type, group, rng_int(1, 9),
+                                               (uint64_t)rng_int(1, 12) * g, fused);
+                if (!is_quant(type))
+                    bad += rows_sum_mismatches(type, 0, rng_int(1, 5), (uint64_t)rng_int(1, 300),
+                                               fused);
+            }
+            CHECK_MSG(bad == 0, "%s%s: %d sums differ", dsq_type_info(type)->name,
+                      forced ? " (forced reference)" : "", bad);
+        }
+    }
+    dsq_dot_force_reference(false);
+}
+
 /* The float tiles (f32, bf16, f16 rows by 1-2 tokens on AVX2, 1-4 on AVX-512) against the exact
  * dot of each row and token, at odd row counts and lengths that leave a scalar tail. */
 TEST(float_tile_within_bound_of_exact)
