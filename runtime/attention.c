@@ -476,10 +476,17 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
                     memset(row + seen, 0, (size_t)(ns - seen) * sizeof(float));
                 }
                 float *sums = partial + (size_t)p * rows * kvr;
-                if (tiles)
-                    latent_amx_weighted_sum(piece16, kvr, row_len, ns, sc, (size_t)piece, rows,
-                                            sums, mine);
-                else
+                if (tiles) { /* the static schedule gives this thread piece p + 1 next */
+                    const int next =
+                        p + 1 < (omp_get_thread_num() + 1) * n_pieces / omp_get_num_threads() &&
+                                p + 1 < n_pieces
+                            ? (p + 1) * piece
+                            : total;
+                    latent_amx_weighted_sum(
+                        piece16, kvr, row_len, ns, sc, (size_t)piece, rows, sums, mine,
+                        next < total ? lat16 + (size_t)next * row_len : NULL,
+                        (size_t)(total - next < piece ? total - next : piece) * row_len * 2);
+                } else
                     gemm_f32(rows, kvr, ns, sc, (size_t)piece, c_rows, c_stride, sums, (size_t)kvr,
                              false);
             }

@@ -263,7 +263,7 @@ TARGET static void shuffle_set(const uint16_t *latent, size_t cstride, int ns, i
  * set after this block's tile products are issued, and are settled when they are read. */
 TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstride, int ns,
                                     const float *p, size_t pstride, int rows, float *out,
-                                    void *scratch)
+                                    void *scratch, const void *next, size_t next_bytes)
 {
     scratch_parts s;
     parts_layout(rows, ns, cstride, scratch, &s);
@@ -279,6 +279,12 @@ TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstr
     const int val_blocks = kvr / TILE; /* even: kvr is a multiple of 32 */
     int set = 0;
     shuffle_set(latent, cstride, ns, 0, val_blocks < B_TILES ? val_blocks : B_TILES, s.b_tiles);
+    /* the next piece's lines, a share per step of the products below */
+    const char *ahead = next;
+    const size_t lines = next ? (next_bytes + 63) / 64 : 0;
+    const size_t steps = (size_t)blocks * ((val_blocks + B_TILES - 1) / B_TILES) * (pos / K_STEP);
+    const size_t per_step = (lines + steps - 1) / steps;
+    size_t fetched = 0;
     for (int rb = 0; rb < blocks; rb++) {
         const int nr = rows - rb * TILE < TILE ? rows - rb * TILE : TILE;
         configure(nr); /* sums and probabilities of nr rows: a tile product's time goes with them */
@@ -289,6 +295,8 @@ TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstr
             for (int g = 0; g < pos / K_STEP; g++) {
                 const size_t at = (size_t)rb * TILE * pos + (size_t)g * K_STEP;
                 const uint16_t *bg = b + (size_t)g * B_TILES * TILE_ELEMS;
+                for (size_t i = 0; i < per_step && fetched < lines; i++, fetched++)
+                    _mm_prefetch(ahead + 64 * fetched, _MM_HINT_T1);
                 _tile_loadd(4, s.p_hi + at, pstep);
                 _tile_loadd(5, s.p_lo + at, pstep);
 #define DOT(t)                                                                                     \
@@ -301,11 +309,11 @@ TARGET void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstr
 #undef DOT
             }
             /* the next value blocks (or the first again, for the next row block) */
-            const int next = jb + B_TILES < val_blocks ? jb + B_TILES : 0;
-            if (next || rb + 1 < blocks) {
+            const int next_jb = jb + B_TILES < val_blocks ? jb + B_TILES : 0;
+            if (next_jb || rb + 1 < blocks) {
                 set ^= 1;
-                shuffle_set(latent, cstride, ns, next,
-                            val_blocks - next < B_TILES ? val_blocks - next : B_TILES,
+                shuffle_set(latent, cstride, ns, next_jb,
+                            val_blocks - next_jb < B_TILES ? val_blocks - next_jb : B_TILES,
                             s.b_tiles + set * set_len);
             }
 #define STORE(t)                                                                                   \
@@ -342,10 +350,11 @@ void latent_amx_scores(const uint16_t *latent, int kvr, size_t cstride, int ns,
 }
 
 void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstride, int ns,
-                             const float *p, size_t pstride, int rows, float *out, void *scratch)
+                             const float *p, size_t pstride, int rows, float *out, void *scratch,
+                             const void *next, size_t next_bytes)
 {
     (void)latent, (void)kvr, (void)cstride, (void)ns, (void)p, (void)pstride, (void)rows, (void)out,
-        (void)scratch;
+        (void)scratch, (void)next, (void)next_bytes;
     abort(); /* unreachable: latent_amx_fits() is false here */
 }
 

@@ -55,8 +55,11 @@ void latent_amx_scores(const uint16_t *latent, int kvr, size_t cstride, int ns,
                        void *scratch);
 
 /* out[r * kvr + j] = sum over i < ns of p[r * pstride + i] latent[i][j], for r < rows and the
- * first kvr values of each cached row. */
+ * first kvr values of each cached row. While it computes it brings next_bytes at next (the
+ * caller's next piece, or NULL) into L2: the products leave the memory idle, and the next
+ * piece's scores would wait for it. */
 void latent_amx_weighted_sum(const uint16_t *latent, int kvr, size_t cstride, int ns,
-                             const float *p, size_t pstride, int rows, float *out, void *scratch);
+                             const float *p, size_t pstride, int rows, float *out, void *scratch,
+                             const void *next, size_t next_bytes);
 
 #endif

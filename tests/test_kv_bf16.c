@@ -71,7 +71,8 @@ static int check_shape(int kvr, size_t cstride, int rows, int ns, int *stray)
     for (int r = 0; r < rows; r++)
         for (int i = 0; i < ns; i++)
             scores[r * sstride + i] = r == 1 || i > ns - 1 - r % 5 ? 0 : rng_uniform(0, 1);
-    latent_amx_weighted_sum(c, kvr, cstride, ns, scores, sstride, rows, sums, scratch);
+    latent_amx_weighted_sum(c, kvr, cstride, ns, scores, sstride, rows, sums, scratch, c,
+                            cstride * 2);
     for (int r = 0; r < rows + spare; r++)
         for (int j = 0; j < kvr; j++) {
             const float v = sums[(size_t)r * kvr + j];
