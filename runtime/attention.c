@@ -325,9 +325,11 @@ static int mla_expanded(model *m, int layer, const float *q, int n, float *attn,
 /* The absorbed decode takes the cache in pieces of at most this many positions (a piece's
  * latents, 256 KB at kv_lora_rank 512, stay in a core's L2 cache between the scores and the
  * weighted sum), for at most this many query rows (each piece keeps rows x kv_lora_rank
- * partial sums). */
+ * partial sums): a decode step of DeepSeek-V2's 128 heads (the whole-cache path instead widened
+ * a bf16 cache to fp32 on every step, 16.2 against 18.5-19.4 tokens/s for two full-width V2
+ * layers at 4,096 cached tokens). */
 #define PIECE_MAX 128
-#define PIECE_MAX_ROWS 64
+#define PIECE_MAX_ROWS 128
 
 /* The absorbed form's scores of every query row (t * nh + h) against ns cached positions into
  * out (rows ostride apart): q_lat . c, then each query's heads' q_pe . k_pe. c: those

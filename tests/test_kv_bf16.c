@@ -105,11 +105,10 @@ TEST(tile_kernels_match_the_exact_sums)
         return;
     }
     CHECK(!latent_amx_fits(48) && !latent_amx_fits(0)); /* k steps of 32 */
-    /* rows: one query row to four blocks (V2-Lite decodes 16, V2's 128 heads take the other
-     * path); positions: partial blocks of 16 and 32, a piece of 128; cached rows as long as
-     * the values or longer (the sums read the latents of [latent | key] rows; V2's scores take
-     * the 576 values of a row) */
-    const int kvrs[] = {32, 64, 512, 576}, row_counts[] = {1, 4, 16, 17, 33, 64};
+    /* rows: one query row to eight blocks (V2-Lite decodes 16 query rows, V2 128); positions:
+     * partial blocks of 16 and 32, a piece of 128; cached rows as long as the values or longer (the
+     * sums read the latents of [latent | key] rows; V2's scores take the 576 values of a row) */
+    const int kvrs[] = {32, 64, 512, 576}, row_counts[] = {1, 4, 16, 17, 33, 64, 128};
     const int extra[] = {0, 32, 64, 0}; /* cached values past kvr */
     const int position_counts[] = {1, 5, 16, 17, 31, 32, 33, 64, 100, 128};
     int bad = 0, stray = 0, shapes = 0;
