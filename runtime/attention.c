@@ -86,15 +86,14 @@ static void combine_pieces(int n_pieces, const float *partial, size_t pstride, c
     ops_scale(out, n, 1.0f / sum);
 }
 
-/* Positions per piece of a decode step over a bf16 MHA cache: 32 rows of keys widened to fp32
- * (256 KB at DeepSeek-MoE's 16 x 128) stay in L2 for every head. */
+/* Positions per piece of a decode step over a bf16 MHA cache. */
 #define MHA_PIECE_MAX 32
 
 /* One query (a decode step) over a bf16 MHA cache, in pieces of positions as the absorbed MLA
- * decode takes them: each thread widens a piece's keys into its scratch, takes every head's
- * scores and their exponentials against the piece's own maximum, widens the piece's values over
- * the keys and takes the weighted sums; the pieces are then combined. Every cached key and
- * value is read once per step. */
+ * decode takes them: each thread takes a piece's scores for every head straight from the cached
+ * keys, their exponentials against the piece's own maximum, then the weighted sums of the
+ * piece's values; the pieces are then combined. Every cached key and value is read once per
+ * step, front to back. */
 static int mha_decode_bf16(model *m, int layer, const float *q, float *attn)
 {
     const dsq_model_config *c = m->cfg;
@@ -106,7 +105,7 @@ static int mha_decode_bf16(model *m, int layer, const float *q, float *attn)
     const int n_pieces = (total + piece - 1) / piece;
     const uint16_t *keys = m->keys_bf16 + (size_t)layer * m->ctx * kvw;
     const uint16_t *values = m->values_bf16 + (size_t)layer * m->ctx * kvw;
-    const size_t each = (size_t)piece * kvw + (size_t)nh * piece; /* rows, then scores */
+    const size_t each = (size_t)nh * piece; /* each thread's scores: head h's at h * piece */
     float *scratch = malloc((size_t)omp_get_max_threads() * each * sizeof(float));
     float *partial = malloc((size_t)n_pieces * nh * (hd + 2) * sizeof(float));
     if (!scratch || !partial) {
@@ -118,26 +117,18 @@ static int mha_decode_bf16(model *m, int layer, const float *q, float *attn)
     float *piece_sum = piece_max + (size_t)n_pieces * nh;
 #pragma omp parallel if ((long)nh * total * hd > PARALLEL_MIN_WORK)
     {
-        float *rows = scratch + (size_t)omp_get_thread_num() * each;
-        float *sc = rows + (size_t)piece * kvw; /* head h's scores at h * piece */
+        float *sc = scratch + (size_t)omp_get_thread_num() * each;
 #pragma omp for schedule(static)
         for (int p = 0; p < n_pieces; p++) {
             const int s0 = p * piece, ns = total - s0 < piece ? total - s0 : piece;
-            kv_bf16_widen(keys + (size_t)s0 * kvw, (size_t)ns * kvw, rows);
-            for (int h = 0; h < nh; h += group) /* a group of query heads shares its keys */
-                gemm_f32_nt(group, ns, hd, q + (size_t)h * hd, (size_t)hd,
-                            rows + (size_t)(h / group) * hd, kvw, sc + (size_t)h * piece,
-                            (size_t)piece, false);
+            mha_bf16_scores(keys + (size_t)s0 * kvw, kvw, ns, q, nh, group, hd, sc, (size_t)piece);
             for (int h = 0; h < nh; h++) {
                 const size_t at = (size_t)p * nh + h;
                 piece_sum[at] =
                     ops_scaled_exp(sc + (size_t)h * piece, ns, m->softmax_scale, &piece_max[at]);
             }
-            kv_bf16_widen(values + (size_t)s0 * kvw, (size_t)ns * kvw, rows);
-            for (int h = 0; h < nh; h += group)
-                gemm_f32(group, hd, ns, sc + (size_t)h * piece, (size_t)piece,
-                         rows + (size_t)(h / group) * hd, kvw, partial + ((size_t)p * nh + h) * hd,
-                         (size_t)hd, false);
+            mha_bf16_weighted_sum(values + (size_t)s0 * kvw, kvw, ns, sc, (size_t)piece, nh, group,
+                                  hd, partial + (size_t)p * nh * hd);
         }
 #pragma omp for schedule(static)
         for (int h = 0; h < nh; h++)

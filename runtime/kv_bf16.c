@@ -1,4 +1,8 @@
-/* The bf16 KV cache's conversions and MLA's AMX tile kernels (kv_bf16.h).
+/* The bf16 KV cache's conversions, MHA's decode kernels over it and MLA's AMX tile kernels
+ * (kv_bf16.h).
+ *
+ * MHA: one position's row at a time, front to back, every head's dot product or weighted-sum
+ * update from the bf16 values widened in registers.
  *
  * Scores: the cached rows are the A operand as they lie (16 positions by 32 k, rows cstride
  * apart), the queries the B operand (k pairs by 16 query rows), so a tile of sums is 16
@@ -34,6 +38,110 @@ void kv_bf16_widen(const uint16_t *x, size_t n, float *out)
 {
     /* the cached rows are contiguous: one bf16 row of n values */
     dsq_dequant_row_fast(DSQ_TYPE_BF16, x, 1, (uint64_t)n, 0, 0, out);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+/* Eight cached bf16 values as fp32 (exact). */
+TARGET_AVX2 static inline __m256 widen8(const uint16_t *x)
+{
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
+}
+
+TARGET_AVX2 static inline float sum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* hd a multiple of 8: four independent sums of eight lanes per head (one chain of FMAs would
+ * wait on each one's latency), then the lanes added. */
+TARGET_AVX2 static void mha_scores_avx2(const uint16_t *keys, size_t stride, int ns, const float *q,
+                                        int nh, int group, int hd, float *scores, size_t sstride)
+{
+    for (int i = 0; i < ns; i++) {
+        const uint16_t *row = keys + (size_t)i * stride;
+        for (int h = 0; h < nh; h++) {
+            const uint16_t *k = row + (size_t)(h / group) * hd;
+            const float *qh = q + (size_t)h * hd;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int d = 0;
+            for (; d + 32 <= hd; d += 32) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), widen8(k + d), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d + 8), widen8(k + d + 8), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d + 16), widen8(k + d + 16), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d + 24), widen8(k + d + 24), a3);
+            }
+            for (; d < hd; d += 8)
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), widen8(k + d), a0);
+            scores[(size_t)h * sstride + i] =
+                sum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        }
+    }
+}
+
+TARGET_AVX2 static void mha_sum_avx2(const uint16_t *values, size_t stride, int ns, const float *p,
+                                     size_t pstride, int nh, int group, int hd, float *out)
+{
+    memset(out, 0, (size_t)nh * hd * sizeof(float));
+    for (int i = 0; i < ns; i++) {
+        const uint16_t *row = values + (size_t)i * stride;
+        for (int h = 0; h < nh; h++) {
+            const uint16_t *v = row + (size_t)(h / group) * hd;
+            const __m256 w = _mm256_set1_ps(p[(size_t)h * pstride + i]);
+            float *o = out + (size_t)h * hd;
+            for (int d = 0; d < hd; d += 8)
+                _mm256_storeu_ps(o + d, _mm256_fmadd_ps(w, widen8(v + d), _mm256_loadu_ps(o + d)));
+        }
+    }
+}
+
+static bool mha_avx2(int hd)
+{
+    return hd % 8 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+void mha_bf16_scores(const uint16_t *keys, size_t stride, int ns, const float *q, int nh, int group,
+                     int hd, float *scores, size_t sstride)
+{
+#if defined(__x86_64__)
+    if (mha_avx2(hd)) {
+        mha_scores_avx2(keys, stride, ns, q, nh, group, hd, scores, sstride);
+        return;
+    }
+#endif
+    for (int i = 0; i < ns; i++)
+        for (int h = 0; h < nh; h++) {
+            const uint16_t *k = keys + (size_t)i * stride + (size_t)(h / group) * hd;
+            float sum = 0;
+            for (int d = 0; d < hd; d++)
+                sum += q[(size_t)h * hd + d] * dsq_bf16_to_f32(k[d]);
+            scores[(size_t)h * sstride + i] = sum;
+        }
+}
+
+void mha_bf16_weighted_sum(const uint16_t *values, size_t stride, int ns, const float *p,
+                           size_t pstride, int nh, int group, int hd, float *out)
+{
+#if defined(__x86_64__)
+    if (mha_avx2(hd)) {
+        mha_sum_avx2(values, stride, ns, p, pstride, nh, group, hd, out);
+        return;
+    }
+#endif
+    memset(out, 0, (size_t)nh * hd * sizeof(float));
+    for (int i = 0; i < ns; i++)
+        for (int h = 0; h < nh; h++) {
+            const uint16_t *v = values + (size_t)i * stride + (size_t)(h / group) * hd;
+            for (int d = 0; d < hd; d++)
+                out[(size_t)h * hd + d] += p[(size_t)h * pstride + i] * dsq_bf16_to_f32(v[d]);
+        }
 }
 
 enum { TILE = 16, K_STEP = 32, TILE_ELEMS = TILE * K_STEP };

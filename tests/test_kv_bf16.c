@@ -1,5 +1,6 @@
-/* The bf16 latent cache (runtime/kv_bf16.h): the AMX tile kernels against a double sum over
- * the same bf16 latents, and whole fixture models with the bf16 cache against the f32 cache. */
+/* The bf16 KV cache (runtime/kv_bf16.h): the AMX tile kernels and MHA's kernels against a double
+ * sum over the same bf16 values, and whole fixture models with the bf16 cache against the f32
+ * cache. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,80 @@ TEST(tile_kernels_match_the_exact_sums)
                 shapes++;
             }
     printf("  %d shapes: %d values off their bound, %d written outside\n", shapes, bad, stray);
+    CHECK_EQ_INT(stray, 0);
+}
+
+/* MHA's kernels over bf16 rows (mha_bf16_scores, mha_bf16_weighted_sum) against the exact sums
+ * of their terms: fp32 products of exact operands (a widened bf16 value is exact) summed in fp32,
+ * in at most n + 3 roundings of the running sums for n terms (the AVX2 scores add four partial
+ * sums of eight lanes, then the lanes), so within (n + 3) 2^-24 of the sum of |terms|. Heads of
+ * 8 to 128 values (16 is the tiny MHA fixture's, 128 DeepSeek-MoE's), 20 (not whole vectors:
+ * the scalar loop), shared key heads (group 2), pieces of 1 to 32 positions, rows wider than
+ * the heads they hold. */
+static int check_mha(int nh, int group, int hd, int ns, int *stray)
+{
+    const size_t stride = (size_t)(nh / group) * hd + 8, pstride = (size_t)ns + 2;
+    uint16_t *keys = random_latents(ns, stride), *values = random_latents(ns, stride);
+    float *q = malloc((size_t)nh * hd * sizeof *q), *p = malloc((size_t)nh * pstride * sizeof *p);
+    float *scores = malloc((size_t)nh * pstride * sizeof *scores);
+    float *out = malloc((size_t)nh * hd * sizeof *out);
+    for (int i = 0; i < nh * hd; i++)
+        q[i] = rng_uniform(-2, 2);
+    for (size_t i = 0; i < (size_t)nh * pstride; i++) {
+        p[i] = rng_uniform(0, 1);
+        scores[i] = NAN;
+    }
+    mha_bf16_scores(keys, stride, ns, q, nh, group, hd, scores, pstride);
+    mha_bf16_weighted_sum(values, stride, ns, p, pstride, nh, group, hd, out);
+    int bad = 0;
+    for (int h = 0; h < nh; h++) {
+        const size_t kv = (size_t)(h / group) * hd;
+        for (size_t i = 0; i < pstride; i++) {
+            if ((int)i >= ns) {
+                *stray += !isnan(scores[h * pstride + i]);
+                continue;
+            }
+            double exact = 0, abs_sum = 0;
+            for (int d = 0; d < hd; d++) {
+                const double t = (double)q[h * hd + d] * dsq_bf16_to_f32(keys[i * stride + kv + d]);
+                exact += t;
+                abs_sum += fabs(t);
+            }
+            bad += !(fabs(scores[h * pstride + i] - exact) <= (hd + 3) * ldexp(1, -24) * abs_sum);
+        }
+        for (int d = 0; d < hd; d++) {
+            double exact = 0, abs_sum = 0;
+            for (int i = 0; i < ns; i++) {
+                const double t =
+                    (double)p[h * pstride + i] * dsq_bf16_to_f32(values[i * stride + kv + d]);
+                exact += t;
+                abs_sum += fabs(t);
+            }
+            bad += !(fabs(out[h * hd + d] - exact) <= (ns + 3) * ldexp(1, -24) * abs_sum);
+        }
+    }
+    free(keys);
+    free(values);
+    free(q);
+    free(p);
+    free(scores);
+    free(out);
+    return bad;
+}
+
+TEST(mha_kernels_match_the_exact_sums)
+{
+    const int shapes[][3] = {{16, 1, 128}, {4, 1, 16}, {4, 2, 8}, {6, 2, 24}, {3, 1, 20}};
+    const int positions[] = {1, 7, 32};
+    int bad = 0, stray = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (size_t n = 0; n < sizeof positions / sizeof *positions; n++) {
+            const int off =
+                check_mha(shapes[s][0], shapes[s][1], shapes[s][2], positions[n], &stray);
+            CHECK_MSG(off == 0, "%d heads (group %d) of %d, %d positions: %d values off",
+                      shapes[s][0], shapes[s][1], shapes[s][2], positions[n], off);
+            bad += off;
+        }
     CHECK_EQ_INT(stray, 0);
 }
 
