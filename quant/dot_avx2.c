@@ -478,7 +478,7 @@ TARGET void dsq_dequant_rows_sum_avx2(uint32_t type, const void *base, uint64_t 
                                       uint32_t group, uint64_t r0, int n, const float *x, float *y)
 {
     /* the rows are read a block of columns at a time, a strided pattern the prefetchers serve
-     * slowly from memory: ask for all their lines (and their scales) in address order first */
+     * slowly from memory: ask for all their lines in address order first */
     const uint64_t bits = type == DSQ_TYPE_F32                         ? 32
                           : type == DSQ_TYPE_Q8                        ? 8
                           : type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q6 ? 4

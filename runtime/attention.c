@@ -408,7 +408,7 @@ static int mla_absorbed(model *m, int layer, const float *q, int n, float *attn,
         free(w_uk_rows);
         return DSQ_ERESOURCE;
     }
-    /* the W_UK product widens nh * nope rows of kv_b whatever the cache length */
+    /* the W_UK product decodes nh * nope rows of kv_b whatever the cache length */
 #pragma omp parallel if ((long)(rows * total + nh * nope) * kvr > PARALLEL_MIN_WORK)
     {
         /* q_lat[t][h] = q_nope[t][h] W_UK[h], a sum of W_UK's rows. W_UK is used transposed,
