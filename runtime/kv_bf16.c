@@ -1,8 +1,8 @@
 /* The bf16 KV cache's conversions, MHA's decode kernels over it and MLA's AMX tile kernels
  * (kv_bf16.h).
  *
- * MHA: one position's row at a time, front to back, every head's dot product or weighted-sum
- * update from the bf16 values widened in registers.
+ * MHA: one position's row at a time, front to back: every head's score by the bf16 dot kernel
+ * (quant/dot.h), then every head's weighted-sum update from the values widened in registers.
  *
  * Scores: the cached rows are the A operand as they lie (16 positions by 32 k, rows cstride
  * apart), the queries the B operand (k pairs by 16 query rows), so a tile of sums is 16
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "dequant.h"
+#include "dot.h"
 #include "float16.h"
 #include "types.h"
 
@@ -52,39 +53,6 @@ TARGET_AVX2 static inline __m256 widen8(const uint16_t *x)
         _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
 }
 
-TARGET_AVX2 static inline float sum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
-
-/* hd a multiple of 8: four independent sums of eight lanes per head (one chain of FMAs would
- * wait on each one's latency), then the lanes added. */
-TARGET_AVX2 static void mha_scores_avx2(const uint16_t *keys, size_t stride, int ns, const float *q,
-                                        int nh, int group, int hd, float *scores, size_t sstride)
-{
-    for (int i = 0; i < ns; i++) {
-        const uint16_t *row = keys + (size_t)i * stride;
-        for (int h = 0; h < nh; h++) {
-            const uint16_t *k = row + (size_t)(h / group) * hd;
-            const float *qh = q + (size_t)h * hd;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            int d = 0;
-            for (; d + 32 <= hd; d += 32) {
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), widen8(k + d), a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d + 8), widen8(k + d + 8), a1);
-                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d + 16), widen8(k + d + 16), a2);
-                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d + 24), widen8(k + d + 24), a3);
-            }
-            for (; d < hd; d += 8)
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + d), widen8(k + d), a0);
-            scores[(size_t)h * sstride + i] =
-                sum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        }
-    }
-}
-
 TARGET_AVX2 static void mha_sum_avx2(const uint16_t *values, size_t stride, int ns, const float *p,
                                      size_t pstride, int nh, int group, int hd, float *out)
 {
@@ -110,20 +78,11 @@ static bool mha_avx2(int hd)
 void mha_bf16_scores(const uint16_t *keys, size_t stride, int ns, const float *q, int nh, int group,
                      int hd, float *scores, size_t sstride)
 {
-#if defined(__x86_64__)
-    if (mha_avx2(hd)) {
-        mha_scores_avx2(keys, stride, ns, q, nh, group, hd, scores, sstride);
-        return;
-    }
-#endif
-    for (int i = 0; i < ns; i++)
-        for (int h = 0; h < nh; h++) {
-            const uint16_t *k = keys + (size_t)i * stride + (size_t)(h / group) * hd;
-            float sum = 0;
-            for (int d = 0; d < hd; d++)
-                sum += q[(size_t)h * hd + d] * dsq_bf16_to_f32(k[d]);
-            scores[(size_t)h * sstride + i] = sum;
-        }
+    for (int i = 0; i < ns; i++) /* each head's key as a one-row bf16 tensor */
+        for (int h = 0; h < nh; h++)
+            scores[(size_t)h * sstride + i] =
+                dsq_dot_row(DSQ_TYPE_BF16, keys + (size_t)i * stride + (size_t)(h / group) * hd, 1,
+                            (uint64_t)hd, 0, 0, q + (size_t)h * hd, NULL);
 }
 
 void mha_bf16_weighted_sum(const uint16_t *values, size_t stride, int ns, const float *p,

@@ -134,9 +134,9 @@ TEST(tile_kernels_match_the_exact_sums)
  * of their terms: fp32 products of exact operands (a widened bf16 value is exact) summed in fp32,
  * in at most n + 3 roundings of the running sums for n terms (the AVX2 scores add four partial
  * sums of eight lanes, then the lanes), so within (n + 3) 2^-24 of the sum of |terms|. Heads of
- * 8 to 128 values (16 is the tiny MHA fixture's, 128 DeepSeek-MoE's), 20 (not whole vectors:
- * the scalar loop), shared key heads (group 2), pieces of 1 to 32 positions, rows wider than
- * the heads they hold. */
+ * 8 to 128 values (16 is the tiny MHA fixture's, 128 DeepSeek-MoE's), 20 (not whole vectors: a
+ * scalar tail or loop), shared key heads (group 2), pieces of 1 to 32 positions, rows wider
+ * than the heads they hold. */
 static int check_mha(int nh, int group, int hd, int ns, int *stray)
 {
     const size_t stride = (size_t)(nh / group) * hd + 8, pstride = (size_t)ns + 2;
