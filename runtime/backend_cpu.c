@@ -69,6 +69,15 @@ static bool is_int8(const dsq_matrix *w)
            dsq_cpu_int8_activations();
 }
 
+/* Whether w's int8 products take its packed copy: int8 activations, a copy, the packed kernels
+ * in use, and the path running now has a kernel for this type (q6 has none on AVX-512),
+ * whichever path packed the copy. */
+static bool packed_int8(const dsq_matrix *w)
+{
+    return is_int8(w) && w->packed && dsq_qpack_replaces_qdot() &&
+           dsq_qpack_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group);
+}
+
 /* What one job needs beyond its arguments: its row blocks, and its activations prepared once
  * (int8 rows for the integer kernels, or q4 group sums for the float kernels; none if the
  * float kernels go without them). Jobs that read the same x in the same form share one
@@ -236,7 +245,6 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
     }
     int rc = DSQ_OK, blocks = 0, rows_to_prepare = 0;
     const bool have_avx512 = dsq_dot_have_avx512();
-    const bool packed_path = dsq_qpack_replaces_qdot();
     long work = 0;
     /* Prompts hand blocks out as threads free up. A prompt's experts take different token
      * counts, and a static split gave one of two threads 1.5x the other's share of the MoE
@@ -250,10 +258,7 @@ int dsq_cpu_matmul_many(const dsq_matmul_job *jobs, int count)
         const dsq_matrix *w = j->w;
         job_plan *p = &plan[i];
         p->int8 = is_int8(w);
-        /* fits: the packed path running now has a kernel for this type (q6 has none on
-         * AVX-512), whichever path packed the copy */
-        p->packed = p->int8 && w->packed && packed_path &&
-                    dsq_qpack_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group);
+        p->packed = packed_int8(w);
         p->amx_int8 = p->packed && j->n >= DSQ_QPACK_AMX_MIN_TOKENS &&
                       dsq_qpack_current() == DSQ_QDOT_AVX512VNNI &&
                       dsq_qpack_amx_fits(w->type, (uint64_t)w->rows, (uint64_t)w->cols, w->group) &&
@@ -368,9 +373,8 @@ void dsq_cpu_dot_rows(const dsq_matrix *w, int r0, int nr, const float *x, float
 {
     const uint64_t rows = (uint64_t)w->rows, cols = (uint64_t)w->cols;
     if (is_int8(w)) {
-        const bool packed = w->packed && dsq_qpack_replaces_qdot() &&
-                            dsq_qpack_fits(w->type, rows, cols, w->group) &&
-                            r0 % DSQ_QPACK_ROWS == 0 && nr % DSQ_QPACK_ROWS == 0;
+        /* the packed kernel takes whole 16-row blocks */
+        const bool packed = packed_int8(w) && r0 % DSQ_QPACK_ROWS == 0 && nr % DSQ_QPACK_ROWS == 0;
         const dsq_qx qx = dsq_qx_at(scratch, cols, w->group);
         /* the packed kernels take the codes in the plain order, as q8 does */
         dsq_qx_quantize(packed ? DSQ_TYPE_Q8 : w->type, x, cols, w->group, qx);
