@@ -1,4 +1,5 @@
 /* dsq: one binary, subcommands. */
+#include <malloc.h>
 #include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -109,6 +110,10 @@ int main(int argc, char **argv)
     /* Run on exactly the threads asked for (--threads, else OMP_NUM_THREADS, else every core):
      * a dynamic team shrinks to one thread whenever the load average is above zero. */
     omp_set_dynamic(0);
+    /* No fastbins: a decode step's small frees (routing lists, job plans, libgomp's teams)
+     * otherwise fill them, and the step's next large allocation sweeps them all back
+     * (malloc_consolidate, 4% of the tiny model's decode samples at 600 cached tokens). */
+    mallopt(M_MXFAST, 0);
     const char *kernels = getenv("DSQ_INT8_KERNELS"); /* benchmarks: README, docs/BENCH.md */
     if (kernels && *kernels && !dsq_int8_kernels_select(kernels)) {
         fprintf(stderr, "dsq: DSQ_INT8_KERNELS=%s: not a kernel set this CPU runs (avx512vnni, "
