@@ -407,7 +407,10 @@ static cudaError_t enqueue(cuda_state *st, const engine *en, int n, bool head, b
             continue;
         }
         const int k = d->route.k;
-        TRY(launch_matmul(L.router, st->xn, n, st->router, false, s));
+        /* the router on the fp32 GEMV at any token count: its logits choose the experts, and
+         * the GEMM's bf16 split would move near-ties the CPU reference takes in fp32; it is a
+         * few hundred rows, so the GEMV costs little even for a prompt */
+        TRY(launch_gemv(L.router, st->xn, n, st->router, false, s));
         TRY(launch_moe_route(st->router, n, d->route, st->ids, st->route_w, s));
         /* with experts in host memory the device's share runs on the side stream meanwhile */
         const bool host = st->he && st->host_layer[l];
@@ -446,12 +449,13 @@ static cudaError_t capture_step(cuda_state *st, const engine *en, int n)
     cudaGraph_t g;
     TRY(cudaStreamBeginCapture(st->stream, cudaStreamCaptureModeThreadLocal));
     cudaError_t e = enqueue(st, en, n, true, true);
-    cudaError_t e2 = cudaStreamEndCapture(st->stream, &g);
+    const cudaError_t e2 = cudaStreamEndCapture(st->stream, &g);
+    if (e == cudaSuccess && e2 == cudaSuccess)
+        e = cudaGraphInstantiate(&st->graphs[n], g, 0);
+    if (e2 == cudaSuccess) /* ended, whether or not a launch in it failed */
+        cudaGraphDestroy(g);
     TRY(e);
     TRY(e2);
-    e = cudaGraphInstantiate(&st->graphs[n], g, 0);
-    cudaGraphDestroy(g);
-    TRY(e);
     st->graph_ready[n] = true;
     return cudaSuccess;
 }
@@ -655,6 +659,10 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_
     e = cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking);
     if (e == cudaSuccess)
         e = build(st, d, p);
+    /* build's table copies from pageable memory and its memset run on the legacy stream, which
+     * the engine's non-blocking stream does not wait for: they land before the first pass */
+    if (e == cudaSuccess)
+        e = cudaDeviceSynchronize();
     if (e != cudaSuccess) {
         state_free(st);
         return cuda_fail(err, e, "load");

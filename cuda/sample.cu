@@ -69,8 +69,8 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
     }
     __syncthreads();
     if (greedy) {
-        if (threadIdx.x == 0)
-            tokens[row] = sidx[0];
+        if (threadIdx.x == 0) /* a row of NaNs picks 0, as the CPU's argmax does */
+            tokens[row] = sidx[0] < vocab ? sidx[0] : 0;
         return;
     }
     const float mx = smax[0];
@@ -176,6 +176,8 @@ cudaError_t launch_sample(dsampler *s, float *logits, int rows, const int *histo
                           const int *n_history, int hist_cap, int *tokens, cudaStream_t st)
 {
     const sampler_params &p = s->p;
+    if (rows < 1 || rows > s->rows) /* the keys and states hold s->rows rows */
+        return cudaErrorInvalidValue;
     const bool greedy = p.temperature == 0 || p.top_k == 1;
     const size_t n = (size_t)s->vocab * s->rows;
     sample_prepare_kernel<<<rows, SAMPLE_THREADS, 0, st>>>(

@@ -167,13 +167,14 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
         moe |= m->w.layers[l].moe;
     if (!moe || !cuda_memory(&free_b, &total_b))
         return cuda_engine_open(e, o, NULL, err);
-    if (cuda_engine_plan_bytes(e) <= (o->vram && o->vram < free_b ? o->vram : free_b))
-        return cuda_engine_open(e, o, NULL, err);
-    /* an offload fills its budget to within an expert; the runtime's own use (cudaMalloc's
-     * page rounding, kernel modules loaded at first launch, graphs) needs room beside it */
+    /* the runtime's own use (cudaMalloc's page rounding, kernel modules loaded at first
+     * launch, graphs) needs room beside the plan, whether the whole model fits or an offload
+     * fills its budget to within an expert */
     const uint64_t margin = total_b / 32 > (1ull << 30) ? total_b / 32 : (1ull << 30);
     const uint64_t usable = free_b > margin ? free_b - margin : 0;
     const uint64_t budget = o->vram && o->vram < usable ? o->vram : usable;
+    if (cuda_engine_plan_bytes(e) <= budget)
+        return cuda_engine_open(e, o, NULL, err);
     placement p = {0};
     unsigned char *on_gpu = NULL;
     int rc = offload_plan(m, e->n_seq, budget, stats, &p, &on_gpu, err);
