@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 extern "C" {
@@ -29,8 +30,17 @@ static float uniform(void)
 /* A random (rows, cols) matrix of the type, as stored. */
 static uint8_t *random_matrix(uint32_t type, int rows, int cols, uint32_t group, uint64_t *bytes)
 {
-    dsq_type_nbytes(type, (uint64_t)rows, (uint64_t)cols, group, bytes);
+    if (!dsq_type_nbytes(type, (uint64_t)rows, (uint64_t)cols, group, bytes)) {
+        fprintf(stderr, "random_matrix: type %u cannot hold %d x %d in groups of %u\n", type, rows,
+                cols, group);
+        abort();
+    }
     uint8_t *m = (uint8_t *)malloc(*bytes);
+    if (!m) {
+        fprintf(stderr, "random_matrix: out of memory for %llu bytes\n",
+                (unsigned long long)*bytes);
+        abort();
+    }
     const uint64_t n = (uint64_t)rows * cols;
     if (type == DSQ_TYPE_F32) {
         for (uint64_t i = 0; i < n; i++)

@@ -85,7 +85,9 @@ static void check_gemv(uint32_t type, int rows, int cols, uint32_t group, int n)
 static void check_experts(uint32_t type, int hidden, int inter, int n, int k, bool grouped)
 {
     const int ne = 8;
-    const uint32_t group = type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q8 ? 64 : 0;
+    /* groups of 64 where both widths hold them (the 64 x 32 experts take 32) */
+    const uint32_t group =
+        type == DSQ_TYPE_Q4 || type == DSQ_TYPE_Q8 ? (inter % 64 == 0 ? 64u : 32u) : 0;
     uint8_t *host[3][8], *dev[3][8];
     dmat table[3][8];
     for (int p = 0; p < 3; p++)
@@ -216,7 +218,9 @@ int main(void)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
                 const uint32_t type = types[ti];
-                const uint32_t group = dsq_type_info(type)->quantized ? 32u << (bi % 2) : 0;
+                /* both group sizes, where the width holds them (64 x 32 takes 32 only) */
+                const uint32_t wide = shapes[si][1] % 64 == 0 ? 32u << (bi % 2) : 32u;
+                const uint32_t group = dsq_type_info(type)->quantized ? wide : 0;
                 check_gemv(type, shapes[si][0], shapes[si][1], group, batches[bi]);
             }
     /* widths that are not a whole number of 16-byte loads take the per-element path */

@@ -108,7 +108,7 @@ static bool convert_to(const char *dir, const char *preset, int group, const cha
 static void compare_logits(const char *name, const char *path, double gpu_share, double half_life)
 {
     model m;
-    engine cpu, gpu, plain;
+    engine cpu = {0}, gpu = {0}, plain = {0}; /* closing one never opened does nothing */
     dsq_error err = {0};
     char what[1400];
     if (model_open(&m, path, 128, &err)) {
@@ -131,23 +131,31 @@ static void compare_logits(const char *name, const char *path, double gpu_share,
                          .expert_margin = 0},
                    op = og;
     op.no_graph = true;
-    if (engine_open(&cpu, &m, &oc, &err) || !cuda_memory(&free0, &total) ||
-        engine_open(&gpu, &m, &og, &err) || !cuda_memory(&free1, &total) ||
-        engine_open(&plain, &m, &op, &err)) {
-        snprintf(what, sizeof what, "%s engines: %s", name, err.msg);
+    const char *why = engine_open(&cpu, &m, &oc, &err)     ? err.msg
+                      : !cuda_memory(&free0, &total)       ? "cudaMemGetInfo failed"
+                      : engine_open(&gpu, &m, &og, &err)   ? err.msg
+                      : !cuda_memory(&free1, &total)       ? "cudaMemGetInfo failed"
+                      : engine_open(&plain, &m, &op, &err) ? err.msg
+                                                           : NULL;
+    if (why) {
+        snprintf(what, sizeof what, "%s engines: %s", name, why);
         result(false, what);
+        engine_close(&cpu); /* the device memory of one left open would shrink later budgets */
+        engine_close(&gpu);
+        engine_close(&plain);
         model_close(&m);
         return;
     }
     if (gpu_share >= 0) {
-        /* the plan within the budget; what the device reports also counts cudaMalloc's
-         * rounding (2 MiB pages on small buffers), so it is printed, not held to the budget */
+        /* the engine refuses a plan above the budget when it opens, so an open engine is
+         * within it; what the device reports also counts cudaMalloc's rounding (2 MiB pages on
+         * small buffers), so it is printed, not held to the budget */
         snprintf(what, sizeof what,
-                 "%s: experts in host memory as planned (%s), device memory planned %llu <= "
-                 "budget %llu (measured %lld)",
+                 "%s: experts in host memory as planned (%s; device memory planned %llu, budget "
+                 "%llu, measured %lld)",
                  name, gpu.host_experts ? "some" : "none", (unsigned long long)gpu.device_bytes,
                  (unsigned long long)budget, (long long)free0 - (long long)free1);
-        result((gpu.host_experts != NULL) == (gpu_share < 1) && gpu.device_bytes <= budget, what);
+        result((gpu.host_experts != NULL) == (gpu_share < 1), what);
     }
     const int vocab = m.cfg->vocab_size, rows = N_PROMPT + N_DECODE;
     float *a = malloc((size_t)rows * vocab * sizeof(float)); /* CPU: prefill rows, then steps */
@@ -224,7 +232,7 @@ static void compare_logits(const char *name, const char *path, double gpu_share,
         fprintf(stderr, "  %s: %s\n", name, err.msg);
     snprintf(what, sizeof what, "%s %d decode steps, %d before any near-tie compared (largest "
              "error %.3f of the bound)", name, N_DECODE, n_dec, worst);
-    result(!rc && worst <= 1, what);
+    result(!rc && n_dec > 0 && worst <= 1, what);
     snprintf(what, sizeof what, "%s decode graph equals plain launches", name);
     result(!rc && same_graph, what);
     free(a);
@@ -293,11 +301,14 @@ static void compare_sequences(const char *name, const char *path)
                 row_of[n++] = q * MAXLEN + i;
             }
     double worst = 0;
+    int compared = 0;
     if (!rc && !(rc = engine_forward_seqs(&gpu, seq, ids, n, got, &err)))
         for (int i = 0; i < n; i++)
-            if (row_of[i] % MAXLEN < clean[seq[i]])
+            if (row_of[i] % MAXLEN < clean[seq[i]]) {
                 worst = fmax(worst, row_error(got + (size_t)i * vocab,
                                               want + (size_t)row_of[i] * vocab, vocab));
+                compared++;
+            }
     for (int step = 0; !rc && step < STEPS; step++) {
         const int order[S] = {2, 0, 1};
         for (int j = 0; j < S; j++) {
@@ -306,18 +317,22 @@ static void compare_sequences(const char *name, const char *path)
         }
         if (!(rc = engine_forward_seqs(&gpu, seq, ids, S, got, &err)))
             for (int j = 0; j < S; j++)
-                if (len[order[j]] + step < clean[order[j]])
-                    worst = fmax(worst, row_error(got + (size_t)j * vocab,
-                                              want + ((size_t)order[j] * MAXLEN + len[order[j]] +
-                                                      step) * vocab,
-                                              vocab));
+                if (len[order[j]] + step < clean[order[j]]) {
+                    worst = fmax(
+                        worst,
+                        row_error(got + (size_t)j * vocab,
+                                  want + ((size_t)order[j] * MAXLEN + len[order[j]] + step) * vocab,
+                                  vocab));
+                    compared++;
+                }
     }
     if (rc)
         fprintf(stderr, "  %s: %s\n", name, err.msg);
     snprintf(what, sizeof what,
-             "%s 3 sequences together, prompts then 4 steps (largest error %.3f of the bound)",
-             name, worst);
-    result(!rc && worst <= 1, what);
+             "%s 3 sequences together, prompts then 4 steps, %d rows before any near-tie "
+             "compared (largest error %.3f of the bound)",
+             name, compared, worst);
+    result(!rc && compared > 0 && worst <= 1, what);
     free(want);
     free(got);
     engine_close(&gpu);
@@ -329,7 +344,7 @@ static void compare_sequences(const char *name, const char *path)
 static void compare_greedy_and_ppl(const char *name, const char *path)
 {
     model m;
-    engine e[2];
+    engine e[2] = {{0}}; /* closing one never opened does nothing */
     dsq_error err = {0};
     char what[1400];
     tokenizer *tok = NULL;

@@ -46,8 +46,9 @@ static bool run_setting(const char *what, sampler_params p, int vocab, int seeds
         sampler cpu;
         dsampler dev;
         dsq_error err;
-        if (sampler_init(&cpu, &p, vocab, &err) != DSQ_OK) {
+        if (sampler_init(&cpu, &p, vocab, &err) != DSQ_OK) { /* a setting not run fails */
             fprintf(stderr, "  %s: %s\n", what, err.msg);
+            failed++;
             return false;
         }
         CUDA_CHECK(dsampler_init(&dev, p, vocab, 1));
@@ -102,7 +103,12 @@ static void greedy_tie(void)
     sampler cpu;
     dsampler dev;
     dsq_error err;
-    sampler_init(&cpu, &p, vocab, &err);
+    if (sampler_init(&cpu, &p, vocab, &err) != DSQ_OK) {
+        fprintf(stderr, "  greedy tie: %s\n", err.msg);
+        failed++;
+        free(l);
+        return;
+    }
     CUDA_CHECK(dsampler_init(&dev, p, vocab, 1));
     float *dl;
     int *dt, *dn, zero = 0, got = -1;
