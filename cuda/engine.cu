@@ -170,6 +170,9 @@ static void state_free(cuda_state *st)
         cudaFree(st->allocs[i]);
     if (st->host_io)
         cudaFreeHost(st->host_io);
+    if (st->host_logits)
+        cudaFreeHost(st->host_logits);
+    free(st->seen);
     offload_free(st);
     if (st->stream)
         cudaStreamDestroy(st->stream);
@@ -338,6 +341,9 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(dalloc_n(st, B, &st->zero_ids));
     TRY(cudaMemset(st->zero_ids, 0, B * sizeof(int)));
     TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
+    TRY(cudaMallocHost((void **)&st->host_logits, p.logits * sizeof(float)));
+    if (!(st->seen = (unsigned char *)calloc((size_t)st->n_seq, 1)))
+        return cudaErrorMemoryAllocation;
     return st->he ? offload_build(st, d, B, H) : cudaSuccess;
 }
 
@@ -468,6 +474,13 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
 {
     cuda_state *st = (cuda_state *)en->state;
     const size_t vocab = (size_t)en->desc->vocab, B = (size_t)st->batch;
+    /* a decode call holds one token of each sequence in it, however many sequences */
+    bool decode = seq ? n <= st->n_seq : n == 1;
+    if (seq && decode) {
+        memset(st->seen, 0, (size_t)st->n_seq);
+        for (int i = 0; i < n && decode; i++)
+            decode = !st->seen[seq[i]]++;
+    }
     st->host_rc = DSQ_OK; /* an earlier failed pass may have left one */
     if (st->broken)
         return dsq_fail(err, DSQ_ERESOURCE,
@@ -493,12 +506,10 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
         } else if (e == cudaSuccess) {
             e = enqueue(st, en, m, head, all_logits);
         }
-        if (e == cudaSuccess && head) {
-            float *dst = all_logits ? logits + (size_t)done * vocab : logits;
-            const size_t rows = all_logits ? (size_t)m : 1;
-            e = cudaMemcpyAsync(dst, st->logits, rows * vocab * sizeof(float),
+        const size_t rows = all_logits ? (size_t)m : 1;
+        if (e == cudaSuccess && head)
+            e = cudaMemcpyAsync(st->host_logits, st->logits, rows * vocab * sizeof(float),
                                 cudaMemcpyDeviceToHost, st->stream);
-        }
         if (e == cudaSuccess && st->done) { /* host experts: sleep, leave the cores to them */
             e = cudaEventRecord(st->done, st->stream);
             if (e == cudaSuccess)
@@ -506,15 +517,24 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
         } else if (e == cudaSuccess) {
             e = cudaStreamSynchronize(st->stream);
         }
-        if (e != cudaSuccess)
+        if (e != cudaSuccess) {
+            /* what the pass queued (a host function among it) ends before host_io, host_rc
+             * and the pinned buffers are touched again */
+            cudaStreamSynchronize(st->stream);
+            if (st->side)
+                cudaStreamSynchronize(st->side);
             return cuda_fail(err, e, "forward pass");
+        }
+        if (head)
+            memcpy(all_logits ? logits + (size_t)done * vocab : logits, st->host_logits,
+                   rows * vocab * sizeof(float));
         if (st->host_rc) {
             const int rc = st->host_rc;
             st->host_rc = DSQ_OK;
             *err = st->host_err;
             return rc;
         }
-        if (st->swap && (e = swap_experts(st, en, m)) != cudaSuccess)
+        if (st->swap && (e = swap_experts(st, en, m, decode)) != cudaSuccess)
             return cuda_fail(err, e, "expert cache");
         done += m;
     }

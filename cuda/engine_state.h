@@ -51,7 +51,12 @@ struct cuda_state {
         *shared_out, *router, *route_w, *logits;
     /* io: per token of a pass, [0, B) position, [B, 2B) sequence, [2B, 3B) id; host_io pinned */
     int *ids, *order, *starts, *io, *host_io, *zero_ids;
+    /* pinned: a pass's logits come here, then to the caller's memory (a copy into pageable
+     * memory would wait for the whole pass inside the copy call, spinning on a core the host's
+     * experts need, instead of sleeping on the done event) */
+    float *host_logits;
     int n_seq;
+    unsigned char *seen; /* [n_seq] scratch: which sequences a call has a token of */
     cudaGraphExec_t graphs[MAX_GRAPH + 1]; /* a step of n tokens with every row's logits */
     bool graph_ready[MAX_GRAPH + 1], use_graph;
     /* offload: sorted, merged holes of the upload and the hole bytes before each */
@@ -110,8 +115,9 @@ cudaError_t offload_build(cuda_state *st, const model_desc *d, size_t B, size_t 
  * off), then join (s waits for it). */
 cudaError_t offload_fork(cuda_state *st, int layer, int n, size_t H, size_t k, cudaStream_t s);
 cudaError_t offload_join(cuda_state *st, cudaStream_t s);
-/* The expert cache after a pass of n tokens. */
-cudaError_t swap_experts(cuda_state *st, engine *en, int n);
+/* The expert cache after a pass of n tokens; loads only if may_load (a decode call: one token
+ * of each sequence in it). */
+cudaError_t swap_experts(cuda_state *st, engine *en, int n, bool may_load);
 /* Frees what offload_init and offload_build made (the engine's state_free calls it). */
 void offload_free(cuda_state *st);
 

@@ -183,19 +183,19 @@ cudaError_t offload_join(cuda_state *st, cudaStream_t s)
 }
 
 /* The expert cache after a pass of n tokens (whose choices the host functions logged): the
- * policy's loads (decode passes only: a long prompt would churn), applied in order to the
- * host's copy of the expert tables and to the host's flags; then each slot whose expert
+ * policy's loads (decode calls only: a prompt, whatever its passes, would churn), applied in order
+ * to the host's copy of the expert tables and to the host's flags; then each slot whose expert
  * changed gets the final one's three matrices from the mapping, and the tables go up in one
  * copy. The next pass, graph or not, reads the new tables. A failure here leaves the tables,
  * the flags and the policy apart, so the engine refuses every later pass. */
-cudaError_t swap_experts(cuda_state *st, engine *en, int n)
+cudaError_t swap_experts(cuda_state *st, engine *en, int n, bool may_load)
 {
     const model_desc *d = en->desc;
     const int ne = d->route.n_experts, k = d->route.k, n_moe = expert_swap_moe_layers(st->swap);
     const size_t per_pass = (size_t)st->batch * k;
     for (int m = 0; m < n_moe; m++)
         st->swap_ids[m] = st->hids_log + (size_t)expert_swap_layer(st->swap, m) * per_pass;
-    const int made = expert_swap_pass(st->swap, st->swap_ids, n, k, n <= MAX_GRAPH, st->swap_loads,
+    const int made = expert_swap_pass(st->swap, st->swap_ids, n, k, may_load, st->swap_loads,
                                       (int)per_pass * n_moe);
     if (made <= 0)
         return made < 0 ? cudaErrorInvalidValue : cudaSuccess;

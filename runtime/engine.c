@@ -180,14 +180,19 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
     int rc = offload_plan(m, e->n_seq, budget, stats, &p, &on_gpu, err);
     if (!rc)
         rc = host_experts_open(&e->host_experts, m, on_gpu, VRAM_MAX_BATCH, err);
-    if (!rc && cpu_pack_useful()) { /* the host's experts on the packed kernels, if memory holds
-                                     * them (with an expert cache any may come back: all of
-                                     * them); else planar, the same model */
+    const bool alike = !rc && o->expert_cache && experts_alike(m);
+    if (!rc && cpu_pack_useful()) {
+        /* the host's experts on the packed kernels where memory holds them, else planar (the
+         * same model); with an expert cache any expert may come back to the host, so all of
+         * them if they fit, else those the placement leaves there */
         dsq_error ignored;
         const size_t n = (size_t)m->cfg->n_layers * m->cfg->n_routed_experts;
-        unsigned char *none = o->expert_cache ? calloc(n + 1, 1) : NULL;
-        cpu_pack_host_experts(&m->w, m->cfg->n_routed_experts, none ? none : on_gpu, &ignored);
+        unsigned char *none = alike ? calloc(n + 1, 1) : NULL;
+        if (none)
+            cpu_pack_host_experts(&m->w, m->cfg->n_routed_experts, none, &ignored);
         free(none);
+        if (!m->w.packed_arena)
+            cpu_pack_host_experts(&m->w, m->cfg->n_routed_experts, on_gpu, &ignored);
     }
     if (!rc) {
         fprintf(stderr,
@@ -198,7 +203,6 @@ static int open_cuda(engine *e, model *m, const engine_options *o, const expert_
                 stats ? "the most used" : "the same number per layer",
                 p.experts_total - p.experts_gpu, p.experts_host_bytes / 1e9,
                 p.resident_weights / 1e9, p.kv_cache / 1e9, m->ctx, budget / 1e9);
-        const bool alike = o->expert_cache && experts_alike(m);
         if (o->expert_cache && !alike)
             fprintf(stderr, "offload: --expert-cache: the routed experts differ in shape or "
                             "type, so the placement stays\n");
