@@ -64,10 +64,9 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err)
     return DSQ_OK;
 }
 
-/* A KV cache: the decode step reads every layer's part of it from memory, 5 MB a layer at
- * 4,096 tokens of V2-Lite, so it takes huge pages where the system gives them on request
- * (fewer TLB misses: 5-8% faster MLA pieces from a cold cache on the Xeon of docs/BENCH.md);
- * advice only. */
+/* A KV cache: a decode step reads every layer's part of it from memory (MoE-16B at 4,000
+ * tokens: 917 MB), so it takes huge pages where the system gives them on request; fewer TLB
+ * misses made that step 7-9% faster (docs/BENCH.md, 2026-12-05). Advice only. */
 static void *cache_alloc(size_t bytes)
 {
     const size_t huge = (size_t)2 << 20;

@@ -4,6 +4,8 @@
  * whole output (no expert skipped) is the code the CPU forward runs, which test_golden holds to
  * the upstream logits. */
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,6 +178,74 @@ TEST(split_adds_up_on_quantized_packed_weights)
     if (cpu_pack_useful())
         CHECK(cpu_pack_weights(&m.w, m.cfg->n_routed_experts, &err) == DSQ_OK);
     check_split(&m, cpu_pack_useful() ? "tiny-v2-lite q4 packed" : "tiny-v2-lite q4");
+    model_close(&m);
+}
+
+/* A device runs the host's experts from its callback thread, which OpenMP did not start. */
+typedef struct {
+    host_experts *he;
+    int layer, threads_after;
+    const float *xn, *weights;
+    const int *ids;
+    float *out;
+    int rc;
+} thread_call;
+
+static void *run_on_thread(void *arg)
+{
+    thread_call *t = arg;
+    dsq_error err = {0};
+    t->rc = host_experts_run(t->he, t->layer, t->xn, N_TOKENS, t->ids, t->weights, t->out, &err);
+    t->threads_after = omp_get_max_threads();
+    return NULL;
+}
+
+/* From a thread of its own the call gives the same bits with the team size of the thread that
+ * opened it (a fresh thread starts with the default, every core); an expert placed on the
+ * device later drops out of the sum exactly as if it had been there from the start. */
+TEST(callback_thread_and_later_placement)
+{
+    model m;
+    open_fixture_model("tiny-v2-lite", 16, &m);
+    const dsq_model_config *c = m.cfg;
+    const int ne = c->n_routed_experts, k = c->n_experts_per_tok, h = c->hidden_size;
+    const size_t len = (size_t)N_TOKENS * h, n = (size_t)c->n_layers * ne;
+    const int layer = c->first_k_dense_replace, saved = omp_get_max_threads();
+    float *xn = malloc(len * sizeof(float)), *weights = malloc(N_TOKENS * k * sizeof(float));
+    int *ids = malloc(N_TOKENS * k * sizeof(int));
+    float *here = malloc(len * sizeof(float)), *there = malloc(len * sizeof(float));
+    unsigned char *on_gpu = calloc(n, 1), *flags = calloc((size_t)ne, 1);
+    make_choices(c, 99u, xn, ids, weights);
+    omp_set_num_threads(1); /* not the default, so a thread that kept the default shows */
+    host_experts *he;
+    dsq_error err = {0};
+    CHECK_MSG(host_experts_open(&he, &m, on_gpu, N_TOKENS, &err) == DSQ_OK, "%s", err.msg);
+    CHECK(host_experts_run(he, layer, xn, N_TOKENS, ids, weights, here, &err) == DSQ_OK);
+    thread_call t = {he, layer, 0, xn, weights, ids, there, -1};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, run_on_thread, &t) == 0);
+    pthread_join(th, NULL);
+    CHECK(t.rc == DSQ_OK);
+    CHECK_MSG(t.threads_after == 1, "the callback thread ran %d threads, not 1", t.threads_after);
+    CHECK(memcmp(here, there, len * sizeof(float)) == 0);
+    /* expert ids[0] to the device: the same sum as a host that never held it */
+    host_experts_place(he, layer, ids[0], true);
+    CHECK(host_experts_count(he, layer) == ne - 1);
+    CHECK(host_experts_run(he, layer, xn, N_TOKENS, ids, weights, here, &err) == DSQ_OK);
+    flags[ids[0]] = 1;
+    host_part(&m, layer, flags, xn, ids, weights, there);
+    CHECK(memcmp(here, there, len * sizeof(float)) == 0);
+    host_experts_place(he, layer, ids[0], false); /* and back */
+    CHECK(host_experts_count(he, layer) == ne);
+    host_experts_close(he);
+    omp_set_num_threads(saved);
+    free(xn);
+    free(weights);
+    free(ids);
+    free(here);
+    free(there);
+    free(on_gpu);
+    free(flags);
     model_close(&m);
 }
 
