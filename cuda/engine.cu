@@ -628,9 +628,13 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_
                                 dsq_error *err)
 {
     const model_desc *d = en->desc;
-    if (cuda_device_count() < 1)
-        return dsq_fail(err, DSQ_ERESOURCE,
-                        "--backend cuda: no CUDA device is available (no GPU or no driver)");
+    int count = 0;
+    const cudaError_t probe = cudaGetDeviceCount(&count);
+    if (probe != cudaSuccess || count < 1) { /* say why: no GPU, no driver, a driver too old */
+        cudaGetLastError();
+        return dsq_fail(err, DSQ_ERESOURCE, "--backend cuda: no CUDA device is available (%s)",
+                        probe != cudaSuccess ? cudaGetErrorString(probe) : "none listed");
+    }
     int rc = check_model(d, err);
     if (rc)
         return rc;

@@ -16,6 +16,14 @@ for t in "$build"/tests/gpu/test_*; do
     case "$t" in *.o | *.d) continue ;; esac
     cp "$t" "$out/tests/gpu/"
 done
+if ! readelf -S "$build/dsq" | grep -q nv_fatbin; then
+    echo "device-bundle: $build/dsq has no device code (built without nvcc on PATH?)" >&2
+    exit 1
+fi
+if ldd "$out/dsq" "$out"/tests/gpu/test_* | grep 'not found'; then
+    echo "device-bundle: libraries missing here, so they cannot be bundled" >&2
+    exit 1
+fi
 for bin in "$out/dsq" "$out"/tests/gpu/test_*; do
     ldd "$bin" | awk '/=> \// { print $3 }'
 done | sort -u | while read -r lib; do
@@ -24,4 +32,10 @@ done | sort -u | while read -r lib; do
     esac
     cp -L "$lib" "$out/lib/"
 done
+{ # what the device check prints first, so its report says what it ran
+    echo "built from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(
+        git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo ' with local changes')"
+    echo "on $(uname -m), $(ldd --version 2>&1 | head -n 1)"
+    "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)" --version 2>/dev/null | tail -n 1
+} >"$out/BUILD_INFO"
 du -sh "$out"

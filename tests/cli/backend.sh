@@ -2,7 +2,8 @@
 # --backend and --vram on run, ppl and bench. Without a usable GPU (or without CUDA in the build)
 # --backend cuda must fail with exit code 3 and say why; with one, the CUDA backend must give the
 # CPU's greedy text on the tiny trained model (whose top logits are far apart, unlike a random
-# fixture's), and an impossible --vram must be refused before loading.
+# fixture's), and an impossible --vram must be refused before loading. DSQ_EXPECT_GPU set: a
+# GPU is known to be there, so "no CUDA device" is a failure.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -52,7 +53,10 @@ cp "$tmp/out" "$tmp/cpu.txt"
 
 "$DSQ" run "$tiny" -p "The cat" -n 24 --backend cuda >"$tmp/out" 2>"$tmp/err"
 rc=$?
-if [ "$rc" -eq 3 ]; then
+if [ "$rc" -eq 3 ] && [ -n "${DSQ_EXPECT_GPU:-}" ]; then
+    # the device check sets it where nvidia-smi lists a GPU: exit 3 is then a failure
+    fail "run --backend cuda on a GPU machine" "exit 3: $(cat "$tmp/err")"
+elif [ "$rc" -eq 3 ]; then
     # no device, or a build without CUDA: a clear line and nothing else
     if grep -qE "no CUDA device|built without CUDA" "$tmp/err"; then pass; else
         fail "cuda without a device" "message: $(cat "$tmp/err")"; fi
