@@ -15,12 +15,30 @@
 
 static const bool moe[LAYERS] = {false, true, true, true};
 
-/* Applies loads to a device mask and checks each against it. */
+/* What each slot holds as the loads so far say (layer * EXPERTS + expert): the engine copies
+ * a load's expert into the bytes of slot `slot`, so the slot must have held the load's old
+ * expert. */
+static int holds[LAYERS * EXPERTS];
+
+static void seed_holds(const expert_swap *s)
+{
+    for (int slot = 0; slot < expert_swap_slots(s); slot++) {
+        int l, e;
+        expert_swap_slot_expert(s, slot, &l, &e);
+        holds[slot] = l * EXPERTS + e;
+    }
+}
+
+/* Applies loads to a device mask and the slots, checking each against them. */
 static void apply(unsigned char *on_gpu, const expert_swap_load *loads, int n)
 {
     for (int i = 0; i < n; i++) {
         const expert_swap_load *l = &loads[i];
         CHECK(moe[l->layer] && moe[l->old_layer]);
+        CHECK_MSG(holds[l->slot] == l->old_layer * EXPERTS + l->old_expert,
+                  "load %d: slot %d held layer %d expert %d, not the load's old expert", i, l->slot,
+                  holds[l->slot] / EXPERTS, holds[l->slot] % EXPERTS);
+        holds[l->slot] = l->layer * EXPERTS + l->expert;
         CHECK_MSG(!on_gpu[l->layer * EXPERTS + l->expert],
                   "load %d: layer %d expert %d was "
                   "already on the device",
@@ -49,6 +67,7 @@ static void check_consistent(const expert_swap *s, const unsigned char *on_gpu, 
         int l, e;
         expert_swap_slot_expert(s, slot, &l, &e);
         CHECK(on_gpu[l * EXPERTS + e]);
+        CHECK(holds[slot] == l * EXPERTS + e);
     }
 }
 
@@ -68,6 +87,7 @@ TEST(slots_start_with_the_placement_in_order)
         expert_swap_slot_expert(s, slot, &l, &e);
         CHECK(l == flagged[slot][0] && e == flagged[slot][1]);
     }
+    seed_holds(s);
     check_consistent(s, on_gpu, 4);
     expert_swap_close(s);
 }
@@ -86,6 +106,7 @@ static expert_swap *open_expert_zero_resident(unsigned char *on_gpu, double half
     dsq_error err = {0};
     CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, half_life, margin, &err) ==
           DSQ_OK);
+    seed_holds(s);
     return s;
 }
 
@@ -145,6 +166,7 @@ TEST(random_routing_keeps_every_slot_consistent)
     expert_swap *s;
     dsq_error err = {0};
     CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, NULL, 8, 0, &err) == DSQ_OK);
+    seed_holds(s);
     enum { N = 5 };
     int buf[3][N * K];
     const int *ids[3] = {buf[0], buf[1], buf[2]};
@@ -187,6 +209,7 @@ TEST(profile_seeds_and_counted_passes)
     expert_swap *s;
     dsq_error err = {0};
     CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, counts, 256, 0, &err) == DSQ_OK);
+    seed_holds(s);
     check_consistent(s, on_gpu, 3);
     int a[K] = {0, 1}, b[K] = {0, 1}, c[K] = {0, 1};
     const int *ids[3] = {a, b, c};
@@ -202,6 +225,7 @@ TEST(profile_seeds_and_counted_passes)
     for (int m = 0; m < 3; m++)
         counts[m * EXPERTS + 2] = 0;
     CHECK(expert_swap_open(&s, LAYERS, EXPERTS, moe, on_gpu, counts, 256, 0, &err) == DSQ_OK);
+    seed_holds(s);
     check_consistent(s, on_gpu, 3);
     for (int t = 0; t < 20; t++)
         CHECK(expert_swap_pass(s, ids, 1, K, false, loads, 3 * K) == 0); /* counted only */
