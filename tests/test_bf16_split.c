@@ -1,6 +1,9 @@
 /* The GEMM's operand split (cuda/bf16_split.h): hi is the plain bf16 rounding, and hi + lo is
  * within 2^-16 |v| of v over normal floats of every exponent the activations and weights take;
- * a value with at most 16 significant bits splits exactly. */
+ * a value with at most 16 significant bits splits exactly; the largest floats stay finite and an
+ * infinity stays one (the GEMV gives them so). */
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "cuda/bf16_split.h"
@@ -39,4 +42,21 @@ TEST(bf16_split_exact_for_16_bits)
         bf16_split(vals[i], &hi, &lo);
         CHECK(dsq_bf16_to_f32(hi) + dsq_bf16_to_f32(lo) == vals[i]);
     }
+}
+
+TEST(bf16_split_at_the_top_of_the_range)
+{
+    const float big[] = {FLT_MAX, -FLT_MAX, 3.3975e38f, -3.3975e38f};
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) { /* all round past bf16's largest */
+        uint16_t hi, lo;
+        bf16_split(big[i], &hi, &lo);
+        const double sum = (double)dsq_bf16_to_f32(hi) + dsq_bf16_to_f32(lo);
+        CHECK_MSG(isfinite(sum) && fabs(sum - big[i]) <= ldexp(fabs(big[i]), -16),
+                  "%g split into %g + %g", big[i], dsq_bf16_to_f32(hi), dsq_bf16_to_f32(lo));
+    }
+    uint16_t hi, lo;
+    bf16_split(INFINITY, &hi, &lo);
+    CHECK(isinf(dsq_bf16_to_f32(hi)) && dsq_bf16_to_f32(hi) > 0 && lo == 0);
+    bf16_split(-INFINITY, &hi, &lo);
+    CHECK(isinf(dsq_bf16_to_f32(hi)) && dsq_bf16_to_f32(hi) < 0 && lo == 0);
 }
