@@ -26,13 +26,21 @@ static int cuda_fail(dsq_error *err, cudaError_t e, const char *what)
     return dsq_fail(err, DSQ_ERESOURCE, "CUDA %s: %s", what, cudaGetErrorString(e));
 }
 
+/* The devices there are (0 on an error, which it returns: no driver, a driver too old). */
+static cudaError_t count_devices(int *n)
+{
+    const cudaError_t e = cudaGetDeviceCount(n);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* clear the sticky no-driver error */
+        *n = 0;
+    }
+    return e;
+}
+
 extern "C" int cuda_device_count(void)
 {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError(); /* clear the sticky no-driver error */
-        return 0;
-    }
+    int n;
+    count_devices(&n);
     return n;
 }
 
@@ -628,13 +636,11 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_
                                 dsq_error *err)
 {
     const model_desc *d = en->desc;
-    int count = 0;
-    const cudaError_t probe = cudaGetDeviceCount(&count);
-    if (probe != cudaSuccess || count < 1) { /* say why: no GPU, no driver, a driver too old */
-        cudaGetLastError();
+    int count;
+    const cudaError_t probe = count_devices(&count);
+    if (count < 1) /* say why: no GPU, no driver, a driver too old */
         return dsq_fail(err, DSQ_ERESOURCE, "--backend cuda: no CUDA device is available (%s)",
                         probe != cudaSuccess ? cudaGetErrorString(probe) : "none listed");
-    }
     int rc = check_model(d, err);
     if (rc)
         return rc;

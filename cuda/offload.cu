@@ -183,11 +183,11 @@ cudaError_t offload_join(cuda_state *st, cudaStream_t s)
 }
 
 /* The expert cache after a pass of n tokens (whose choices the host functions logged): the
- * policy's loads (decode calls only: a prompt, whatever its passes, would churn), applied in order
- * to the host's copy of the expert tables and to the host's flags; then each slot whose expert
- * changed gets the final one's three matrices from the mapping, and the tables go up in one
- * copy. The next pass, graph or not, reads the new tables. A failure here leaves the tables,
- * the flags and the policy apart, so the engine refuses every later pass. */
+ * policy's loads (if may_load: a decode call's; a prompt, whatever its passes, would churn),
+ * applied in order to the host's copy of the expert tables and to the host's flags; then each
+ * slot whose expert changed gets the final one's three matrices from the mapping, and the
+ * tables go up in one copy. The next pass, graph or not, reads the new tables. A failure here
+ * leaves the tables, the flags and the policy apart, so the engine refuses every later pass. */
 cudaError_t swap_experts(cuda_state *st, engine *en, int n, bool may_load)
 {
     const model_desc *d = en->desc;

@@ -40,13 +40,20 @@ in_budget() {
     fi
 }
 
-bench() { # NAME SECONDS ARGS...: one dsq bench --json run, its line kept in bench.jsonl
+# NAME SECONDS ARGS...: one dsq bench --json run, its line kept in bench.jsonl and, for the
+# caller, in $work/last.json; false if it failed or was not run
+bench() {
     local name=$1 limit=$2
     shift 2
-    in_budget "bench $name" || return 0
+    in_budget "bench $name" || return 1
     echo "-- $name"
-    timeout -k 10 "$limit" "$dsq" bench "$@" --json | tee -a "$report_dir/bench.jsonl" ||
-        note_failure "bench $name"
+    : >"$work/last.json"
+    timeout -k 10 "$limit" "$dsq" bench "$@" --json |
+        tee -a "$work/last.json" "$report_dir/bench.jsonl" ||
+        {
+            note_failure "bench $name"
+            return 1
+        }
 }
 
 {
@@ -129,11 +136,9 @@ bench() { # NAME SECONDS ARGS...: one dsq bench --json run, its line kept in ben
         note_failure "convert models/tiny-v2"
     # a gate: if the tiny model does not run on the device, the full-size runs would only spend
     # their timeouts
-    gate_failures=$failures
-    bench "tiny q4, prompt 128, 64 decode steps" 60 "$work/tiny.dsq" --backend cuda --prompt 128 \
-        --gen 64
-    if [ "$failures" -gt "$gate_failures" ]; then
-        echo "== the tiny model failed on the device: full-size benchmarks not started"
+    if ! bench "tiny q4, prompt 128, 64 decode steps" 60 "$work/tiny.dsq" --backend cuda \
+        --prompt 128 --gen 64; then
+        echo "== the tiny model did not run on the device: full-size benchmarks not started"
     else
         bench "v2-lite q4 (random weights), prompt 512, 64 decode steps" 90 --random v2-lite \
             --quant q4 --prompt 512 --gen 64
@@ -144,11 +149,9 @@ bench() { # NAME SECONDS ARGS...: one dsq bench --json run, its line kept in ben
         # --config tests/data/configs/deepseek-v2.json --vram 40G); V2-Lite with half
         for cut in "v2 3 23" "v2 5 23" "v2-lite 27 50"; do
             set -- $cut
-            in_budget "bench $1 --layers $2 offload" || continue
-            echo "-- $1 ($2 layers) q4 (random weights), $3% of expert bytes on the GPU"
-            timeout -k 10 90 "$dsq" bench --random "$1" --layers "$2" --quant q4 \
-                --gpu-experts "$3" --prompt 128 --gen 32 --json | tee "$work/offload-$1-$2.json" |
-                tee -a "$report_dir/bench.jsonl" || note_failure "bench $1 --layers $2 offload"
+            bench "$1 ($2 layers) q4 (random weights), $3% of expert bytes on the GPU" 90 \
+                --random "$1" --layers "$2" --quant q4 --gpu-experts "$3" --prompt 128 --gen 32 &&
+                cp "$work/last.json" "$work/offload-$1-$2.json"
         done
         # the full 60 layers (1 dense, 59 MoE) from the two cuts: t60 = t3 + 57 (t5 - t3) / 2
         if [ -s "$work/offload-v2-3.json" ] && [ -s "$work/offload-v2-5.json" ]; then
