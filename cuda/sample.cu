@@ -64,8 +64,10 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
             if (ob > best || (ob == best && oi < bi))
                 best = ob, bi = oi;
         }
+        /* the CPU's argmax starts from logit 0 and only a larger value replaces it: a NaN
+         * there is never replaced, so it is the pick (and the softmax's maximum) */
         if (lane == 0)
-            smax[0] = best, sidx[0] = bi;
+            smax[0] = l[0] != l[0] ? l[0] : best, sidx[0] = l[0] != l[0] ? 0 : bi;
     }
     __syncthreads();
     if (greedy) {

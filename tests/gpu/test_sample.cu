@@ -1,8 +1,8 @@
 /* Sampling on the device (cuda/sample.cu) against the CPU sampler (runtime/sampler.c), token for
  * token: 100 seeds x 7 settings (greedy; temperature; top-k; top-p; min-p; repetition penalty;
  * all together) x 4 successive draws per seed, over random logits of the real vocabulary
- * (102400) and a small one, plus greedy with a tie (the lower index wins on both). Every draw
- * must agree. Both draw from the same splitmix64 stream in the same sorted order; they can
+ * (102400) and a small one, plus greedy picks at a tie and beside NaN logits (as the CPU). Every
+ * draw must agree. Both draw from the same splitmix64 stream in the same sorted order; they can
  * disagree only when a draw or a top-p/min-p cut falls within the ulp-level difference of the
  * two sides' probabilities (device expf within 2 ulp, glibc's within 1; double sums in another
  * order), about 5e-7 of the probability mass per draw, so about 1e-3 for the 2,800 draws here.
@@ -92,21 +92,17 @@ static bool run_setting(const char *what, sampler_params p, int vocab, int seeds
     return true;
 }
 
-static void greedy_tie(void)
+/* A greedy pick of one full-vocabulary row, device against the CPU's argmax and the index it
+ * must be. */
+static void greedy_pick(const char *what, const float *l, int vocab, int want_index)
 {
-    const int vocab = 102400;
-    float *l = (float *)malloc(vocab * sizeof(float));
-    for (int i = 0; i < vocab; i++)
-        l[i] = (float)gauss();
-    l[70001] = l[70000] = 9.0f; /* tied maxima: the CPU takes the lower index */
     sampler_params p = sampler_defaults();
     sampler cpu;
     dsampler dev;
     dsq_error err;
     if (sampler_init(&cpu, &p, vocab, &err) != DSQ_OK) {
-        fprintf(stderr, "  greedy tie: %s\n", err.msg);
+        fprintf(stderr, "  greedy %s: %s\n", what, err.msg);
         failed++;
-        free(l);
         return;
     }
     CUDA_CHECK(dsampler_init(&dev, p, vocab, 1));
@@ -119,15 +115,37 @@ static void greedy_tie(void)
     CUDA_CHECK(cudaMemcpy(dn, &zero, sizeof(int), cudaMemcpyHostToDevice));
     CUDA_CHECK(launch_sample(&dev, dl, 1, dn, dn, 0, dt, 0));
     CUDA_CHECK(cudaMemcpy(&got, dt, sizeof(int), cudaMemcpyDeviceToHost));
-    const int want = sampler_sample(&cpu, l, NULL, 0);
-    printf("  greedy tie at 70000/70001: device %d, cpu %d: %s\n", got, want,
-           got == want && want == 70000 ? "ok" : "FAIL");
-    got == want && want == 70000 ? passed++ : failed++;
+    float *copy = (float *)malloc(vocab * sizeof(float)); /* the CPU sampler may write its row */
+    memcpy(copy, l, vocab * sizeof(float));
+    const int want = sampler_sample(&cpu, copy, NULL, 0);
+    const bool ok = got == want && want == want_index;
+    printf("  greedy %s: device %d, cpu %d (want %d): %s\n", what, got, want, want_index,
+           ok ? "ok" : "FAIL");
+    ok ? passed++ : failed++;
+    free(copy);
     sampler_free(&cpu);
     dsampler_free(&dev);
     cudaFree(dl);
     cudaFree(dt);
     cudaFree(dn);
+}
+
+/* Tied maxima (the CPU takes the lower index); a NaN at logit 0, which the CPU's argmax never
+ * replaces; a NaN further on, which both skip. */
+static void greedy_edges(void)
+{
+    const int vocab = 102400;
+    float *l = (float *)malloc(vocab * sizeof(float));
+    for (int i = 0; i < vocab; i++)
+        l[i] = (float)gauss();
+    l[70001] = l[70000] = 9.0f;
+    greedy_pick("tie at 70000/70001", l, vocab, 70000);
+    const float first = l[0];
+    l[0] = NAN;
+    greedy_pick("NaN at 0", l, vocab, 0);
+    l[0] = first;
+    l[123] = NAN;
+    greedy_pick("NaN at 123", l, vocab, 70000);
     free(l);
 }
 
@@ -208,7 +226,7 @@ int main(void)
         run_setting(set[i].what, set[i].p, 102400, 20, 4);
         run_setting(set[i].what, set[i].p, 1000, 80, 4);
     }
-    greedy_tie();
+    greedy_edges();
     time_step();
     printf("test_sample: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
