@@ -187,6 +187,11 @@ void dsq_dot_force_reference(bool on)
     atomic_store_explicit(&force_ref, on, memory_order_relaxed);
 }
 
+bool dsq_dot_use_avx2(void)
+{
+    return path() == PATH_AVX2;
+}
+
 const char *dsq_dot_path(void)
 {
     return path() == PATH_AVX2 ? "avx2" : "scalar";

@@ -38,6 +38,10 @@ void dsq_dot_force_reference(bool on);
 /* The path dsq_dot_row uses now: "avx2" or "scalar". */
 const char *dsq_dot_path(void);
 
+/* Whether the AVX2 paths run now (the CPU has them and the reference is not forced): for
+ * kernels outside quant/ that follow the same switch (runtime/kv_q8.c). */
+bool dsq_dot_use_avx2(void);
+
 /* Whether this CPU (and OS) runs the AVX2 + FMA + F16C kernels. */
 bool dsq_dot_have_avx2(void);
 

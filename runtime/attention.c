@@ -2,9 +2,9 @@
  * latent cache: expanded (K, V rebuilt by kv_b) and absorbed (W_UK folded into the query,
  * W_UV applied after the weighted sum of latents). Prompts and the absorbed form's scores and
  * sums run as fp32 matrix products (gemm_f32.h), its W_UK and W_UV products on kv_b's storage;
- * a single MHA query over an f32 cache as a dot product per cached key. A bf16 cache
- * (kv_bf16.h) is widened for prompts, and a decode step takes it in pieces: MLA's on AMX tiles
- * where the CPU has them. */
+ * a single MHA query over an f32 cache as a dot product per cached key. A bf16 or q8 cache
+ * (kv_bf16.h, kv_q8.h) is widened for prompts, and a decode step takes it in pieces: MLA's on
+ * AMX tiles where the CPU has them. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include "dot.h"
 #include "gemm_f32.h"
 #include "kv_bf16.h"
+#include "kv_q8.h"
 #include "model.h"
 #include "ops.h"
 
@@ -86,25 +87,24 @@ static void combine_pieces(int n_pieces, const float *partial, size_t pstride, c
     ops_scale(out, n, 1.0f / sum);
 }
 
-/* Positions per piece of a decode step over a bf16 MHA cache. */
+/* Positions per piece of a decode step over a bf16 or q8 MHA cache. */
 #define MHA_PIECE_MAX 32
 
-/* One query (a decode step) over a bf16 MHA cache, in pieces of positions as the absorbed MLA
- * decode takes them: each thread takes a piece's scores for every head straight from the cached
- * keys, their exponentials against the piece's own maximum, then the weighted sums of the
+/* One query (a decode step) over a bf16 or q8 MHA cache, in pieces of positions as the absorbed
+ * MLA decode takes them: each thread takes a piece's scores for every head straight from the
+ * cached keys, their exponentials against the piece's own maximum, then the weighted sums of the
  * piece's values; the pieces are then combined. Every cached key and value is read once per
  * step, front to back. */
-static int mha_decode_bf16(model *m, int layer, const float *q, float *attn)
+static int mha_decode_pieces(model *m, int layer, const float *q, float *attn)
 {
     const dsq_model_config *c = m->cfg;
     const int hd = c->head_dim, nh = c->n_heads, group = nh / c->n_kv_heads;
-    const size_t kvw = m->cache_a_stride;
+    const size_t kvw = m->cache_a_stride, layer_at = (size_t)layer * m->ctx * kvw;
+    const size_t g = (size_t)kv_q8_group(hd); /* a q8 cache's values per scale */
     const int total = m->n_past + 1;
     int piece = (total + 7) / 8; /* at least 8 pieces for the threads */
     piece = piece < 8 ? 8 : piece > MHA_PIECE_MAX ? MHA_PIECE_MAX : piece;
     const int n_pieces = (total + piece - 1) / piece;
-    const uint16_t *keys = m->keys_bf16 + (size_t)layer * m->ctx * kvw;
-    const uint16_t *values = m->values_bf16 + (size_t)layer * m->ctx * kvw;
     const size_t each = (size_t)nh * piece; /* each thread's scores: head h's at h * piece */
     float *scratch = malloc((size_t)omp_get_max_threads() * each * sizeof(float));
     float *partial = malloc((size_t)n_pieces * nh * (hd + 2) * sizeof(float));
@@ -121,14 +121,26 @@ static int mha_decode_bf16(model *m, int layer, const float *q, float *attn)
 #pragma omp for schedule(static)
         for (int p = 0; p < n_pieces; p++) {
             const int s0 = p * piece, ns = total - s0 < piece ? total - s0 : piece;
-            mha_bf16_scores(keys + (size_t)s0 * kvw, kvw, ns, q, nh, group, hd, sc, (size_t)piece);
+            /* position s0's row: every kv head's hd values, one after another */
+            const size_t at = layer_at + (size_t)s0 * kvw;
+            if (m->keys_q8)
+                mha_q8_scores(m->keys_q8 + at, m->key_scales + at / g, (size_t)hd, kvw, ns, q, nh,
+                              group, hd, sc, (size_t)piece);
+            else
+                mha_bf16_scores(m->keys_bf16 + at, (size_t)hd, kvw, ns, q, nh, group, hd, sc,
+                                (size_t)piece);
             for (int h = 0; h < nh; h++) {
-                const size_t at = (size_t)p * nh + h;
-                piece_sum[at] =
-                    ops_scaled_exp(sc + (size_t)h * piece, ns, m->softmax_scale, &piece_max[at]);
+                const size_t ph = (size_t)p * nh + h;
+                piece_sum[ph] =
+                    ops_scaled_exp(sc + (size_t)h * piece, ns, m->softmax_scale, &piece_max[ph]);
             }
-            mha_bf16_weighted_sum(values + (size_t)s0 * kvw, kvw, ns, sc, (size_t)piece, nh, group,
-                                  hd, partial + (size_t)p * nh * hd);
+            float *out = partial + (size_t)p * nh * hd;
+            if (m->values_q8)
+                mha_q8_weighted_sum(m->values_q8 + at, m->value_scales + at / g, (size_t)hd, kvw,
+                                    ns, sc, (size_t)piece, nh, group, hd, out);
+            else
+                mha_bf16_weighted_sum(m->values_bf16 + at, (size_t)hd, kvw, ns, sc, (size_t)piece,
+                                      nh, group, hd, out);
         }
 #pragma omp for schedule(static)
         for (int h = 0; h < nh; h++)
@@ -146,24 +158,26 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
     const layer_weights *lw = &m->w.layers[layer];
     const int hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, group = nh / nkv;
     const size_t stride = m->cache_a_stride;
-    const bool bf16 = m->keys_bf16 != NULL;
+    /* a cache of bf16 or q8 rows rather than the f32 reference */
+    const bool packed = m->keys_bf16 || m->keys_q8;
+    const size_t layer_at = (size_t)layer * m->ctx * stride, g = (size_t)kv_q8_group(hd);
     const int total = m->n_past + n;
-    float *keys = bf16 ? NULL : m->cache_a + (size_t)layer * m->ctx * stride;
-    float *values = bf16 ? NULL : m->cache_b + (size_t)layer * m->ctx * stride;
-    /* new keys and values: straight into an f32 cache at their positions; for a bf16 cache
+    float *keys = packed ? NULL : m->cache_a + layer_at;
+    float *values = packed ? NULL : m->cache_b + layer_at;
+    /* new keys and values: straight into an f32 cache at their positions; for a packed cache
      * into new_kv first, rounded into the cache after RoPE */
-    float *new_kv = bf16 ? malloc(2 * (size_t)n * stride * sizeof(float)) : NULL;
-    float *new_k = bf16 ? new_kv : keys + (size_t)m->n_past * stride;
-    float *new_v = bf16 ? new_kv + (size_t)n * stride : values + (size_t)m->n_past * stride;
-    /* a prompt over a bf16 cache reads it widened: whole rows, as the f32 cache's */
-    float *widened = bf16 && n > 1 ? malloc(2 * (size_t)total * stride * sizeof(float)) : NULL;
+    float *new_kv = packed ? malloc(2 * (size_t)n * stride * sizeof(float)) : NULL;
+    float *new_k = packed ? new_kv : keys + (size_t)m->n_past * stride;
+    float *new_v = packed ? new_kv + (size_t)n * stride : values + (size_t)m->n_past * stride;
+    /* a prompt over a packed cache reads it widened: whole rows, as the f32 cache's */
+    float *widened = packed && n > 1 ? malloc(2 * (size_t)total * stride * sizeof(float)) : NULL;
     float *q = malloc((size_t)n * nh * hd * sizeof(float));
     float *attn = malloc((size_t)n * nh * hd * sizeof(float));
     /* each thread's scores (a block of queries, or the one query of a decode step) */
     const size_t span = (size_t)(n > 1 ? QUERY_BLOCK : 1) * (size_t)total;
     float *scratch = malloc((size_t)omp_get_max_threads() * span * sizeof(float));
     int rc = DSQ_OK;
-    if (!q || !attn || !scratch || (bf16 && !new_kv) || (bf16 && n > 1 && !widened)) {
+    if (!q || !attn || !scratch || (packed && !new_kv) || (packed && n > 1 && !widened)) {
         rc = DSQ_ERESOURCE;
         goto done;
     }
@@ -178,22 +192,33 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
             rope_apply(&m->rope, q + ((size_t)t * nh + h) * hd, pos);
         for (int h = 0; h < nkv; h++)
             rope_apply(&m->rope, new_k + (size_t)t * stride + (size_t)h * hd, pos);
-        if (bf16) {
-            const size_t at = ((size_t)layer * m->ctx + pos) * stride;
+        const size_t at = layer_at + (size_t)pos * stride;
+        if (m->keys_bf16) {
             kv_bf16_store(new_k + (size_t)t * stride, stride, m->keys_bf16 + at);
             kv_bf16_store(new_v + (size_t)t * stride, stride, m->values_bf16 + at);
+        } else if (m->keys_q8) {
+            kv_q8_store(new_k + (size_t)t * stride, stride, (int)g, m->keys_q8 + at,
+                        m->key_scales + at / g);
+            kv_q8_store(new_v + (size_t)t * stride, stride, (int)g, m->values_q8 + at,
+                        m->value_scales + at / g);
         }
     }
-    if (bf16 && n == 1) {
-        rc = mha_decode_bf16(m, layer, q, attn);
+    if (packed && n == 1) {
+        rc = mha_decode_pieces(m, layer, q, attn);
         goto project;
     }
-    if (bf16) {
+    if (packed) {
         keys = widened;
         values = widened + (size_t)total * stride;
-        kv_bf16_widen(m->keys_bf16 + (size_t)layer * m->ctx * stride, (size_t)total * stride, keys);
-        kv_bf16_widen(m->values_bf16 + (size_t)layer * m->ctx * stride, (size_t)total * stride,
-                      values);
+        const size_t len = (size_t)total * stride;
+        if (m->keys_bf16) {
+            kv_bf16_widen(m->keys_bf16 + layer_at, len, keys);
+            kv_bf16_widen(m->values_bf16 + layer_at, len, values);
+        } else {
+            kv_q8_widen(m->keys_q8 + layer_at, m->key_scales + layer_at / g, len, (int)g, keys);
+            kv_q8_widen(m->values_q8 + layer_at, m->value_scales + layer_at / g, len, (int)g,
+                        values);
+        }
     }
     const bool threads = (long)n * nh * total * hd > PARALLEL_MIN_WORK;
     if (n > 1) { /* keys and values straight from the cache, rows of the cache's stride */
@@ -208,7 +233,7 @@ static int mha_forward(model *m, int layer, const float *xn, int n, float *out)
                            m->softmax_scale, scratch + (size_t)omp_get_thread_num() * span,
                            (size_t)total, attn + ((size_t)t0 * nh + h) * hd, (size_t)nh * hd);
             }
-    } else { /* one query: a dot product per cached key */
+    } else { /* one query over the f32 cache: a dot product per cached key */
 #pragma omp parallel for schedule(static) if (threads)
         for (int h = 0; h < nh; h++) {
             size_t kv_off = (size_t)(h / group) * hd;

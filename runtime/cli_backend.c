@@ -102,11 +102,13 @@ int cli_backend_option(const char *cmd, int c, const char *arg, engine_options *
         ok = parse_expert_cache(cmd, arg, o);
         break;
     case CLI_OPT_KV_CACHE:
-        ok = !strcmp(arg, "bf16") || !strcmp(arg, "f32");
+        ok = !strcmp(arg, "bf16") || !strcmp(arg, "f32") || !strcmp(arg, "q8");
         if (ok)
-            model_set_kv_cache(strcmp(arg, "bf16") ? KV_CACHE_F32 : KV_CACHE_BF16);
+            model_set_kv_cache(!strcmp(arg, "bf16")  ? KV_CACHE_BF16
+                               : !strcmp(arg, "f32") ? KV_CACHE_F32
+                                                     : KV_CACHE_Q8);
         else
-            cli_usage_error(cmd, "--kv-cache must be bf16 or f32, not '%s'", arg);
+            cli_usage_error(cmd, "--kv-cache must be bf16, f32 or q8, not '%s'", arg);
         break;
     default:
         return 0;

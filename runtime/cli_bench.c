@@ -364,6 +364,7 @@ int cmd_bench(int argc, char **argv)
         const char *kv_cache = e.ops->copy_bandwidth || !e.model               ? "f32"
                                : e.model->latent_bf16 && e.model->latent_tiles ? "bf16 (amx)"
                                : e.model->latent_bf16 || e.model->keys_bf16    ? "bf16"
+                               : e.model->keys_q8                              ? "q8"
                                                                                : "f32";
         if (as_json)
             printf("{\"model\": \"%s\", \"backend\": \"%s (%s)\", \"activations\": \"%s\", "

@@ -144,6 +144,10 @@ static int print_json(const model_file *m, int list_tensors, int ctx)
                                   (json_int_t)model_cache_bytes(&m->config, ctx, KV_CACHE_BF16),
                                   "f32",
                                   (json_int_t)model_cache_bytes(&m->config, ctx, KV_CACHE_F32)));
+    if (m->config.family == DSQ_FAMILY_V1) /* MHA's keys and values take q8 too */
+        json_object_set_new(
+            json_object_get(out, "cpu_kv_cache"), "q8",
+            json_integer((json_int_t)model_cache_bytes(&m->config, ctx, KV_CACHE_Q8)));
     const vram_plan vp = vram_for(m, ctx);
     json_object_set_new(out, "cuda_memory",
                         json_pack("{s:i, s:I, s:I, s:I, s:I}", "ctx", ctx, "bytes",
@@ -324,9 +328,13 @@ int cmd_info(int argc, char **argv)
         const vram_plan vp = vram_for(&m, (int)ctx);
         printf("cuda memory %.2f GB at --ctx %ld: weights %.2f, KV cache %.2f, work buffers %.2f\n",
                vp.total / 1e9, ctx, vp.weights / 1e9, vp.cache_bytes / 1e9, vp.work_bytes / 1e9);
-        printf("cpu KV cache at --ctx %ld: %.2f GB (bf16, the default), %.2f GB (--kv-cache f32)\n",
+        printf("cpu KV cache at --ctx %ld: %.2f GB (bf16, the default), %.2f GB (--kv-cache f32)",
                ctx, model_cache_bytes(&m.config, (int)ctx, KV_CACHE_BF16) / 1e9,
                model_cache_bytes(&m.config, (int)ctx, KV_CACHE_F32) / 1e9);
+        if (m.config.family == DSQ_FAMILY_V1)
+            printf(", %.2f GB (--kv-cache q8)",
+                   model_cache_bytes(&m.config, (int)ctx, KV_CACHE_Q8) / 1e9);
+        printf("\n");
     }
     if (vram) {
         uint64_t *bytes = malloc((size_t)m.n_plan * sizeof *bytes);

@@ -1,8 +1,9 @@
 /* The bf16 KV cache's conversions, MHA's decode kernels over it and MLA's AMX tile kernels
  * (kv_bf16.h).
  *
- * MHA: one position's row at a time, front to back: every head's score by the bf16 dot kernel
- * (quant/dot.h), then every head's weighted-sum update from the values widened in registers.
+ * MHA: head by head over a piece of positions: each score a dot product of the head's query
+ * with a cached key, each weighted sum kept in registers (AVX-512) or L1 while the head's
+ * values are widened and added.
  *
  * Scores: the cached rows are the A operand as they lie (16 positions by 32 k, rows cstride
  * apart), the queries the B operand (k pairs by 16 query rows), so a tile of sums is 16
@@ -53,20 +54,81 @@ TARGET_AVX2 static inline __m256 widen8(const uint16_t *x)
         _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
 }
 
-TARGET_AVX2 static void mha_sum_avx2(const uint16_t *values, size_t stride, int ns, const float *p,
-                                     size_t pstride, int nh, int group, int hd, float *out)
+TARGET_AVX2 static void mha_sum_avx2(const uint16_t *values, size_t head_stride, size_t stride,
+                                     int ns, const float *p, size_t pstride, int nh, int group,
+                                     int hd, float *out)
 {
     memset(out, 0, (size_t)nh * hd * sizeof(float));
-    for (int i = 0; i < ns; i++) {
-        const uint16_t *row = values + (size_t)i * stride;
-        for (int h = 0; h < nh; h++) {
-            const uint16_t *v = row + (size_t)(h / group) * hd;
+    for (int h = 0; h < nh; h++) {
+        const uint16_t *vh = values + (size_t)(h / group) * head_stride;
+        float *o = out + (size_t)h * hd;
+        for (int i = 0; i < ns; i++) {
+            const uint16_t *v = vh + (size_t)i * stride;
             const __m256 w = _mm256_set1_ps(p[(size_t)h * pstride + i]);
-            float *o = out + (size_t)h * hd;
             for (int d = 0; d < hd; d += 8)
                 _mm256_storeu_ps(o + d, _mm256_fmadd_ps(w, widen8(v + d), _mm256_loadu_ps(o + d)));
         }
     }
+}
+
+#define TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+/* Heads of HD_512 values take the AVX-512 kernels: head by head, the query (or the head's
+ * weighted sum) held in registers across the piece's positions, so a position costs its row's
+ * loads and widening and one multiply-add each, with no reloads or stores of the head's row
+ * (MoE-16B at 4,000 cached tokens: 8 layers decoded 10% faster than a row at a time). */
+#define HD_512 128
+
+/* Sixteen cached bf16 values as fp32 (exact). */
+TARGET_AVX512 static inline __m512 widen16(const uint16_t *x)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)x)), 16));
+}
+
+TARGET_AVX512 static void mha_scores_avx512(const uint16_t *keys, size_t head_stride, size_t stride,
+                                            int ns, const float *q, int nh, int group,
+                                            float *scores, size_t sstride)
+{
+    enum { CHUNKS = HD_512 / 16 };
+    for (int h = 0; h < nh; h++) {
+        const uint16_t *kh = keys + (size_t)(h / group) * head_stride;
+        __m512 qv[CHUNKS];
+        for (int c = 0; c < CHUNKS; c++)
+            qv[c] = _mm512_loadu_ps(q + (size_t)h * HD_512 + 16 * c);
+        for (int i = 0; i < ns; i++) {
+            const uint16_t *k = kh + (size_t)i * stride;
+            __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int c = 0; c < CHUNKS; c++)
+                acc[c % 2] = _mm512_fmadd_ps(qv[c], widen16(k + 16 * c), acc[c % 2]);
+            scores[(size_t)h * sstride + i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+        }
+    }
+}
+
+TARGET_AVX512 static void mha_sum_avx512(const uint16_t *values, size_t head_stride, size_t stride,
+                                         int ns, const float *p, size_t pstride, int nh, int group,
+                                         float *out)
+{
+    enum { CHUNKS = HD_512 / 16 };
+    for (int h = 0; h < nh; h++) {
+        const uint16_t *vh = values + (size_t)(h / group) * head_stride;
+        __m512 o[CHUNKS];
+        for (int c = 0; c < CHUNKS; c++)
+            o[c] = _mm512_setzero_ps();
+        for (int i = 0; i < ns; i++) {
+            const __m512 w = _mm512_set1_ps(p[(size_t)h * pstride + i]);
+            for (int c = 0; c < CHUNKS; c++)
+                o[c] = _mm512_fmadd_ps(w, widen16(vh + (size_t)i * stride + 16 * c), o[c]);
+        }
+        for (int c = 0; c < CHUNKS; c++)
+            _mm512_storeu_ps(out + (size_t)h * HD_512 + 16 * c, o[c]);
+    }
+}
+
+static bool mha_avx512(int hd)
+{
+    return hd == HD_512 && dsq_dot_use_avx2() && dsq_dot_have_avx512();
 }
 
 static bool mha_avx2(int hd)
@@ -75,29 +137,39 @@ static bool mha_avx2(int hd)
 }
 #endif
 
-void mha_bf16_scores(const uint16_t *keys, size_t stride, int ns, const float *q, int nh, int group,
-                     int hd, float *scores, size_t sstride)
-{
-    for (int i = 0; i < ns; i++) /* each head's key as a one-row bf16 tensor */
-        for (int h = 0; h < nh; h++)
-            scores[(size_t)h * sstride + i] =
-                dsq_dot_row(DSQ_TYPE_BF16, keys + (size_t)i * stride + (size_t)(h / group) * hd, 1,
-                            (uint64_t)hd, 0, 0, q + (size_t)h * hd, NULL);
-}
-
-void mha_bf16_weighted_sum(const uint16_t *values, size_t stride, int ns, const float *p,
-                           size_t pstride, int nh, int group, int hd, float *out)
+void mha_bf16_scores(const uint16_t *keys, size_t head_stride, size_t stride, int ns,
+                     const float *q, int nh, int group, int hd, float *scores, size_t sstride)
 {
 #if defined(__x86_64__)
+    if (mha_avx512(hd)) {
+        mha_scores_avx512(keys, head_stride, stride, ns, q, nh, group, scores, sstride);
+        return;
+    }
+#endif
+    for (int h = 0; h < nh; h++) /* each head's key as a one-row bf16 tensor */
+        for (int i = 0; i < ns; i++)
+            scores[(size_t)h * sstride + i] = dsq_dot_row(
+                DSQ_TYPE_BF16, keys + (size_t)(h / group) * head_stride + (size_t)i * stride, 1,
+                (uint64_t)hd, 0, 0, q + (size_t)h * hd, NULL);
+}
+
+void mha_bf16_weighted_sum(const uint16_t *values, size_t head_stride, size_t stride, int ns,
+                           const float *p, size_t pstride, int nh, int group, int hd, float *out)
+{
+#if defined(__x86_64__)
+    if (mha_avx512(hd)) {
+        mha_sum_avx512(values, head_stride, stride, ns, p, pstride, nh, group, out);
+        return;
+    }
     if (mha_avx2(hd)) {
-        mha_sum_avx2(values, stride, ns, p, pstride, nh, group, hd, out);
+        mha_sum_avx2(values, head_stride, stride, ns, p, pstride, nh, group, hd, out);
         return;
     }
 #endif
     memset(out, 0, (size_t)nh * hd * sizeof(float));
     for (int i = 0; i < ns; i++)
         for (int h = 0; h < nh; h++) {
-            const uint16_t *v = values + (size_t)i * stride + (size_t)(h / group) * hd;
+            const uint16_t *v = values + (size_t)(h / group) * head_stride + (size_t)i * stride;
             for (int d = 0; d < hd; d++)
                 out[(size_t)h * hd + d] += p[(size_t)h * pstride + i] * dsq_bf16_to_f32(v[d]);
         }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "kv_bf16.h"
+#include "kv_q8.h"
 #include "ops.h"
 
 static _Atomic kv_cache_type kv_cache = KV_CACHE_BF16;
@@ -24,13 +25,16 @@ kv_cache_type model_kv_cache(void)
 
 size_t model_cache_bytes(const dsq_model_config *c, int ctx, kv_cache_type t)
 {
-    const bool bf16 = t == KV_CACHE_BF16;
-    size_t per_token =
-        c->family == DSQ_FAMILY_V1
-            ? 2 * (size_t)c->n_kv_heads * (size_t)c->head_dim * (bf16 ? 2 : sizeof(float))
-        : bf16 ? kv_bf16_latent_row(c->kv_lora_rank, c->qk_rope_head_dim) * 2
-               : ((size_t)c->kv_lora_rank + (size_t)c->qk_rope_head_dim) * sizeof(float);
-    return (size_t)c->n_layers * (size_t)ctx * per_token;
+    const size_t rows = (size_t)c->n_layers * (size_t)ctx;
+    if (c->family == DSQ_FAMILY_V1) {
+        const size_t values = 2 * rows * (size_t)c->n_kv_heads * (size_t)c->head_dim;
+        return t == KV_CACHE_F32  ? values * sizeof(float)
+               : t == KV_CACHE_Q8 ? values + values / (size_t)kv_q8_group(c->head_dim) * 4
+                                  : values * 2;
+    }
+    return t == KV_CACHE_F32
+               ? rows * ((size_t)c->kv_lora_rank + (size_t)c->qk_rope_head_dim) * sizeof(float)
+               : rows * kv_bf16_latent_row(c->kv_lora_rank, c->qk_rope_head_dim) * 2;
 }
 
 int model_open(model *m, const char *path, int ctx, dsq_error *err)
@@ -97,6 +101,20 @@ int model_state_init(model *m, dsq_error *err)
         m->softmax_scale = (float)scale;
     }
     const size_t rows = (size_t)c->n_layers * (size_t)ctx;
+    if (kv_cache == KV_CACHE_Q8 && c->family != DSQ_FAMILY_V1)
+        return dsq_fail(err, DSQ_EUSAGE,
+                        "--kv-cache q8 keeps MHA's keys and values (DeepSeek-MoE); this model's "
+                        "attention is MLA, whose latent cache is bf16 or f32");
+    if (kv_cache == KV_CACHE_Q8) {
+        const size_t n = rows * m->cache_a_stride, scales = n / (size_t)kv_q8_group(c->head_dim);
+        m->keys_q8 = cache_alloc(n);
+        m->values_q8 = cache_alloc(n);
+        m->key_scales = cache_alloc(scales * sizeof(float));
+        m->value_scales = cache_alloc(scales * sizeof(float));
+        if (!m->keys_q8 || !m->values_q8 || !m->key_scales || !m->value_scales)
+            return dsq_fail(err, DSQ_ERESOURCE, "out of memory for a %d-token KV cache", ctx);
+        return rope_init(&m->rope, c, ctx, err);
+    }
     if (kv_cache == KV_CACHE_BF16 && c->family == DSQ_FAMILY_V1) {
         m->keys_bf16 = cache_alloc(rows * m->cache_a_stride * sizeof(uint16_t));
         m->values_bf16 = cache_alloc(rows * m->cache_b_stride * sizeof(uint16_t));
@@ -129,8 +147,14 @@ void model_state_free(model *m)
     free(m->latent_bf16);
     free(m->keys_bf16);
     free(m->values_bf16);
+    free(m->keys_q8);
+    free(m->values_q8);
+    free(m->key_scales);
+    free(m->value_scales);
     m->cache_a = m->cache_b = NULL;
     m->latent_bf16 = m->keys_bf16 = m->values_bf16 = NULL;
+    m->keys_q8 = m->values_q8 = NULL;
+    m->key_scales = m->value_scales = NULL;
 }
 
 void model_close(model *m)

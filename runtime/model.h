@@ -15,9 +15,10 @@
 typedef enum { ATTN_AUTO, ATTN_EXPANDED, ATTN_ABSORBED } attn_mode;
 
 /* How the KV cache is kept: bf16 (the default: half the bytes a long context reads per token,
- * AMX tiles for MLA where the CPU has them; runtime/kv_bf16.h) or f32 (the reference
- * arithmetic the golden tests hold). */
-typedef enum { KV_CACHE_BF16, KV_CACHE_F32 } kv_cache_type;
+ * AMX tiles for MLA where the CPU has them; runtime/kv_bf16.h), f32 (the reference
+ * arithmetic the golden tests hold) or, for MHA only, q8 (int8 codes with a scale per 32
+ * values; runtime/kv_q8.h). */
+typedef enum { KV_CACHE_BF16, KV_CACHE_F32, KV_CACHE_Q8 } kv_cache_type;
 
 /* For the models opened (or built) after the call. */
 void model_set_kv_cache(kv_cache_type t);
@@ -41,11 +42,16 @@ typedef struct model {
      * values_bf16, shaped as those. MLA: latent_bf16, per layer (ctx, cache_a_stride), rows
      * [latent | key hi | key lo | zeros] (kv_bf16_latent_row). */
     uint16_t *keys_bf16, *values_bf16, *latent_bf16;
+    /* A q8 cache (MHA only): codes shaped as keys_bf16 and values_bf16, and per layer one
+     * scale per kv_q8_group(head_dim) of them, at element / group. */
+    int8_t *keys_q8, *values_q8;
+    float *key_scales, *value_scales;
     bool latent_tiles; /* MLA's absorbed decode runs on AMX tiles (else widened) */
     struct expert_stats *expert_stats;     /* optional: counts each routing (expert_stats.h) */
 } model;
 
-/* Bytes of KV cache a context of ctx tokens takes on the CPU, kept as t. */
+/* Bytes of KV cache a context of ctx tokens takes on the CPU, kept as t (MLA has no q8 cache:
+ * its bf16 figure). */
 size_t model_cache_bytes(const dsq_model_config *c, int ctx, kv_cache_type t);
 
 /* The context a command uses when none is given: the model's maximum, at most 4096 tokens. */

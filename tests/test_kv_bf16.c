@@ -135,12 +135,19 @@ TEST(tile_kernels_match_the_exact_sums)
  * in at most n + 3 roundings of the running sums for n terms (the AVX2 scores add four partial
  * sums of eight lanes, then the lanes), so within (n + 3) 2^-24 of the sum of |terms|. Heads of
  * 8 to 128 values (16 is the tiny MHA fixture's, 128 DeepSeek-MoE's), 20 (not whole vectors: a
- * scalar tail or loop), shared key heads (group 2), pieces of 1 to 32 positions, rows wider
- * than the heads they hold. */
-static int check_mha(int nh, int group, int hd, int ns, int *stray)
+ * scalar tail or loop), shared key heads (group 2), pieces of 1 to 32 positions, each head's
+ * rows together or a row of every head per position (the model's layout), both padded. */
+static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *stray)
 {
-    const size_t stride = (size_t)(nh / group) * hd + 8, pstride = (size_t)ns + 2;
-    uint16_t *keys = random_latents(ns, stride), *values = random_latents(ns, stride);
+    /* key i of kv head k at k * head_stride + i * stride: each head's rows together, or a row
+     * of every head per position (as the model keeps them), padded in both */
+    const int nkv = nh / group;
+    const size_t stride = head_major ? (size_t)hd : (size_t)nkv * hd + 8;
+    const size_t head_stride = head_major ? (size_t)ns * hd + 8 : (size_t)hd;
+    const size_t pstride = (size_t)ns + 2;
+    const int rows = head_major ? nkv : ns;
+    const size_t row_len = head_major ? head_stride : stride;
+    uint16_t *keys = random_latents(rows, row_len), *values = random_latents(rows, row_len);
     float *q = malloc((size_t)nh * hd * sizeof *q), *p = malloc((size_t)nh * pstride * sizeof *p);
     float *scores = malloc((size_t)nh * pstride * sizeof *scores);
     float *out = malloc((size_t)nh * hd * sizeof *out);
@@ -150,11 +157,11 @@ static int check_mha(int nh, int group, int hd, int ns, int *stray)
         p[i] = rng_uniform(0, 1);
         scores[i] = NAN;
     }
-    mha_bf16_scores(keys, stride, ns, q, nh, group, hd, scores, pstride);
-    mha_bf16_weighted_sum(values, stride, ns, p, pstride, nh, group, hd, out);
+    mha_bf16_scores(keys, head_stride, stride, ns, q, nh, group, hd, scores, pstride);
+    mha_bf16_weighted_sum(values, head_stride, stride, ns, p, pstride, nh, group, hd, out);
     int bad = 0;
     for (int h = 0; h < nh; h++) {
-        const size_t kv = (size_t)(h / group) * hd;
+        const size_t kv = (size_t)(h / group) * head_stride;
         for (size_t i = 0; i < pstride; i++) {
             if ((int)i >= ns) {
                 *stray += !isnan(scores[h * pstride + i]);
@@ -162,7 +169,7 @@ static int check_mha(int nh, int group, int hd, int ns, int *stray)
             }
             double exact = 0, abs_sum = 0;
             for (int d = 0; d < hd; d++) {
-                const double t = (double)q[h * hd + d] * dsq_bf16_to_f32(keys[i * stride + kv + d]);
+                const double t = (double)q[h * hd + d] * dsq_bf16_to_f32(keys[kv + i * stride + d]);
                 exact += t;
                 abs_sum += fabs(t);
             }
@@ -172,7 +179,7 @@ static int check_mha(int nh, int group, int hd, int ns, int *stray)
             double exact = 0, abs_sum = 0;
             for (int i = 0; i < ns; i++) {
                 const double t =
-                    (double)p[h * pstride + i] * dsq_bf16_to_f32(values[i * stride + kv + d]);
+                    (double)p[h * pstride + i] * dsq_bf16_to_f32(values[kv + i * stride + d]);
                 exact += t;
                 abs_sum += fabs(t);
             }
@@ -190,17 +197,19 @@ static int check_mha(int nh, int group, int hd, int ns, int *stray)
 
 TEST(mha_kernels_match_the_exact_sums)
 {
-    const int shapes[][3] = {{16, 1, 128}, {4, 1, 16}, {4, 2, 8}, {6, 2, 24}, {3, 1, 20}};
+    const int shapes[][3] = {{16, 1, 128}, {8, 2, 128}, {4, 1, 16},
+                             {4, 2, 8},    {6, 2, 24},  {3, 1, 20}};
     const int positions[] = {1, 7, 32};
-    int bad = 0, stray = 0;
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-        for (size_t n = 0; n < sizeof positions / sizeof *positions; n++) {
-            const int off =
-                check_mha(shapes[s][0], shapes[s][1], shapes[s][2], positions[n], &stray);
-            CHECK_MSG(off == 0, "%d heads (group %d) of %d, %d positions: %d values off",
-                      shapes[s][0], shapes[s][1], shapes[s][2], positions[n], off);
-            bad += off;
-        }
+    int stray = 0;
+    for (int layout = 0; layout < 2; layout++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (size_t n = 0; n < sizeof positions / sizeof *positions; n++) {
+                const int off = check_mha(shapes[s][0], shapes[s][1], shapes[s][2], positions[n],
+                                          layout == 1, &stray);
+                CHECK_MSG(off == 0, "%s: %d heads (group %d) of %d, %d positions: %d values off",
+                          layout ? "head-major" : "position-major", shapes[s][0], shapes[s][1],
+                          shapes[s][2], positions[n], off);
+            }
     CHECK_EQ_INT(stray, 0);
 }
 

@@ -22,7 +22,7 @@ expect_error "bench unknown backend" 1 "--backend must be cpu or cuda" "" -- \
     "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend tpu
 expect_error "run bad vram" 1 "--vram needs a positive byte count" "" -- \
     "$DSQ" run "$v1" -p x --vram 12Q
-expect_error "run bad kv-cache" 1 "--kv-cache must be bf16 or f32, not 'f16'" "" -- \
+expect_error "run bad kv-cache" 1 "--kv-cache must be bf16, f32 or q8, not 'f16'" "" -- \
     "$DSQ" run "$tiny" -p x --kv-cache f16
 # the CPU keeps its KV cache in bf16 unless asked for f32, MLA (tiny) and MHA (v1) alike
 run "bench kv-cache default" 0 -- "$DSQ" bench "$tiny" --prompt 4 --gen 2 --backend cpu --json &&
@@ -33,8 +33,13 @@ run "bench kv-cache v1" 0 -- "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend cpu
     expect_output "bench kv-cache v1" '"kv_cache": "bf16"'
 run "bench kv-cache v1 f32" 0 -- "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend cpu --json \
     --kv-cache f32 && expect_output "bench kv-cache v1 f32" '"kv_cache": "f32"'
+# q8 keeps MHA's keys and values; MLA's latent has no q8 form, and saying so beats ignoring it
+run "bench kv-cache v1 q8" 0 -- "$DSQ" bench "$v1" --prompt 4 --gen 2 --backend cpu --json \
+    --kv-cache q8 && expect_output "bench kv-cache v1 q8" '"kv_cache": "q8"'
+expect_error "run kv-cache q8 on MLA" 1 "--kv-cache q8 keeps MHA's keys and values" "" -- \
+    "$DSQ" run "$tiny" -p x --kv-cache q8
 # the cuda memory plan: tiny-v1 caches K and V, 3 layers x 4 heads x 16 dims, fp32; the CPU's
-# cache of the same, bf16 or f32
+# cache of the same, bf16, f32 or q8
 run "info cuda memory" 0 -- "$DSQ" info "$v1" --json --ctx 64 &&
     if python3 -c '
 import json, sys
@@ -43,7 +48,9 @@ m = info["cuda_memory"]
 assert m["ctx"] == 64 and m["kv_cache"] == 3 * 64 * 2 * 4 * 16 * 4, m
 assert m["bytes"] == m["weights"] + m["kv_cache"] + m["work"] and m["work"] > 0, m
 c = info["cpu_kv_cache"]
-assert c == {"ctx": 64, "bf16": 3 * 64 * 2 * 4 * 16 * 2, "f32": 3 * 64 * 2 * 4 * 16 * 4}, c
+# q8: a byte a value and a 4-byte scale per head of 16 (too short for groups of 32)
+assert c == {"ctx": 64, "bf16": 3 * 64 * 2 * 4 * 16 * 2, "f32": 3 * 64 * 2 * 4 * 16 * 4,
+             "q8": 3 * 64 * 2 * 4 * (16 + 4)}, c
 ' "$tmp/out"; then pass; else fail "info cuda memory" "$(cat "$tmp/out" | tail -n 12)"; fi
 expect_error "info ctx 0" 1 "--ctx must be an integer" "" -- "$DSQ" info "$v1" --ctx 0
 expect_error "bench batch on cpu" 1 "one sequence at a time" "" -- \
