@@ -8,6 +8,7 @@
 #include "fixture_model.h"
 #include "float16.h"
 #include "kv_bf16.h"
+#include "mha_exact.h"
 
 #define TEST_RNG_SEED 0x1a7e47b16ull
 #include "test_rng.h"
@@ -131,12 +132,15 @@ TEST(tile_kernels_match_the_exact_sums)
 }
 
 /* MHA's kernels over bf16 rows (mha_bf16_scores, mha_bf16_weighted_sum) against the exact sums
- * of their terms: fp32 products of exact operands (a widened bf16 value is exact) summed in fp32,
- * in at most n + 3 roundings of the running sums for n terms (the AVX2 scores add four partial
- * sums of eight lanes, then the lanes), so within (n + 3) 2^-24 of the sum of |terms|. Heads of
+ * of their terms (tests/mha_exact.h; a widened bf16 value is exact). Heads of
  * 8 to 128 values (16 is the tiny MHA fixture's, 128 DeepSeek-MoE's), 20 (not whole vectors: a
  * scalar tail or loop), shared key heads (group 2), pieces of 1 to 32 positions, each head's
  * rows together or a row of every head per position (the model's layout), both padded. */
+static double cached_bf16(const void *cache, size_t at)
+{
+    return dsq_bf16_to_f32(((const uint16_t *)cache)[at]);
+}
+
 static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *stray)
 {
     /* key i of kv head k at k * head_stride + i * stride: each head's rows together, or a row
@@ -159,33 +163,8 @@ static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *st
     }
     mha_bf16_scores(keys, head_stride, stride, ns, q, nh, group, hd, scores, pstride);
     mha_bf16_weighted_sum(values, head_stride, stride, ns, p, pstride, nh, group, hd, out);
-    int bad = 0;
-    for (int h = 0; h < nh; h++) {
-        const size_t kv = (size_t)(h / group) * head_stride;
-        for (size_t i = 0; i < pstride; i++) {
-            if ((int)i >= ns) {
-                *stray += !isnan(scores[h * pstride + i]);
-                continue;
-            }
-            double exact = 0, abs_sum = 0;
-            for (int d = 0; d < hd; d++) {
-                const double t = (double)q[h * hd + d] * dsq_bf16_to_f32(keys[kv + i * stride + d]);
-                exact += t;
-                abs_sum += fabs(t);
-            }
-            bad += !(fabs(scores[h * pstride + i] - exact) <= (hd + 3) * ldexp(1, -24) * abs_sum);
-        }
-        for (int d = 0; d < hd; d++) {
-            double exact = 0, abs_sum = 0;
-            for (int i = 0; i < ns; i++) {
-                const double t =
-                    (double)p[h * pstride + i] * dsq_bf16_to_f32(values[kv + i * stride + d]);
-                exact += t;
-                abs_sum += fabs(t);
-            }
-            bad += !(fabs(out[h * hd + d] - exact) <= (ns + 3) * ldexp(1, -24) * abs_sum);
-        }
-    }
+    const int bad = mha_results_off(nh, group, hd, ns, head_stride, stride, q, p, pstride, scores,
+                                    out, cached_bf16, keys, values, stray);
     free(keys);
     free(values);
     free(q);

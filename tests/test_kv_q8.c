@@ -8,6 +8,7 @@
 #include "dot.h"
 #include "fixture_model.h"
 #include "kv_q8.h"
+#include "mha_exact.h"
 
 #define TEST_RNG_SEED 0x8c0de5ull
 #include "test_rng.h"
@@ -46,9 +47,20 @@ TEST(store_rounds_to_nearest_within_half_a_step)
     CHECK(isnan(scales[0]));
 }
 
-/* Scores and weighted sums against double sums of the same terms: fp32 sums of n terms of
- * products rounded once or twice are within (n + 3) 2^-24 of the sum of |terms|. Key i of kv
- * head k at k * head_stride + i * stride: each head's rows together, or a row of every head
+typedef struct {
+    const int8_t *codes;
+    const float *scales;
+    int group;
+} q8_cache;
+
+static double cached_q8(const void *cache, size_t at)
+{
+    const q8_cache *c = cache;
+    return (double)c->codes[at] * c->scales[at / (size_t)c->group];
+}
+
+/* Scores and weighted sums against double sums of the same terms (tests/mha_exact.h). Key i of
+ * kv head k at k * head_stride + i * stride: each head's rows together, or a row of every head
  * per position (the model's layout), padded in both by a scale group. */
 static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *stray)
 {
@@ -78,34 +90,9 @@ static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *st
     }
     mha_q8_scores(keys, kscales, head_stride, stride, ns, q, nh, group, hd, scores, pstride);
     mha_q8_weighted_sum(values, vscales, head_stride, stride, ns, p, pstride, nh, group, hd, out);
-    int bad = 0;
-    for (int h = 0; h < nh; h++) {
-        const size_t kv = (size_t)(h / group) * head_stride;
-        for (size_t i = 0; i < pstride; i++) {
-            if ((int)i >= ns) {
-                *stray += !isnan(scores[h * pstride + i]);
-                continue;
-            }
-            double exact = 0, abs_sum = 0;
-            for (int d = 0; d < hd; d++) {
-                const size_t at = kv + i * stride + d;
-                const double t = (double)q[h * hd + d] * keys[at] * kscales[at / g];
-                exact += t;
-                abs_sum += fabs(t);
-            }
-            bad += !(fabs(scores[h * pstride + i] - exact) <= (hd + 3) * ldexp(1, -24) * abs_sum);
-        }
-        for (int d = 0; d < hd; d++) {
-            double exact = 0, abs_sum = 0;
-            for (int i = 0; i < ns; i++) {
-                const size_t at = kv + (size_t)i * stride + d;
-                const double t = (double)p[h * pstride + i] * values[at] * vscales[at / g];
-                exact += t;
-                abs_sum += fabs(t);
-            }
-            bad += !(fabs(out[h * hd + d] - exact) <= (ns + 3) * ldexp(1, -24) * abs_sum);
-        }
-    }
+    const q8_cache kc = {keys, kscales, g}, vc = {values, vscales, g};
+    const int bad = mha_results_off(nh, group, hd, ns, head_stride, stride, q, p, pstride, scores,
+                                    out, cached_q8, &kc, &vc, stray);
     free(keys);
     free(values);
     free(kscales);
