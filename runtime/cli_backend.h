@@ -25,7 +25,7 @@
     "      --kv-cache T        (cpu) how the KV cache is kept: bf16 (default; half the memory,\n"  \
     "                          faster at long contexts), f32 (the reference arithmetic) or,\n"     \
     "                          for DeepSeek-MoE's MHA only, q8 (int8 with a scale per 32\n"        \
-    "                          values: 0.56 of bf16's bytes, faster again at long contexts)\n"
+    "                          values: 0.56 of bf16's bytes, a little faster at long contexts)\n"
 
 /* getopt_long codes of the shared options, above any command's own. */
 enum {

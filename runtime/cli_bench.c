@@ -283,15 +283,19 @@ int cmd_bench(int argc, char **argv)
     if (depth < 0)
         depth = n_prompt;
     const long longest = depth > n_prompt ? depth : n_prompt;
-    if (random_name && !eo.backend)
+    const bool cuda_by_default = random_name && !eo.backend;
+    if (cuda_by_default)
         eo.backend = "cuda";
     eo.n_seq = (int)batch;
     if (gpu_experts >= 0 && (!eo.backend || strcmp(eo.backend, "cuda") || eo.vram))
         return cli_usage_error("bench", "--gpu-experts takes --backend cuda and no --vram");
     /* before building gigabytes of weights */
-    if (random_name && !strcmp(eo.backend, "cuda") && engine_cuda_devices() < 1)
-        return cli_report("bench", &(dsq_error){DSQ_ERESOURCE,
-                                                "--random needs a CUDA device; none is available"});
+    if (random_name && !strcmp(eo.backend, "cuda") && engine_cuda_devices() < 1) {
+        dsq_error e;
+        dsq_fail(&e, DSQ_ERESOURCE, "--random needs a CUDA device; none is available%s",
+                 cuda_by_default ? " (--random runs on cuda unless given --backend cpu)" : "");
+        return cli_report("bench", &e);
+    }
     static random_model rm;
     model m;
     dsq_error err = {0};

@@ -13,6 +13,10 @@
 
 static _Atomic kv_cache_type kv_cache = KV_CACHE_BF16;
 
+#define KV_Q8_NOT_MLA                                                                              \
+    "--kv-cache q8 keeps MHA's keys and values (DeepSeek-MoE); this model's attention is MLA, "    \
+    "whose latent cache is bf16 or f32"
+
 void model_set_kv_cache(kv_cache_type t)
 {
     kv_cache = t;
@@ -49,6 +53,11 @@ int model_open(model *m, const char *path, int ctx, dsq_error *err)
         /* the message first: closing clears the config it quotes */
         rc = dsq_fail(err, DSQ_EUSAGE, "--ctx %d out of range: the model takes 1..%d tokens", ctx,
                       c->max_position_embeddings);
+        model_close(m);
+        return rc;
+    }
+    if (kv_cache == KV_CACHE_Q8 && c->family != DSQ_FAMILY_V1) {
+        rc = dsq_fail(err, DSQ_EUSAGE, "%s: %s", path, KV_Q8_NOT_MLA);
         model_close(m);
         return rc;
     }
@@ -102,9 +111,7 @@ int model_state_init(model *m, dsq_error *err)
     }
     const size_t rows = (size_t)c->n_layers * (size_t)ctx;
     if (kv_cache == KV_CACHE_Q8 && c->family != DSQ_FAMILY_V1)
-        return dsq_fail(err, DSQ_EUSAGE,
-                        "--kv-cache q8 keeps MHA's keys and values (DeepSeek-MoE); this model's "
-                        "attention is MLA, whose latent cache is bf16 or f32");
+        return dsq_fail(err, DSQ_EUSAGE, "%s", KV_Q8_NOT_MLA);
     if (kv_cache == KV_CACHE_Q8) {
         const size_t n = rows * m->cache_a_stride, scales = n / (size_t)kv_q8_group(c->head_dim);
         m->keys_q8 = cache_alloc(n);

@@ -72,6 +72,9 @@ elif [ "$rc" -eq 3 ]; then
             fail "default backend" "text differs from --backend cpu"; fi
     expect_error "ppl cuda without a device" 3 "CUDA" "" -- \
         "$DSQ" ppl "$v1" --text "$tmp/text.txt" --ctx 16 --backend cuda
+    # --random is a device benchmark unless told otherwise: say how to run it on the CPU
+    expect_error "bench random without a device" 3 "unless given --backend cpu" "" -- \
+        "$DSQ" bench --random v2-lite --layers 1 --prompt 2 --gen 2
 elif [ "$rc" -eq 0 ]; then
     if cmp -s "$tmp/out" "$tmp/cpu.txt"; then pass; else
         fail "cuda greedy text" "differs from cpu: $(cat "$tmp/out") vs $(cat "$tmp/cpu.txt")"; fi
