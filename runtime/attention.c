@@ -94,7 +94,8 @@ static void combine_pieces(int n_pieces, const float *partial, size_t pstride, c
  * MLA decode takes them: each thread takes a piece's scores for every head straight from the
  * cached keys, their exponentials against the piece's own maximum, then the weighted sums of the
  * piece's values; the pieces are then combined. Every cached key and value is read once per
- * step, front to back. */
+ * step, a piece at a time (within a piece head by head: the kernels keep a head's query or sum
+ * in registers). */
 static int mha_decode_pieces(model *m, int layer, const float *q, float *attn)
 {
     const dsq_model_config *c = m->cfg;
