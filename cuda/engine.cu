@@ -476,7 +476,7 @@ static cudaError_t capture_step(cuda_state *st, const engine *en, int n)
 
 /* Tokens at the given sequences (NULL: all 0) and positions, in passes of at most st->batch;
  * logits of every token (all_logits) or of the last. Steps of up to MAX_GRAPH tokens that
- * need every row replay a captured graph. */
+ * need every row replay a graph captured on their second run. */
 static int run_tokens(engine *en, const int *seq, const int *pos, const int *tokens, int n,
                       float *logits, bool all_logits, dsq_error *err)
 {
@@ -505,12 +505,24 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
         }
         cudaError_t e = cudaMemcpyAsync(st->io, st->host_io, 3 * B * sizeof(int),
                                         cudaMemcpyHostToDevice, st->stream);
-        if (e == cudaSuccess && m <= MAX_GRAPH && head && (all_logits || m == 1) &&
-            st->use_graph) {
-            if (!st->graph_ready[m])
-                e = capture_step(st, en, m);
-            if (e == cudaSuccess)
-                e = cudaGraphLaunch(st->graphs[m], st->stream);
+        bool graph = m <= MAX_GRAPH && head && (all_logits || m == 1) && st->use_graph;
+        if (e == cudaSuccess && graph && !st->graph_ready[m]) {
+            /* a step's first run is plain launches, so every kernel it takes is loaded (with
+             * lazy module loading, a first load inside a capture can fail); the second is
+             * captured. A capture that fails leaves the step to plain launches from then on:
+             * the same work, queued one launch at a time (an error that sticks fails those
+             * too, and the pass with them). */
+            if (!st->ran_plain[m]) {
+                st->ran_plain[m] = true;
+                graph = false;
+            } else if (capture_step(st, en, m) != cudaSuccess) {
+                (void)cudaGetLastError();
+                st->use_graph = graph = false;
+            }
+        }
+        if (e == cudaSuccess && graph) {
+            e = cudaGraphLaunch(st->graphs[m], st->stream);
+            en->graph_launches += e == cudaSuccess;
         } else if (e == cudaSuccess) {
             e = enqueue(st, en, m, head, all_logits);
         }

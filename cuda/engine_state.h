@@ -59,6 +59,7 @@ struct cuda_state {
     unsigned char *seen; /* [n_seq] scratch: which sequences a call has a token of */
     cudaGraphExec_t graphs[MAX_GRAPH + 1]; /* a step of n tokens with every row's logits */
     bool graph_ready[MAX_GRAPH + 1], use_graph;
+    bool ran_plain[MAX_GRAPH + 1]; /* a step of n tokens has run once without a graph */
     /* offload: sorted, merged holes of the upload and the hole bytes before each */
     hole *holes;
     uint64_t *hole_before, hole_bytes;

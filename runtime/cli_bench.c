@@ -384,7 +384,7 @@ int cmd_bench(int argc, char **argv)
                    "\"load_s\": %.3f, \"load_gb_s\": %.3f, \"device_bytes\": %llu, "
                    "\"unpacked_bytes\": %llu, \"batch\": %ld, \"host_experts\": %s, "
                    "\"host_experts_decode_share\": %.4f, \"expert_cache\": \"%s\", "
-                   "\"expert_loads\": %llu}\n",
+                   "\"expert_loads\": %llu, \"graph_steps\": %llu}\n",
                    label, e.ops->name, kernels, activations, amx ? "bf16 (amx)" : "f32", kv_cache,
                    omp_get_max_threads(),
                    getenv("GOMP_SPINCOUNT") ? getenv("GOMP_SPINCOUNT") : "default", n_prompt,
@@ -393,7 +393,8 @@ int cmd_bench(int argc, char **argv)
                    e.load_seconds, load_gb_s, (unsigned long long)e.device_bytes,
                    (unsigned long long)unpacked, batch, e.host_experts ? "true" : "false",
                    host_share, e.expert_swap ? "lfu" : "static",
-                   (unsigned long long)expert_swap_loads(e.expert_swap));
+                   (unsigned long long)expert_swap_loads(e.expert_swap),
+                   (unsigned long long)e.graph_launches);
         else {
             printf("%s (backend %s, %s kernels, q8/q4 with %s activations%s, %s KV cache, "
                    "%d threads, %ld sequence%s)\n"

@@ -42,6 +42,7 @@ struct engine {
     void *state;            /* the backend's own */
     double load_seconds;    /* weights to the device (0 for the CPU: the mapping is the load) */
     uint64_t load_bytes, device_bytes; /* bytes copied at load; device memory taken */
+    uint64_t graph_launches; /* CUDA: steps replayed from a captured graph (0: plain launches) */
     struct host_experts *host_experts; /* CUDA with a model larger than the device: the routed
                                         * experts computed in host memory, else NULL */
     struct expert_swap *expert_swap;   /* its expert cache, or NULL (the placement stays) */
