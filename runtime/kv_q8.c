@@ -1,6 +1,6 @@
 /* The q8 KV cache's conversions and MHA's decode kernels over it (kv_q8.h): a scalar reference
- * and AVX2 versions (fp32 FMAs on codes widened in registers), picked by the dot kernels'
- * switch (quant/dot.h), so tests can force the reference. */
+ * and AVX2 and AVX-512 versions (fp32 FMAs on codes widened in registers), picked by the dot
+ * kernels' switch (quant/dot.h), so tests can force the reference. */
 #include "kv_q8.h"
 
 #include <math.h>
@@ -36,8 +36,13 @@ void kv_q8_store(const float *x, size_t n, int group, int8_t *codes, float *scal
 
 void kv_q8_widen(const int8_t *codes, const float *scales, size_t n, int group, float *out)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = scales[i / (size_t)group] * (float)codes[i];
+    /* group by group: a prompt widens a layer's whole cache, and a divide per value would
+     * cost more than the rest */
+    for (size_t g0 = 0; g0 < n; g0 += (size_t)group) {
+        const float scale = scales[g0 / (size_t)group];
+        for (int i = 0; i < group; i++)
+            out[g0 + i] = scale * (float)codes[g0 + i];
+    }
 }
 
 /* Key (or value) i of kv head k: codes at k * head_stride + i * stride, their scales at that

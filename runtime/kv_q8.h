@@ -26,7 +26,7 @@ static inline double kv_q8_bytes_per_value(int hd)
 /* Quantizes n floats (n a multiple of group) into codes[n] and scales[n / group]. */
 void kv_q8_store(const float *x, size_t n, int group, int8_t *codes, float *scales);
 
-/* out[n] = the cached values of codes[n] and scales[n / group] as fp32. */
+/* out[n] = the cached values of codes[n] and scales[n / group] as fp32 (n a multiple of group). */
 void kv_q8_widen(const int8_t *codes, const float *scales, size_t n, int group, float *out);
 
 /* MHA's decode over a q8 cache: key (or value) i of kv head k is hd codes at
