@@ -326,14 +326,19 @@ int cmd_info(int argc, char **argv)
     int rc = as_json ? print_json(&m, list_tensors, (int)ctx) : (print_text(&m, list_tensors), 0);
     if (!as_json) {
         const vram_plan vp = vram_for(&m, (int)ctx);
-        printf("cuda memory %.2f GB at --ctx %ld: weights %.2f, KV cache %.2f, work buffers %.2f\n",
-               vp.total / 1e9, ctx, vp.weights / 1e9, vp.cache_bytes / 1e9, vp.work_bytes / 1e9);
-        printf("cpu KV cache at --ctx %ld: %.2f GB (bf16, the default), %.2f GB (--kv-cache f32)",
-               ctx, model_cache_bytes(&m.config, (int)ctx, KV_CACHE_BF16) / 1e9,
-               model_cache_bytes(&m.config, (int)ctx, KV_CACHE_F32) / 1e9);
+        /* GB, or MB where GB would print a small model's figures as 0.00 */
+        const double f32 = (double)model_cache_bytes(&m.config, (int)ctx, KV_CACHE_F32);
+        const double unit = (double)vp.total < 1e9 && f32 < 1e9 ? 1e6 : 1e9;
+        const char *un = unit == 1e6 ? "MB" : "GB";
+        printf("cuda memory %.2f %s at --ctx %ld: weights %.2f, KV cache %.2f, work buffers %.2f\n",
+               vp.total / unit, un, ctx, vp.weights / unit, vp.cache_bytes / unit,
+               vp.work_bytes / unit);
+        printf("cpu KV cache at --ctx %ld: %.2f %s (bf16, the default), %.2f %s (--kv-cache f32)",
+               ctx, model_cache_bytes(&m.config, (int)ctx, KV_CACHE_BF16) / unit, un, f32 / unit,
+               un);
         if (m.config.family == DSQ_FAMILY_V1)
-            printf(", %.2f GB (--kv-cache q8)",
-                   model_cache_bytes(&m.config, (int)ctx, KV_CACHE_Q8) / 1e9);
+            printf(", %.2f %s (--kv-cache q8)",
+                   model_cache_bytes(&m.config, (int)ctx, KV_CACHE_Q8) / unit, un);
         printf("\n");
     }
     if (vram) {
