@@ -125,11 +125,10 @@ static int mha_decode_pieces(model *m, int layer, const float *q, float *attn)
             /* position s0's row: every kv head's hd values, one after another */
             const size_t at = layer_at + (size_t)s0 * kvw;
             if (m->keys_q8)
-                mha_q8_scores(m->keys_q8 + at, m->key_scales + at / g, (size_t)hd, kvw, ns, q, nh,
-                              group, hd, sc, (size_t)piece);
+                mha_q8_scores(m->keys_q8 + at, m->key_scales + at / g, kvw, ns, q, nh, group, hd,
+                              sc, (size_t)piece);
             else
-                mha_bf16_scores(m->keys_bf16 + at, (size_t)hd, kvw, ns, q, nh, group, hd, sc,
-                                (size_t)piece);
+                mha_bf16_scores(m->keys_bf16 + at, kvw, ns, q, nh, group, hd, sc, (size_t)piece);
             for (int h = 0; h < nh; h++) {
                 const size_t ph = (size_t)p * nh + h;
                 piece_sum[ph] =
@@ -137,11 +136,11 @@ static int mha_decode_pieces(model *m, int layer, const float *q, float *attn)
             }
             float *out = partial + (size_t)p * nh * hd;
             if (m->values_q8)
-                mha_q8_weighted_sum(m->values_q8 + at, m->value_scales + at / g, (size_t)hd, kvw,
-                                    ns, sc, (size_t)piece, nh, group, hd, out);
+                mha_q8_weighted_sum(m->values_q8 + at, m->value_scales + at / g, kvw, ns, sc,
+                                    (size_t)piece, nh, group, hd, out);
             else
-                mha_bf16_weighted_sum(m->values_bf16 + at, (size_t)hd, kvw, ns, sc, (size_t)piece,
-                                      nh, group, hd, out);
+                mha_bf16_weighted_sum(m->values_bf16 + at, kvw, ns, sc, (size_t)piece, nh, group,
+                                      hd, out);
         }
 #pragma omp for schedule(static)
         for (int h = 0; h < nh; h++)

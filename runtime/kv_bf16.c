@@ -54,13 +54,12 @@ TARGET_AVX2 static inline __m256 widen8(const uint16_t *x)
         _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)x)), 16));
 }
 
-TARGET_AVX2 static void mha_sum_avx2(const uint16_t *values, size_t head_stride, size_t stride,
-                                     int ns, const float *p, size_t pstride, int nh, int group,
-                                     int hd, float *out)
+TARGET_AVX2 static void mha_sum_avx2(const uint16_t *values, size_t stride, int ns, const float *p,
+                                     size_t pstride, int nh, int group, int hd, float *out)
 {
     memset(out, 0, (size_t)nh * hd * sizeof(float));
     for (int h = 0; h < nh; h++) {
-        const uint16_t *vh = values + (size_t)(h / group) * head_stride;
+        const uint16_t *vh = values + (size_t)(h / group) * hd;
         float *o = out + (size_t)h * hd;
         for (int i = 0; i < ns; i++) {
             const uint16_t *v = vh + (size_t)i * stride;
@@ -86,13 +85,13 @@ TARGET_AVX512 static inline __m512 widen16(const uint16_t *x)
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)x)), 16));
 }
 
-TARGET_AVX512 static void mha_scores_avx512(const uint16_t *keys, size_t head_stride, size_t stride,
-                                            int ns, const float *q, int nh, int group,
-                                            float *scores, size_t sstride)
+TARGET_AVX512 static void mha_scores_avx512(const uint16_t *keys, size_t stride, int ns,
+                                            const float *q, int nh, int group, float *scores,
+                                            size_t sstride)
 {
     enum { CHUNKS = HD_512 / 16 };
     for (int h = 0; h < nh; h++) {
-        const uint16_t *kh = keys + (size_t)(h / group) * head_stride;
+        const uint16_t *kh = keys + (size_t)(h / group) * HD_512;
         __m512 qv[CHUNKS];
         for (int c = 0; c < CHUNKS; c++)
             qv[c] = _mm512_loadu_ps(q + (size_t)h * HD_512 + 16 * c);
@@ -106,13 +105,13 @@ TARGET_AVX512 static void mha_scores_avx512(const uint16_t *keys, size_t head_st
     }
 }
 
-TARGET_AVX512 static void mha_sum_avx512(const uint16_t *values, size_t head_stride, size_t stride,
-                                         int ns, const float *p, size_t pstride, int nh, int group,
+TARGET_AVX512 static void mha_sum_avx512(const uint16_t *values, size_t stride, int ns,
+                                         const float *p, size_t pstride, int nh, int group,
                                          float *out)
 {
     enum { CHUNKS = HD_512 / 16 };
     for (int h = 0; h < nh; h++) {
-        const uint16_t *vh = values + (size_t)(h / group) * head_stride;
+        const uint16_t *vh = values + (size_t)(h / group) * HD_512;
         __m512 o[CHUNKS];
         for (int c = 0; c < CHUNKS; c++)
             o[c] = _mm512_setzero_ps();
@@ -133,43 +132,43 @@ static bool mha_avx512(int hd)
 
 static bool mha_avx2(int hd)
 {
-    return hd % 8 == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return hd % 8 == 0 && dsq_dot_use_avx2();
 }
 #endif
 
-void mha_bf16_scores(const uint16_t *keys, size_t head_stride, size_t stride, int ns,
-                     const float *q, int nh, int group, int hd, float *scores, size_t sstride)
+void mha_bf16_scores(const uint16_t *keys, size_t stride, int ns, const float *q, int nh, int group,
+                     int hd, float *scores, size_t sstride)
 {
 #if defined(__x86_64__)
     if (mha_avx512(hd)) {
-        mha_scores_avx512(keys, head_stride, stride, ns, q, nh, group, scores, sstride);
+        mha_scores_avx512(keys, stride, ns, q, nh, group, scores, sstride);
         return;
     }
 #endif
     for (int h = 0; h < nh; h++) /* each head's key as a one-row bf16 tensor */
         for (int i = 0; i < ns; i++)
-            scores[(size_t)h * sstride + i] = dsq_dot_row(
-                DSQ_TYPE_BF16, keys + (size_t)(h / group) * head_stride + (size_t)i * stride, 1,
-                (uint64_t)hd, 0, 0, q + (size_t)h * hd, NULL);
+            scores[(size_t)h * sstride + i] =
+                dsq_dot_row(DSQ_TYPE_BF16, keys + (size_t)(h / group) * hd + (size_t)i * stride, 1,
+                            (uint64_t)hd, 0, 0, q + (size_t)h * hd, NULL);
 }
 
-void mha_bf16_weighted_sum(const uint16_t *values, size_t head_stride, size_t stride, int ns,
-                           const float *p, size_t pstride, int nh, int group, int hd, float *out)
+void mha_bf16_weighted_sum(const uint16_t *values, size_t stride, int ns, const float *p,
+                           size_t pstride, int nh, int group, int hd, float *out)
 {
 #if defined(__x86_64__)
     if (mha_avx512(hd)) {
-        mha_sum_avx512(values, head_stride, stride, ns, p, pstride, nh, group, out);
+        mha_sum_avx512(values, stride, ns, p, pstride, nh, group, out);
         return;
     }
     if (mha_avx2(hd)) {
-        mha_sum_avx2(values, head_stride, stride, ns, p, pstride, nh, group, hd, out);
+        mha_sum_avx2(values, stride, ns, p, pstride, nh, group, hd, out);
         return;
     }
 #endif
     memset(out, 0, (size_t)nh * hd * sizeof(float));
     for (int i = 0; i < ns; i++)
         for (int h = 0; h < nh; h++) {
-            const uint16_t *v = values + (size_t)(h / group) * head_stride + (size_t)i * stride;
+            const uint16_t *v = values + (size_t)i * stride + (size_t)(h / group) * hd;
             for (int d = 0; d < hd; d++)
                 out[(size_t)h * hd + d] += p[(size_t)h * pstride + i] * dsq_bf16_to_f32(v[d]);
         }

@@ -34,18 +34,17 @@ void kv_bf16_store_split(const float *x, size_t n, uint16_t *hi, uint16_t *lo);
 /* Widens n cached bf16 values to fp32 (exact). */
 void kv_bf16_widen(const uint16_t *x, size_t n, float *out);
 
-/* MHA's decode over a bf16 cache, straight from the cached rows: key (or value) i of kv head k
- * is hd values at k * head_stride + i * stride (the model keeps a row of every head per
- * position: head_stride = hd, stride = kv_heads * hd). No widened copy is written and read
- * back. Query head h takes kv head h / group.
+/* MHA's decode over a bf16 cache, straight from the cached rows (each position's row holds its
+ * key or value heads one after another, hd values each, rows stride values apart): no widened
+ * copy is written and read back. Query head h takes key/value head h / group.
  * scores[h * sstride + i] = q[h * hd ..] . key i of head h / group, for h < nh, i < ns. */
-void mha_bf16_scores(const uint16_t *keys, size_t head_stride, size_t stride, int ns,
-                     const float *q, int nh, int group, int hd, float *scores, size_t sstride);
+void mha_bf16_scores(const uint16_t *keys, size_t stride, int ns, const float *q, int nh, int group,
+                     int hd, float *scores, size_t sstride);
 
 /* out[h * hd + d] = sum over i < ns of p[h * pstride + i] value i of head h / group at d, for
  * h < nh, d < hd, positions in order. */
-void mha_bf16_weighted_sum(const uint16_t *values, size_t head_stride, size_t stride, int ns,
-                           const float *p, size_t pstride, int nh, int group, int hd, float *out);
+void mha_bf16_weighted_sum(const uint16_t *values, size_t stride, int ns, const float *p,
+                           size_t pstride, int nh, int group, int hd, float *out);
 
 /* Whether the tile kernels run here (AMX-BF16 with AVX-512) for latents of kvr values:
  * kvr a multiple of 32. */

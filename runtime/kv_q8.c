@@ -45,21 +45,20 @@ void kv_q8_widen(const int8_t *codes, const float *scales, size_t n, int group, 
     }
 }
 
-/* Key (or value) i of kv head k: codes at k * head_stride + i * stride, their scales at that
- * offset / g (every offset a multiple of g). */
-static inline size_t row_at(int k, size_t head_stride, int i, size_t stride)
+/* Key (or value) i of kv head k: codes at i * stride + k * hd, their scales at that offset / g
+ * (every offset a multiple of g). */
+static inline size_t row_at(int i, size_t stride, int k, int hd)
 {
-    return (size_t)k * head_stride + (size_t)i * stride;
+    return (size_t)i * stride + (size_t)k * hd;
 }
 
-static void scores_ref(const int8_t *keys, const float *scales, size_t head_stride, size_t stride,
-                       int ns, const float *q, int nh, int group, int hd, float *out,
-                       size_t sstride)
+static void scores_ref(const int8_t *keys, const float *scales, size_t stride, int ns,
+                       const float *q, int nh, int group, int hd, float *out, size_t sstride)
 {
     const int g = kv_q8_group(hd);
     for (int h = 0; h < nh; h++)
         for (int i = 0; i < ns; i++) {
-            const size_t at = row_at(h / group, head_stride, i, stride);
+            const size_t at = row_at(i, stride, h / group, hd);
             const float *qh = q + (size_t)h * hd;
             float total = 0;
             for (int d0 = 0; d0 < hd; d0 += g) {
@@ -72,14 +71,14 @@ static void scores_ref(const int8_t *keys, const float *scales, size_t head_stri
         }
 }
 
-static void sum_ref(const int8_t *values, const float *scales, size_t head_stride, size_t stride,
-                    int ns, const float *p, size_t pstride, int nh, int group, int hd, float *out)
+static void sum_ref(const int8_t *values, const float *scales, size_t stride, int ns,
+                    const float *p, size_t pstride, int nh, int group, int hd, float *out)
 {
     const int g = kv_q8_group(hd);
     memset(out, 0, (size_t)nh * hd * sizeof(float));
     for (int h = 0; h < nh; h++)
         for (int i = 0; i < ns; i++) {
-            const size_t at = row_at(h / group, head_stride, i, stride);
+            const size_t at = row_at(i, stride, h / group, hd);
             float *o = out + (size_t)h * hd;
             for (int d0 = 0; d0 < hd; d0 += g) {
                 const float w = p[(size_t)h * pstride + i] * scales[(at + d0) / g];
@@ -112,14 +111,14 @@ TARGET_AVX2 static inline float hsum(__m256 v)
 /* Four accumulators taken in turn: one chain of fused adds would wait on its own latency. The
  * scales are walked group by group (no division in the loops: a 64-bit divide costs more than
  * a group's arithmetic). */
-TARGET_AVX2 static void scores_avx2(const int8_t *keys, const float *scales, size_t head_stride,
-                                    size_t stride, int ns, const float *q, int nh, int group,
-                                    int hd, float *out, size_t sstride)
+TARGET_AVX2 static void scores_avx2(const int8_t *keys, const float *scales, size_t stride, int ns,
+                                    const float *q, int nh, int group, int hd, float *out,
+                                    size_t sstride)
 {
     const int g = kv_q8_group(hd), per_head = hd / g;
     for (int h = 0; h < nh; h++)
         for (int i = 0; i < ns; i++) {
-            const size_t at = row_at(h / group, head_stride, i, stride);
+            const size_t at = row_at(i, stride, h / group, hd);
             const int8_t *k = keys + at;
             const float *sh = scales + at / (size_t)g, *qh = q + (size_t)h * hd;
             __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
@@ -137,16 +136,16 @@ TARGET_AVX2 static void scores_avx2(const int8_t *keys, const float *scales, siz
         }
 }
 
-TARGET_AVX2 static void sum_avx2(const int8_t *values, const float *scales, size_t head_stride,
-                                 size_t stride, int ns, const float *p, size_t pstride, int nh,
-                                 int group, int hd, float *out)
+TARGET_AVX2 static void sum_avx2(const int8_t *values, const float *scales, size_t stride, int ns,
+                                 const float *p, size_t pstride, int nh, int group, int hd,
+                                 float *out)
 {
     const int g = kv_q8_group(hd), per_head = hd / g;
     memset(out, 0, (size_t)nh * hd * sizeof(float));
     for (int h = 0; h < nh; h++) {
         float *o = out + (size_t)h * hd;
         for (int i = 0; i < ns; i++) {
-            const size_t at = row_at(h / group, head_stride, i, stride);
+            const size_t at = row_at(i, stride, h / group, hd);
             const int8_t *v = values + at;
             const float *sh = scales + at / (size_t)g, ph = p[(size_t)h * pstride + i];
             for (int gi = 0; gi < per_head; gi++) {
@@ -169,9 +168,9 @@ TARGET_AVX512 static inline __m512 widen16(const int8_t *c)
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)c)));
 }
 
-TARGET_AVX512 static void scores_avx512(const int8_t *keys, const float *scales, size_t head_stride,
-                                        size_t stride, int ns, const float *q, int nh, int group,
-                                        float *out, size_t sstride)
+TARGET_AVX512 static void scores_avx512(const int8_t *keys, const float *scales, size_t stride,
+                                        int ns, const float *q, int nh, int group, float *out,
+                                        size_t sstride)
 {
     enum { G = 32, CHUNKS = HD_512 / 16 };
     for (int h = 0; h < nh; h++) {
@@ -179,7 +178,7 @@ TARGET_AVX512 static void scores_avx512(const int8_t *keys, const float *scales,
         for (int c = 0; c < CHUNKS; c++)
             qv[c] = _mm512_loadu_ps(q + (size_t)h * HD_512 + 16 * c);
         for (int i = 0; i < ns; i++) {
-            const size_t at = row_at(h / group, head_stride, i, stride);
+            const size_t at = row_at(i, stride, h / group, HD_512);
             const int8_t *k = keys + at;
             const float *sh = scales + at / G;
             __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -191,9 +190,9 @@ TARGET_AVX512 static void scores_avx512(const int8_t *keys, const float *scales,
     }
 }
 
-TARGET_AVX512 static void sum_avx512(const int8_t *values, const float *scales, size_t head_stride,
-                                     size_t stride, int ns, const float *p, size_t pstride, int nh,
-                                     int group, float *out)
+TARGET_AVX512 static void sum_avx512(const int8_t *values, const float *scales, size_t stride,
+                                     int ns, const float *p, size_t pstride, int nh, int group,
+                                     float *out)
 {
     enum { G = 32, CHUNKS = HD_512 / 16 };
     for (int h = 0; h < nh; h++) {
@@ -201,7 +200,7 @@ TARGET_AVX512 static void sum_avx512(const int8_t *values, const float *scales, 
         for (int c = 0; c < CHUNKS; c++)
             o[c] = _mm512_setzero_ps();
         for (int i = 0; i < ns; i++) {
-            const size_t at = row_at(h / group, head_stride, i, stride);
+            const size_t at = row_at(i, stride, h / group, HD_512);
             const int8_t *v = values + at;
             const float *sh = scales + at / G, ph = p[(size_t)h * pstride + i];
             for (int c = 0; c < CHUNKS; c++)
@@ -224,35 +223,34 @@ static bool use_avx2(int hd)
     return hd % 8 == 0 && dsq_dot_use_avx2();
 }
 
-void mha_q8_scores(const int8_t *keys, const float *scales, size_t head_stride, size_t stride,
-                   int ns, const float *q, int nh, int group, int hd, float *scores, size_t sstride)
+void mha_q8_scores(const int8_t *keys, const float *scales, size_t stride, int ns, const float *q,
+                   int nh, int group, int hd, float *scores, size_t sstride)
 {
 #if defined(__x86_64__)
     if (use_avx512(hd)) {
-        scores_avx512(keys, scales, head_stride, stride, ns, q, nh, group, scores, sstride);
+        scores_avx512(keys, scales, stride, ns, q, nh, group, scores, sstride);
         return;
     }
     if (use_avx2(hd)) {
-        scores_avx2(keys, scales, head_stride, stride, ns, q, nh, group, hd, scores, sstride);
+        scores_avx2(keys, scales, stride, ns, q, nh, group, hd, scores, sstride);
         return;
     }
 #endif
-    scores_ref(keys, scales, head_stride, stride, ns, q, nh, group, hd, scores, sstride);
+    scores_ref(keys, scales, stride, ns, q, nh, group, hd, scores, sstride);
 }
 
-void mha_q8_weighted_sum(const int8_t *values, const float *scales, size_t head_stride,
-                         size_t stride, int ns, const float *p, size_t pstride, int nh, int group,
-                         int hd, float *out)
+void mha_q8_weighted_sum(const int8_t *values, const float *scales, size_t stride, int ns,
+                         const float *p, size_t pstride, int nh, int group, int hd, float *out)
 {
 #if defined(__x86_64__)
     if (use_avx512(hd)) {
-        sum_avx512(values, scales, head_stride, stride, ns, p, pstride, nh, group, out);
+        sum_avx512(values, scales, stride, ns, p, pstride, nh, group, out);
         return;
     }
     if (use_avx2(hd)) {
-        sum_avx2(values, scales, head_stride, stride, ns, p, pstride, nh, group, hd, out);
+        sum_avx2(values, scales, stride, ns, p, pstride, nh, group, hd, out);
         return;
     }
 #endif
-    sum_ref(values, scales, head_stride, stride, ns, p, pstride, nh, group, hd, out);
+    sum_ref(values, scales, stride, ns, p, pstride, nh, group, hd, out);
 }

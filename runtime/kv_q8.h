@@ -29,20 +29,17 @@ void kv_q8_store(const float *x, size_t n, int group, int8_t *codes, float *scal
 /* out[n] = the cached values of codes[n] and scales[n / group] as fp32 (n a multiple of group). */
 void kv_q8_widen(const int8_t *codes, const float *scales, size_t n, int group, float *out);
 
-/* MHA's decode over a q8 cache: key (or value) i of kv head k is hd codes at
- * k * head_stride + i * stride, their scales at that offset / kv_q8_group(hd) (the model keeps
- * a row of every head per position: head_stride = hd, stride = kv_heads * hd). Query head h
- * takes kv head h / group.
+/* MHA's decode over a q8 cache: each position's row holds its key (or value) heads one after
+ * another, hd codes each, rows stride codes apart; a code's scale is at its offset /
+ * kv_q8_group(hd). Query head h takes kv head h / group.
  * scores[h * sstride + i] = q[h * hd ..] . key i of head h / group, for h < nh, i < ns:
  * the sum over the head's scale groups of scale times the group's sum of q times codes. */
-void mha_q8_scores(const int8_t *keys, const float *scales, size_t head_stride, size_t stride,
-                   int ns, const float *q, int nh, int group, int hd, float *scores,
-                   size_t sstride);
+void mha_q8_scores(const int8_t *keys, const float *scales, size_t stride, int ns, const float *q,
+                   int nh, int group, int hd, float *scores, size_t sstride);
 
 /* out[h * hd + d] = sum over i < ns of p[h * pstride + i] value i of head h / group at d, for
  * h < nh, d < hd, positions in order. */
-void mha_q8_weighted_sum(const int8_t *values, const float *scales, size_t head_stride,
-                         size_t stride, int ns, const float *p, size_t pstride, int nh, int group,
-                         int hd, float *out);
+void mha_q8_weighted_sum(const int8_t *values, const float *scales, size_t stride, int ns,
+                         const float *p, size_t pstride, int nh, int group, int hd, float *out);
 
 #endif

@@ -9,20 +9,21 @@
 #include <math.h>
 #include <stddef.h>
 
-/* The value a cache holds at element offset `at` (k * head_stride + i * stride + d). */
+/* The value a cache holds at element offset `at` (i * stride + k * hd + d). */
 typedef double (*mha_cached)(const void *cache, size_t at);
 
 /* Results off their bound, over nh query heads (kv head h / group) of hd values and ns
- * positions: scores (rows of pstride, NaN past ns: *stray counts any written there) against
- * q . key, out against the p-weighted sums of the values. */
-static inline int mha_results_off(int nh, int group, int hd, int ns, size_t head_stride,
-                                  size_t stride, const float *q, const float *p, size_t pstride,
-                                  const float *scores, const float *out, mha_cached get,
-                                  const void *keys, const void *values, int *stray)
+ * positions, a row of every kv head per position (rows stride apart): scores (rows of pstride, NaN
+ * past ns: *stray counts any written there) against q . key, out against the p-weighted sums of the
+ * values. */
+static inline int mha_results_off(int nh, int group, int hd, int ns, size_t stride, const float *q,
+                                  const float *p, size_t pstride, const float *scores,
+                                  const float *out, mha_cached get, const void *keys,
+                                  const void *values, int *stray)
 {
     int bad = 0;
     for (int h = 0; h < nh; h++) {
-        const size_t kv = (size_t)(h / group) * head_stride;
+        const size_t kv = (size_t)(h / group) * hd;
         for (size_t i = 0; i < pstride; i++) {
             if ((int)i >= ns) {
                 *stray += !isnan(scores[h * pstride + i]);

@@ -134,24 +134,17 @@ TEST(tile_kernels_match_the_exact_sums)
 /* MHA's kernels over bf16 rows (mha_bf16_scores, mha_bf16_weighted_sum) against the exact sums
  * of their terms (tests/mha_exact.h; a widened bf16 value is exact). Heads of
  * 8 to 128 values (16 is the tiny MHA fixture's, 128 DeepSeek-MoE's), 20 (not whole vectors: a
- * scalar tail or loop), shared key heads (group 2), pieces of 1 to 32 positions, each head's
- * rows together or a row of every head per position (the model's layout), both padded. */
+ * scalar tail or loop), shared key heads (group 2), pieces of 1 to 32 positions, rows wider
+ * than the heads they hold. */
 static double cached_bf16(const void *cache, size_t at)
 {
     return dsq_bf16_to_f32(((const uint16_t *)cache)[at]);
 }
 
-static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *stray)
+static int check_mha(int nh, int group, int hd, int ns, int *stray)
 {
-    /* key i of kv head k at k * head_stride + i * stride: each head's rows together, or a row
-     * of every head per position (as the model keeps them), padded in both */
-    const int nkv = nh / group;
-    const size_t stride = head_major ? (size_t)hd : (size_t)nkv * hd + 8;
-    const size_t head_stride = head_major ? (size_t)ns * hd + 8 : (size_t)hd;
-    const size_t pstride = (size_t)ns + 2;
-    const int rows = head_major ? nkv : ns;
-    const size_t row_len = head_major ? head_stride : stride;
-    uint16_t *keys = random_latents(rows, row_len), *values = random_latents(rows, row_len);
+    const size_t stride = (size_t)(nh / group) * hd + 8, pstride = (size_t)ns + 2;
+    uint16_t *keys = random_latents(ns, stride), *values = random_latents(ns, stride);
     float *q = malloc((size_t)nh * hd * sizeof *q), *p = malloc((size_t)nh * pstride * sizeof *p);
     float *scores = malloc((size_t)nh * pstride * sizeof *scores);
     float *out = malloc((size_t)nh * hd * sizeof *out);
@@ -161,10 +154,10 @@ static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *st
         p[i] = rng_uniform(0, 1);
         scores[i] = NAN;
     }
-    mha_bf16_scores(keys, head_stride, stride, ns, q, nh, group, hd, scores, pstride);
-    mha_bf16_weighted_sum(values, head_stride, stride, ns, p, pstride, nh, group, hd, out);
-    const int bad = mha_results_off(nh, group, hd, ns, head_stride, stride, q, p, pstride, scores,
-                                    out, cached_bf16, keys, values, stray);
+    mha_bf16_scores(keys, stride, ns, q, nh, group, hd, scores, pstride);
+    mha_bf16_weighted_sum(values, stride, ns, p, pstride, nh, group, hd, out);
+    const int bad = mha_results_off(nh, group, hd, ns, stride, q, p, pstride, scores, out,
+                                    cached_bf16, keys, values, stray);
     free(keys);
     free(values);
     free(q);
@@ -180,15 +173,13 @@ TEST(mha_kernels_match_the_exact_sums)
                              {4, 2, 8},    {6, 2, 24},  {3, 1, 20}};
     const int positions[] = {1, 7, 32};
     int stray = 0;
-    for (int layout = 0; layout < 2; layout++)
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-            for (size_t n = 0; n < sizeof positions / sizeof *positions; n++) {
-                const int off = check_mha(shapes[s][0], shapes[s][1], shapes[s][2], positions[n],
-                                          layout == 1, &stray);
-                CHECK_MSG(off == 0, "%s: %d heads (group %d) of %d, %d positions: %d values off",
-                          layout ? "head-major" : "position-major", shapes[s][0], shapes[s][1],
-                          shapes[s][2], positions[n], off);
-            }
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (size_t n = 0; n < sizeof positions / sizeof *positions; n++) {
+            const int off =
+                check_mha(shapes[s][0], shapes[s][1], shapes[s][2], positions[n], &stray);
+            CHECK_MSG(off == 0, "%d heads (group %d) of %d, %d positions: %d values off",
+                      shapes[s][0], shapes[s][1], shapes[s][2], positions[n], off);
+        }
     CHECK_EQ_INT(stray, 0);
 }
 

@@ -59,15 +59,12 @@ static double cached_q8(const void *cache, size_t at)
     return (double)c->codes[at] * c->scales[at / (size_t)c->group];
 }
 
-/* Scores and weighted sums against double sums of the same terms (tests/mha_exact.h). Key i of
- * kv head k at k * head_stride + i * stride: each head's rows together, or a row of every head
- * per position (the model's layout), padded in both by a scale group. */
-static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *stray)
+/* Scores and weighted sums against double sums of the same terms (tests/mha_exact.h), over rows
+ * of every kv head per position padded by a scale group. */
+static int check_mha(int nh, int group, int hd, int ns, int *stray)
 {
-    const int g = kv_q8_group(hd), nkv = nh / group;
-    const size_t stride = head_major ? (size_t)hd : (size_t)(nkv * hd + g);
-    const size_t head_stride = head_major ? (size_t)(ns * hd + g) : (size_t)hd;
-    const size_t pstride = 40, n = head_major ? nkv * head_stride : ns * stride;
+    const int g = kv_q8_group(hd);
+    const size_t stride = (size_t)(nh / group * hd + g), pstride = 40, n = ns * stride;
     int8_t *keys = malloc(n), *values = malloc(n);
     float *kscales = malloc(n / g * sizeof(float)), *vscales = malloc(n / g * sizeof(float));
     float *q = malloc((size_t)nh * hd * sizeof(float));
@@ -88,11 +85,11 @@ static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *st
         p[i] = rng_uniform(0, 1);
         scores[i] = NAN;
     }
-    mha_q8_scores(keys, kscales, head_stride, stride, ns, q, nh, group, hd, scores, pstride);
-    mha_q8_weighted_sum(values, vscales, head_stride, stride, ns, p, pstride, nh, group, hd, out);
+    mha_q8_scores(keys, kscales, stride, ns, q, nh, group, hd, scores, pstride);
+    mha_q8_weighted_sum(values, vscales, stride, ns, p, pstride, nh, group, hd, out);
     const q8_cache kc = {keys, kscales, g}, vc = {values, vscales, g};
-    const int bad = mha_results_off(nh, group, hd, ns, head_stride, stride, q, p, pstride, scores,
-                                    out, cached_q8, &kc, &vc, stray);
+    const int bad = mha_results_off(nh, group, hd, ns, stride, q, p, pstride, scores, out,
+                                    cached_q8, &kc, &vc, stray);
     free(keys);
     free(values);
     free(kscales);
@@ -106,7 +103,7 @@ static int check_mha(int nh, int group, int hd, int ns, bool head_major, int *st
 
 /* Heads of 128 (MoE-16B: groups of 32, the AVX-512 kernels), 16 and 24 (one group a head), 64
  * with four query heads a key head, and 12 (too short for the AVX2 kernels: the reference);
- * both layouts; the reference forced too. */
+ * the reference forced too. */
 TEST(mha_kernels_match_the_exact_sums)
 {
     const int shapes[][3] = {{16, 1, 128}, {8, 2, 128}, {4, 1, 16},
@@ -115,16 +112,14 @@ TEST(mha_kernels_match_the_exact_sums)
     int stray = 0;
     for (int ref = 0; ref < 2; ref++) {
         dsq_dot_force_reference(ref);
-        for (int layout = 0; layout < 2; layout++)
-            for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-                for (size_t n = 0; n < sizeof positions / sizeof *positions; n++) {
-                    const int off = check_mha(shapes[s][0], shapes[s][1], shapes[s][2],
-                                              positions[n], layout == 1, &stray);
-                    CHECK_MSG(off == 0, "%s, %s: %d heads (group %d) of %d, %d positions: %d off",
-                              ref ? "reference" : dsq_dot_path(),
-                              layout ? "head-major" : "position-major", shapes[s][0], shapes[s][1],
-                              shapes[s][2], positions[n], off);
-                }
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (size_t n = 0; n < sizeof positions / sizeof *positions; n++) {
+                const int off =
+                    check_mha(shapes[s][0], shapes[s][1], shapes[s][2], positions[n], &stray);
+                CHECK_MSG(off == 0, "%s: %d heads (group %d) of %d, %d positions: %d off",
+                          ref ? "reference" : dsq_dot_path(), shapes[s][0], shapes[s][1],
+                          shapes[s][2], positions[n], off);
+            }
     }
     dsq_dot_force_reference(false);
     CHECK_EQ_INT(stray, 0);
