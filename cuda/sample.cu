@@ -2,11 +2,13 @@
  * step so a seed draws the same tokens: the repetition penalty once per distinct recent token,
  * greedy as the first largest logit, else probabilities expf((l - max) / T) / sum (sum in
  * double), ordered by probability then index (one radix sort of (~prob bits, index) keys: the
- * CPU comparator's order exactly), top-k, min-p and top-p cut in that order, and a draw from the
- * shared splitmix64 stream (runtime/sampler_rng.h) whose state lives in device memory. Where
- * the two can differ: the device's expf (within 2 ulp, glibc's within 1) and the order of the
- * double sum move a probability by an ulp or so, which changes a token only when the draw or a
- * top-p/min-p cut lands within about 1e-7 of a boundary. */
+ * CPU's order exactly), top-k, min-p and top-p cut in that order, and a draw from the shared
+ * splitmix64 stream (runtime/sampler_rng.h) whose state lives in device memory. The device sorts
+ * the whole row where the CPU sorts only the head it needs: the same order. Where the two can
+ * differ: the device's expf (within 2 ulp, glibc's within 1) and the order of the double sums
+ * (the device's mass with no filter on is summed in sorted order, the CPU's in index order) move
+ * a probability by an ulp or so, which changes a token only when the draw or a top-p/min-p cut
+ * lands within about 1e-7 of a boundary. */
 #include <cub/device/device_radix_sort.cuh>
 
 #include "kernels.h"
@@ -116,7 +118,7 @@ __global__ void sample_pick_kernel(const unsigned long long *sorted, int vocab, 
             break;
         }
         cum += pi;
-        if (cum >= p.top_p) {
+        if (p.top_p < 1 && cum >= p.top_p) { /* 1 is off, never a cut by rounding */
             keep = i + 1;
             break;
         }

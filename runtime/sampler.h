@@ -21,8 +21,9 @@ typedef struct {
     sampler_params p;
     uint64_t state;
     int vocab;
-    float *probs; /* scratch, vocab entries */
-    int *order;   /* scratch, vocab entries */
+    float *probs;   /* scratch, vocab entries */
+    int *seen;      /* scratch, vocab entries: the penalty's marks */
+    uint64_t *keys; /* scratch, 2 * vocab entries: the candidates' sort keys, the sort's buffer */
 } sampler;
 
 /* Defaults: greedy, no filters, penalty off, last 64 tokens, seed 0. */
@@ -34,7 +35,10 @@ int sampler_check(const sampler_params *p, dsq_error *err);
 int sampler_init(sampler *s, const sampler_params *p, int vocab, dsq_error *err);
 void sampler_free(sampler *s);
 
-/* Picks the next token from logits (modified in place by the penalty). */
+/* Picks the next token from logits (modified in place by the penalty). The draw walks the
+ * tokens by probability, highest first (equal ones by index), over those the filters keep; only
+ * the head of that order the filters and the draw reach is sorted, with the same result as
+ * sorting the whole vocabulary. top-p 1, top-k 0 and min-p 0 are off. */
 int sampler_sample(sampler *s, float *logits, const int *history, int n_history);
 
 #endif

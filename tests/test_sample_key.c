@@ -1,13 +1,13 @@
-/* The device sampler's sort key (cuda/sample_key.h): sorting keys ascending gives the CPU
+/* The samplers' sort key (runtime/sample_key.h): sorting keys ascending gives the CPU
  * sampler's order (probability descending, then index ascending) on probabilities with many
  * exact ties, zeros and subnormals, and the key gives back the probability's bits and index. */
 #include <stdlib.h>
 
-#include "cuda/sample_key.h"
+#include "sample_key.h"
 #include "test.h"
 
 static const float *probs;
-static int cpu_order(const void *a, const void *b) /* runtime/sampler.c's comparator */
+static int cpu_order(const void *a, const void *b) /* probability descending, then index */
 {
     float x = probs[*(const int *)a], y = probs[*(const int *)b];
     return x < y ? 1 : x > y ? -1 : *(const int *)a - *(const int *)b;

@@ -1,7 +1,11 @@
-/* Sampler: greedy, filters, penalty, determinism, and the sampled distribution. */
+/* Sampler: greedy, filters, penalty, determinism, the sampled distribution, and the same token
+ * as a sort of the whole vocabulary for every draw. */
 #include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
 
 #include "sampler.h"
+#include "sampler_rng.h"
 #include "test.h"
 
 static sampler make(sampler_params p, int vocab)
@@ -129,4 +133,121 @@ TEST(parameter_ranges)
     p = sampler_defaults();
     p.min_p = 1;
     CHECK(sampler_check(&p, &err) == DSQ_EUSAGE);
+}
+
+/* The sampler's definition written plainly: every probability, the whole vocabulary sorted
+ * (probability descending, then index), the cuts, then the draw (over the kept mass, or over
+ * every token's in index order when no filter is on). The sampler sorts only the head of the
+ * order it needs; with the same arithmetic it must pick the same token every time. */
+static const float *ref_probs;
+static int ref_order_cmp(const void *a, const void *b)
+{
+    float x = ref_probs[*(const int *)a], y = ref_probs[*(const int *)b];
+    return x < y ? 1 : x > y ? -1 : *(const int *)a - *(const int *)b;
+}
+
+static int reference_sample(const sampler_params *p, const float *logits, int n, uint64_t *state)
+{
+    float *probs = malloc((size_t)n * sizeof(float));
+    int *order = malloc((size_t)n * sizeof(int));
+    int top = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[top])
+            top = i;
+    double sum = 0, total = 0;
+    for (int i = 0; i < n; i++) {
+        probs[i] = expf((logits[i] - logits[top]) / p->temperature);
+        sum += probs[i];
+        order[i] = i;
+    }
+    for (int i = 0; i < n; i++) {
+        probs[i] = (float)(probs[i] / sum);
+        total += probs[i];
+    }
+    ref_probs = probs;
+    qsort(order, (size_t)n, sizeof(int), ref_order_cmp);
+    const bool filtered = (p->top_k > 0 && p->top_k < n) || p->top_p < 1 || p->min_p > 0;
+    int keep = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    double cum = 0, floor_p = p->min_p * probs[order[0]];
+    for (int i = 0; i < keep; i++) {
+        if (i > 0 && probs[order[i]] < floor_p) {
+            keep = i;
+            break;
+        }
+        cum += probs[order[i]];
+        if (p->top_p < 1 && cum >= p->top_p) {
+            keep = i + 1;
+            break;
+        }
+    }
+    double mass = 0;
+    for (int i = 0; i < keep; i++)
+        mass += probs[order[i]];
+    double r = sampler_rng_uniform(state) * (filtered ? mass : total), acc = 0;
+    int pick = order[keep - 1];
+    for (int i = 0; i < keep; i++) {
+        acc += probs[order[i]];
+        if (r < acc) {
+            pick = order[i];
+            break;
+        }
+    }
+    free(probs);
+    free(order);
+    return pick;
+}
+
+/* Logits of one kind: 0 peaked (a gaussian bulk and a few high outliers), 1 flat, 2 on a
+ * coarse grid (many exact ties), 3 spread so wide that most probabilities are 0 or subnormal
+ * at the temperatures below. */
+static void fill_logits(float *l, int n, int kind, uint64_t *rng)
+{
+    for (int i = 0; i < n; i++) {
+        *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+        double u = ((*rng >> 11) + 0.5) / 9007199254740992.0, v = u - 0.5;
+        l[i] = kind == 0   ? (float)(3 * v)
+               : kind == 1 ? (float)(0.2 * v)
+               : kind == 2 ? (float)floor(8 * v) * 0.5f
+                           : (float)(200 * v);
+    }
+    if (kind == 0)
+        l[n / 3] = 9, l[n / 2] = 8.5f, l[n - 1] = 8.5f;
+}
+
+TEST(same_token_as_a_whole_sort)
+{
+    const struct {
+        float temp, top_p, min_p;
+        int top_k;
+    } set[] = {{1, 1, 0, 0},        {0.7f, 1, 0, 0},    {3, 1, 0, 0},         {1, 0.5f, 0, 0},
+               {0.8f, 0.95f, 0, 0}, {1, 0.999f, 0, 0},  {1, 1, 0, 40},        {1, 1, 0, 2000},
+               {1, 1, 0.05f, 0},    {0.5f, 1, 0.3f, 0}, {1, 0.9f, 0.02f, 50}, {0.05f, 0.99f, 0, 0},
+               {0.05f, 1, 0, 0}};
+    const int vocabs[2] = {102400, 3000}, draws[2] = {1, 12};
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    int same = 0, total = 0;
+    for (int v = 0; v < 2; v++) {
+        const int n = vocabs[v];
+        float *logits = malloc((size_t)n * sizeof(float));
+        for (size_t c = 0; c < sizeof set / sizeof *set; c++)
+            for (int kind = 0; kind < 4; kind++) {
+                sampler_params p = sampler_defaults();
+                p.temperature = set[c].temp;
+                p.top_p = set[c].top_p;
+                p.min_p = set[c].min_p;
+                p.top_k = set[c].top_k;
+                p.seed = 100 * c + kind;
+                sampler s = make(p, n);
+                uint64_t state = sampler_rng_seed(p.seed);
+                for (int d = 0; d < draws[v]; d++) {
+                    fill_logits(logits, n, kind, &rng);
+                    int want = reference_sample(&p, logits, n, &state);
+                    same += sampler_sample(&s, logits, NULL, 0) == want;
+                    total++;
+                }
+                sampler_free(&s);
+            }
+        free(logits);
+    }
+    CHECK_EQ_INT(same, total);
 }

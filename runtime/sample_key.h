@@ -1,7 +1,6 @@
-/* The device sampler's sort key (cuda/sample.cu): ascending keys list probabilities from the
- * highest down and equal ones by index, the order of the CPU sampler's comparator
- * (runtime/sampler.c). Probabilities are >= 0, so their bits order as their values. Plain C so
- * the CPU tests check it against that comparator. */
+/* The samplers' sort key (runtime/sampler.c, cuda/sample.cu): ascending keys list probabilities
+ * from the highest down and equal ones by index. Probabilities are >= 0, so their bits order as
+ * their values. */
 #ifndef DSQ_SAMPLE_KEY_H
 #define DSQ_SAMPLE_KEY_H
 
