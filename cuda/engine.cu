@@ -2,9 +2,11 @@
  * plan checked before anything is allocated, the fp32 KV cache (one per sequence decoded
  * together) and activations on the device, and the forward pass as one stream of kernel
  * launches (cuda/kernels.h). Each token's position, sequence and id go up in one small copy per
- * pass and only logits come back; steps of up to 16 tokens are captured once per size as CUDA
+ * pass and only logits come back, or for generation only the token the device sampler drew
+ * from them (cuda_sample); steps of up to 16 tokens are captured once per size as CUDA
  * graphs and replayed, since every kernel reads positions from device memory. A model larger
  * than the device leaves routed experts in host memory (cuda/offload.cu). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +182,11 @@ static void state_free(cuda_state *st)
         cudaFreeHost(st->host_io);
     if (st->host_logits)
         cudaFreeHost(st->host_logits);
+    if (st->host_samp)
+        cudaFreeHost(st->host_samp);
+    if (st->host_state)
+        cudaFreeHost(st->host_state);
+    dsampler_free(&st->samp);
     free(st->seen);
     offload_free(st);
     if (st->stream)
@@ -229,7 +236,7 @@ static cudaError_t upload(cuda_state *st, const model_desc *d, uint8_t *dst)
     return e;
 }
 
-static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p)
+static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p, int ctx)
 {
     uint8_t *file;
     TRY(dalloc(st, d->map_size - st->hole_bytes, (void **)&file));
@@ -350,6 +357,13 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(cudaMemset(st->zero_ids, 0, B * sizeof(int)));
     TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
     TRY(cudaMallocHost((void **)&st->host_logits, p.logits * sizeof(float)));
+    /* the sampler, as the plan counts it (sample_bytes) */
+    st->samp_cap = ctx + 1;
+    TRY(dalloc_n(st, (size_t)st->samp_cap + 3, &st->samp_io));
+    TRY(cudaMallocHost((void **)&st->host_samp, ((size_t)st->samp_cap + 3) * sizeof(int)));
+    TRY(cudaMallocHost((void **)&st->host_state, sizeof(unsigned long long)));
+    if (dsampler_scratch_bytes(d->vocab) <= VRAM_SAMPLE_SCRATCH(d->vocab))
+        TRY(dsampler_init(&st->samp, sampler_defaults(), d->vocab, 1));
     if (!(st->seen = (unsigned char *)calloc((size_t)st->n_seq, 1)))
         return cudaErrorMemoryAllocation;
     return st->he ? offload_build(st, d, B, H) : cudaSuccess;
@@ -490,6 +504,7 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
             decode = !st->seen[seq[i]]++;
     }
     st->host_rc = DSQ_OK; /* an earlier failed pass may have left one */
+    st->logits_ready = false;
     if (st->broken)
         return dsq_fail(err, DSQ_ERESOURCE,
                         "CUDA expert cache: an earlier update failed, so the device's expert "
@@ -527,7 +542,7 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
             e = enqueue(st, en, m, head, all_logits);
         }
         const size_t rows = all_logits ? (size_t)m : 1;
-        if (e == cudaSuccess && head)
+        if (e == cudaSuccess && head && logits) /* else they stay for cuda_sample */
             e = cudaMemcpyAsync(st->host_logits, st->logits, rows * vocab * sizeof(float),
                                 cudaMemcpyDeviceToHost, st->stream);
         if (e == cudaSuccess && st->done) { /* host experts: sleep, leave the cores to them */
@@ -545,7 +560,7 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
                 cudaStreamSynchronize(st->side);
             return cuda_fail(err, e, "forward pass");
         }
-        if (head)
+        if (head && logits)
             memcpy(all_logits ? logits + (size_t)done * vocab : logits, st->host_logits,
                    rows * vocab * sizeof(float));
         if (st->host_rc) {
@@ -558,6 +573,7 @@ static int run_tokens(engine *en, const int *seq, const int *pos, const int *tok
             return cuda_fail(err, e, "expert cache");
         done += m;
     }
+    st->logits_ready = !all_logits;
     return DSQ_OK;
 }
 
@@ -571,6 +587,7 @@ static int cuda_forward(engine *en, const int *tokens, int n, float *logits, boo
         pos[i] = en->n_past + i;
     int rc = run_tokens(en, NULL, pos, tokens, n, logits, all_logits, err);
     free(pos);
+    ((cuda_state *)en->state)->logits_at = en->n_past + n; /* what engine_forward makes it */
     return rc;
 }
 
@@ -623,8 +640,73 @@ static double cuda_copy_bandwidth(engine *en)
     return gbs;
 }
 
-static const engine_ops cuda_ops = {"cuda", cuda_forward, cuda_close, cuda_forward_seqs,
-                                    cuda_copy_bandwidth};
+/* The next token from the last forward's logits, drawn on the device: the history the penalty
+ * reads and the random state go over, the token and the state come back. Where the device
+ * sampler is missing or the history longer than its buffer, the logits come to the host's
+ * sampler instead. */
+static int cuda_sample(engine *en, sampler *s, const int *history, int n_history, int *token,
+                       int *bad, dsq_error *err)
+{
+    cuda_state *st = (cuda_state *)en->state;
+    const int vocab = en->desc->vocab;
+    /* one draw per forward (the penalty rewrites the logits in place), of the cache as it is */
+    if (!st->logits_ready || st->logits_at != en->n_past)
+        return dsq_fail(err, DSQ_EUSAGE, "no logits to sample from: run a forward pass first");
+    st->logits_ready = false;
+    const sampler_params &p = s->p;
+    /* the penalty reads the last repeat_last_n tokens, and none when it is off */
+    const int from = n_history > p.repeat_last_n ? n_history - p.repeat_last_n : 0;
+    const int nh = p.repeat_penalty != 1 ? n_history - from : 0;
+    cudaError_t e;
+    if (!st->samp.keys || nh > st->samp_cap) {
+        e = cudaMemcpyAsync(st->host_logits, st->logits, (size_t)vocab * sizeof(float),
+                            cudaMemcpyDeviceToHost, st->stream);
+        if (e == cudaSuccess)
+            e = cudaStreamSynchronize(st->stream);
+        if (e != cudaSuccess)
+            return cuda_fail(err, e, "sampling");
+        *bad = -1;
+        for (int i = 0; i < vocab && *bad < 0; i++)
+            if (!isfinite(st->host_logits[i]))
+                *bad = i;
+        if (*bad < 0)
+            *token = sampler_sample(s, st->host_logits, history, n_history);
+        return DSQ_OK;
+    }
+    st->samp.p = p;
+    st->host_samp[0] = nh;
+    if (nh > 0)
+        memcpy(st->host_samp + 3, history + from, (size_t)nh * sizeof(int));
+    *st->host_state = s->state;
+    e = cudaMemcpyAsync(st->samp_io, st->host_samp, (3 + (size_t)nh) * sizeof(int),
+                        cudaMemcpyHostToDevice, st->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(st->samp.state, st->host_state, sizeof *st->host_state,
+                            cudaMemcpyHostToDevice, st->stream);
+    if (e == cudaSuccess)
+        e = launch_sample(&st->samp, st->logits, 1, st->samp_io + 3, st->samp_io, st->samp_cap,
+                          st->samp_io + 1, st->samp_io + 2, st->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(st->host_samp + 1, st->samp_io + 1, 2 * sizeof(int),
+                            cudaMemcpyDeviceToHost, st->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(st->host_state, st->samp.state, sizeof *st->host_state,
+                            cudaMemcpyDeviceToHost, st->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(st->stream);
+    if (e != cudaSuccess) {
+        cudaStreamSynchronize(st->stream); /* what was queued reads the pinned buffers */
+        return cuda_fail(err, e, "sampling");
+    }
+    en->device_draws++;
+    *token = st->host_samp[1];
+    *bad = st->host_samp[2];
+    s->state = *st->host_state;
+    return DSQ_OK;
+}
+
+static const engine_ops cuda_ops = {
+    "cuda", cuda_forward, cuda_close, cuda_forward_seqs, cuda_copy_bandwidth, cuda_sample};
 
 extern "C" bool cuda_memory(uint64_t *free_bytes, uint64_t *total_bytes)
 {
@@ -700,7 +782,7 @@ extern "C" int cuda_engine_open(engine *en, const engine_options *o, const cuda_
     const double t0 = now_seconds();
     e = cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking);
     if (e == cudaSuccess)
-        e = build(st, d, p);
+        e = build(st, d, p, en->ctx);
     /* build's table copies from pageable memory and its memset run on the legacy stream, which
      * the engine's non-blocking stream does not wait for: they land before the first pass */
     if (e == cudaSuccess)

@@ -55,6 +55,15 @@ struct cuda_state {
      * memory would wait for the whole pass inside the copy call, spinning on a core the host's
      * experts need, instead of sleeping on the done event) */
     float *host_logits;
+    /* the device sampler (samp.keys NULL: a draw copies the logits to the host's sampler);
+     * samp_io: [0] the history's length, [1] the token, [2] the first non-finite logit, then
+     * up to samp_cap tokens of history; host_samp the same and host_state the random state,
+     * pinned */
+    dsampler samp;
+    int *samp_io, *host_samp, samp_cap;
+    unsigned long long *host_state;
+    bool logits_ready; /* logits holds the last forward's last row, not yet drawn from, */
+    int logits_at;     /* for a cache of this many tokens (a reset or truncation voids it) */
     int n_seq;
     unsigned char *seen; /* [n_seq] scratch: which sequences a call has a token of */
     cudaGraphExec_t graphs[MAX_GRAPH + 1]; /* a step of n tokens with every row's logits */

@@ -70,11 +70,16 @@ struct dsampler {
     size_t temp_bytes;
 };
 cudaError_t dsampler_init(dsampler *s, const sampler_params &p, int vocab, int rows);
+/* The sort scratch dsampler_init would allocate for a row of vocab (SIZE_MAX: the query
+ * failed). */
+size_t dsampler_scratch_bytes(int vocab);
 void dsampler_free(dsampler *s);
 /* tokens[r] = the next token of row r from logits[r] (penalized in place), with row r's history
- * of n_history[r] tokens at history + r * hist_cap (device memory, so a graph can replay it) */
+ * of n_history[r] tokens at history + r * hist_cap (device memory, so a graph can replay it);
+ * bad[r] (bad may be NULL) = the index of row r's first non-finite logit, or -1 */
 cudaError_t launch_sample(dsampler *s, float *logits, int rows, const int *history,
-                          const int *n_history, int hist_cap, int *tokens, cudaStream_t st);
+                          const int *n_history, int hist_cap, int *tokens, int *bad,
+                          cudaStream_t st);
 
 /* attention.cu */
 /* Where each token of a pass goes: position pos[t] of sequence seq[t], whose cache starts

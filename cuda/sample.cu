@@ -17,18 +17,23 @@
 
 #define SAMPLE_THREADS 1024
 
-/* Penalty, then greedy (writes the token) or the keys to sort. One block per row. */
+/* Penalty, then greedy (writes the token) or the keys to sort; bad[row] (when not NULL): the
+ * first non-finite logit's index, or -1. One block per row. */
 __global__ void __launch_bounds__(SAMPLE_THREADS)
     sample_prepare_kernel(float *logits, int vocab, const int *history, const int *n_history,
                           int hist_cap, sampler_params p, bool greedy, unsigned long long *keys,
-                          int *tokens)
+                          int *tokens, int *bad)
 {
     __shared__ float smax[32];
     __shared__ int sidx[32];
     __shared__ double ssum[32];
+    __shared__ int sbad;
     const int row = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int nw = blockDim.x >> 5;
     float *l = logits + (size_t)row * vocab;
+    if (threadIdx.x == 0)
+        sbad = vocab;
+    __syncthreads();
     if (p.repeat_penalty != 1.0f) {
         const int *h = history + (size_t)row * hist_cap, nh = n_history[row];
         const int from = nh > p.repeat_last_n ? nh - p.repeat_last_n : 0;
@@ -45,9 +50,12 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
     /* the largest logit, the lowest index among equals */
     float best = -INFINITY;
     int bi = vocab;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x)
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
         if (l[i] > best || (l[i] == best && i < bi))
             best = l[i], bi = i;
+        if (!isfinite(l[i]))
+            atomicMin(&sbad, i);
+    }
     for (int o = 16; o > 0; o >>= 1) {
         const float ob = __shfl_xor_sync(0xffffffffu, best, o);
         const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
@@ -72,6 +80,8 @@ __global__ void __launch_bounds__(SAMPLE_THREADS)
             smax[0] = l[0] != l[0] ? l[0] : best, sidx[0] = l[0] != l[0] ? 0 : bi;
     }
     __syncthreads();
+    if (bad && threadIdx.x == 0)
+        bad[row] = sbad < vocab ? sbad : -1;
     if (greedy) {
         if (threadIdx.x == 0) /* a row of NaNs picks 0, as the CPU's argmax does */
             tokens[row] = sidx[0] < vocab ? sidx[0] : 0;
@@ -168,6 +178,17 @@ cudaError_t dsampler_init(dsampler *s, const sampler_params &p, int vocab, int r
     return e;
 }
 
+size_t dsampler_scratch_bytes(int vocab)
+{
+    size_t bytes = 0;
+    unsigned long long *none = NULL;
+    if (cub::DeviceRadixSort::SortKeys(NULL, bytes, none, none, vocab) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not left for the next launch to report */
+        return SIZE_MAX;
+    }
+    return bytes;
+}
+
 void dsampler_free(dsampler *s)
 {
     cudaFree(s->state);
@@ -177,7 +198,8 @@ void dsampler_free(dsampler *s)
 }
 
 cudaError_t launch_sample(dsampler *s, float *logits, int rows, const int *history,
-                          const int *n_history, int hist_cap, int *tokens, cudaStream_t st)
+                          const int *n_history, int hist_cap, int *tokens, int *bad,
+                          cudaStream_t st)
 {
     const sampler_params &p = s->p;
     if (rows < 1 || rows > s->rows) /* the keys and states hold s->rows rows */
@@ -185,7 +207,7 @@ cudaError_t launch_sample(dsampler *s, float *logits, int rows, const int *histo
     const bool greedy = p.temperature == 0 || p.top_k == 1;
     const size_t n = (size_t)s->vocab * s->rows;
     sample_prepare_kernel<<<rows, SAMPLE_THREADS, 0, st>>>(
-        logits, s->vocab, history, n_history, hist_cap, p, greedy, s->keys, tokens);
+        logits, s->vocab, history, n_history, hist_cap, p, greedy, s->keys, tokens, bad);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess || greedy)
         return e;

@@ -127,7 +127,7 @@ static void cpu_close(engine *e)
     (void)e;
 }
 
-static const engine_ops cpu_ops = {"cpu", cpu_forward, cpu_close, NULL, NULL};
+static const engine_ops cpu_ops = {"cpu", cpu_forward, cpu_close, NULL, NULL, NULL};
 
 static void swap_close(engine *e)
 {
@@ -320,13 +320,28 @@ int engine_forward(engine *e, const int *tokens, int n, float *logits, bool all_
         if (tokens[t] < 0 || tokens[t] >= e->desc->vocab)
             return dsq_fail(err, DSQ_EINPUT, "%s: token id %d outside the vocabulary (%d)",
                             e->model->file.file.path, tokens[t], e->desc->vocab);
+    if (!logits && (all_logits || !engine_samples(e)))
+        return dsq_fail(err, DSQ_EUSAGE, "the %s engine needs a buffer for its logits",
+                        e->ops->name);
     int rc = e->ops->forward(e, tokens, n, logits, all_logits, err);
-    if (!rc) {
+    if (!rc && logits) { /* else engine_sample checks them */
         const int rows = all_logits ? n : 1;
         rc = model_check_logits(e->model, logits, rows, e->n_past + n - rows, err);
     }
     if (!rc)
         e->n_past += n;
+    return rc;
+}
+
+int engine_sample(engine *e, sampler *s, const int *history, int n_history, int *token,
+                  dsq_error *err)
+{
+    if (!engine_samples(e))
+        return dsq_fail(err, DSQ_EUSAGE, "the %s engine does not sample", e->ops->name);
+    int bad = -1;
+    int rc = e->ops->sample(e, s, history, n_history, token, &bad, err);
+    if (!rc && bad >= 0)
+        rc = model_logit_error(e->model, bad, e->n_past - 1, err);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "model_desc.h"
+#include "sampler.h"
 
 struct model;
 typedef struct engine engine;
@@ -17,7 +18,8 @@ typedef struct engine engine;
 typedef struct {
     const char *name; /* "cpu", "cuda" */
     /* Runs n tokens at positions n_past..n_past+n-1 (engine_forward has checked them);
-     * logits receives vocab floats per token if all_logits, else for the last token only. */
+     * logits receives vocab floats per token if all_logits, else for the last token only.
+     * With sample (below), logits may be NULL: they stay where the engine computed them. */
     int (*forward)(engine *e, const int *tokens, int n, float *logits, bool all_logits,
                    dsq_error *err);
     void (*close)(engine *e);
@@ -29,6 +31,12 @@ typedef struct {
     /* Optional: GB/s of a device-to-device copy (bytes read + written), the roofline a decode
      * step is measured against; NULL where the host's memory read is the baseline. */
     double (*copy_bandwidth)(engine *e);
+    /* Optional (NULL: the caller samples from the logits forward copied out): the next token
+     * from the last token's logits of the last forward (not all_logits), drawn where they are,
+     * as sampler_sample would draw it from them: s's parameters, its random state advanced,
+     * the penalty over history. *bad: the first non-finite logit, or -1. */
+    int (*sample)(engine *e, sampler *s, const int *history, int n_history, int *token, int *bad,
+                  dsq_error *err);
 } engine_ops;
 
 struct engine {
@@ -43,6 +51,8 @@ struct engine {
     double load_seconds;    /* weights to the device (0 for the CPU: the mapping is the load) */
     uint64_t load_bytes, device_bytes; /* bytes copied at load; device memory taken */
     uint64_t graph_launches; /* CUDA: steps replayed from a captured graph (0: plain launches) */
+    uint64_t device_draws;   /* engine_sample: tokens drawn on the device (CUDA; the others went
+                              * to the host's sampler) */
     struct host_experts *host_experts; /* CUDA with a model larger than the device: the routed
                                         * experts computed in host memory, else NULL */
     struct expert_swap *expert_swap;   /* its expert cache, or NULL (the placement stays) */
@@ -76,9 +86,22 @@ int engine_cuda_devices(void);
 int engine_open(engine *e, struct model *m, const engine_options *o, dsq_error *err);
 void engine_close(engine *e);
 
-/* Checks the tokens and the room in the cache, then runs the backend's forward. */
+/* Checks the tokens and the room in the cache, then runs the backend's forward. logits may be
+ * NULL for an engine that samples (engine_samples): engine_sample then draws from them. */
 int engine_forward(engine *e, const int *tokens, int n, float *logits, bool all_logits,
                    dsq_error *err);
+
+/* Whether the engine draws tokens itself (the CUDA engine, on the device: only a token comes
+ * back instead of the vocabulary's logits). */
+static inline bool engine_samples(const engine *e)
+{
+    return e->ops->sample != NULL;
+}
+
+/* The next token from the last engine_forward's logits (of its last token), as sampler_sample
+ * draws it; fails (DSQ_EINPUT naming the file) on a non-finite logit, as engine_forward does. */
+int engine_sample(engine *e, sampler *s, const int *history, int n_history, int *token,
+                  dsq_error *err);
 
 /* Runs n tokens of the engine's sequences at once (a decode step of a batch of sequences, or
  * prompts): token i is appended to sequence seq[i], in order; logits receives vocab floats per

@@ -44,8 +44,9 @@ int generate(engine *e, const tokenizer *tok, sampler *s, const int *prompt, int
     int rc = generate_check_prompt(e, n_prompt, err);
     if (rc)
         return rc;
-    float *logits = malloc((size_t)vocab * sizeof(float));
-    if (!logits)
+    /* an engine that samples keeps its logits: only the token comes back */
+    float *logits = engine_samples(e) ? NULL : malloc((size_t)vocab * sizeof(float));
+    if (!logits && !engine_samples(e))
         return dsq_fail(err, DSQ_ERESOURCE, "out of memory");
     double t0 = progress_now();
     for (int i = 0; !rc && i < n_prompt; i += GEN_PREFILL_BATCH) {
@@ -60,7 +61,11 @@ int generate(engine *e, const tokenizer *tok, sampler *s, const int *prompt, int
     utf8_stream stream = {0};
     char text[UTF8_STREAM_OUT_MAX(16)];
     for (int i = 0; !rc && i < max_new; i++) {
-        int next = sampler_sample(s, logits, history->ids, history->n);
+        int next;
+        if (logits)
+            next = sampler_sample(s, logits, history->ids, history->n);
+        else if ((rc = engine_sample(e, s, history->ids, history->n, &next, err)))
+            break;
         if (token_list_push(history, next)) {
             rc = dsq_fail(err, DSQ_ERESOURCE, "out of memory");
             break;

@@ -172,16 +172,21 @@ void model_close(model *m)
     memset(m, 0, sizeof *m);
 }
 
+int model_logit_error(const model *m, int token, int pos, dsq_error *err)
+{
+    return dsq_fail(err, DSQ_EINPUT,
+                    "%s: the model gave a non-finite logit (token %d at position %d): its "
+                    "weights or config are damaged",
+                    m->file.file.path, token, pos);
+}
+
 int model_check_logits(const model *m, const float *logits, int rows, int pos, dsq_error *err)
 {
     const size_t vocab = (size_t)m->cfg->vocab_size;
     for (int r = 0; r < rows; r++)
         for (size_t i = 0; i < vocab; i++)
             if (!isfinite(logits[(size_t)r * vocab + i]))
-                return dsq_fail(err, DSQ_EINPUT,
-                                "%s: the model gave a non-finite logit (token %zu at position "
-                                "%d): its weights or config are damaged",
-                                m->file.file.path, i, pos + r);
+                return model_logit_error(m, (int)i, pos + r, err);
     return DSQ_OK;
 }
 

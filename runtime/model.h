@@ -82,6 +82,9 @@ static inline void model_reset(model *m)
  * garbage. rows of vocab floats; pos: the first row's position. engine_forward checks every
  * backend's logits with it. */
 int model_check_logits(const model *m, const float *logits, int rows, int pos, dsq_error *err);
+/* The same error for logits checked elsewhere (a device sampler): the first non-finite one is
+ * token `token` at position pos. */
+int model_logit_error(const model *m, int token, int pos, dsq_error *err);
 
 /* Runs n tokens at positions n_past..n_past+n-1 and appends them to the cache. logits receives
  * vocab floats per token if all_logits, else for the last token only. */

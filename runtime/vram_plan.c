@@ -32,6 +32,8 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
     p->logits = B * (size_t)m->vocab;
     p->table_bytes = (size_t)m->n_layers * (3 * m->n_experts + 2) * VRAM_MATRIX_BYTES +
                      2 * (size_t)ctx * (m->rope_dim / 2) * sizeof(float);
+    p->sample_bytes = 2 * (size_t)m->vocab * sizeof(uint64_t) + VRAM_SAMPLE_SCRATCH(m->vocab) +
+                      sizeof(uint64_t) + ((size_t)ctx + 4) * sizeof(int);
     p->weights = m->file_bytes;
     p->cache_bytes = (p->cache_a + p->cache_b) * sizeof(float);
     /* x, xn, shared-expert output; two of k/v, q_lat/o_lat, gate/up */
@@ -41,6 +43,6 @@ void vram_plan_make(vram_plan *p, const vram_model *m, int ctx)
     /* ids and their order by expert, the experts' starts, each token's position, sequence, id,
      * and the zero ids of the one-entry FFN tables */
     const size_t ints = 2 * p->ids + (size_t)m->n_experts + 1 + 4 * B;
-    p->work_bytes = floats * sizeof(float) + ints * sizeof(int) + p->table_bytes;
+    p->work_bytes = floats * sizeof(float) + ints * sizeof(int) + p->table_bytes + p->sample_bytes;
     p->total = p->weights + p->cache_bytes + p->work_bytes;
 }

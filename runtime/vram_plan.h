@@ -12,6 +12,10 @@
 #define VRAM_MAX_BATCH 64               /* tokens per device pass */
 #define VRAM_SCORE_BYTES (256ull << 20) /* cap on the attention score scratch */
 #define VRAM_MATRIX_BYTES 24 /* the device's view of one expert matrix (cuda/dmatrix.cuh) */
+/* Scratch the device sampler's sort may take (CUB's radix sort of vocab 64-bit keys wants about
+ * one more copy of them and its histograms); where CUB asks for more, the engine samples on
+ * the host instead. */
+#define VRAM_SAMPLE_SCRATCH(vocab) ((uint64_t)(vocab)*16 + (1ull << 20))
 
 typedef struct {
     bool mla;
@@ -28,7 +32,9 @@ typedef struct {
 /* Sizes in floats (ints for ids), and the byte totals. */
 typedef struct {
     size_t cache_a, cache_b, q, qa, kv, ckv, attn, lat, scores, ffn, h, ye, router, ids, logits;
-    size_t table_bytes; /* expert tables and RoPE tables */
+    size_t table_bytes;  /* expert tables and RoPE tables */
+    size_t sample_bytes; /* the device sampler: keys, sort scratch, random state, and the
+                          * penalty's history (ctx + 1 tokens) with its count, token and flag */
     int batch;
     uint64_t weights, cache_bytes, work_bytes, total;
 } vram_plan;

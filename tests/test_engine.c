@@ -1,6 +1,6 @@
 /* The engine interface on the CPU: backend selection and its errors, the checks engine_forward
- * makes, truncation (a truncated cache replays to the same logits, bit for bit), and the model
- * description a device backend reads. */
+ * makes (a logits buffer included: the CPU engine does not sample), truncation (a truncated cache
+ * replays to the same logits, bit for bit), and the model description a device backend reads. */
 #include <stdlib.h>
 
 #include "engine.h"
@@ -62,6 +62,18 @@ TEST(engine_forward_checks_and_truncates)
     CHECK(engine_forward(&e, &bad, 1, a, false, &err) == DSQ_EINPUT);
     CHECK_EQ_INT(e.n_past, 10);
     engine_reset(&e);
+    /* the CPU engine hands its logits out and leaves sampling to the caller */
+    CHECK(!engine_samples(&e));
+    CHECK(engine_forward(&e, toks, 1, NULL, false, &err) == DSQ_EUSAGE);
+    CHECK_STR_CONTAINS(err.msg, "needs a buffer for its logits");
+    CHECK_EQ_INT(e.n_past, 0);
+    sampler s;
+    sampler_params sp = sampler_defaults();
+    CHECK(sampler_init(&s, &sp, vocab, &err) == DSQ_OK);
+    int next = -1;
+    CHECK(engine_sample(&e, &s, NULL, 0, &next, &err) == DSQ_EUSAGE);
+    CHECK_STR_CONTAINS(err.msg, "does not sample");
+    sampler_free(&s);
     CHECK(engine_forward(&e, toks, 16, a, false, &err) == DSQ_OK);
     free(a);
     free(b);

@@ -2,7 +2,8 @@
  * family (tests/data) and the tiny trained model (models/tiny-v2) at bf16, q8 and q4: after a
  * 100-token prefill (every row; two device passes) and after each of 8 decode steps; the
  * captured decode graph against plain launches (bit-identical); several sequences in one engine
- * against each alone (q4); 64 greedy tokens identical on the tiny model; and perplexity over
+ * against each alone (q4); 64 greedy tokens identical on the tiny model; tokens drawn by the
+ * device sampler the same as the host's from the same logits (tiny model); and perplexity over
  * data/heldout.txt equal to the printed digits; and with --vram budgets that leave all, half or
  * none of the routed experts in host memory (q4), the same logits. The CPU runs its float path
  * (fp32 activations), as the device does. Bounds: tests/gpu/README.md. */
@@ -18,6 +19,7 @@
 #include "cuda_engine.h"
 #include "engine.h"
 #include "expert_swap.h"
+#include "generate.h"
 #include "model.h"
 #include "offload.h"
 #include "perplexity.h"
@@ -425,6 +427,99 @@ static void compare_greedy_and_ppl(const char *name, const char *path)
     model_close(&m);
 }
 
+static void discard_text(void *ctx, const char *text, size_t len)
+{
+    (void)ctx, (void)text, (void)len;
+}
+
+/* generate() on the CUDA engine, which draws each token on the device, against the host's
+ * sampler over the same engine's logits, step for step, for greedy with a penalty and for
+ * temperature with each filter. Both draw from the same logits with the same random stream in
+ * the same order; they can differ only where a draw or a cut lands within the ulp-level
+ * difference of the two sides' probabilities (test_sample: about 5e-7 a draw), so about 1e-4
+ * over the 192 draws here. */
+static void compare_device_sampling(const char *name, const char *path)
+{
+    model m;
+    engine e = {0};
+    dsq_error err = {0};
+    tokenizer *tok = NULL;
+    if (model_open(&m, path, 256, &err)) {
+        result(false, err.msg);
+        return;
+    }
+    const int vocab = m.cfg->vocab_size, max_new = 48;
+    float *logits = malloc((size_t)vocab * sizeof(float));
+    int *prompt = NULL;
+    size_t n_prompt = 0;
+    engine_options o = {.backend = "cuda"};
+    int rc = tokenizer_load(&tok, json_object_get(m.file.file.meta, "tokenizer"), path, &err);
+    if (!rc)
+        rc = tokenizer_encode(tok, "Once upon a time", 16, TOKENIZER_ADD_BOS, &prompt, &n_prompt,
+                              &err);
+    if (!rc)
+        rc = engine_open(&e, &m, &o, &err);
+    result(!rc && engine_samples(&e), "the CUDA engine draws tokens on the device");
+    sampler_params set[4];
+    for (int i = 0; i < 4; i++)
+        set[i] = sampler_defaults(), set[i].seed = 77 + i;
+    set[0].repeat_penalty = 1.3f, set[0].repeat_last_n = 8; /* a window inside the history */
+    set[1].temperature = 0.8f, set[1].top_p = 0.95f;
+    set[2].temperature = 1;
+    set[3].temperature = 0.9f, set[3].top_k = 40, set[3].min_p = 0.05f;
+    set[3].repeat_penalty = 1.1f, set[3].repeat_last_n = 8;
+    for (int k = 0; !rc && k < 4; k++) {
+        sampler dev_s, host_s;
+        token_list dev = {0}, host = {0};
+        gen_stats gs;
+        int same = 0;
+        if ((rc = sampler_init(&dev_s, &set[k], vocab, &err)))
+            break;
+        if ((rc = sampler_init(&host_s, &set[k], vocab, &err))) {
+            sampler_free(&dev_s);
+            break;
+        }
+        engine_reset(&e);
+        const uint64_t draws_before = e.device_draws;
+        rc = generate(&e, tok, &dev_s, prompt, (int)n_prompt, max_new, discard_text, NULL, &dev,
+                      &gs, &err);
+        const uint64_t on_device = e.device_draws - draws_before;
+        engine_reset(&e);
+        for (size_t i = 0; !rc && i < n_prompt; i++)
+            rc = token_list_push(&host, prompt[i]);
+        if (!rc)
+            rc = engine_forward(&e, prompt, (int)n_prompt, logits, false, &err);
+        for (int i = 0; !rc && i < gs.n_generated; i++) {
+            int t = sampler_sample(&host_s, logits, host.ids, host.n);
+            if (t != dev.ids[n_prompt + (size_t)i] || token_list_push(&host, t))
+                break;
+            same++;
+            if (i + 1 < gs.n_generated)
+                rc = engine_forward(&e, &t, 1, logits, false, &err);
+        }
+        char what[600];
+        snprintf(what, sizeof what,
+                 "%s device sampler (temperature %.1f, top-k %d, top-p %.2f, min-p %.2f, "
+                 "penalty %.1f): %d of %d tokens as the host's, %llu drawn on the device",
+                 name, set[k].temperature, set[k].top_k, set[k].top_p, set[k].min_p,
+                 set[k].repeat_penalty, same, gs.n_generated, (unsigned long long)on_device);
+        result(!rc && gs.n_generated > 0 && same == gs.n_generated &&
+                   on_device == (uint64_t)gs.n_generated,
+               what);
+        token_list_free(&dev);
+        token_list_free(&host);
+        sampler_free(&dev_s);
+        sampler_free(&host_s);
+    }
+    if (rc)
+        fprintf(stderr, "  %s: %s\n", name, err.msg);
+    free(prompt);
+    free(logits);
+    tokenizer_free(tok);
+    engine_close(&e);
+    model_close(&m);
+}
+
 int main(void)
 {
     const char *name = "test_model_gpu";
@@ -470,8 +565,10 @@ int main(void)
                     compare_logits(off, out, shares[i], half_life[i]);
                 }
             }
-            if (f == 3)
+            if (f == 3) {
                 compare_greedy_and_ppl(label, out);
+                compare_device_sampling(label, out);
+            }
         }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);

@@ -66,7 +66,7 @@ static bool run_setting(const char *what, sampler_params p, int vocab, int seeds
             CUDA_CHECK(cudaMemcpy(dh, hist, (size_t)n_hist * sizeof(int), cudaMemcpyHostToDevice));
             CUDA_CHECK(cudaMemcpy(dn, &n_hist, sizeof(int), cudaMemcpyHostToDevice));
             CUDA_CHECK(cudaMemset(dt, 0xff, sizeof(int)));
-            CUDA_CHECK(launch_sample(&dev, dl, 1, dh, dn, hist_cap, dt, 0));
+            CUDA_CHECK(launch_sample(&dev, dl, 1, dh, dn, hist_cap, dt, NULL, 0));
             CUDA_CHECK(cudaDeviceSynchronize());
             int got;
             CUDA_CHECK(cudaMemcpy(&got, dt, sizeof(int), cudaMemcpyDeviceToHost));
@@ -93,8 +93,8 @@ static bool run_setting(const char *what, sampler_params p, int vocab, int seeds
 }
 
 /* A greedy pick of one full-vocabulary row, device against the CPU's argmax and the index it
- * must be. */
-static void greedy_pick(const char *what, const float *l, int vocab, int want_index)
+ * must be, and the first non-finite logit the device reports (-1: none). */
+static void greedy_pick(const char *what, const float *l, int vocab, int want_index, int want_bad)
 {
     sampler_params p = sampler_defaults();
     sampler cpu;
@@ -107,20 +107,22 @@ static void greedy_pick(const char *what, const float *l, int vocab, int want_in
     }
     CUDA_CHECK(dsampler_init(&dev, p, vocab, 1));
     float *dl;
-    int *dt, *dn, zero = 0, got = -1;
+    int *dt, *dn, *db, zero = 0, got = -1, bad = -2;
     CUDA_CHECK(cudaMalloc(&dl, vocab * sizeof(float)));
     CUDA_CHECK(cudaMalloc(&dt, sizeof(int)));
     CUDA_CHECK(cudaMalloc(&dn, sizeof(int)));
+    CUDA_CHECK(cudaMalloc(&db, sizeof(int)));
     CUDA_CHECK(cudaMemcpy(dl, l, vocab * sizeof(float), cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(dn, &zero, sizeof(int), cudaMemcpyHostToDevice));
-    CUDA_CHECK(launch_sample(&dev, dl, 1, dn, dn, 0, dt, 0));
+    CUDA_CHECK(launch_sample(&dev, dl, 1, dn, dn, 0, dt, db, 0));
     CUDA_CHECK(cudaMemcpy(&got, dt, sizeof(int), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(&bad, db, sizeof(int), cudaMemcpyDeviceToHost));
     float *copy = (float *)malloc(vocab * sizeof(float)); /* the CPU sampler may write its row */
     memcpy(copy, l, vocab * sizeof(float));
     const int want = sampler_sample(&cpu, copy, NULL, 0);
-    const bool ok = got == want && want == want_index;
-    printf("  greedy %s: device %d, cpu %d (want %d): %s\n", what, got, want, want_index,
-           ok ? "ok" : "FAIL");
+    const bool ok = got == want && want == want_index && bad == want_bad;
+    printf("  greedy %s: device %d, cpu %d (want %d), first non-finite %d (want %d): %s\n", what,
+           got, want, want_index, bad, want_bad, ok ? "ok" : "FAIL");
     ok ? passed++ : failed++;
     free(copy);
     sampler_free(&cpu);
@@ -128,10 +130,12 @@ static void greedy_pick(const char *what, const float *l, int vocab, int want_in
     cudaFree(dl);
     cudaFree(dt);
     cudaFree(dn);
+    cudaFree(db);
 }
 
 /* Tied maxima (the CPU takes the lower index); a NaN at logit 0, which the CPU's argmax never
- * replaces; a NaN further on, which both skip. */
+ * replaces; a NaN further on, which both skip, and an Inf after it, which both pick; the first
+ * non-finite logit of each row. */
 static void greedy_edges(void)
 {
     const int vocab = 102400;
@@ -139,13 +143,14 @@ static void greedy_edges(void)
     for (int i = 0; i < vocab; i++)
         l[i] = (float)gauss();
     l[70001] = l[70000] = 9.0f;
-    greedy_pick("tie at 70000/70001", l, vocab, 70000);
+    greedy_pick("tie at 70000/70001", l, vocab, 70000, -1);
     const float first = l[0];
     l[0] = NAN;
-    greedy_pick("NaN at 0", l, vocab, 0);
+    greedy_pick("NaN at 0", l, vocab, 0, 0);
     l[0] = first;
     l[123] = NAN;
-    greedy_pick("NaN at 123", l, vocab, 70000);
+    l[90000] = INFINITY; /* the largest, so the pick */
+    greedy_pick("NaN at 123, Inf at 90000", l, vocab, 90000, 123);
     free(l);
 }
 
@@ -173,7 +178,7 @@ static void time_step(void)
     float t[21];
     for (int i = -1; i < 21; i++) {
         CUDA_CHECK(cudaEventRecord(a, 0));
-        CUDA_CHECK(launch_sample(&dev, dl, 1, dn, dn, 0, dt, 0));
+        CUDA_CHECK(launch_sample(&dev, dl, 1, dn, dn, 0, dt, NULL, 0));
         CUDA_CHECK(cudaEventRecord(b, 0));
         CUDA_CHECK(cudaEventSynchronize(b));
         if (i >= 0)
