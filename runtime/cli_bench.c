@@ -26,7 +26,8 @@ static const char help[] =
     "       dsq bench --random v2-lite|moe-16b|v2 [--quant Q] [--layers N] ...\n"
     "\n"
     "Times a prefill of N prompt tokens from an empty cache, then N decode steps that start\n"
-    "with D tokens in the cache (token ids drawn from a fixed seed, so runs compare), and, as a\n"
+    "with D tokens in the cache (token ids drawn from a fixed seed, so runs compare; on cuda\n"
+    "each step also draws a greedy token on the device, as run does), and, as a\n"
     "baseline in the same run, a read of every weight byte with the same threads (cpu) or a\n"
     "device-to-device copy (cuda). Prints tokens/s, the weight bytes one decode step reads and\n"
     "the bandwidth that makes; cuda adds the load time and device memory used, cpu the time\n"
@@ -124,15 +125,27 @@ static double read_buffer_bandwidth(const uint8_t *buf, size_t size)
     return bytes / (progress_now() - t0) / 1e9;
 }
 
+/* A decode step as generate runs it: an engine that samples keeps its logits and draws the
+ * token itself (greedy here: the draw's cost without a filter's), else the logits come out. */
+static int decode_step(engine *e, const int *token, float *logits, sampler *greedy, dsq_error *err)
+{
+    if (!engine_samples(e))
+        return engine_forward(e, token, 1, logits, false, err);
+    int next, rc = engine_forward(e, token, 1, NULL, false, err);
+    return rc ? rc : engine_sample(e, greedy, NULL, 0, &next, err);
+}
+
 /* One sequence: a prompt, then decode steps of one token starting at depth tokens in the
  * cache; a warm-up first so the first launches and the decode graph's capture stay out of the
  * timings. */
 static int time_one(engine *e, const int *tokens, int n_prompt, int depth, int n_gen, float *logits,
                     double *prefill_s, double *decode_s, double *host_s, dsq_error *err)
 {
-    int rc = engine_forward(e, tokens, 1, logits, false, err);
-    if (!rc)
-        rc = engine_forward(e, tokens + 1, 1, logits, false, err);
+    sampler greedy = {0};
+    const sampler_params sp = sampler_defaults();
+    int rc = sampler_init(&greedy, &sp, e->desc->vocab, err);
+    for (int i = 0; !rc && i < 2; i++)
+        rc = decode_step(e, tokens + i, logits, &greedy, err);
     engine_reset(e);
     double t = progress_now();
     if (!rc)
@@ -146,9 +159,10 @@ static int time_one(engine *e, const int *tokens, int n_prompt, int depth, int n
     t = progress_now();
     const double h = host_experts_seconds(e->host_experts);
     for (int i = 0; !rc && i < n_gen; i++)
-        rc = engine_forward(e, &tokens[depth + i], 1, logits, false, err);
+        rc = decode_step(e, &tokens[depth + i], logits, &greedy, err);
     *decode_s = progress_now() - t;
     *host_s = host_experts_seconds(e->host_experts) - h; /* the routed experts on the CPU */
+    sampler_free(&greedy);
     return rc;
 }
 
