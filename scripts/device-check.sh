@@ -173,12 +173,13 @@ print(f"projected V2 (60 layers, 23% of expert bytes on the GPU) decode: {1 / t6
         echo "NOT RUN: compute-sanitizer is neither on PATH nor in /usr/local/cuda/bin"
         not_run=$((not_run + 1))
     else
-        # MHA; MLA with q compression and group-limited routing; MLA as V2-Lite (trained model)
+        # MHA; MLA with q compression and group-limited routing; MLA as V2-Lite (trained model);
+        # tokens drawn on the device with a temperature, so the sampler's sort runs too
         for f in tiny-v1 tiny-v2 tiny; do
             in_budget "memcheck $f" || continue
             timeout -k 10 120 "$sanitizer" --tool memcheck --error-exitcode 9 --print-limit 5 \
-                "$dsq" run "$work/$f.dsq" -p "Hello there" -n 6 --backend cuda \
-                >"$work/san.out" 2>&1
+                "$dsq" run "$work/$f.dsq" -p "Hello there" -n 6 --backend cuda --temp 0.8 \
+                --top-p 0.95 --repeat-penalty 1.1 --seed 1 >"$work/san.out" 2>&1
             rc=$?
             if [ "$rc" -eq 0 ]; then
                 tail -n 2 "$work/san.out"
