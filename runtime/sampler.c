@@ -206,11 +206,15 @@ int sampler_sample(sampler *s, float *logits, const int *history, int n_history)
         s->probs[i] = (float)(s->probs[i] / sum);
         total += s->probs[i];
     }
-    const bool by_k = p->top_k > 0 && p->top_k < n, by_p = p->top_p<1, by_min = p->min_p> 0;
+    const bool by_k = p->top_k > 0 && p->top_k < n;
+    const bool by_p = p->top_p < 1;
+    const bool by_min = p->min_p > 0;
     const double floor_p = p->min_p * s->probs[top];
     /* with no filter every token is kept, so the draw's point comes first and the walk stops
      * where the probabilities in order pass it */
     double r = by_k || by_p || by_min ? -1 : sampler_rng_uniform(&s->state) * total;
+    /* the margin of 1e-9 exceeds what the order of a double sum of the probabilities can
+     * change it (n x 2^-53, 1e-11 at 10^5 tokens), so the candidates' own sum reaches it too */
     uint32_t from = candidate_bits(s->probs, n, by_k ? p->top_k : INT_MAX,
                                    by_p     ? p->top_p + 1e-9
                                    : r >= 0 ? r + 1e-9
