@@ -3,10 +3,9 @@
  * together) and activations on the device, and the forward pass as one stream of kernel
  * launches (cuda/kernels.h). Each token's position, sequence and id go up in one small copy per
  * pass and only logits come back, or for generation only the token the device sampler drew
- * from them (cuda_sample); steps of up to 16 tokens are captured once per size as CUDA
+ * from them (cuda/engine_sample.cu); steps of up to 16 tokens are captured once per size as CUDA
  * graphs and replayed, since every kernel reads positions from device memory. A model larger
  * than the device leaves routed experts in host memory (cuda/offload.cu). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,7 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int cuda_fail(dsq_error *err, cudaError_t e, const char *what)
+int cuda_fail(dsq_error *err, cudaError_t e, const char *what)
 {
     return dsq_fail(err, DSQ_ERESOURCE, "CUDA %s: %s", what, cudaGetErrorString(e));
 }
@@ -182,11 +181,7 @@ static void state_free(cuda_state *st)
         cudaFreeHost(st->host_io);
     if (st->host_logits)
         cudaFreeHost(st->host_logits);
-    if (st->host_samp)
-        cudaFreeHost(st->host_samp);
-    if (st->host_state)
-        cudaFreeHost(st->host_state);
-    dsampler_free(&st->samp);
+    sample_free(st);
     free(st->seen);
     offload_free(st);
     if (st->stream)
@@ -357,13 +352,7 @@ static cudaError_t build(cuda_state *st, const model_desc *d, const vram_plan &p
     TRY(cudaMemset(st->zero_ids, 0, B * sizeof(int)));
     TRY(cudaMallocHost((void **)&st->host_io, 3 * B * sizeof(int)));
     TRY(cudaMallocHost((void **)&st->host_logits, p.logits * sizeof(float)));
-    /* the sampler, as the plan counts it (sample_bytes) */
-    st->samp_cap = ctx + 1;
-    TRY(dalloc_n(st, (size_t)st->samp_cap + 3, &st->samp_io));
-    TRY(cudaMallocHost((void **)&st->host_samp, ((size_t)st->samp_cap + 3) * sizeof(int)));
-    TRY(cudaMallocHost((void **)&st->host_state, sizeof(unsigned long long)));
-    if (dsampler_scratch_bytes(d->vocab) <= VRAM_SAMPLE_SCRATCH(d->vocab))
-        TRY(dsampler_init(&st->samp, sampler_defaults(), d->vocab, 1));
+    TRY(sample_build(st, d->vocab, ctx));
     if (!(st->seen = (unsigned char *)calloc((size_t)st->n_seq, 1)))
         return cudaErrorMemoryAllocation;
     return st->he ? offload_build(st, d, B, H) : cudaSuccess;
@@ -638,71 +627,6 @@ static double cuda_copy_bandwidth(engine *en)
     cudaFree(b);
     (void)en;
     return gbs;
-}
-
-/* The next token from the last forward's logits, drawn on the device: the history the penalty
- * reads and the random state go over, the token and the state come back. Where the device
- * sampler is missing or the history longer than its buffer, the logits come to the host's
- * sampler instead. */
-static int cuda_sample(engine *en, sampler *s, const int *history, int n_history, int *token,
-                       int *bad, dsq_error *err)
-{
-    cuda_state *st = (cuda_state *)en->state;
-    const int vocab = en->desc->vocab;
-    /* one draw per forward (the penalty rewrites the logits in place), of the cache as it is */
-    if (!st->logits_ready || st->logits_at != en->n_past)
-        return dsq_fail(err, DSQ_EUSAGE, "no logits to sample from: run a forward pass first");
-    st->logits_ready = false;
-    const sampler_params &p = s->p;
-    /* the penalty reads the last repeat_last_n tokens, and none when it is off */
-    const int from = n_history > p.repeat_last_n ? n_history - p.repeat_last_n : 0;
-    const int nh = p.repeat_penalty != 1 ? n_history - from : 0;
-    cudaError_t e;
-    if (!st->samp.keys || nh > st->samp_cap) {
-        e = cudaMemcpyAsync(st->host_logits, st->logits, (size_t)vocab * sizeof(float),
-                            cudaMemcpyDeviceToHost, st->stream);
-        if (e == cudaSuccess)
-            e = cudaStreamSynchronize(st->stream);
-        if (e != cudaSuccess)
-            return cuda_fail(err, e, "sampling");
-        *bad = -1;
-        for (int i = 0; i < vocab && *bad < 0; i++)
-            if (!isfinite(st->host_logits[i]))
-                *bad = i;
-        if (*bad < 0)
-            *token = sampler_sample(s, st->host_logits, history, n_history);
-        return DSQ_OK;
-    }
-    st->samp.p = p;
-    st->host_samp[0] = nh;
-    if (nh > 0)
-        memcpy(st->host_samp + 3, history + from, (size_t)nh * sizeof(int));
-    *st->host_state = s->state;
-    e = cudaMemcpyAsync(st->samp_io, st->host_samp, (3 + (size_t)nh) * sizeof(int),
-                        cudaMemcpyHostToDevice, st->stream);
-    if (e == cudaSuccess)
-        e = cudaMemcpyAsync(st->samp.state, st->host_state, sizeof *st->host_state,
-                            cudaMemcpyHostToDevice, st->stream);
-    if (e == cudaSuccess)
-        e = launch_sample(&st->samp, st->logits, 1, st->samp_io + 3, st->samp_io, st->samp_cap,
-                          st->samp_io + 1, st->samp_io + 2, st->stream);
-    if (e == cudaSuccess)
-        e = cudaMemcpyAsync(st->host_samp + 1, st->samp_io + 1, 2 * sizeof(int),
-                            cudaMemcpyDeviceToHost, st->stream);
-    if (e == cudaSuccess)
-        e = cudaMemcpyAsync(st->host_state, st->samp.state, sizeof *st->host_state,
-                            cudaMemcpyDeviceToHost, st->stream);
-    if (e == cudaSuccess)
-        e = cudaStreamSynchronize(st->stream);
-    if (e != cudaSuccess) {
-        cudaStreamSynchronize(st->stream); /* what was queued reads the pinned buffers */
-        return cuda_fail(err, e, "sampling");
-    }
-    en->device_draws++;
-    *token = st->host_samp[1];
-    *bad = st->host_samp[2];
-    s->state = *st->host_state;
-    return DSQ_OK;
 }
 
 static const engine_ops cuda_ops = {

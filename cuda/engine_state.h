@@ -1,5 +1,5 @@
-/* The CUDA engine's state, shared by the engine (cuda/engine.cu) and its offload of routed
- * experts to host memory (cuda/offload.cu). */
+/* The CUDA engine's state, shared by the engine (cuda/engine.cu), its draws on the device
+ * (cuda/engine_sample.cu) and its offload of routed experts to host memory (cuda/offload.cu). */
 #ifndef DSQ_CUDA_ENGINE_STATE_H
 #define DSQ_CUDA_ENGINE_STATE_H
 
@@ -109,6 +109,18 @@ template <typename T> static inline cudaError_t dalloc_n(cuda_state *st, size_t 
 {
     return dalloc(st, count * sizeof(T), (void **)p);
 }
+
+/* cuda/engine.cu: a CUDA error as the engine reports it (DSQ_ERESOURCE, "CUDA what: ...") */
+int cuda_fail(dsq_error *err, cudaError_t e, const char *what);
+
+/* cuda/engine_sample.cu */
+/* The device sampler's buffers for a vocabulary and a cache of ctx tokens (the device sampler
+ * itself only where CUB's scratch fits the plan), and their release. */
+cudaError_t sample_build(cuda_state *st, int vocab, int ctx);
+void sample_free(cuda_state *st);
+/* engine_ops.sample (runtime/engine.h) */
+int cuda_sample(engine *en, sampler *s, const int *history, int n_history, int *token, int *bad,
+                dsq_error *err);
 
 /* cuda/offload.cu */
 /* The device address of a byte of the mapping: its offset less the holes before it; NULL for
